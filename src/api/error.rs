@@ -1,0 +1,214 @@
+//! The one place where errors become HTTP answers. Every error the till can
+//! see has a stable `code` (DESIGN §8), a sentence, and optional details.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::sale::FieldError;
+use crate::store::StoreError;
+
+/// An error answer: `{code, message, details}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Value,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// 400 `invalid_json`.
+    pub fn invalid_json(e: &serde_json::Error) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("The body is not valid JSON: {e}."),
+        )
+        .with_details(json!({"line": e.line(), "column": e.column()}))
+    }
+
+    /// 400 `invalid_transaction_id`.
+    pub fn invalid_transaction_id(got: &str) -> Self {
+        let shown: String = got.chars().take(64).collect();
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_transaction_id",
+            "The transaction id must be a version 4 UUID like 0b6f3c1e-8d4a-4c1b-9a57-2f0e6d9b1c3a; \
+             get one from POST /v1/transactions.",
+        )
+        .with_details(json!({"transaction_id": shown}))
+    }
+
+    /// 401 `unauthorized`.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "This laned requires an API token: send Authorization: Bearer <token>.",
+        )
+    }
+
+    /// 403 `forbidden_host`.
+    pub fn forbidden_host(host: Option<&str>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_host",
+            "The Host header names a host this laned does not serve; use http://127.0.0.1 or \
+             the configured listen address.",
+        )
+        .with_details(json!({"host": host.map(|h| h.chars().take(255).collect::<String>())}))
+    }
+
+    /// 404 `not_found` for an unknown sale.
+    pub fn sale_not_found(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("No sale with transaction id {id} is stored on this lane."),
+        )
+    }
+
+    /// 404 `not_found` for an unknown path.
+    pub fn no_route(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("There is nothing at {path}; see the till API in the README."),
+        )
+    }
+
+    /// 405 `method_not_allowed`.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This path does not accept that method; see the till API in the README.",
+        )
+    }
+
+    /// 409 `transaction_id_reused`.
+    pub fn transaction_id_reused(id: &str, receipt: &str, by_key: bool) -> Self {
+        let what = if by_key {
+            "This Idempotency-Key was already used"
+        } else {
+            "This transaction id was already used"
+        };
+        Self::new(
+            StatusCode::CONFLICT,
+            "transaction_id_reused",
+            format!(
+                "{what} for a different sale (receipt {receipt}). Nothing was changed; \
+                 a new sale needs a new transaction id."
+            ),
+        )
+        .with_details(json!({"transaction_id": id, "receipt": receipt}))
+    }
+
+    /// 413 `payload_too_large`.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("The body is larger than the {limit} bytes a sale may take."),
+        )
+        .with_details(json!({"limit_bytes": limit}))
+    }
+
+    /// 415 `unsupported_media_type`.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the body as JSON with Content-Type: application/json.",
+        )
+    }
+
+    /// 422 `validation_failed` with one entry per bad field.
+    pub fn validation_failed(errors: Vec<FieldError>) -> Self {
+        let message = match errors.as_slice() {
+            [one] if one.field.is_empty() => format!("The sale is not valid: it {}.", one.message),
+            [one] => format!("The sale is not valid: {} {}.", one.field, one.message),
+            many => format!(
+                "The sale is not valid: {} problems, listed in details.",
+                many.len()
+            ),
+        };
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            message,
+        )
+        .with_details(json!({"fields": errors}))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        // Look through a failed batch to what made it fail.
+        let root = match &e {
+            StoreError::Batch(inner) => inner.as_ref(),
+            other => other,
+        };
+        match root {
+            StoreError::Full { .. } => {
+                tracing::error!(error = %e, "storage full: refusing new sales");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    "The till's disk is full: this sale was NOT recorded. Stored sales are safe; \
+                     free disk space, then ring the sale again.",
+                )
+            }
+            StoreError::Busy { .. } | StoreError::Closed => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "laned is busy or shutting down; this sale was NOT recorded. Try again.",
+            ),
+            _ => {
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "laned could not record this sale because of a storage error; it was NOT \
+                     recorded. The error is in laned's log.",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"code": self.code, "message": self.message, "details": self.details});
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}

@@ -1,0 +1,220 @@
+//! The HTTP surface: till API, status, and (later) admin and metrics.
+//!
+//! Requests pass one guard ([`guard`]) that checks the `Host` header (DNS
+//! rebinding), the API token when one is configured, and the content type
+//! of writes, before any handler runs.
+
+mod error;
+pub mod sale;
+mod sales;
+mod status;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use error::ApiError;
+
+use crate::ceiling::LaneState;
+use crate::clock::Clock;
+use crate::config::Secret;
+use crate::store::Store;
+
+/// Largest request body: a sale of [`sale::MAX_LINES`] long lines fits.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    started: Duration,
+    lane_state: watch::Receiver<LaneState>,
+    api_token: Option<Secret>,
+    allowed_hosts: Vec<String>,
+}
+
+impl AppState {
+    /// Builds the state. `listen` is added to the accepted `Host` names.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        lane_state: watch::Receiver<LaneState>,
+        api_token: Option<Secret>,
+        listen: SocketAddr,
+        extra_hosts: &[String],
+    ) -> Self {
+        let mut allowed_hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        allowed_hosts.push(listen.ip().to_string());
+        allowed_hosts.extend(extra_hosts.iter().map(|h| h.to_ascii_lowercase()));
+        AppState {
+            inner: Arc::new(Shared {
+                started: clock.monotonic(),
+                store,
+                clock,
+                lane_state,
+                api_token,
+                allowed_hosts,
+            }),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    fn lane_state(&self) -> LaneState {
+        *self.inner.lane_state.borrow()
+    }
+}
+
+/// The router with every route and the guard.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/transactions", post(sales::new_transaction))
+        .route("/v1/sales", post(sales::post_sale).get(sales::list_sales))
+        .route("/v1/sales/{id}", put(sales::put_sale).get(sales::get_sale))
+        .route("/v1/status", get(status::status))
+        .fallback(|req: Request| async move { ApiError::no_route(req.uri().path()) })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` resolves, then
+/// stops accepting and waits for requests in flight to finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Host, token and content-type checks for every request.
+async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if !host.is_some_and(|h| host_allowed(h, &s.inner.allowed_hosts)) {
+        tracing::warn!(host = ?host, "refused a request for a foreign Host");
+        return ApiError::forbidden_host(host).into_response();
+    }
+    if let Some(token) = &s.inner.api_token {
+        let sent = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "));
+        if !sent.is_some_and(|t| constant_time_eq(t.as_bytes(), token.expose().as_bytes())) {
+            return ApiError::unauthorized().into_response();
+        }
+    }
+    // Writes must be JSON: a browser cannot send that cross-site without a
+    // CORS preflight, so a web page on the till cannot post sales.
+    let is_write = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let needs_body = req.uri().path() != "/v1/transactions";
+    if is_write && needs_body && !is_json(req.headers().get(header::CONTENT_TYPE)) {
+        return ApiError::unsupported_media_type().into_response();
+    }
+    next.run(req).await
+}
+
+fn is_json(ct: Option<&header::HeaderValue>) -> bool {
+    ct.and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Whether a `Host` header value (with or without port) names us.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    allowed.iter().any(|a| *a == name)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_check_accepts_loopback_names_with_or_without_port() {
+        let allowed: Vec<String> = ["localhost", "127.0.0.1", "::1", "till-3.lan"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        for ok in [
+            "localhost",
+            "LOCALHOST:7410",
+            "127.0.0.1:7410",
+            "[::1]:7410",
+            "[::1]",
+            "till-3.lan.",
+            "till-3.lan:80",
+        ] {
+            assert!(host_allowed(ok, &allowed), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "localhost.evil",
+            "",
+            "[::2]:7410",
+            "10.0.0.1",
+        ] {
+            assert!(!host_allowed(bad, &allowed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_content_type_check() {
+        let v = |s: &'static str| header::HeaderValue::from_static(s);
+        assert!(is_json(Some(&v("application/json"))));
+        assert!(is_json(Some(&v("Application/JSON; charset=utf-8"))));
+        assert!(!is_json(Some(&v("text/plain"))));
+        assert!(!is_json(Some(&v("application/x-www-form-urlencoded"))));
+        assert!(!is_json(None));
+    }
+}

@@ -1,0 +1,297 @@
+//! Till API handlers: minting ids, recording sales, reading them back.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::sale::{self, FieldError, Sale};
+use super::{ApiError, AppState, MAX_BODY_BYTES};
+use crate::ceiling::LaneState;
+use crate::contract::Envelope;
+use crate::store::{
+    ClientKey, InsertOutcome, ListFilter, NewSale, SaleRow, SaleState, receipt_label,
+};
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Default and largest page of `GET /v1/sales`.
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1000;
+
+/// `POST /v1/transactions`: a fresh v4 id for a cart. Nothing is stored.
+pub(super) async fn new_transaction() -> Json<Value> {
+    Json(serde_json::json!({"transaction_id": Uuid::new_v4()}))
+}
+
+/// `PUT /v1/sales/{id}`.
+pub(super) async fn put_sale(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let id = sale::parse_v4(&id).ok_or_else(|| ApiError::invalid_transaction_id(&id))?;
+    let sale = parse_sale(body, Some(id))?;
+    record(&s, id, sale, None).await
+}
+
+/// `POST /v1/sales`: laned mints the id; `Idempotency-Key` or the legacy
+/// duplicate rule make repeats harmless.
+pub(super) async fn post_sale(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(idempotency_key(v)?),
+    };
+    let sale = parse_sale(body, None)?;
+    let client_key = key
+        .map(ClientKey::Idempotency)
+        .or_else(|| sale.legacy_fingerprint().map(ClientKey::Legacy));
+    record(&s, Uuid::new_v4(), sale, client_key).await
+}
+
+fn idempotency_key(v: &HeaderValue) -> Result<String, ApiError> {
+    let ok = v
+        .to_str()
+        .ok()
+        .filter(|k| (1..=MAX_IDEMPOTENCY_KEY).contains(&k.len()))
+        .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()));
+    ok.map(str::to_owned).ok_or_else(|| {
+        ApiError::validation_failed(vec![FieldError {
+            field: "Idempotency-Key".into(),
+            message: format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+        }])
+    })
+}
+
+fn parse_sale(body: Result<Bytes, BytesRejection>, own_id: Option<Uuid>) -> Result<Sale, ApiError> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large(MAX_BODY_BYTES)
+        } else {
+            ApiError::invalid_json(&serde_json::Error::io(std::io::Error::other(r.body_text())))
+        }
+    })?;
+    let doc: Value = serde_json::from_slice(&body).map_err(|e| ApiError::invalid_json(&e))?;
+    sale::validate(&doc, own_id).map_err(ApiError::validation_failed)
+}
+
+/// The answer to a recorded sale.
+#[derive(Serialize)]
+struct Recorded<'a> {
+    transaction_id: &'a str,
+    series: &'a str,
+    receipt_no: i64,
+    receipt: String,
+    state: SaleState,
+    lane_state: LaneState,
+}
+
+async fn record(
+    s: &AppState,
+    id: Uuid,
+    sale: Sale,
+    client_key: Option<ClientKey>,
+) -> Result<Response, ApiError> {
+    let by_key = client_key.is_some();
+    let new = NewSale {
+        transaction_id: id,
+        kind: sale.kind,
+        references: sale.references,
+        client_key,
+        sale_json: sale.canonical_json(),
+        currency: sale.currency.clone(),
+        total: sale.total,
+        business_date: sale.business_date.clone(),
+    };
+    let outcome = s.store().insert_sale(new).await.inspect_err(|e| {
+        tracing::warn!(transaction_id = %id, error = %e, "sale not recorded");
+    })?;
+    let (status, row) = match outcome {
+        InsertOutcome::Created(row) => {
+            tracing::debug!(transaction_id = %row.transaction_id, receipt = %receipt_label(&row.series, row.receipt_no), seq = row.seq, "sale recorded");
+            (StatusCode::CREATED, row)
+        }
+        InsertOutcome::Replayed(row) => {
+            tracing::debug!(transaction_id = %row.transaction_id, "repeat of a recorded sale answered");
+            (StatusCode::OK, row)
+        }
+        InsertOutcome::Conflict(row) => {
+            tracing::warn!(transaction_id = %row.transaction_id, "transaction id reused for a different sale; refused");
+            let shown = if by_key && row.transaction_id != id.to_string() {
+                row.transaction_id.clone()
+            } else {
+                id.to_string()
+            };
+            return Err(ApiError::transaction_id_reused(
+                &shown,
+                &receipt_label(&row.series, row.receipt_no),
+                by_key,
+            ));
+        }
+    };
+    let answer = Recorded {
+        transaction_id: &row.transaction_id,
+        series: &row.series,
+        receipt_no: row.receipt_no,
+        receipt: receipt_label(&row.series, row.receipt_no),
+        state: row.state,
+        lane_state: s.lane_state(),
+    };
+    let mut resp = (status, Json(answer)).into_response();
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/sales/{}", row.transaction_id)) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(resp)
+}
+
+/// A sale as `GET /v1/sales` lists it.
+#[derive(Serialize)]
+struct Summary<'a> {
+    transaction_id: &'a str,
+    seq: i64,
+    kind: &'a str,
+    references: Option<&'a str>,
+    series: &'a str,
+    receipt_no: i64,
+    receipt: String,
+    state: SaleState,
+    recorded_at: &'a str,
+    business_date: &'a str,
+    currency: &'a str,
+    total: i64,
+    doc_no: Option<&'a str>,
+    posted_at: Option<&'a str>,
+    attempts: i64,
+    next_attempt_at: Option<&'a str>,
+    last_error: Option<LastError<'a>>,
+}
+
+#[derive(Serialize)]
+struct LastError<'a> {
+    code: Option<&'a str>,
+    message: &'a str,
+}
+
+fn summary(r: &SaleRow) -> Summary<'_> {
+    Summary {
+        transaction_id: &r.transaction_id,
+        seq: r.seq,
+        kind: &r.kind,
+        references: r.references_id.as_deref(),
+        series: &r.series,
+        receipt_no: r.receipt_no,
+        receipt: receipt_label(&r.series, r.receipt_no),
+        state: r.state,
+        recorded_at: &r.recorded_at,
+        business_date: &r.business_date,
+        currency: &r.currency,
+        total: r.total,
+        doc_no: r.doc_no.as_deref(),
+        posted_at: r.posted_at.as_deref(),
+        attempts: r.attempts,
+        next_attempt_at: r.next_attempt_at.as_deref(),
+        last_error: r.last_error.as_deref().map(|m| LastError {
+            code: r.last_error_code.as_deref(),
+            message: m,
+        }),
+    }
+}
+
+/// `GET /v1/sales/{id}`: the sale as stored, with its delivery state.
+pub(super) async fn get_sale(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let uuid = sale::parse_v4(&id).ok_or_else(|| ApiError::invalid_transaction_id(&id))?;
+    let row = s
+        .store()
+        .sale(uuid)
+        .await?
+        .ok_or_else(|| ApiError::sale_not_found(&uuid.to_string()))?;
+    #[derive(Serialize)]
+    struct Full<'a> {
+        #[serde(flatten)]
+        summary: Summary<'a>,
+        sale: Box<RawValue>,
+    }
+    let envelope: Envelope = serde_json::from_slice(&row.body).map_err(|source| {
+        ApiError::from(crate::store::StoreError::Decode {
+            what: format!("sale {uuid}"),
+            source,
+        })
+    })?;
+    Ok(Json(Full {
+        summary: summary(&row),
+        sale: envelope.sale,
+    })
+    .into_response())
+}
+
+/// Query of `GET /v1/sales`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    state: Option<String>,
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/sales?state=&after=&limit=`: a page in lane order. Pass the
+/// answer's `next_after` as `after` for the next page.
+pub(super) async fn list_sales(
+    State(s): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let bad = |field: &str, message: String| {
+        ApiError::validation_failed(vec![FieldError {
+            field: field.into(),
+            message,
+        }])
+    };
+    let Query(q) = q.map_err(|r| {
+        bad(
+            "query",
+            format!("{} (accepted: state, after, limit)", r.body_text()),
+        )
+    })?;
+    let state = match q.state.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(st) => Some(SaleState::parse(st).ok_or_else(|| {
+            bad(
+                "state",
+                format!("must be pending, posted, stuck, resolved or all, not {st:?}"),
+            )
+        })?),
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(bad("limit", format!("must be between 1 and {MAX_PAGE}")));
+    }
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(bad("after", "must not be negative".into()));
+    }
+    let rows = s
+        .store()
+        .list(ListFilter {
+            state,
+            after,
+            limit,
+        })
+        .await?;
+    let next_after = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.seq))
+        .flatten();
+    let sales: Vec<Summary<'_>> = rows.iter().map(summary).collect();
+    Ok(Json(serde_json::json!({"sales": sales, "next_after": next_after})).into_response())
+}

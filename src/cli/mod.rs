@@ -1,0 +1,77 @@
+//! Command-line interface: one module per subcommand. This is the binary's
+//! edge, the only place that uses `anyhow` and chooses exit codes.
+
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A runtime failure (I/O, database, network).
+    pub const FAILURE: u8 = 1;
+    /// Bad command line or configuration.
+    pub const CONFIG: u8 = 2;
+    /// The data directory is in use by another laned.
+    pub const LOCKED: u8 = 3;
+    /// The database was refused (newer schema, foreign file, other lane).
+    pub const DATABASE_REFUSED: u8 = 4;
+}
+
+/// laned: offline-first point-of-sale lane daemon.
+#[derive(Debug, Parser)]
+#[command(name = "laned", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the lane daemon: the till API on localhost, the store, the drain.
+    Serve(serve::Args),
+}
+
+/// Parses the command line and runs the subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("laned: error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use laned::daemon::DaemonError;
+    use laned::store::StoreError;
+    for cause in e.chain() {
+        if cause.is::<laned::config::ConfigError>() {
+            return exit::CONFIG;
+        }
+        let store = cause.downcast_ref::<StoreError>().or_else(|| {
+            match cause.downcast_ref::<DaemonError>() {
+                Some(DaemonError::Store(s)) => Some(s),
+                _ => None,
+            }
+        });
+        match store {
+            Some(StoreError::Locked { .. }) => return exit::LOCKED,
+            Some(
+                StoreError::NewerSchema { .. }
+                | StoreError::ForeignDatabase { .. }
+                | StoreError::LaneMismatch { .. },
+            ) => return exit::DATABASE_REFUSED,
+            _ => {}
+        }
+    }
+    exit::FAILURE
+}

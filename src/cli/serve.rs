@@ -1,0 +1,70 @@
+//! `laned serve`.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use laned::clock::SystemClock;
+use laned::config::{Config, ConfigArgs};
+use laned::daemon::Daemon;
+
+/// Options of `laned serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config = Config::load(&args.config, |k| std::env::var(k).ok())?;
+    laned::telemetry::init(config.log_format, &config.log_level);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("laned")
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let daemon = Daemon::start(&config, Arc::new(SystemClock::new())).await?;
+        tracing::info!(
+            addr = %daemon.addr(),
+            lane = %config.lane_id,
+            series = %config.series,
+            db = %daemon.store().path().display(),
+            version = env!("CARGO_PKG_VERSION"),
+            "laned ready"
+        );
+        // The readiness line on stdout: scripts and tests wait for it
+        // (logs go to stderr).
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "laned: listening on http://{}", daemon.addr());
+        let _ = out.flush();
+        drop(out);
+        daemon.run(shutdown_signal()).await?;
+        tracing::info!("laned stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        () = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

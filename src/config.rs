@@ -1,0 +1,410 @@
+//! Configuration, layered in one place: built-in defaults, then the TOML file
+//! named by `--config`, then `LANED_*` environment variables, then flags.
+//!
+//! Secrets never sit in the main config file (it is typically world-readable
+//! under `/etc`): the API token comes from `LANED_API_TOKEN` or from the file
+//! named by `api_token_file`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7410";
+
+/// What went wrong while assembling the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("config file {path} is not valid")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML parser said (names the key and line).
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A secret file could not be read.
+    #[error("cannot read the API token file {path}")]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value is present but not acceptable.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// Which setting.
+        key: &'static str,
+        /// Why, in a sentence.
+        message: String,
+    },
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A secret string whose `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself, for comparison or sending; never for logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The config file's keys. Every field is optional: what is missing comes
+/// from the defaults. Unknown keys are refused.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Address the till API listens on.
+    pub listen: Option<SocketAddr>,
+    /// Directory holding the database and lock file.
+    pub data_dir: Option<PathBuf>,
+    /// This lane's id, as the back-end knows it.
+    pub lane_id: Option<String>,
+    /// Receipt number series (defaults to the lane id).
+    pub series: Option<String>,
+    /// Base URL of the back-end (used by the drain).
+    pub backend_url: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<LogFormat>,
+    /// A `tracing` filter such as `info` or `laned=debug`.
+    pub log_level: Option<String>,
+    /// File holding the till API token; required to listen beyond loopback.
+    pub api_token_file: Option<PathBuf>,
+    /// Extra `Host` header names accepted besides loopback and the listen address.
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+/// The settings that flags and `LANED_*` variables can give, shared by every
+/// subcommand that reads the lane's data.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// TOML config file.
+    #[arg(long, env = "LANED_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Listen address [default: 127.0.0.1:7410].
+    #[arg(long, env = "LANED_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory [default: the platform's local data directory].
+    #[arg(long, env = "LANED_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// This lane's id (letters, digits, '-' and '_').
+    #[arg(long, env = "LANED_LANE_ID", value_name = "ID")]
+    pub lane_id: Option<String>,
+    /// Receipt number series [default: the lane id].
+    #[arg(long, env = "LANED_SERIES", value_name = "SERIES")]
+    pub series: Option<String>,
+    /// Base URL of the back-end.
+    #[arg(long, env = "LANED_BACKEND_URL", value_name = "URL")]
+    pub backend_url: Option<String>,
+    /// Log format.
+    #[arg(long, env = "LANED_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `laned=debug` [default: info].
+    #[arg(long, env = "LANED_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// File holding the till API token.
+    #[arg(long, env = "LANED_API_TOKEN_FILE", value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// Extra accepted `Host` names (repeat, or comma-separated in the env).
+    #[arg(
+        long = "allowed-host",
+        env = "LANED_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the till API listens on.
+    pub listen: SocketAddr,
+    /// Directory holding the database and lock file.
+    pub data_dir: PathBuf,
+    /// This lane's id.
+    pub lane_id: String,
+    /// Receipt number series.
+    pub series: String,
+    /// Base URL of the back-end, if configured.
+    pub backend_url: Option<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+    /// Token the till must send as `Authorization: Bearer …`, if any.
+    pub api_token: Option<Secret>,
+    /// Extra accepted `Host` names.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Config {
+    /// Assembles the configuration: defaults → file → env → flags. `env` is
+    /// the process environment lookup (a parameter so tests need not touch
+    /// the real environment); clap already folded `LANED_*` variables into
+    /// `args` for the settings that have flags.
+    pub fn load(
+        args: &ConfigArgs,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => ConfigFile::default(),
+        };
+        Self::merge(file, args, env)
+    }
+
+    fn merge(
+        file: ConfigFile,
+        args: &ConfigArgs,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let listen = args.listen.or(file.listen).unwrap_or_else(|| {
+            DEFAULT_LISTEN
+                .parse()
+                .unwrap_or(([127, 0, 0, 1], 7410).into())
+        });
+        let data_dir = match args.data_dir.clone().or(file.data_dir) {
+            Some(d) => d,
+            None => default_data_dir()?,
+        };
+        let lane_id = args
+            .lane_id
+            .clone()
+            .or(file.lane_id)
+            .ok_or(ConfigError::Invalid {
+                key: "lane_id",
+                message: "is required: give --lane-id, LANED_LANE_ID or lane_id in the config file"
+                    .into(),
+            })?;
+        check_id("lane_id", &lane_id)?;
+        let series = args
+            .series
+            .clone()
+            .or(file.series)
+            .unwrap_or_else(|| lane_id.clone());
+        check_id("series", &series)?;
+        let backend_url = args.backend_url.clone().or(file.backend_url);
+        if let Some(u) = &backend_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    key: "backend_url",
+                    message: format!("must start with https:// or http:// (got {u:?})"),
+                });
+            }
+        }
+        let token_file = args.api_token_file.clone().or(file.api_token_file);
+        let api_token = match (env("LANED_API_TOKEN"), token_file) {
+            (Some(t), _) => Some(t),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::TokenFile { path, source })?,
+            ),
+            (None, None) => None,
+        }
+        .map(|t| t.trim().to_owned());
+        if api_token.as_deref() == Some("") {
+            return Err(ConfigError::Invalid {
+                key: "api_token",
+                message: "is empty".into(),
+            });
+        }
+        if !listen.ip().is_loopback() && api_token.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "listen",
+                message: format!(
+                    "{listen} is reachable from other machines; configure an API token \
+                     (api_token_file or LANED_API_TOKEN) or listen on 127.0.0.1"
+                ),
+            });
+        }
+        let mut allowed_hosts = file.allowed_hosts.unwrap_or_default();
+        allowed_hosts.extend(args.allowed_hosts.iter().cloned());
+        Ok(Config {
+            listen,
+            data_dir,
+            lane_id,
+            series,
+            backend_url,
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            log_level: args
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
+            api_token: api_token.map(Secret),
+            allowed_hosts,
+        })
+    }
+}
+
+/// Reads and parses a config file, refusing unknown keys.
+pub fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn default_data_dir() -> Result<PathBuf, ConfigError> {
+    directories::ProjectDirs::from("", "", "laned")
+        .map(|d| d.data_local_dir().to_owned())
+        .ok_or(ConfigError::Invalid {
+            key: "data_dir",
+            message: "no home directory to derive a default from; give --data-dir".into(),
+        })
+}
+
+/// Lane ids and series are printed on receipts and used in URLs: keep them
+/// short and plain.
+fn check_id(key: &'static str, v: &str) -> Result<(), ConfigError> {
+    let ok = (1..=32).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            key,
+            message: format!("must be 1 to 32 letters, digits, '-' or '_' (got {v:?})"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn args(lane: &str) -> ConfigArgs {
+        ConfigArgs {
+            lane_id: Some(lane.into()),
+            data_dir: Some("/tmp/x".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn example_config_parses_and_sets_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/laned.toml");
+        let f = read_file(&path).expect("example config parses");
+        // Destructured without `..`: a new key fails to compile here until the
+        // example covers it.
+        let ConfigFile {
+            listen,
+            data_dir,
+            lane_id,
+            series,
+            backend_url,
+            log_format,
+            log_level,
+            api_token_file,
+            allowed_hosts,
+        } = f.clone();
+        assert!(listen.is_some() && data_dir.is_some() && lane_id.is_some() && series.is_some());
+        assert!(backend_url.is_some() && log_format.is_some() && log_level.is_some());
+        assert!(api_token_file.is_some() && allowed_hosts.is_some());
+        // And it merges into a valid configuration (the token file is not
+        // read: the env token wins).
+        let a = ConfigArgs::default();
+        let c = Config::merge(f, &a, |k| (k == "LANED_API_TOKEN").then(|| "t".into())).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = toml::from_str::<ConfigFile>("lane_id = 'L1'\nlisten_addr = '1.2.3.4:5'\n");
+        assert!(e.unwrap_err().to_string().contains("listen_addr"));
+    }
+
+    #[test]
+    fn flags_override_file_and_series_defaults_to_lane() {
+        let file = ConfigFile {
+            lane_id: Some("FILE".into()),
+            series: Some("S9".into()),
+            listen: Some("127.0.0.1:9000".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::merge(file, &args("L03"), no_env).unwrap();
+        assert_eq!(c.lane_id, "L03");
+        assert_eq!(c.series, "S9");
+        assert_eq!(c.listen.port(), 9000);
+        let c = Config::merge(ConfigFile::default(), &args("L03"), no_env).unwrap();
+        assert_eq!(c.series, "L03");
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn non_loopback_listen_needs_a_token() {
+        let mut a = args("L03");
+        a.listen = Some("0.0.0.0:7410".parse().unwrap());
+        let e = Config::merge(ConfigFile::default(), &a, no_env).unwrap_err();
+        assert!(e.to_string().contains("API token"), "{e}");
+        let c = Config::merge(ConfigFile::default(), &a, |k| {
+            (k == "LANED_API_TOKEN").then(|| "s3cret\n".into())
+        })
+        .unwrap();
+        assert_eq!(c.api_token.as_ref().map(Secret::expose), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn bad_ids_and_missing_lane_are_refused() {
+        assert!(Config::merge(ConfigFile::default(), &args("L 03"), no_env).is_err());
+        assert!(Config::merge(ConfigFile::default(), &args(""), no_env).is_err());
+        let mut a = args("L03");
+        a.lane_id = None;
+        let e = Config::merge(ConfigFile::default(), &a, no_env).unwrap_err();
+        assert!(e.to_string().contains("lane_id"));
+    }
+}

@@ -1,0 +1,119 @@
+//! Wiring: the store, the listener and the API, started and stopped in the
+//! right order.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState};
+use crate::ceiling::LaneState;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store::{InstanceLock, LaneIdentity, Store, StoreError};
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The store refused to open.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A started daemon: store open, listener bound, not yet serving.
+pub struct Daemon {
+    store: Store,
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    _lock: InstanceLock,
+    _lane_state: watch::Sender<LaneState>,
+}
+
+impl Daemon {
+    /// Opens the store (taking the instance lock, applying migrations) and
+    /// binds the listener.
+    pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
+        let identity = LaneIdentity {
+            lane_id: config.lane_id.clone(),
+            series: config.series.clone(),
+        };
+        let dir = config.data_dir.clone();
+        let c = clock.clone();
+        let (store, mut lock) = tokio::task::spawn_blocking(move || Store::open(&dir, identity, c))
+            .await
+            .map_err(|_| StoreError::Internal("opening the store panicked"))??;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| DaemonError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| DaemonError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        lock.describe(&format!(
+            "laned pid {} (lane {}, listening on {addr}, started {})",
+            std::process::id(),
+            config.lane_id,
+            crate::store::fmt_ts(clock.wall())
+        ))?;
+        // No drain yet has ever reached the back-end: the lane starts offline.
+        let (lane_tx, lane_rx) = watch::channel(LaneState::Offline);
+        let state = AppState::new(
+            store.clone(),
+            clock,
+            lane_rx,
+            config.api_token.clone(),
+            addr,
+            &config.allowed_hosts,
+        );
+        Ok(Daemon {
+            store,
+            listener,
+            addr,
+            state,
+            _lock: lock,
+            _lane_state: lane_tx,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The store, for tests and embedding.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` resolves, then finishes requests in flight,
+    /// lets the writer commit what it holds, and closes the database.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), DaemonError> {
+        let served = api::serve(self.listener, self.state, shutdown).await;
+        tracing::info!("no longer accepting requests; closing the store");
+        self.store.close().await;
+        drop(self._lock);
+        served.map_err(DaemonError::Serve)
+    }
+}

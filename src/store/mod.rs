@@ -1,0 +1,395 @@
+//! The lane store: the only module that knows SQL.
+//!
+//! One writer thread owns the only read-write connection and commits
+//! concurrent requests together (group commit: one fsync for many sales).
+//! Reads go through a small pool of read-only connections, so status and
+//! listing never wait for the writer.
+
+mod lock;
+mod migrate;
+mod open;
+mod read;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::ErrorCode;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+
+pub use lock::{InstanceLock, LOCK_FILE};
+pub use migrate::{MIGRATIONS, latest as latest_schema_version};
+pub use open::{APPLICATION_ID, Mode, open as open_connection};
+pub use read::{ListFilter, SaleRow, StatusCounts};
+pub use writer::{ClientKey, InsertOutcome, NewSale};
+
+/// File name of the lane database inside the data directory.
+pub const DB_FILE: &str = "lane.db";
+
+/// What can go wrong in the store. Each variant says what the operator or
+/// the till can do about it; SQLite's own error is kept as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The disk (or the database's size limit) is full: no sale can be
+    /// stored until space is freed. Nothing was evicted.
+    #[error("storage is full: {what} failed")]
+    Full {
+        /// The operation that hit the limit.
+        what: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// SQLite reports the database file damaged.
+    #[error("the database is damaged ({what} failed); run `laned doctor`")]
+    Corrupt {
+        /// The operation that found the damage.
+        what: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Another connection held a lock longer than the busy timeout.
+    #[error("the database is busy ({what}); try again")]
+    Busy {
+        /// The operation.
+        what: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Any other SQLite failure.
+    #[error("database error while trying to {what}")]
+    Sqlite {
+        /// The operation.
+        what: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A filesystem operation on the data directory failed.
+    #[error("cannot {what} {path}")]
+    Io {
+        /// The operation.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process holds the data directory.
+    #[error("the data directory is in use by {holder} (lock file {path})")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// What the holder wrote about itself (pid, address, start time).
+        holder: String,
+    },
+    /// The database was written by a newer laned; it is left untouched.
+    #[error(
+        "{path} has schema version {found}, but this laned only knows versions up to {supported}; \
+         it was written by a newer laned. Run that version (or newer); the file was not modified"
+    )]
+    NewerSchema {
+        /// The database.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// The newest this binary knows.
+        supported: i64,
+    },
+    /// The file is an SQLite database, but not a laned lane database.
+    #[error("{path} is not a laned database (foreign application_id); it was not modified")]
+    ForeignDatabase {
+        /// The database.
+        path: PathBuf,
+    },
+    /// The database belongs to another lane.
+    #[error(
+        "{path} belongs to lane {stored:?}, but this daemon is configured as lane {configured:?}; \
+         a lane's receipts cannot move to another lane"
+    )]
+    LaneMismatch {
+        /// The database.
+        path: PathBuf,
+        /// The lane id recorded in it.
+        stored: String,
+        /// The lane id configured.
+        configured: String,
+    },
+    /// A migration failed; the database stays at the previous version.
+    #[error("schema migration {name} failed; the database was left at the previous version")]
+    Migration {
+        /// The migration's name.
+        name: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The platform cannot give SQLite what laned needs.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The writer thread has stopped (the daemon is shutting down).
+    #[error("the store is shutting down")]
+    Closed,
+    /// The transaction this request was committed in failed as a whole;
+    /// nothing in it was stored.
+    #[error("the transaction holding this request failed")]
+    Batch(#[source] Arc<StoreError>),
+    /// Something that cannot happen did; a bug, reported rather than a panic.
+    #[error("internal store error: {0}")]
+    Internal(&'static str),
+    /// A stored row could not be decoded.
+    #[error("stored data for {what} is not readable")]
+    Decode {
+        /// What was being decoded.
+        what: String,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl StoreError {
+    /// Classifies an SQLite error by what it means for the caller.
+    pub(crate) fn sqlite(what: &'static str, source: rusqlite::Error) -> StoreError {
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::Full { what, source },
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                StoreError::Corrupt { what, source }
+            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StoreError::Busy { what, source }
+            }
+            _ => StoreError::Sqlite { what, source },
+        }
+    }
+}
+
+/// Who the store belongs to; fixed for the daemon's life.
+#[derive(Debug, Clone)]
+pub struct LaneIdentity {
+    /// The lane id (recorded in the database at first start).
+    pub lane_id: String,
+    /// The series new receipts are numbered in.
+    pub series: String,
+}
+
+/// Sale states (DESIGN §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaleState {
+    /// Stored, not yet delivered.
+    Pending,
+    /// Delivered; the back-end's document number is known.
+    Posted,
+    /// Refused by the back-end for a reason a retry will not fix.
+    Stuck,
+    /// Settled by hand by an operator.
+    Resolved,
+}
+
+impl SaleState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [SaleState; 4] = [
+        SaleState::Pending,
+        SaleState::Posted,
+        SaleState::Stuck,
+        SaleState::Resolved,
+    ];
+
+    /// The name used in SQL, JSON and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaleState::Pending => "pending",
+            SaleState::Posted => "posted",
+            SaleState::Stuck => "stuck",
+            SaleState::Resolved => "resolved",
+        }
+    }
+
+    /// Parses a state name.
+    pub fn parse(s: &str) -> Option<SaleState> {
+        SaleState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// Handle to the open store. Cheap to clone; every clone talks to the same
+/// writer thread and read pool.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: writer::WriterHandle,
+    readers: read::ReadPool,
+    path: PathBuf,
+    identity: LaneIdentity,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the lane database in `data_dir`: takes the
+    /// instance lock, refuses a newer or foreign database without touching
+    /// it, applies migrations, and starts the writer thread.
+    pub fn open(
+        data_dir: &Path,
+        identity: LaneIdentity,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Store, InstanceLock), StoreError> {
+        ensure_private_dir(data_dir)?;
+        let lock = InstanceLock::acquire(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        if path.exists() {
+            // Look before touching: even setting WAL mode writes to the file.
+            let ro = open::open(&path, Mode::ReadOnly)?;
+            migrate::check_compatible(migrate::header(&ro)?, &path)?;
+        } else {
+            create_private_file(&path)?;
+        }
+        let mut conn = open::open(&path, Mode::ReadWrite)?;
+        migrate::apply(&mut conn, &path)?;
+        writer::claim_lane(&conn, &path, &identity)?;
+        let writer = writer::spawn(conn, identity.clone(), clock)?;
+        let readers = read::ReadPool::new(path.clone());
+        Ok((
+            Store {
+                inner: Arc::new(Inner {
+                    writer,
+                    readers,
+                    path,
+                    identity,
+                }),
+            },
+            lock,
+        ))
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The lane this store belongs to.
+    pub fn identity(&self) -> &LaneIdentity {
+        &self.inner.identity
+    }
+
+    /// Stores a sale durably (committed and fsynced) and gives it the next
+    /// receipt number, or finds the sale it repeats.
+    pub async fn insert_sale(&self, sale: NewSale) -> Result<InsertOutcome, StoreError> {
+        self.inner.writer.insert(sale).await
+    }
+
+    /// One sale by transaction id.
+    pub async fn sale(&self, id: Uuid) -> Result<Option<SaleRow>, StoreError> {
+        self.inner
+            .readers
+            .run(move |c| read::sale_by_id(c, id))
+            .await
+    }
+
+    /// A page of sales in lane order.
+    pub async fn list(&self, filter: ListFilter) -> Result<Vec<SaleRow>, StoreError> {
+        self.inner
+            .readers
+            .run(move |c| read::list(c, &filter))
+            .await
+    }
+
+    /// Counts and sums for the status endpoint.
+    pub async fn status_counts(&self) -> Result<StatusCounts, StoreError> {
+        self.inner.readers.run(read::status_counts).await
+    }
+
+    /// Stops the writer after the commands already queued, and waits for it.
+    pub async fn close(&self) {
+        self.inner.writer.close().await;
+    }
+
+    /// A round trip through the writer thread: proves it is not wedged.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.writer.ping().await
+    }
+}
+
+/// Creates the data directory (0700 on Unix), or tightens an existing one.
+fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
+    let io = |what, source| StoreError::Io {
+        what,
+        path: dir.to_owned(),
+        source,
+    };
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .map_err(|e| io("create the data directory", e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(dir).map_err(|e| io("inspect the data directory", e))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), "data directory was readable by others; setting it to 0700");
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| io("restrict the data directory", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates an empty database file readable by the owner only. SQLite gives
+/// its `-wal` and `-shm` files the same mode.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path).map(drop).map_err(|source| StoreError::Io {
+        what: "create the database",
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Formats a timestamp the way the store keeps it: UTC, milliseconds,
+/// fixed width, so text order is time order.
+pub fn fmt_ts(ts: jiff::Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    use std::fmt::Write;
+    let d = sha2::Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in d {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The printable receipt number, e.g. `L03-000042`.
+pub fn receipt_label(series: &str, receipt_no: i64) -> String {
+    format!("{series}-{receipt_no:06}")
+}

@@ -1,0 +1,256 @@
+//! Read queries, and the pool of read-only connections that runs them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, Row};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use super::open::{Mode, open};
+use super::{SaleState, StoreError};
+
+/// Read-only connections open at most at once. Reads are short; four is
+/// plenty for a till and bounds memory.
+const READERS: usize = 4;
+
+/// A sale as stored.
+#[derive(Debug, Clone)]
+pub struct SaleRow {
+    /// Local sequence (delivery order).
+    pub seq: i64,
+    /// Transaction id.
+    pub transaction_id: String,
+    /// sale | return | void.
+    pub kind: String,
+    /// The sale a return or void refers to.
+    pub references_id: Option<String>,
+    /// Receipt series.
+    pub series: String,
+    /// Receipt number within the series.
+    pub receipt_no: i64,
+    /// The envelope bytes sent to the back-end.
+    pub body: Vec<u8>,
+    /// SHA-256 of the canonical sale (repeat detection).
+    pub sale_sha256: String,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Total in minor units.
+    pub total: i64,
+    /// Business day.
+    pub business_date: String,
+    /// When laned stored it (UTC).
+    pub recorded_at: String,
+    /// Delivery state.
+    pub state: SaleState,
+    /// The back-end's document number, once posted.
+    pub doc_no: Option<String>,
+    /// When the back-end posted it.
+    pub posted_at: Option<String>,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// When the next attempt is due.
+    pub next_attempt_at: Option<String>,
+    /// Code of the last delivery error.
+    pub last_error_code: Option<String>,
+    /// Message of the last delivery error.
+    pub last_error: Option<String>,
+}
+
+const COLUMNS: &str = "seq, transaction_id, kind, references_id, series, receipt_no, body,
+    sale_sha256, currency, total, business_date, recorded_at, state, doc_no, posted_at,
+    attempts, next_attempt_at, last_error_code, last_error";
+
+fn sale_row(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
+    let state: String = r.get(12)?;
+    Ok(SaleRow {
+        seq: r.get(0)?,
+        transaction_id: r.get(1)?,
+        kind: r.get(2)?,
+        references_id: r.get(3)?,
+        series: r.get(4)?,
+        receipt_no: r.get(5)?,
+        body: r.get(6)?,
+        sale_sha256: r.get(7)?,
+        currency: r.get(8)?,
+        total: r.get(9)?,
+        business_date: r.get(10)?,
+        recorded_at: r.get(11)?,
+        // The CHECK constraint keeps other values out of the column.
+        state: SaleState::parse(&state).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                12,
+                rusqlite::types::Type::Text,
+                format!("unknown sale state {state:?}").into(),
+            )
+        })?,
+        doc_no: r.get(13)?,
+        posted_at: r.get(14)?,
+        attempts: r.get(15)?,
+        next_attempt_at: r.get(16)?,
+        last_error_code: r.get(17)?,
+        last_error: r.get(18)?,
+    })
+}
+
+/// One sale by transaction id.
+pub fn sale_by_id(conn: &Connection, id: Uuid) -> Result<Option<SaleRow>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM sales WHERE transaction_id = ?1"
+    ))
+    .and_then(|mut st| st.query_row([id.to_string()], sale_row).optional())
+    .map_err(|e| StoreError::sqlite("read a sale", e))
+}
+
+/// One sale by its client deduplication key.
+pub(super) fn sale_by_client_key(
+    conn: &Connection,
+    key: &str,
+) -> Result<Option<SaleRow>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM sales WHERE client_key = ?1"
+    ))
+    .and_then(|mut st| st.query_row([key], sale_row).optional())
+    .map_err(|e| StoreError::sqlite("read a sale", e))
+}
+
+/// Which page of sales to list.
+#[derive(Debug, Clone)]
+pub struct ListFilter {
+    /// Only sales in this state.
+    pub state: Option<SaleState>,
+    /// Only sales with `seq` greater than this (the paging cursor).
+    pub after: i64,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// A page of sales in lane order.
+pub fn list(conn: &Connection, f: &ListFilter) -> Result<Vec<SaleRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sales WHERE (?1 IS NULL OR state = ?1) AND seq > ?2
+         ORDER BY seq LIMIT ?3"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut st| {
+            st.query_map(
+                rusqlite::params![f.state.map(SaleState::as_str), f.after, f.limit],
+                sale_row,
+            )?
+            .collect()
+        })
+        .map_err(|e| StoreError::sqlite("list sales", e))
+}
+
+/// Figures for `/v1/status`.
+#[derive(Debug, Clone, Default)]
+pub struct StatusCounts {
+    /// Number of sales per state (every state present, zero included).
+    pub by_state: BTreeMap<&'static str, i64>,
+    /// `recorded_at` of the oldest pending sale.
+    pub oldest_pending_recorded_at: Option<String>,
+    /// Net pending amount per currency: sales minus returns, minor units.
+    pub pending_amount: BTreeMap<String, i64>,
+    /// Last receipt number issued per series.
+    pub last_receipt_no: BTreeMap<String, i64>,
+}
+
+/// Counts and sums for the status endpoint, in one read transaction so the
+/// figures agree with each other.
+pub fn status_counts(conn: &Connection) -> Result<StatusCounts, StoreError> {
+    let q = || -> rusqlite::Result<StatusCounts> {
+        let tx = conn.unchecked_transaction()?;
+        let s = counts_in(&tx)?;
+        tx.finish()?;
+        Ok(s)
+    };
+    q().map_err(|e| StoreError::sqlite("read status", e))
+}
+
+fn counts_in(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<StatusCounts> {
+    {
+        let mut s = StatusCounts::default();
+        for st in SaleState::ALL {
+            s.by_state.insert(st.as_str(), 0);
+        }
+        let mut st = tx.prepare_cached("SELECT state, count(*) FROM sales GROUP BY state")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (state, n) = row?;
+            if let Some(k) = SaleState::parse(&state) {
+                s.by_state.insert(k.as_str(), n);
+            }
+        }
+        s.oldest_pending_recorded_at = tx
+            .prepare_cached(
+                "SELECT recorded_at FROM sales WHERE state = 'pending' ORDER BY seq LIMIT 1",
+            )?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        let mut st = tx.prepare_cached(
+            "SELECT currency,
+                    SUM(CASE kind WHEN 'sale' THEN total WHEN 'return' THEN -total ELSE 0 END)
+             FROM sales WHERE state = 'pending' GROUP BY currency",
+        )?;
+        for row in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+            let (c, v) = row?;
+            s.pending_amount.insert(c, v);
+        }
+        let mut st = tx.prepare_cached("SELECT series, last FROM counters ORDER BY series")?;
+        for row in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+            let (c, v) = row?;
+            s.last_receipt_no.insert(c, v);
+        }
+        Ok(s)
+    }
+}
+
+/// A bounded pool of read-only connections; queries run on tokio's
+/// blocking threads so the async runtime never waits on disk.
+pub(super) struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl ReadPool {
+    pub(super) fn new(path: PathBuf) -> Self {
+        ReadPool {
+            path,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(READERS),
+        }
+    }
+
+    pub(super) async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let path = self.path.clone();
+        let (conn, r) = tokio::task::spawn_blocking(move || {
+            let conn = match conn {
+                Some(c) => c,
+                None => match open(&path, Mode::ReadOnly) {
+                    Ok(c) => c,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            let r = f(&conn);
+            (Some(conn), r)
+        })
+        .await
+        .map_err(|_| StoreError::Internal("a read task panicked"))?;
+        if let Some(c) = conn {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        }
+        r
+    }
+}

@@ -65,7 +65,7 @@ impl ManualClock {
     /// Lets `by` pass: both wall and monotonic time move forward.
     pub fn advance(&self, by: Duration) {
         let mut g = self.lock();
-        g.0 = g.0 + by;
+        g.0 += by;
         g.1 += by;
     }
 

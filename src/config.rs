@@ -227,13 +227,13 @@ impl Config {
             .unwrap_or_else(|| lane_id.clone());
         check_id("series", &series)?;
         let backend_url = args.backend_url.clone().or(file.backend_url);
-        if let Some(u) = &backend_url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(ConfigError::Invalid {
-                    key: "backend_url",
-                    message: format!("must start with https:// or http:// (got {u:?})"),
-                });
-            }
+        if let Some(u) = &backend_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "backend_url",
+                message: format!("must start with https:// or http:// (got {u:?})"),
+            });
         }
         let token_file = args.api_token_file.clone().or(file.api_token_file);
         let api_token = match (env("LANED_API_TOKEN"), token_file) {

@@ -1,6 +1,6 @@
 //! The HTTP surface: till API, status, and (later) admin and metrics.
 //!
-//! Requests pass one guard ([`guard`]) that checks the `Host` header (DNS
+//! Requests pass one guard (the `guard` middleware) that checks the `Host` header (DNS
 //! rebinding), the API token when one is configured, and the content type
 //! of writes, before any handler runs.
 
@@ -165,7 +165,7 @@ fn host_allowed(host: &str, allowed: &[String]) -> bool {
         })
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
-    allowed.iter().any(|a| *a == name)
+    allowed.contains(&name)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -393,3 +393,61 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn receipt_label(series: &str, receipt_no: i64) -> String {
     format!("{series}-{receipt_no:06}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::contract::Kind;
+
+    fn new_sale(i: usize) -> NewSale {
+        NewSale {
+            transaction_id: Uuid::new_v4(),
+            kind: Kind::Sale,
+            references: None,
+            client_key: None,
+            // Large enough that a few dozen sales fill the capped file.
+            sale_json: format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(2000)),
+            currency: "KES".into(),
+            total: 100,
+            business_date: "2026-11-22".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_refuses_new_sales_loudly_and_keeps_every_stored_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = LaneIdentity {
+            lane_id: "L03".into(),
+            series: "L03".into(),
+        };
+        let (store, _lock) = Store::open(dir.path(), id, Arc::new(SystemClock::new())).unwrap();
+        let pages: i64 = {
+            let c = open::open(store.path(), Mode::ReadOnly).unwrap();
+            c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap()
+        };
+        store.inner.writer.limit_pages(pages + 20).await.unwrap();
+        let mut stored = 0;
+        let err = loop {
+            match store.insert_sale(new_sale(stored)).await {
+                Ok(InsertOutcome::Created(_)) => stored += 1,
+                Ok(other) => panic!("unexpected {other:?}"),
+                Err(e) => break e,
+            }
+            assert!(stored < 10_000, "the size cap never took effect");
+        };
+        let root = match &err {
+            StoreError::Batch(inner) => inner.as_ref(),
+            e => e,
+        };
+        assert!(matches!(root, StoreError::Full { .. }), "{err:?}");
+        assert!(stored > 0);
+        // The refused sale took no number; every stored sale is still there.
+        let counts = store.status_counts().await.unwrap();
+        assert_eq!(counts.by_state["pending"], stored as i64);
+        assert_eq!(counts.last_receipt_no["L03"], stored as i64);
+        // And the API answers 507 storage_full for it.
+        assert_eq!(crate::api::ApiError::from(err).code(), "storage_full");
+        store.close().await;
+    }
+}

@@ -283,6 +283,16 @@ impl WriterHandle {
         .await
     }
 
+    /// Caps the database at `pages` pages, as a full disk would (tests).
+    #[cfg(test)]
+    pub(super) async fn limit_pages(&self, pages: i64) -> Result<(), StoreError> {
+        self.call(move |conn, _| {
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                .map_err(|e| StoreError::sqlite("limit pages", e))
+        })
+        .await
+    }
+
     pub(super) async fn close(&self) {
         let (done, rx) = oneshot::channel();
         if self.tx.send(Msg::Close(done)).await.is_ok() {
@@ -307,16 +317,16 @@ fn insert_sale(conn: &Connection, ctx: &Ctx, sale: NewSale) -> Result<InsertOutc
         });
     }
     let key = sale.client_key.as_ref().map(ClientKey::column);
-    if let Some(k) = &key {
-        if let Some(existing) = read::sale_by_client_key(conn, k)? {
-            let same = matches!(sale.client_key, Some(ClientKey::Legacy(_)))
-                || existing.sale_sha256 == sale_sha;
-            return Ok(if same {
-                InsertOutcome::Replayed(existing)
-            } else {
-                InsertOutcome::Conflict(existing)
-            });
-        }
+    if let Some(k) = &key
+        && let Some(existing) = read::sale_by_client_key(conn, k)?
+    {
+        let same = matches!(sale.client_key, Some(ClientKey::Legacy(_)))
+            || existing.sale_sha256 == sale_sha;
+        return Ok(if same {
+            InsertOutcome::Replayed(existing)
+        } else {
+            InsertOutcome::Conflict(existing)
+        });
     }
     let series = &ctx.identity.series;
     // The counter row and the sale are written in one transaction: a number

@@ -1,0 +1,254 @@
+//! Shared test harness: a lane in-process on port 0, or the real binary.
+#![allow(dead_code)] // each test crate uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+
+use laned::clock::SystemClock;
+use laned::config::{Config, LogFormat, Secret};
+use laned::daemon::Daemon;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// A valid sale: one line of `qty` × `price`, paid exactly in cash.
+pub fn sale_with(sku: &str, qty: i64, price: i64) -> Value {
+    let amount = qty * price;
+    json!({
+        "kind": "sale", "references": null, "business_date": "2026-11-22",
+        "occurred_at": "2026-11-22T14:03:11+03:00", "currency": "KES", "cashier": "E042",
+        "lines": [{"sku": sku, "name": "Milk 1L", "quantity": qty.to_string(), "unit_price": price,
+                   "discount": 0, "tax_code": "A", "amount": amount}],
+        "payments": [{"payment_id": "0b6f3c1e-8d4a-4c1b-9a57-2f0e6d9b1c3a", "method": "cash", "amount": amount + 500}],
+        "total": amount, "change": 500,
+        "till": {"invoice_no": "000123", "register": "R3"}, "extra": {}
+    })
+}
+
+/// The example sale of DESIGN §8.
+pub fn sale() -> Value {
+    sale_with("4006381333931", 2, 12_500)
+}
+
+/// An HTTP client that never uses a proxy from the environment.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("build HTTP client")
+}
+
+/// A configuration for a test lane in `dir`, listening on an ephemeral port.
+pub fn config(dir: &Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.to_owned(),
+        lane_id: "L03".into(),
+        series: "L03".into(),
+        backend_url: None,
+        log_format: LogFormat::Text,
+        log_level: "warn".into(),
+        api_token: None,
+        allowed_hosts: vec![],
+    }
+}
+
+/// A lane running in this process (the `Daemon` seam on port 0).
+pub struct Lane {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), laned::daemon::DaemonError>>,
+}
+
+impl Lane {
+    pub async fn start(dir: &Path) -> Lane {
+        Self::start_with(config(dir)).await
+    }
+
+    pub async fn start_with(cfg: Config) -> Lane {
+        let daemon = Daemon::start(&cfg, Arc::new(SystemClock::new()))
+            .await
+            .expect("start lane");
+        let addr = daemon.addr();
+        let (stop, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(daemon.run(async {
+            let _ = rx.await;
+        }));
+        Lane {
+            base: format!("http://{addr}"),
+            addr,
+            http: client(),
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Graceful stop; returns once the store is closed.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        (&mut self.task).await.expect("join").expect("clean stop");
+    }
+
+    pub async fn put(&self, id: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .put(format!("{}/v1/sales/{id}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("PUT");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("JSON answer"))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("JSON answer"))
+    }
+
+    pub async fn status(&self) -> Value {
+        self.get("/v1/status").await.1
+    }
+}
+
+/// Every sale on the lane, in lane order, via the paged listing.
+pub async fn all_sales(http: &reqwest::Client, base: &str) -> Vec<Value> {
+    let mut out = vec![];
+    let mut after = 0;
+    loop {
+        let page: Value = http
+            .get(format!("{base}/v1/sales?after={after}&limit=1000"))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("JSON");
+        out.extend(page["sales"].as_array().cloned().unwrap_or_default());
+        match page["next_after"].as_i64() {
+            Some(n) => after = n,
+            None => return out,
+        }
+    }
+}
+
+/// The receipt numbers of `sales`, sorted.
+pub fn receipt_numbers(sales: &[Value]) -> Vec<i64> {
+    let mut v: Vec<i64> = sales
+        .iter()
+        .filter_map(|s| s["receipt_no"].as_i64())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// The real `laned` binary, started with `serve`.
+pub struct RealLane {
+    pub child: Child,
+    pub base: String,
+    pub stderr_path: PathBuf,
+}
+
+/// How a start of the real binary ended when it did not become ready.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: ExitStatus,
+    pub stderr: String,
+}
+
+pub fn laned_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_laned")
+}
+
+impl RealLane {
+    /// Starts `laned serve` on `dir` and waits for its readiness line
+    /// (printed only once the store is open and the port bound).
+    pub fn spawn(dir: &Path, lane_id: &str, extra: &[&str]) -> Result<RealLane, Refused> {
+        let logs = tempfile::Builder::new()
+            .prefix("laned-stderr")
+            .tempfile()
+            .expect("stderr file");
+        let (file, stderr_path) = logs.keep().expect("keep stderr file");
+        let mut child = Command::new(laned_bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--lane-id",
+                lane_id,
+                "--data-dir",
+            ])
+            .arg(dir)
+            .args(extra)
+            .env_remove("LANED_CONFIG")
+            .env("LANED_LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("spawn laned");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        // Blocks until the daemon prints its readiness line or exits.
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        match line.trim().strip_prefix("laned: listening on ") {
+            Some(base) => Ok(RealLane {
+                child,
+                base: base.to_owned(),
+                stderr_path,
+            }),
+            None => {
+                let status = child.wait().expect("wait");
+                let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                Err(Refused { status, stderr })
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `kill -9`: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for RealLane {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stderr_path);
+    }
+}
+
+/// A token for tests that need one.
+pub fn secret(s: &str) -> Secret {
+    Secret::new(s)
+}
+
+/// Whether `s` is a lower-case hyphenated v4 UUID.
+pub fn laned_uuid_is_v4(s: &str) -> bool {
+    s.len() == 36
+        && s == s.to_lowercase()
+        && Uuid::try_parse(s).is_ok_and(|u| u.get_version_num() == 4)
+}

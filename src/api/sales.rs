@@ -103,12 +103,14 @@ async fn record(
     client_key: Option<ClientKey>,
 ) -> Result<Response, ApiError> {
     let by_key = client_key.is_some();
+    let sale_json = sale.canonical_json();
     let new = NewSale {
+        sale_sha256: crate::store::sha256_hex(sale_json.as_bytes()),
         transaction_id: id,
         kind: sale.kind,
         references: sale.references,
         client_key,
-        sale_json: sale.canonical_json(),
+        sale_json,
         currency: sale.currency.clone(),
         total: sale.total,
         business_date: sale.business_date.clone(),

@@ -408,6 +408,7 @@ mod tests {
             client_key: None,
             // Large enough that a few dozen sales fill the capped file.
             sale_json: format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(2000)),
+            sale_sha256: sha256_hex(i.to_string().as_bytes()),
             currency: "KES".into(),
             total: 100,
             business_date: "2026-11-22".into(),

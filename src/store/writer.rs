@@ -10,14 +10,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use serde_json::value::RawValue;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::read::{self, SaleRow};
-use super::{LaneIdentity, StoreError, fmt_ts, sha256_hex};
+use super::{LaneIdentity, SaleState, StoreError, fmt_ts, sha256_hex};
 use crate::clock::Clock;
-use crate::contract::{Envelope, Kind};
+use crate::contract::Kind;
 
 /// Most jobs committed in one transaction. Large enough that 32 or more
 /// concurrent tills share an fsync; small enough that no caller waits long
@@ -39,7 +38,11 @@ pub struct NewSale {
     /// Deduplication key for sales sent without an id.
     pub client_key: Option<ClientKey>,
     /// The sale as accepted, in canonical JSON (the envelope's `sale`).
+    /// Must be one valid JSON object: it is spliced into the envelope as is.
     pub sale_json: String,
+    /// SHA-256 (hex) of `sale_json`; computed by the caller so the hashing
+    /// runs on the API's threads, not the single writer thread.
+    pub sale_sha256: String,
     /// ISO 4217 code.
     pub currency: String,
     /// The sale's total in minor units.
@@ -226,18 +229,16 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, ctx: Ctx) {
 
 fn run_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>, ctx: &Ctx) {
     let outcome = (|| -> Result<(), StoreError> {
-        let mut tx = conn
+        let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| StoreError::sqlite("begin a transaction", e))?;
         for job in batch.iter_mut() {
-            let sp = tx
-                .savepoint()
-                .map_err(|e| StoreError::sqlite("open a savepoint", e))?;
-            if job.run(&sp, ctx) {
-                sp.commit()
-                    .map_err(|e| StoreError::sqlite("release a savepoint", e))?;
+            savepoint(&tx, "SAVEPOINT job")?;
+            if !job.run(&tx, ctx) {
+                // Undo exactly this job's changes; the others stand.
+                savepoint(&tx, "ROLLBACK TO job")?;
             }
-            // else: dropping `sp` rolls back exactly this job's changes.
+            savepoint(&tx, "RELEASE job")?;
         }
         tx.commit().map_err(|e| StoreError::sqlite("commit", e))
     })();
@@ -248,6 +249,16 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<Box<dyn Job>>, ctx: &Ctx) {
     for job in batch.drain(..) {
         job.finish(err.clone());
     }
+}
+
+/// Runs a savepoint statement from the statement cache. (rusqlite's own
+/// `Savepoint` re-parses its SQL each time, which cost a fifth of the
+/// writer's time per sale; see BENCHMARKS.md.)
+fn savepoint(conn: &Connection, sql: &'static str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut st| st.execute([]))
+        .map(drop)
+        .map_err(|e| StoreError::sqlite("manage a savepoint", e))
 }
 
 impl WriterHandle {
@@ -307,7 +318,7 @@ impl WriterHandle {
 }
 
 fn insert_sale(conn: &Connection, ctx: &Ctx, sale: NewSale) -> Result<InsertOutcome, StoreError> {
-    let sale_sha = sha256_hex(sale.sale_json.as_bytes());
+    let sale_sha = sale.sale_sha256;
     let id = sale.transaction_id;
     if let Some(existing) = read::sale_by_id(conn, id)? {
         return Ok(if existing.sale_sha256 == sale_sha {
@@ -329,71 +340,228 @@ fn insert_sale(conn: &Connection, ctx: &Ctx, sale: NewSale) -> Result<InsertOutc
         });
     }
     let series = &ctx.identity.series;
+    // Statements are cached: parsing SQL for every sale was a measurable
+    // share of the writer's time (see BENCHMARKS.md).
+    let sql = |what, e| StoreError::sqlite(what, e);
     // The counter row and the sale are written in one transaction: a number
     // is issued if and only if its sale is stored (invariant 3).
     let receipt_no: i64 = conn
-        .query_row(
+        .prepare_cached(
             "INSERT INTO counters (series, last) VALUES (?1, 1)
              ON CONFLICT (series) DO UPDATE SET last = last + 1
              RETURNING last",
-            [series],
-            |r| r.get(0),
         )
-        .map_err(|e| StoreError::sqlite("take a receipt number", e))?;
+        .and_then(|mut st| st.query_row([series], |r| r.get(0)))
+        .map_err(|e| sql("take a receipt number", e))?;
+    // Sales are never deleted, so the next AUTOINCREMENT value is known.
     let seq: i64 = conn
-        .query_row(
+        .prepare_cached(
             "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'sales'), 0) + 1",
-            [],
-            |r| r.get(0),
         )
-        .map_err(|e| StoreError::sqlite("take a sequence number", e))?;
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(|e| sql("take a sequence number", e))?;
     let recorded_at = fmt_ts(ctx.clock.wall());
-    let raw = RawValue::from_string(sale.sale_json).map_err(|source| StoreError::Decode {
-        what: format!("sale {id}"),
-        source,
-    })?;
-    let envelope = Envelope {
-        transaction_id: id,
-        lane_id: ctx.identity.lane_id.clone(),
-        series: series.clone(),
-        receipt_no,
-        lane_seq: seq,
-        recorded_at: recorded_at.clone(),
-        sale: raw,
-    };
     // The envelope bytes are fixed here, once: every delivery attempt sends
     // exactly these bytes.
-    let body = serde_json::to_vec(&envelope).map_err(|source| StoreError::Decode {
+    let body = envelope_bytes(
+        id,
+        &ctx.identity.lane_id,
+        series,
+        receipt_no,
+        seq,
+        &recorded_at,
+        &sale.sale_json,
+    )
+    .map_err(|source| StoreError::Decode {
         what: format!("envelope of {id}"),
         source,
     })?;
     let body_sha = sha256_hex(&body);
-    conn.execute(
+    let row = SaleRow {
+        seq,
+        transaction_id: id.to_string(),
+        kind: sale.kind.as_str().to_owned(),
+        references_id: sale.references.map(|r| r.to_string()),
+        series: series.clone(),
+        receipt_no,
+        body,
+        sale_sha256: sale_sha,
+        currency: sale.currency,
+        total: sale.total,
+        business_date: sale.business_date,
+        recorded_at,
+        state: SaleState::Pending,
+        doc_no: None,
+        posted_at: None,
+        attempts: 0,
+        next_attempt_at: None,
+        last_error_code: None,
+        last_error: None,
+    };
+    conn.prepare_cached(
         "INSERT INTO sales (seq, transaction_id, kind, references_id, series, receipt_no,
                             body, body_sha256, sale_sha256, client_key, currency, total,
                             business_date, recorded_at, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending')",
-        params![
-            seq,
-            id.to_string(),
-            sale.kind.as_str(),
-            sale.references.map(|r| r.to_string()),
-            series,
-            receipt_no,
-            body,
-            body_sha,
-            sale_sha,
-            key,
-            sale.currency,
-            sale.total,
-            sale.business_date,
-            recorded_at,
-        ],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )
-    .map_err(|e| StoreError::sqlite("store the sale", e))?;
-    read::sale_by_id(conn, id)?
-        .map(InsertOutcome::Created)
-        .ok_or(StoreError::Internal(
-            "a stored sale was not found in its own transaction",
-        ))
+    .and_then(|mut st| {
+        st.execute(params![
+            row.seq,
+            row.transaction_id,
+            row.kind,
+            row.references_id,
+            row.series,
+            row.receipt_no,
+            row.body,
+            body_sha,
+            row.sale_sha256,
+            key,
+            row.currency,
+            row.total,
+            row.business_date,
+            row.recorded_at,
+            row.state.as_str(),
+        ])
+    })
+    .map_err(|e| sql("store the sale", e))?;
+    Ok(InsertOutcome::Created(row))
+}
+
+/// Builds the envelope (see [`crate::contract::Envelope`]) around the already canonical sale
+/// JSON without parsing it again: this runs on the single writer thread, and
+/// re-parsing the sale there was a measurable share of its time. A unit test
+/// checks the result against serde's own serialization of the contract type.
+fn envelope_bytes(
+    id: Uuid,
+    lane_id: &str,
+    series: &str,
+    receipt_no: i64,
+    lane_seq: i64,
+    recorded_at: &str,
+    sale_json: &str,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(sale_json.len() + 200);
+    out.extend_from_slice(b"{\"transaction_id\":\"");
+    out.extend_from_slice(
+        id.hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\",\"lane_id\":");
+    serde_json::to_writer(&mut out, lane_id)?;
+    out.extend_from_slice(b",\"series\":");
+    serde_json::to_writer(&mut out, series)?;
+    out.extend_from_slice(
+        format!(",\"receipt_no\":{receipt_no},\"lane_seq\":{lane_seq},\"recorded_at\":").as_bytes(),
+    );
+    serde_json::to_writer(&mut out, recorded_at)?;
+    out.extend_from_slice(b",\"sale\":");
+    out.extend_from_slice(sale_json.as_bytes());
+    out.push(b'}');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::contract::Envelope;
+    use serde_json::value::RawValue;
+
+    fn job<T: Send + 'static>(
+        f: impl FnOnce(&Connection, &Ctx) -> Result<T, StoreError> + Send + 'static,
+    ) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>) {
+        let (reply, rx) = oneshot::channel();
+        let j = Box::new(Call {
+            f: Some(f),
+            result: None,
+            reply,
+        });
+        (j, rx)
+    }
+
+    fn sale(n: u32) -> NewSale {
+        let sale_json = format!("{{\"n\":{n}}}");
+        NewSale {
+            transaction_id: Uuid::new_v4(),
+            kind: Kind::Sale,
+            references: None,
+            client_key: None,
+            sale_sha256: sha256_hex(sale_json.as_bytes()),
+            sale_json,
+            currency: "KES".into(),
+            total: 100,
+            business_date: "2026-11-22".into(),
+        }
+    }
+
+    #[test]
+    fn a_failing_job_rolls_back_only_its_own_writes_in_a_shared_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lane.db");
+        std::fs::File::create(&path).unwrap();
+        let mut conn = super::super::open::open(&path, super::super::Mode::ReadWrite).unwrap();
+        super::super::migrate::apply(&mut conn, &path).unwrap();
+        let ctx = Ctx {
+            identity: LaneIdentity {
+                lane_id: "L03".into(),
+                series: "L03".into(),
+            },
+            clock: Arc::new(SystemClock::new()),
+        };
+        let (a, ra) = job(|c, ctx| insert_sale(c, ctx, sale(1)));
+        // Takes a receipt number, then fails: its number must not be issued.
+        let (b, rb) = job(|c, _| -> Result<(), StoreError> {
+            c.execute("UPDATE counters SET last = last + 1", [])
+                .map_err(|e| StoreError::sqlite("bump", e))?;
+            Err(StoreError::Internal("injected failure"))
+        });
+        let (c, rc) = job(|c, ctx| insert_sale(c, ctx, sale(2)));
+        let mut batch = vec![a, b, c];
+        run_batch(&mut conn, &mut batch, &ctx);
+        let receipt = |r: Result<InsertOutcome, StoreError>| match r {
+            Ok(InsertOutcome::Created(row)) => row.receipt_no,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(receipt(ra.blocking_recv().unwrap()), 1);
+        assert!(matches!(
+            rb.blocking_recv().unwrap(),
+            Err(StoreError::Internal(_))
+        ));
+        assert_eq!(
+            receipt(rc.blocking_recv().unwrap()),
+            2,
+            "the failed job's number leaked"
+        );
+        let (n, last): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM sales), (SELECT last FROM counters)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((n, last), (2, 2));
+    }
+
+    #[test]
+    fn spliced_envelope_equals_serdes_serialization_of_the_contract_type() {
+        let id = Uuid::new_v4();
+        let sale = r#"{"kind":"sale","extra":{"q":"\"quoted\" \u00e9"},"total":5}"#;
+        let ours =
+            envelope_bytes(id, "L\"03", "S-1", 42, 7, "2026-11-22T10:00:00.000Z", sale).unwrap();
+        let theirs = serde_json::to_vec(&Envelope {
+            transaction_id: id,
+            lane_id: "L\"03".into(),
+            series: "S-1".into(),
+            receipt_no: 42,
+            lane_seq: 7,
+            recorded_at: "2026-11-22T10:00:00.000Z".into(),
+            sale: RawValue::from_string(sale.into()).unwrap(),
+        })
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(theirs).unwrap()
+        );
+    }
 }

@@ -177,23 +177,29 @@ impl RealLane {
     /// Starts `laned serve` on `dir` and waits for its readiness line
     /// (printed only once the store is open and the port bound).
     pub fn spawn(dir: &Path, lane_id: &str, extra: &[&str]) -> Result<RealLane, Refused> {
+        let mut cmd = Command::new(laned_bin());
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--lane-id",
+            lane_id,
+            "--data-dir",
+        ])
+        .arg(dir)
+        .args(extra)
+        .env_remove("LANED_CONFIG");
+        Self::spawn_command(cmd)
+    }
+
+    /// Runs a prepared `laned serve` command and waits for readiness.
+    pub fn spawn_command(mut cmd: Command) -> Result<RealLane, Refused> {
         let logs = tempfile::Builder::new()
             .prefix("laned-stderr")
             .tempfile()
             .expect("stderr file");
         let (file, stderr_path) = logs.keep().expect("keep stderr file");
-        let mut child = Command::new(laned_bin())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--lane-id",
-                lane_id,
-                "--data-dir",
-            ])
-            .arg(dir)
-            .args(extra)
-            .env_remove("LANED_CONFIG")
+        let mut child = cmd
             .env("LANED_LOG_LEVEL", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

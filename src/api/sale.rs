@@ -743,6 +743,14 @@ mod tests {
     }
 
     proptest! {
+        // Failing cases are kept next to this file (src/*.regressions),
+        // not in a directory at the top of the repository.
+        #![proptest_config(ProptestConfig {
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+            )),
+            ..ProptestConfig::default()
+        })]
         /// Any well-formed basket validates, and any single-unit change to a
         /// line amount, the total or a payment is caught.
         #[test]

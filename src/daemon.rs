@@ -104,16 +104,42 @@ impl Daemon {
         &self.store
     }
 
-    /// Serves until `shutdown` resolves, then finishes requests in flight,
-    /// lets the writer commit what it holds, and closes the database.
+    /// Serves until `shutdown` resolves, then finishes requests in flight
+    /// (for at most [`SHUTDOWN_GRACE`]), lets the writer commit what it holds,
+    /// and closes the database.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), DaemonError> {
-        let served = api::serve(self.listener, self.state, shutdown).await;
+        let (fired_tx, mut fired) = watch::channel(false);
+        let shutdown = async move {
+            shutdown.await;
+            let _ = fired_tx.send(true);
+        };
+        let serve = api::serve(self.listener, self.state, shutdown);
+        let grace = async {
+            // Resolves only once shutdown has begun and the grace has passed.
+            let _ = fired.wait_for(|f| *f).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        let served = tokio::select! {
+            r = serve => r,
+            () = grace => {
+                tracing::warn!(
+                    grace_seconds = SHUTDOWN_GRACE.as_secs(),
+                    "requests still in flight after the shutdown grace; closing anyway \
+                     (their sales are stored if the writer had them, and a till retry is harmless)"
+                );
+                Ok(())
+            }
+        };
         tracing::info!("no longer accepting requests; closing the store");
         self.store.close().await;
         drop(self._lock);
         served.map_err(DaemonError::Serve)
     }
 }
+
+/// How long shutdown waits for requests in flight before closing anyway.
+/// Well inside systemd's default stop timeout of 90 s.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);

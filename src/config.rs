@@ -260,6 +260,19 @@ impl Config {
                 ),
             });
         }
+        let log_level = args
+            .log_level
+            .clone()
+            .or(file.log_level)
+            .unwrap_or_else(|| "info".into());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
+            return Err(ConfigError::Invalid {
+                key: "log_level",
+                message: format!(
+                    "{log_level:?} is not a log filter ({e}); try \"info\" or \"laned=debug\""
+                ),
+            });
+        }
         let mut allowed_hosts = file.allowed_hosts.unwrap_or_default();
         allowed_hosts.extend(args.allowed_hosts.iter().cloned());
         Ok(Config {
@@ -269,11 +282,7 @@ impl Config {
             series,
             backend_url,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
-            log_level: args
-                .log_level
-                .clone()
-                .or(file.log_level)
-                .unwrap_or_else(|| "info".into()),
+            log_level,
             api_token: api_token.map(Secret),
             allowed_hosts,
         })
@@ -396,6 +405,14 @@ mod tests {
         .unwrap();
         assert_eq!(c.api_token.as_ref().map(Secret::expose), Some("s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_bad_log_filter_is_refused() {
+        let mut a = args("L03");
+        a.log_level = Some("laned=loud".into());
+        let e = Config::merge(ConfigFile::default(), &a, no_env).unwrap_err();
+        assert!(e.to_string().starts_with("log_level:"), "{e}");
     }
 
     #[test]

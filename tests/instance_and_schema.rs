@@ -14,27 +14,15 @@ const EXIT_DATABASE_REFUSED: i32 = 4;
 fn a_second_daemon_on_the_same_data_dir_exits_non_zero_naming_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let first = RealLane::spawn(dir.path(), "L03", &[]).expect("first starts");
-    let refused = match RealLane::spawn(dir.path(), "L03", &[]) {
-        Ok(_) => panic!("a second daemon started on the same data directory"),
-        Err(r) => r,
-    };
-    assert_eq!(
-        refused.status.code(),
-        Some(EXIT_LOCKED),
-        "{}",
-        refused.stderr
+    let stderr = RealLane::expect_refusal(
+        dir.path(),
+        "L03",
+        EXIT_LOCKED,
+        &format!("pid {}", first.pid()),
     );
     assert!(
-        refused.stderr.contains(&format!("pid {}", first.pid())),
-        "the message does not name the running daemon: {}",
-        refused.stderr
-    );
-    assert!(
-        refused
-            .stderr
-            .contains(first.base.trim_start_matches("http://")),
-        "{}",
-        refused.stderr
+        stderr.contains(first.base.trim_start_matches("http://")),
+        "the message does not name the running daemon's address: {stderr}"
     );
     drop(first);
     // Once the first is gone (even killed) the directory is free again.
@@ -49,21 +37,7 @@ fn refused_untouched(prepare: impl FnOnce(&rusqlite::Connection), expect_in_mess
         prepare(&c);
     }
     let before = std::fs::read(&db).unwrap();
-    let refused = match RealLane::spawn(dir.path(), "L03", &[]) {
-        Ok(_) => panic!("laned opened a database it must refuse"),
-        Err(r) => r,
-    };
-    assert_eq!(
-        refused.status.code(),
-        Some(EXIT_DATABASE_REFUSED),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused.stderr.contains(expect_in_message),
-        "{}",
-        refused.stderr
-    );
+    RealLane::expect_refusal(dir.path(), "L03", EXIT_DATABASE_REFUSED, expect_in_message);
     assert_eq!(
         std::fs::read(&db).unwrap(),
         before,
@@ -104,20 +78,11 @@ fn a_foreign_sqlite_file_is_refused_and_left_byte_identical() {
 fn another_lanes_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(RealLane::spawn(dir.path(), "L03", &[]).expect("L03 starts"));
-    let refused = match RealLane::spawn(dir.path(), "L04", &[]) {
-        Ok(_) => panic!("lane L04 opened lane L03's database"),
-        Err(r) => r,
-    };
-    assert_eq!(
-        refused.status.code(),
-        Some(EXIT_DATABASE_REFUSED),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused.stderr.contains("belongs to lane \"L03\""),
-        "{}",
-        refused.stderr
+    RealLane::expect_refusal(
+        dir.path(),
+        "L04",
+        EXIT_DATABASE_REFUSED,
+        "belongs to lane \"L03\"",
     );
 }
 

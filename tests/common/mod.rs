@@ -224,6 +224,22 @@ impl RealLane {
         }
     }
 
+    /// Starts `laned serve` expecting it to refuse: checks the exit code and
+    /// that stderr contains `message`, and returns what it printed.
+    pub fn expect_refusal(dir: &Path, lane_id: &str, code: i32, message: &str) -> String {
+        let refused = match RealLane::spawn(dir, lane_id, &[]) {
+            Ok(lane) => panic!("laned started (at {}) where it must refuse", lane.base),
+            Err(r) => r,
+        };
+        assert_eq!(refused.status.code(), Some(code), "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains(message),
+            "expected {message:?} in: {}",
+            refused.stderr
+        );
+        refused.stderr
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

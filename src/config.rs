@@ -65,6 +65,49 @@ pub enum LogFormat {
     Json,
 }
 
+/// What the drain does with a sale the back-end refuses (DESIGN §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OnReject {
+    /// Park it as `stuck` and go on with the sales after it.
+    #[default]
+    Park,
+    /// Stop the drain at it, for back-ends that need an unbroken sequence.
+    Block,
+}
+
+/// A positive duration written like `30s`, `5m`, `1h` or `1h 30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval(pub std::time::Duration);
+
+impl std::str::FromStr for Interval {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let d: jiff::SignedDuration = s
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration like \"30s\", \"5m\" or \"1h\""))?;
+        match std::time::Duration::try_from(d) {
+            Ok(d) if !d.is_zero() => Ok(Interval(d)),
+            _ => Err(format!("{s:?} must be a positive duration")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Interval {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Interval {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = jiff::SignedDuration::try_from(self.0).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&format!("{d:#}"))
+    }
+}
+
 /// A secret string whose `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -115,6 +158,24 @@ pub struct ConfigFile {
     pub api_token_file: Option<PathBuf>,
     /// Extra `Host` header names accepted besides loopback and the listen address.
     pub allowed_hosts: Option<Vec<String>>,
+    /// File holding the bearer token the lane sends to the back-end.
+    pub backend_token_file: Option<PathBuf>,
+    /// Sales per `POST /v1/sales:batch` (1 to 1000).
+    pub batch_size: Option<usize>,
+    /// `park` or `block`.
+    pub on_reject: Option<OnReject>,
+    /// First retry delay after a transient failure (doubles each time).
+    pub backoff_base: Option<Interval>,
+    /// Longest retry delay.
+    pub backoff_cap: Option<Interval>,
+    /// Longest `Retry-After` the lane honours.
+    pub retry_after_cap: Option<Interval>,
+    /// How often stuck sales are re-sent on their own.
+    pub stuck_recheck: Option<Interval>,
+    /// How often an idle lane proves its link with a heartbeat.
+    pub heartbeat_interval: Option<Interval>,
+    /// Timeout of one request to the back-end.
+    pub request_timeout: Option<Interval>,
 }
 
 /// The settings that flags and `LANED_*` variables can give, shared by every
@@ -155,6 +216,92 @@ pub struct ConfigArgs {
         value_delimiter = ','
     )]
     pub allowed_hosts: Vec<String>,
+    /// File holding the back-end bearer token (or set LANED_BACKEND_TOKEN).
+    #[arg(long, env = "LANED_BACKEND_TOKEN_FILE", value_name = "FILE")]
+    pub backend_token_file: Option<PathBuf>,
+    /// Sales per batch request [default: 100].
+    #[arg(long, env = "LANED_BATCH_SIZE", value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// What a sale the back-end refuses does to the drain [default: park].
+    #[arg(long, env = "LANED_ON_REJECT", value_enum)]
+    pub on_reject: Option<OnReject>,
+    /// First retry delay [default: 1s].
+    #[arg(long, env = "LANED_BACKOFF_BASE", value_name = "DURATION")]
+    pub backoff_base: Option<Interval>,
+    /// Longest retry delay [default: 5m].
+    #[arg(long, env = "LANED_BACKOFF_CAP", value_name = "DURATION")]
+    pub backoff_cap: Option<Interval>,
+    /// Longest Retry-After honoured [default: 15m].
+    #[arg(long, env = "LANED_RETRY_AFTER_CAP", value_name = "DURATION")]
+    pub retry_after_cap: Option<Interval>,
+    /// Automatic re-check of stuck sales [default: 1h].
+    #[arg(long, env = "LANED_STUCK_RECHECK", value_name = "DURATION")]
+    pub stuck_recheck: Option<Interval>,
+    /// Heartbeat of an idle lane [default: 5m].
+    #[arg(long, env = "LANED_HEARTBEAT_INTERVAL", value_name = "DURATION")]
+    pub heartbeat_interval: Option<Interval>,
+    /// Timeout of one back-end request [default: 30s].
+    #[arg(long, env = "LANED_REQUEST_TIMEOUT", value_name = "DURATION")]
+    pub request_timeout: Option<Interval>,
+}
+
+/// How the drain talks to the back-end.
+#[derive(Debug, Clone)]
+pub struct DrainConfig {
+    /// Bearer token sent to the back-end.
+    pub backend_token: Option<Secret>,
+    /// Where the token was read from, so a reload can read it again.
+    pub backend_token_file: Option<PathBuf>,
+    /// Sales per batch request.
+    pub batch_size: usize,
+    /// Park or block on a refused sale.
+    pub on_reject: OnReject,
+    /// First retry delay.
+    pub backoff_base: std::time::Duration,
+    /// Longest retry delay.
+    pub backoff_cap: std::time::Duration,
+    /// Longest `Retry-After` honoured.
+    pub retry_after_cap: std::time::Duration,
+    /// Automatic re-check interval of stuck sales.
+    pub stuck_recheck: std::time::Duration,
+    /// Heartbeat interval of an idle lane.
+    pub heartbeat_interval: std::time::Duration,
+    /// Timeout of one back-end request.
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        use std::time::Duration;
+        DrainConfig {
+            backend_token: None,
+            backend_token_file: None,
+            batch_size: 100,
+            on_reject: OnReject::Park,
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(300),
+            retry_after_cap: Duration::from_secs(900),
+            stuck_recheck: Duration::from_secs(3600),
+            heartbeat_interval: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Reads a token file: trimmed, and refused when empty.
+pub fn read_token_file(path: &Path) -> Result<Secret, ConfigError> {
+    let t = std::fs::read_to_string(path).map_err(|source| ConfigError::TokenFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let t = t.trim();
+    if t.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "token file",
+            message: format!("{} is empty", path.display()),
+        });
+    }
+    Ok(Secret(t.to_owned()))
 }
 
 /// The resolved configuration.
@@ -178,6 +325,8 @@ pub struct Config {
     pub api_token: Option<Secret>,
     /// Extra accepted `Host` names.
     pub allowed_hosts: Vec<String>,
+    /// The drain's settings.
+    pub drain: DrainConfig,
 }
 
 impl Config {
@@ -201,6 +350,7 @@ impl Config {
         args: &ConfigArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        let drain = drain_config(&file, args, &env)?;
         let listen = args.listen.or(file.listen).unwrap_or_else(|| {
             DEFAULT_LISTEN
                 .parse()
@@ -285,8 +435,64 @@ impl Config {
             log_level,
             api_token: api_token.map(Secret),
             allowed_hosts,
+            drain,
         })
     }
+}
+
+fn drain_config(
+    file: &ConfigFile,
+    args: &ConfigArgs,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<DrainConfig, ConfigError> {
+    let d = DrainConfig::default();
+    let pick = |a: Option<Interval>, f: Option<Interval>, dflt| a.or(f).map_or(dflt, |i| i.0);
+    let backend_token_file = args
+        .backend_token_file
+        .clone()
+        .or(file.backend_token_file.clone());
+    let backend_token = match (env("LANED_BACKEND_TOKEN"), &backend_token_file) {
+        (Some(t), _) if !t.trim().is_empty() => Some(Secret(t.trim().to_owned())),
+        (_, Some(path)) => Some(read_token_file(path)?),
+        _ => None,
+    };
+    let c = DrainConfig {
+        backend_token,
+        backend_token_file,
+        batch_size: args.batch_size.or(file.batch_size).unwrap_or(d.batch_size),
+        on_reject: args.on_reject.or(file.on_reject).unwrap_or_default(),
+        backoff_base: pick(args.backoff_base, file.backoff_base, d.backoff_base),
+        backoff_cap: pick(args.backoff_cap, file.backoff_cap, d.backoff_cap),
+        retry_after_cap: pick(
+            args.retry_after_cap,
+            file.retry_after_cap,
+            d.retry_after_cap,
+        ),
+        stuck_recheck: pick(args.stuck_recheck, file.stuck_recheck, d.stuck_recheck),
+        heartbeat_interval: pick(
+            args.heartbeat_interval,
+            file.heartbeat_interval,
+            d.heartbeat_interval,
+        ),
+        request_timeout: pick(
+            args.request_timeout,
+            file.request_timeout,
+            d.request_timeout,
+        ),
+    };
+    if !(1..=1000).contains(&c.batch_size) {
+        return Err(ConfigError::Invalid {
+            key: "batch_size",
+            message: format!("must be between 1 and 1000 (got {})", c.batch_size),
+        });
+    }
+    if c.backoff_cap < c.backoff_base {
+        return Err(ConfigError::Invalid {
+            key: "backoff_cap",
+            message: "must not be shorter than backoff_base".into(),
+        });
+    }
+    Ok(c)
 }
 
 /// Reads and parses a config file, refusing unknown keys.
@@ -358,14 +564,30 @@ mod tests {
             log_level,
             api_token_file,
             allowed_hosts,
+            backend_token_file,
+            batch_size,
+            on_reject,
+            backoff_base,
+            backoff_cap,
+            retry_after_cap,
+            stuck_recheck,
+            heartbeat_interval,
+            request_timeout,
         } = f.clone();
         assert!(listen.is_some() && data_dir.is_some() && lane_id.is_some() && series.is_some());
         assert!(backend_url.is_some() && log_format.is_some() && log_level.is_some());
         assert!(api_token_file.is_some() && allowed_hosts.is_some());
+        assert!(backend_token_file.is_some() && batch_size.is_some() && on_reject.is_some());
+        assert!(backoff_base.is_some() && backoff_cap.is_some() && retry_after_cap.is_some());
+        assert!(stuck_recheck.is_some() && heartbeat_interval.is_some());
+        assert!(request_timeout.is_some());
         // And it merges into a valid configuration (the token file is not
         // read: the env token wins).
         let a = ConfigArgs::default();
-        let c = Config::merge(f, &a, |k| (k == "LANED_API_TOKEN").then(|| "t".into())).unwrap();
+        let c = Config::merge(f, &a, |k| {
+            matches!(k, "LANED_API_TOKEN" | "LANED_BACKEND_TOKEN").then(|| "t".into())
+        })
+        .unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
     }
 
@@ -405,6 +627,21 @@ mod tests {
         .unwrap();
         assert_eq!(c.api_token.as_ref().map(Secret::expose), Some("s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn intervals_parse_friendly_durations_and_refuse_zero() {
+        assert_eq!("5m".parse::<Interval>().unwrap().0.as_secs(), 300);
+        assert_eq!("1h 30m".parse::<Interval>().unwrap().0.as_secs(), 5400);
+        assert!("0s".parse::<Interval>().is_err());
+        assert!("-5m".parse::<Interval>().is_err());
+        assert!("5".parse::<Interval>().is_err());
+        let f: ConfigFile =
+            toml::from_str("heartbeat_interval = \"2m\"\non_reject = \"block\"").unwrap();
+        let c = Config::merge(f, &args("L03"), no_env).unwrap();
+        assert_eq!(c.drain.heartbeat_interval.as_secs(), 120);
+        assert_eq!(c.drain.on_reject, OnReject::Block);
+        assert_eq!(c.drain.batch_size, 100);
     }
 
     #[test]

@@ -56,3 +56,119 @@ pub struct Envelope<S = Box<RawValue>> {
     /// The sale as accepted from the till (DESIGN §8).
     pub sale: S,
 }
+
+/// Header carrying the transaction id on every `PUT` of a sale.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// Header the back-end sets to `true` when it answers with a stored result.
+pub const IDEMPOTENCY_REPLAYED: &str = "Idempotency-Replayed";
+
+/// Error codes of the back-end contract (DESIGN §6) that the lane acts on.
+pub mod codes {
+    /// The same id is being posted right now; retry after `Retry-After`.
+    pub const IN_FLIGHT: &str = "in_flight";
+    /// The same id was posted with different bytes.
+    pub const PAYLOAD_MISMATCH: &str = "payload_mismatch";
+    /// This lane, series and receipt number is posted under another id.
+    pub const RECEIPT_NO_CONFLICT: &str = "receipt_no_conflict";
+}
+
+/// `201`/`200` answer to a posted sale: the back-end's document for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Posted {
+    /// The sale's id.
+    pub transaction_id: Uuid,
+    /// The back-end's document number.
+    pub doc_no: String,
+    /// When the back-end posted it (RFC 3339).
+    pub posted_at: String,
+}
+
+/// Any error answer: a stable code and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable code, e.g. `payload_mismatch`.
+    pub code: String,
+    /// Human sentence.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// The answer to `POST {base}/v1/sales:batch`: one result per sale, in
+/// request order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// Results, one per envelope sent.
+    pub results: Vec<ItemResult>,
+}
+
+/// The outcome for one sale of a batch; `status` has the meaning it would
+/// have as the HTTP status of a single `PUT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemResult {
+    /// The sale's id.
+    pub transaction_id: Uuid,
+    /// 201 posted, 200 replayed, 409 in flight, 422 refused, …
+    pub status: u16,
+    /// The document number, when posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc_no: Option<String>,
+    /// When posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posted_at: Option<String>,
+    /// Error code, when not posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Error sentence, when not posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The answer to `GET {base}/v1/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The back-end's clock (RFC 3339).
+    pub server_time: String,
+    /// Highest receipt number the back-end holds per series of this lane.
+    #[serde(default)]
+    pub last_receipt_no: std::collections::BTreeMap<String, i64>,
+}
+
+/// The body of `POST {base}/v1/sales:batch` built from stored envelope
+/// bytes, which are spliced in unchanged: `{"lane_id": …, "sales": [...]}`.
+pub fn batch_body<'a>(lane_id: &str, envelopes: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(b"{\"lane_id\":");
+    // A lane id is plain ASCII (checked by the config), but escape anyway.
+    out.extend_from_slice(serde_json::Value::from(lane_id).to_string().as_bytes());
+    out.extend_from_slice(b",\"sales\":[");
+    for (i, e) in envelopes.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_body_is_valid_json_holding_the_envelopes_unchanged() {
+        let a = br#"{"transaction_id":"x","sale":{"b":1,"a":2}}"#;
+        let b = br#"{"transaction_id":"y"}"#;
+        let body = batch_body("L03", [&a[..], &b[..]]);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["lane_id"], "L03");
+        assert_eq!(v["sales"].as_array().unwrap().len(), 2);
+        // Key order inside each envelope is kept byte for byte.
+        assert!(
+            std::str::from_utf8(&body)
+                .unwrap()
+                .contains(r#"{"b":1,"a":2}"#)
+        );
+        assert_eq!(batch_body("L03", []), br#"{"lane_id":"L03","sales":[]}"#);
+    }
+}

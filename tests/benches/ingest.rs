@@ -126,6 +126,7 @@ fn bench_config(dir: &Path) -> Config {
         log_level: "warn".into(),
         api_token: None,
         allowed_hosts: vec![],
+        drain: Default::default(),
     }
 }
 

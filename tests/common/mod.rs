@@ -53,6 +53,7 @@ pub fn config(dir: &Path) -> Config {
         log_level: "warn".into(),
         api_token: None,
         allowed_hosts: vec![],
+        drain: Default::default(),
     }
 }
 

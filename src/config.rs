@@ -288,6 +288,31 @@ impl Default for DrainConfig {
     }
 }
 
+/// A token from, in decreasing priority: a file named by a flag (or its
+/// `LANED_*_TOKEN_FILE` variable, which clap folds into the flag), the
+/// token itself in a `LANED_*_TOKEN` variable, a file named in the config
+/// file. Secrets never sit in the config file itself.
+fn token(
+    flag_file: Option<&Path>,
+    env_token: Option<String>,
+    config_file: Option<&Path>,
+) -> Result<Option<Secret>, ConfigError> {
+    if let Some(path) = flag_file {
+        return read_token_file(path).map(Some);
+    }
+    if let Some(t) = env_token {
+        let t = t.trim();
+        if t.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "token",
+                message: "a LANED_*_TOKEN variable is set but empty".into(),
+            });
+        }
+        return Ok(Some(Secret(t.to_owned())));
+    }
+    config_file.map(read_token_file).transpose()
+}
+
 /// Reads a token file: trimmed, and refused when empty.
 pub fn read_token_file(path: &Path) -> Result<Secret, ConfigError> {
     let t = std::fs::read_to_string(path).map_err(|source| ConfigError::TokenFile {
@@ -385,22 +410,11 @@ impl Config {
                 message: format!("must start with https:// or http:// (got {u:?})"),
             });
         }
-        let token_file = args.api_token_file.clone().or(file.api_token_file);
-        let api_token = match (env("LANED_API_TOKEN"), token_file) {
-            (Some(t), _) => Some(t),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(&path)
-                    .map_err(|source| ConfigError::TokenFile { path, source })?,
-            ),
-            (None, None) => None,
-        }
-        .map(|t| t.trim().to_owned());
-        if api_token.as_deref() == Some("") {
-            return Err(ConfigError::Invalid {
-                key: "api_token",
-                message: "is empty".into(),
-            });
-        }
+        let api_token = token(
+            args.api_token_file.as_deref(),
+            env("LANED_API_TOKEN"),
+            file.api_token_file.as_deref(),
+        )?;
         if !listen.ip().is_loopback() && api_token.is_none() {
             return Err(ConfigError::Invalid {
                 key: "listen",
@@ -433,7 +447,7 @@ impl Config {
             backend_url,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             log_level,
-            api_token: api_token.map(Secret),
+            api_token,
             allowed_hosts,
             drain,
         })
@@ -447,15 +461,15 @@ fn drain_config(
 ) -> Result<DrainConfig, ConfigError> {
     let d = DrainConfig::default();
     let pick = |a: Option<Interval>, f: Option<Interval>, dflt| a.or(f).map_or(dflt, |i| i.0);
+    let backend_token = token(
+        args.backend_token_file.as_deref(),
+        env("LANED_BACKEND_TOKEN"),
+        file.backend_token_file.as_deref(),
+    )?;
     let backend_token_file = args
         .backend_token_file
         .clone()
         .or(file.backend_token_file.clone());
-    let backend_token = match (env("LANED_BACKEND_TOKEN"), &backend_token_file) {
-        (Some(t), _) if !t.trim().is_empty() => Some(Secret(t.trim().to_owned())),
-        (_, Some(path)) => Some(read_token_file(path)?),
-        _ => None,
-    };
     let c = DrainConfig {
         backend_token,
         backend_token_file,
@@ -627,6 +641,42 @@ mod tests {
         .unwrap();
         assert_eq!(c.api_token.as_ref().map(Secret::expose), Some("s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_token_file_flag_beats_the_token_variable_which_beats_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, t: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, t).unwrap();
+            p
+        };
+        let (from_flag, from_file) = (write("flag", "flag-token\n"), write("file", "file-token"));
+        let file = ConfigFile {
+            api_token_file: Some(from_file),
+            ..Default::default()
+        };
+        let env = |k: &str| (k == "LANED_API_TOKEN").then(|| "env-token".to_string());
+        let t = |c: Config| c.api_token.map(|s| s.expose().to_owned());
+        let mut a = args("L03");
+        assert_eq!(
+            t(Config::merge(file.clone(), &a, no_env).unwrap()).as_deref(),
+            Some("file-token")
+        );
+        assert_eq!(
+            t(Config::merge(file.clone(), &a, env).unwrap()).as_deref(),
+            Some("env-token")
+        );
+        a.api_token_file = Some(from_flag);
+        assert_eq!(
+            t(Config::merge(file.clone(), &a, env).unwrap()).as_deref(),
+            Some("flag-token")
+        );
+        a.api_token_file = Some(write("empty", "  \n"));
+        assert!(
+            Config::merge(file, &a, env).is_err(),
+            "an empty token file is refused"
+        );
     }
 
     #[test]

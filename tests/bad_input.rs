@@ -352,6 +352,31 @@ fn cases() -> Vec<Case> {
             ..put("wrong method", Value::Null, 405, "method_not_allowed", &[])
         },
         Case {
+            method: "DELETE",
+            path: "/v1/status".into(),
+            content_type: None,
+            body: vec![],
+            ..put(
+                "wrong method, no content type",
+                Value::Null,
+                405,
+                "method_not_allowed",
+                &[],
+            )
+        },
+        Case {
+            path: "/v1/nowhere".into(),
+            content_type: None,
+            body: valid.clone(),
+            ..put(
+                "unknown path, no content type",
+                Value::Null,
+                404,
+                "not_found",
+                &[],
+            )
+        },
+        Case {
             method: "GET",
             path: "/v1/nothing".into(),
             body: vec![],

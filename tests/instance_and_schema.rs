@@ -75,6 +75,32 @@ fn a_foreign_sqlite_file_is_refused_and_left_byte_identical() {
 }
 
 #[test]
+fn an_sqlite_file_of_another_program_without_an_application_id_is_refused_untouched() {
+    refused_untouched(
+        |c| {
+            c.execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);")
+                .unwrap();
+        },
+        "not a laned database",
+    );
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lane.db");
+    let junk = b"this is a spreadsheet, not a database\n".repeat(200);
+    std::fs::write(&db, &junk).unwrap();
+    RealLane::expect_refusal(
+        dir.path(),
+        "L03",
+        EXIT_DATABASE_REFUSED,
+        "not a laned database",
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), junk);
+}
+
+#[test]
 fn another_lanes_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(RealLane::spawn(dir.path(), "L03", &[]).expect("L03 starts"));

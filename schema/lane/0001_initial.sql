@@ -95,3 +95,20 @@ CREATE TABLE audit_log (
     reason         TEXT,
     details        TEXT
 ) STRICT;
+
+-- Invariant 4, enforced by the database itself: no code path, bug or
+-- hand-typed SQL can delete a sale or rewrite the audit trail.
+CREATE TRIGGER sales_are_never_deleted BEFORE DELETE ON sales
+BEGIN
+    SELECT RAISE(ABORT, 'sales are never deleted');
+END;
+
+CREATE TRIGGER audit_log_is_append_only_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+
+CREATE TRIGGER audit_log_is_append_only_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;

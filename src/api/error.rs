@@ -108,17 +108,17 @@ impl ApiError {
 
     /// 409 `transaction_id_reused`.
     pub fn transaction_id_reused(id: &str, receipt: &str, by_key: bool) -> Self {
-        let what = if by_key {
-            "This Idempotency-Key was already used"
+        let (what, new) = if by_key {
+            ("This Idempotency-Key was already used", "Idempotency-Key")
         } else {
-            "This transaction id was already used"
+            ("This transaction id was already used", "transaction id")
         };
         Self::new(
             StatusCode::CONFLICT,
             "transaction_id_reused",
             format!(
                 "{what} for a different sale (receipt {receipt}). Nothing was changed; \
-                 a new sale needs a new transaction id."
+                 a new sale needs a new {new}."
             ),
         )
         .with_details(json!({"transaction_id": id, "receipt": receipt}))
@@ -141,6 +141,16 @@ impl ApiError {
             "unsupported_media_type",
             "Send the body as JSON with Content-Type: application/json.",
         )
+    }
+
+    /// 422 `validation_failed` for a bad query parameter.
+    pub fn invalid_query(error: FieldError) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            format!("The query is not valid: {} {}.", error.field, error.message),
+        )
+        .with_details(json!({"fields": [error]}))
     }
 
     /// 422 `validation_failed` with one entry per bad field.

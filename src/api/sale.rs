@@ -97,7 +97,12 @@ impl Sale {
             .iter()
             .map(|l| (l.sku.as_str(), l.amount))
             .collect();
-        let key = serde_json::json!([self.kind, register, invoice, self.occurred_at, lines]);
+        // The same instant written as "Z" or "+00:00" is the same sale.
+        let at = self
+            .occurred_at
+            .parse::<jiff::Timestamp>()
+            .map_or_else(|_| self.occurred_at.clone(), |t| t.to_string());
+        let key = serde_json::json!([self.kind, register, invoice, at, lines]);
         Some(crate::store::sha256_hex(key.to_string().as_bytes()))
     }
 }
@@ -392,7 +397,7 @@ impl V {
                 if r.is_some() && r == own_id {
                     self.err(
                         "references",
-                        format!("a {} cannot refer to itself", k.as_str()),
+                        format!("must not be the {}'s own transaction id", k.as_str()),
                     );
                 }
                 r
@@ -513,11 +518,9 @@ impl V {
             parsed.into_iter().collect::<Option<Vec<_>>>()
         });
         let total = self.amount(m, "", "total", true);
-        let change = if m.contains_key("change") {
-            self.amount(m, "", "change", true)
-        } else {
-            Some(0)
-        };
+        let change = self
+            .amount(m, "", "change", false)
+            .or_else(|| absent(m, "change").then_some(0));
 
         if let (Some(lines), Some(total)) = (&lines, total) {
             match money::sum(lines.iter().map(|l| l.amount)) {
@@ -576,11 +579,9 @@ impl V {
             }
         };
         let unit_price = self.amount(m, &at, "unit_price", true);
-        let discount = if m.contains_key("discount") {
-            self.amount(m, &at, "discount", true)
-        } else {
-            Some(0)
-        };
+        let discount = self
+            .amount(m, &at, "discount", false)
+            .or_else(|| absent(m, "discount").then_some(0));
         let amount = self.amount(m, &at, "amount", true);
         let (quantity, unit_price, discount, amount) = (quantity?, unit_price?, discount?, amount?);
         match money::line_amount(quantity.1, unit_price, discount) {
@@ -626,6 +627,11 @@ impl V {
             amount: amount?,
         })
     }
+}
+
+/// Whether an optional field is missing or null (it takes its default).
+fn absent(m: &Map<String, Value>, key: &str) -> bool {
+    matches!(m.get(key), None | Some(Value::Null))
 }
 
 /// Parses a transaction id: a hyphenated UUID (any case) of version 4 with
@@ -712,6 +718,29 @@ mod tests {
         let mut d = good();
         d["payments"][0]["amount"] = json!(20000);
         assert_eq!(fields(d), ["payments"]);
+    }
+
+    #[test]
+    fn null_optional_amounts_take_their_default() {
+        let mut d = good();
+        d["lines"][0]["discount"] = Value::Null;
+        d["change"] = Value::Null;
+        d["payments"][0]["amount"] = json!(25000);
+        assert!(fields(d).is_empty());
+    }
+
+    #[test]
+    fn the_legacy_fingerprint_compares_instants_not_spellings() {
+        let mut a = good();
+        a["occurred_at"] = json!("2026-11-22T11:03:11Z");
+        let mut b = good();
+        b["occurred_at"] = json!("2026-11-22T14:03:11+03:00");
+        let fa = validate(&a, None).unwrap().legacy_fingerprint();
+        let fb = validate(&b, None).unwrap().legacy_fingerprint();
+        assert_eq!(fa, fb);
+        let mut c = good();
+        c["occurred_at"] = json!("2026-11-22T11:03:12Z");
+        assert_ne!(fa, validate(&c, None).unwrap().legacy_fingerprint());
     }
 
     #[test]

@@ -34,8 +34,10 @@ pub(super) async fn new_transaction() -> Json<Value> {
 pub(super) async fn put_sale(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    super::require_json(&headers)?;
     let id = sale::parse_v4(&id).ok_or_else(|| ApiError::invalid_transaction_id(&id))?;
     let sale = parse_sale(body, Some(id))?;
     record(&s, id, sale, None).await
@@ -48,6 +50,7 @@ pub(super) async fn post_sale(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    super::require_json(&headers)?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(idempotency_key(v)?),
@@ -255,10 +258,10 @@ pub(super) async fn list_sales(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let bad = |field: &str, message: String| {
-        ApiError::validation_failed(vec![FieldError {
+        ApiError::invalid_query(FieldError {
             field: field.into(),
             message,
-        }])
+        })
     };
     let Query(q) = q.map_err(|r| {
         bad(

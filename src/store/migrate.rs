@@ -9,10 +9,16 @@ use super::open::APPLICATION_ID;
 
 /// The lane schema's migrations, in order. Index `i` brings the database
 /// from `user_version = i` to `i + 1`.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../../schema/lane/0001_initial.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../../schema/lane/0001_initial.sql"),
+    ),
+    (
+        "0002_drain",
+        include_str!("../../schema/lane/0002_drain.sql"),
+    ),
+];
 
 /// The schema version this binary writes.
 pub fn latest() -> i64 {
@@ -26,24 +32,34 @@ pub struct Header {
     pub application_id: i64,
     /// `PRAGMA user_version`.
     pub user_version: i64,
+    /// Number of schema objects (tables, indexes, …) in the file.
+    pub objects: i64,
 }
 
 /// Reads the header of an existing database.
 pub fn header(conn: &Connection) -> Result<Header, StoreError> {
-    let get = |p: &str| -> Result<i64, StoreError> {
-        conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))
+    let get = |sql: &str| -> Result<i64, StoreError> {
+        conn.query_row(sql, [], |r| r.get(0))
             .map_err(|e| StoreError::sqlite("read database header", e))
     };
     Ok(Header {
-        application_id: get("application_id")?,
-        user_version: get("user_version")?,
+        application_id: get("PRAGMA application_id")?,
+        user_version: get("PRAGMA user_version")?,
+        objects: get("SELECT count(*) FROM sqlite_master")?,
     })
 }
 
 /// Refuses a database this binary must not modify: one made by something
 /// else, or by a newer laned.
 pub fn check_compatible(h: Header, path: &std::path::Path) -> Result<(), StoreError> {
-    if h.application_id != 0 && h.application_id != APPLICATION_ID {
+    // application_id 0 is SQLite's default: only an empty file may be a
+    // new lane database; anything else with it belongs to another program.
+    let foreign = match h.application_id {
+        APPLICATION_ID => false,
+        0 => h.objects > 0 || h.user_version != 0,
+        _ => true,
+    };
+    if foreign {
         return Err(StoreError::ForeignDatabase {
             path: path.to_owned(),
         });
@@ -62,9 +78,19 @@ pub fn check_compatible(h: Header, path: &std::path::Path) -> Result<(), StoreEr
 /// failure rolls that step back and leaves the database at the previous
 /// version.
 pub fn apply(conn: &mut Connection, path: &std::path::Path) -> Result<(), StoreError> {
+    apply_upto(conn, path, MIGRATIONS.len())
+}
+
+/// Applies the missing migrations among the first `upto`.
+fn apply_upto(
+    conn: &mut Connection,
+    path: &std::path::Path,
+    upto: usize,
+) -> Result<(), StoreError> {
     let h = header(conn)?;
     check_compatible(h, path)?;
-    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(h.user_version as usize) {
+    let pending = MIGRATIONS.iter().enumerate().take(upto);
+    for (i, (name, sql)) in pending.skip(h.user_version as usize) {
         let step = |conn: &mut Connection| -> rusqlite::Result<()> {
             let tx = conn.transaction()?;
             tx.execute_batch(sql)?;
@@ -76,4 +102,102 @@ pub fn apply(conn: &mut Connection, path: &std::path::Path) -> Result<(), StoreE
         tracing::info!(migration = name, "applied schema migration");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(conn: &Connection) -> Vec<(String, String, String)> {
+        let mut st = conn
+            .prepare("SELECT type, name, COALESCE(sql, '') FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn fresh(dir: &std::path::Path, name: &str) -> (Connection, std::path::PathBuf) {
+        let path = dir.join(name);
+        std::fs::File::create(&path).unwrap();
+        (
+            super::super::open::open(&path, super::super::Mode::ReadWrite).unwrap(),
+            path,
+        )
+    }
+
+    #[test]
+    fn every_upgrade_path_ends_in_the_same_schema_as_a_fresh_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut new, p) = fresh(dir.path(), "fresh.db");
+        apply(&mut new, &p).unwrap();
+        let want = schema(&new);
+        for start in 1..MIGRATIONS.len() {
+            let (mut old, p) = fresh(dir.path(), &format!("from-{start}.db"));
+            apply_upto(&mut old, &p, start).unwrap();
+            let h = header(&old).unwrap();
+            assert_eq!(h.user_version, start as i64);
+            apply(&mut old, &p).unwrap();
+            assert_eq!(schema(&old), want, "upgrading from version {start}");
+            assert_eq!(header(&old).unwrap().user_version, latest());
+        }
+    }
+
+    #[test]
+    fn only_an_empty_file_is_taken_for_a_new_lane_database() {
+        let h = |application_id, user_version, objects| Header {
+            application_id,
+            user_version,
+            objects,
+        };
+        let p = std::path::Path::new("x.db");
+        assert!(check_compatible(h(0, 0, 0), p).is_ok());
+        assert!(check_compatible(h(APPLICATION_ID, 1, 9), p).is_ok());
+        assert!(matches!(
+            check_compatible(h(0, 0, 3), p),
+            Err(StoreError::ForeignDatabase { .. })
+        ));
+        assert!(matches!(
+            check_compatible(h(0, 7, 0), p),
+            Err(StoreError::ForeignDatabase { .. })
+        ));
+        assert!(matches!(
+            check_compatible(h(42, 0, 0), p),
+            Err(StoreError::ForeignDatabase { .. })
+        ));
+        assert!(matches!(
+            check_compatible(h(APPLICATION_ID, latest() + 1, 9), p),
+            Err(StoreError::NewerSchema { .. })
+        ));
+    }
+
+    #[test]
+    fn the_database_itself_refuses_to_delete_a_sale_or_touch_the_audit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, p) = fresh(dir.path(), "lane.db");
+        apply(&mut c, &p).unwrap();
+        c.execute_batch(
+            "INSERT INTO sales (transaction_id, kind, series, receipt_no, body, body_sha256,
+                                sale_sha256, currency, total, business_date, recorded_at)
+             VALUES ('t', 'sale', 'S', 1, x'', '', '', 'KES', 1, '2026-11-22', 'now');
+             INSERT INTO audit_log (at, actor, action) VALUES ('now', 'me', 'test');",
+        )
+        .unwrap();
+        for sql in [
+            "DELETE FROM sales",
+            "DELETE FROM audit_log",
+            "UPDATE audit_log SET actor = 'someone else'",
+        ] {
+            let e = c.execute_batch(sql).unwrap_err();
+            assert!(
+                e.to_string().contains("never deleted") || e.to_string().contains("append-only"),
+                "{sql}: {e}"
+            );
+        }
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM sales", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
 }

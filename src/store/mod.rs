@@ -44,7 +44,7 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// SQLite reports the database file damaged.
-    #[error("the database is damaged ({what} failed); run `laned doctor`")]
+    #[error("the database is damaged ({what} failed); restore it from a backup")]
     Corrupt {
         /// The operation that found the damage.
         what: &'static str,
@@ -250,12 +250,29 @@ impl Store {
         clock: Arc<dyn Clock>,
     ) -> Result<(Store, InstanceLock), StoreError> {
         ensure_private_dir(data_dir)?;
-        let lock = InstanceLock::acquire(data_dir)?;
+        let mut lock = InstanceLock::acquire(data_dir)?;
+        // Say who holds it at once, so a second instance started while this
+        // one migrates names this process, not a previous holder.
+        lock.describe(&format!(
+            "laned pid {} (lane {}, starting since {})",
+            std::process::id(),
+            identity.lane_id,
+            fmt_ts(clock.wall())
+        ))?;
         let path = data_dir.join(DB_FILE);
         if path.exists() {
             // Look before touching: even setting WAL mode writes to the file.
-            let ro = open::open(&path, Mode::ReadOnly)?;
-            migrate::check_compatible(migrate::header(&ro)?, &path)?;
+            let header = open::open(&path, Mode::ReadOnly).and_then(|ro| migrate::header(&ro));
+            let header = match header {
+                // Not an SQLite file at all (SQLITE_NOTADB).
+                Err(StoreError::Corrupt { source, .. })
+                    if source.sqlite_error_code() == Some(ErrorCode::NotADatabase) =>
+                {
+                    return Err(StoreError::ForeignDatabase { path });
+                }
+                other => other?,
+            };
+            migrate::check_compatible(header, &path)?;
         } else {
             create_private_file(&path)?;
         }

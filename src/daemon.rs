@@ -11,7 +11,8 @@ use tokio::sync::watch;
 use crate::api::{self, AppState};
 use crate::ceiling::LaneState;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Secret};
+use crate::drain::{self, DrainHandle};
 use crate::store::{InstanceLock, LaneIdentity, Store, StoreError};
 
 /// Why the daemon could not start or stopped with an error.
@@ -32,6 +33,57 @@ pub enum DaemonError {
     /// The HTTP server failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
+    /// The back-end URL or HTTPS client is not usable.
+    #[error(transparent)]
+    Backend(#[from] crate::drain::ClientError),
+    /// The admin token file could not be created or read.
+    #[error("cannot {what} the admin token file {path}")]
+    AdminToken {
+        /// create or read.
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Name of the admin token file in the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Reads the admin token, creating it (random, owner-only) at first start.
+fn admin_token(data_dir: &std::path::Path) -> Result<Secret, DaemonError> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let err = |what, source| DaemonError::AdminToken {
+        what,
+        path: path.clone(),
+        source,
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(&path) {
+        Ok(mut f) => {
+            use std::io::Write;
+            // 256 random bits from the OS generator, as hex.
+            let token: String = (0..2)
+                .map(|_| uuid::Uuid::new_v4().simple().to_string())
+                .collect();
+            f.write_all(token.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| err("write", e))?;
+            tracing::info!(path = %path.display(), "created the admin token file");
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err("create", e)),
+    }
+    let t = std::fs::read_to_string(&path).map_err(|e| err("read", e))?;
+    Ok(Secret::new(t.trim()))
 }
 
 /// A started daemon: store open, listener bound, not yet serving.
@@ -41,7 +93,8 @@ pub struct Daemon {
     addr: SocketAddr,
     state: AppState,
     _lock: InstanceLock,
-    _lane_state: watch::Sender<LaneState>,
+    drain: Option<(DrainHandle, tokio::task::JoinHandle<()>)>,
+    stop_drain: watch::Sender<bool>,
 }
 
 impl Daemon {
@@ -74,13 +127,30 @@ impl Daemon {
             config.lane_id,
             crate::store::fmt_ts(clock.wall())
         ))?;
-        // No drain yet has ever reached the back-end: the lane starts offline.
+        // The lane is offline until the drain's first successful exchange.
         let (lane_tx, lane_rx) = watch::channel(LaneState::Offline);
+        let (stop_drain, drain_stop_rx) = watch::channel(false);
+        let drain = match &config.backend_url {
+            Some(url) => Some(drain::spawn(
+                store.clone(),
+                url,
+                config.drain.clone(),
+                clock.clone(),
+                lane_tx,
+                drain_stop_rx,
+            )?),
+            None => {
+                tracing::warn!("no backend_url configured: sales are stored but not delivered");
+                None
+            }
+        };
         let state = AppState::new(
             store.clone(),
             clock,
             lane_rx,
             config.api_token.clone(),
+            admin_token(&config.data_dir)?,
+            drain.as_ref().map(|d| d.0.clone()),
             addr,
             &config.allowed_hosts,
         );
@@ -90,7 +160,8 @@ impl Daemon {
             addr,
             state,
             _lock: lock,
-            _lane_state: lane_tx,
+            drain,
+            stop_drain,
         })
     }
 
@@ -102,6 +173,11 @@ impl Daemon {
     /// The store, for tests and embedding.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The drain, when a back-end is configured.
+    pub fn drain(&self) -> Option<&DrainHandle> {
+        self.drain.as_ref().map(|d| &d.0)
     }
 
     /// Serves until `shutdown` resolves, then finishes requests in flight
@@ -133,7 +209,11 @@ impl Daemon {
                 Ok(())
             }
         };
-        tracing::info!("no longer accepting requests; closing the store");
+        tracing::info!("no longer accepting requests; stopping the drain and closing the store");
+        let _ = self.stop_drain.send(true);
+        if let Some((_, task)) = self.drain {
+            let _ = task.await;
+        }
         self.store.close().await;
         drop(self._lock);
         served.map_err(DaemonError::Serve)

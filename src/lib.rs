@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod daemon;
+pub mod drain;
 pub mod money;
 pub mod store;
 pub mod telemetry;

@@ -68,6 +68,25 @@ impl ApiError {
         )
     }
 
+    /// 401 `unauthorized` on an admin route.
+    pub fn admin_unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Admin actions need the admin token: send Authorization: Bearer <token>, \
+             with the token from the file admin-token in laned's data directory.",
+        )
+    }
+
+    /// 409 `no_backend`: an action that needs a back-end, on a lane without one.
+    pub fn no_backend() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "no_backend",
+            "This lane has no back-end configured (backend_url), so there is nothing to sync with.",
+        )
+    }
+
     /// 403 `forbidden_host`.
     pub fn forbidden_host(host: Option<&str>) -> Self {
         Self::new(

@@ -4,6 +4,7 @@
 //! header (DNS rebinding) and the API token when one is configured, before
 //! any handler runs. Handlers that take a body require JSON.
 
+mod admin;
 mod error;
 pub mod sale;
 mod sales;
@@ -28,6 +29,7 @@ pub use error::ApiError;
 use crate::ceiling::LaneState;
 use crate::clock::Clock;
 use crate::config::Secret;
+use crate::drain::DrainHandle;
 use crate::store::Store;
 
 /// Largest request body: a sale of [`sale::MAX_LINES`] long lines fits.
@@ -45,16 +47,21 @@ struct Shared {
     started: Duration,
     lane_state: watch::Receiver<LaneState>,
     api_token: Option<Secret>,
+    admin_token: Secret,
+    drain: Option<DrainHandle>,
     allowed_hosts: Vec<String>,
 }
 
 impl AppState {
     /// Builds the state. `listen` is added to the accepted `Host` names.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         clock: Arc<dyn Clock>,
         lane_state: watch::Receiver<LaneState>,
         api_token: Option<Secret>,
+        admin_token: Secret,
+        drain: Option<DrainHandle>,
         listen: SocketAddr,
         extra_hosts: &[String],
     ) -> Self {
@@ -71,6 +78,8 @@ impl AppState {
                 clock,
                 lane_state,
                 api_token,
+                admin_token,
+                drain,
                 allowed_hosts,
             }),
         }
@@ -92,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sales", post(sales::post_sale).get(sales::list_sales))
         .route("/v1/sales/{id}", put(sales::put_sale).get(sales::get_sale))
         .route("/v1/status", get(status::status))
+        .route("/v1/admin/sync", post(admin::sync))
         .fallback(|req: Request| async move { ApiError::no_route(req.uri().path()) })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -121,15 +131,12 @@ async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response 
         tracing::warn!(host = ?host, "refused a request for a foreign Host");
         return ApiError::forbidden_host(host).into_response();
     }
-    if let Some(token) = &s.inner.api_token {
-        let sent = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "));
-        if !sent.is_some_and(|t| constant_time_eq(t.as_bytes(), token.expose().as_bytes())) {
-            return ApiError::unauthorized().into_response();
-        }
+    // Admin routes check the admin token themselves.
+    let admin = req.uri().path().starts_with("/v1/admin/");
+    if let Some(token) = s.inner.api_token.as_ref().filter(|_| !admin)
+        && !bearer_matches(bearer(req.headers()), token)
+    {
+        return ApiError::unauthorized().into_response();
     }
     next.run(req).await
 }
@@ -168,6 +175,20 @@ fn host_allowed(host: &str, allowed: &[String]) -> bool {
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     allowed.contains(&name)
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+}
+
+/// Whether `sent` (the part after `Bearer `) is `token`, compared in
+/// constant time.
+fn bearer_matches(sent: Option<&str>, token: &Secret) -> bool {
+    sent.is_some_and(|t| constant_time_eq(t.as_bytes(), token.expose().as_bytes()))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -123,6 +123,9 @@ async fn record(
     })?;
     let (status, row) = match outcome {
         InsertOutcome::Created(row) => {
+            if let Some(d) = &s.inner.drain {
+                d.wake();
+            }
             tracing::debug!(transaction_id = %row.transaction_id, receipt = %receipt_label(&row.series, row.receipt_no), seq = row.seq, "sale recorded");
             (StatusCode::CREATED, row)
         }
@@ -227,8 +230,11 @@ pub(super) async fn get_sale(
     struct Full<'a> {
         #[serde(flatten)]
         summary: Summary<'a>,
+        /// A return or void held back until the sale it references is posted.
+        waiting_for: Option<String>,
         sale: Box<RawValue>,
     }
+    let waiting_for = s.store().waiting_for(row.transaction_id.clone()).await?;
     let envelope: Envelope = serde_json::from_slice(&row.body).map_err(|source| {
         ApiError::from(crate::store::StoreError::Decode {
             what: format!("sale {uuid}"),
@@ -237,6 +243,7 @@ pub(super) async fn get_sale(
     })?;
     Ok(Json(Full {
         summary: summary(&row),
+        waiting_for,
         sale: envelope.sale,
     })
     .into_response())

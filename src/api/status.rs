@@ -19,6 +19,33 @@ struct Status {
     oldest_pending: Option<OldestPending>,
     pending_amount: BTreeMap<String, i64>,
     last_receipt_no: BTreeMap<String, i64>,
+    /// Delivery to the back-end; null when none is configured.
+    backend: Option<Backend>,
+}
+
+#[derive(Serialize)]
+struct Backend {
+    url: String,
+    last_success_at: Option<String>,
+    last_attempt_at: Option<String>,
+    last_error: Option<Problem>,
+    consecutive_failures: i64,
+    /// A lane-level fault: delivery is paused until it is fixed.
+    fault: Option<Problem>,
+    next_attempt_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Problem {
+    code: String,
+    message: String,
+}
+
+fn problem(code: Option<String>, message: Option<String>) -> Option<Problem> {
+    code.map(|code| Problem {
+        code,
+        message: message.unwrap_or_default(),
+    })
 }
 
 #[derive(Serialize)]
@@ -40,6 +67,21 @@ pub(super) async fn status(State(s): State<AppState>) -> Result<Json<impl Serial
             age_seconds: age,
         }
     });
+    let backend = match &s.inner.drain {
+        Some(d) => {
+            let st = s.store().drain_state().await?;
+            Some(Backend {
+                url: d.backend_url().to_owned(),
+                last_success_at: st.last_success_at,
+                last_attempt_at: st.last_attempt_at,
+                last_error: problem(st.last_error_code, st.last_error),
+                consecutive_failures: st.consecutive_failures,
+                fault: problem(st.fault_code, st.fault_message),
+                next_attempt_at: st.next_attempt_at,
+            })
+        }
+        None => None,
+    };
     let id = s.store().identity();
     Ok(Json(Status {
         lane_id: id.lane_id.clone(),
@@ -56,5 +98,6 @@ pub(super) async fn status(State(s): State<AppState>) -> Result<Json<impl Serial
         oldest_pending,
         pending_amount: c.pending_amount,
         last_receipt_no: c.last_receipt_no,
+        backend,
     }))
 }

@@ -5,6 +5,7 @@
 //! Reads go through a small pool of read-only connections, so status and
 //! listing never wait for the writer.
 
+mod drain;
 mod lock;
 mod migrate;
 mod open;
@@ -20,6 +21,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 
+pub use drain::{AttemptRecord, Candidate, Delivery, DrainState, Plan, Policy};
 pub use lock::{InstanceLock, LOCK_FILE};
 pub use migrate::{MIGRATIONS, latest as latest_schema_version};
 pub use open::{APPLICATION_ID, Mode, open as open_connection};
@@ -334,6 +336,70 @@ impl Store {
     /// Stops the writer after the commands already queued, and waits for it.
     pub async fn close(&self) {
         self.inner.writer.close().await;
+    }
+
+    /// The next batch for the drain.
+    pub async fn plan_delivery(
+        &self,
+        now: jiff::Timestamp,
+        limit: usize,
+        policy: Policy,
+    ) -> Result<Plan, StoreError> {
+        let now = fmt_ts(now);
+        self.inner
+            .readers
+            .run(move |c| drain::plan(c, &now, limit, policy))
+            .await
+    }
+
+    /// The lane-level delivery state.
+    pub async fn drain_state(&self) -> Result<DrainState, StoreError> {
+        self.inner.readers.run(drain::drain_state).await
+    }
+
+    /// What a return or void waits for, if anything.
+    pub async fn waiting_for(&self, transaction_id: String) -> Result<Option<String>, StoreError> {
+        self.inner
+            .readers
+            .run(move |c| drain::waiting_for(c, &transaction_id))
+            .await
+    }
+
+    /// Records a round of delivery (attempts, sale states, lane state).
+    pub async fn record_delivery(
+        &self,
+        deliveries: Vec<Delivery>,
+        lane: DrainState,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .writer
+            .call(move |c, _| drain::record(c, &deliveries, &lane))
+            .await
+    }
+
+    /// Replaces the lane-level delivery state only (heartbeats, faults).
+    pub async fn set_drain_state(&self, lane: DrainState) -> Result<(), StoreError> {
+        self.inner
+            .writer
+            .call(move |c, _| {
+                drain::write_state(c, &lane)
+                    .map_err(|e| StoreError::sqlite("write the drain state", e))
+            })
+            .await
+    }
+
+    /// An operator's "sync now", audit-logged.
+    pub async fn sync_now(
+        &self,
+        now: jiff::Timestamp,
+        actor: String,
+        reason: String,
+    ) -> Result<(), StoreError> {
+        let now = fmt_ts(now);
+        self.inner
+            .writer
+            .call(move |c, _| drain::sync_now(c, &now, &actor, &reason))
+            .await
     }
 
     /// A round trip through the writer thread: proves it is not wedged.

@@ -81,7 +81,7 @@ pub enum InsertOutcome {
     Conflict(SaleRow),
 }
 
-struct Ctx {
+pub(super) struct Ctx {
     identity: LaneIdentity,
     clock: Arc<dyn Clock>,
 }
@@ -262,7 +262,7 @@ fn savepoint(conn: &Connection, sql: &'static str) -> Result<(), StoreError> {
 }
 
 impl WriterHandle {
-    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(super) async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&Connection, &Ctx) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,

@@ -1,0 +1,446 @@
+//! The drain: one task that delivers stored sales to the back-end in lane
+//! order, exactly once (each sale keeps its id and bytes on every attempt),
+//! through outages and restarts (DESIGN §6).
+//!
+//! It sleeps until something can change its mind: a new sale, an operator's
+//! "sync now", a config reload, the end of a backoff, the next stuck
+//! re-check or the next heartbeat. There is no polling loop: an idle lane's
+//! drain wakes only for heartbeats.
+
+pub mod backoff;
+pub mod classify;
+pub mod client;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+
+use crate::ceiling::LaneState;
+use crate::clock::Clock;
+use crate::config::{DrainConfig, OnReject, Secret};
+use crate::store::{
+    AttemptRecord, Candidate, Delivery, DrainState, Policy, SaleState, Store, StoreError, fmt_ts,
+};
+use backoff::Backoff;
+use classify::Outcome;
+use client::{Answer, BackendClient, BatchAnswer};
+
+pub use client::ClientError;
+
+/// How long the drain waits before trying again after its own store failed
+/// (a busy or full disk); the back-end is not to blame, so no backoff state.
+const STORE_RETRY: Duration = Duration::from_secs(5);
+
+/// Handle to a running drain.
+#[derive(Clone, Debug)]
+pub struct DrainHandle {
+    wake: Arc<Notify>,
+    ticks: Arc<AtomicU64>,
+    client: Arc<BackendClient>,
+}
+
+impl DrainHandle {
+    /// Wakes the drain (a new sale, an operator request, a reload).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// How many times the drain has woken up and looked for work. Tests use
+    /// it to prove an idle lane does nothing between heartbeats.
+    pub fn ticks(&self) -> u64 {
+        self.ticks.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the back-end token (config reload) and wakes the drain.
+    pub fn set_token(&self, token: Option<Secret>) {
+        self.client.set_token(token);
+        self.wake();
+    }
+
+    /// The back-end's base URL, without credentials.
+    pub fn backend_url(&self) -> &str {
+        self.client.base()
+    }
+}
+
+/// What the drain does next.
+enum Wait {
+    /// Look again at once (there may be more to send).
+    Now,
+    /// Sleep until this monotonic instant of the clock, or a wake-up.
+    Until(Duration),
+}
+
+struct Drain {
+    store: Store,
+    client: Arc<BackendClient>,
+    cfg: DrainConfig,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+    ticks: Arc<AtomicU64>,
+    lane_state: watch::Sender<LaneState>,
+    backoff: Backoff,
+    /// The back-end has no batch route: send single PUTs from now on.
+    single: bool,
+    /// Monotonic time of the next heartbeat (when idle).
+    next_heartbeat: Duration,
+    /// The last wait ended by a wake-up rather than a timer.
+    woken: bool,
+}
+
+/// Starts the drain for the back-end at `backend_url`.
+pub fn spawn(
+    store: Store,
+    backend_url: &str,
+    cfg: DrainConfig,
+    clock: Arc<dyn Clock>,
+    lane_state: watch::Sender<LaneState>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(DrainHandle, tokio::task::JoinHandle<()>), ClientError> {
+    let client = Arc::new(BackendClient::new(
+        backend_url,
+        &store.identity().lane_id,
+        cfg.backend_token.clone(),
+        cfg.request_timeout,
+    )?);
+    let wake = Arc::new(Notify::new());
+    let ticks = Arc::new(AtomicU64::new(0));
+    let handle = DrainHandle {
+        wake: wake.clone(),
+        ticks: ticks.clone(),
+        client: client.clone(),
+    };
+    let drain = Drain {
+        backoff: Backoff {
+            base: cfg.backoff_base,
+            cap: cfg.backoff_cap,
+            retry_after_cap: cfg.retry_after_cap,
+        },
+        store,
+        client,
+        cfg,
+        next_heartbeat: clock.monotonic(),
+        clock,
+        wake,
+        ticks,
+        lane_state,
+        single: false,
+        woken: false,
+    };
+    Ok((handle, tokio::spawn(drain.run(shutdown))))
+}
+
+impl Drain {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(backend = %self.client.base(), "drain started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            self.ticks.fetch_add(1, Ordering::Relaxed);
+            let wait = tokio::select! {
+                w = self.step() => w,
+                // Dropping a step mid-request is safe: the sale stays
+                // pending and its next attempt is answered as a replay.
+                _ = shutdown.changed() => break,
+            };
+            let wait = wait.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the drain could not use the store; trying again shortly");
+                Wait::Until(self.clock.monotonic() + STORE_RETRY)
+            });
+            if let Wait::Until(deadline) = wait {
+                let sleep = self.clock.sleep_until(deadline);
+                tokio::select! {
+                    () = self.wake.notified() => self.woken = true,
+                    () = sleep => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
+        }
+        tracing::info!("drain stopped");
+    }
+
+    /// One look: send a batch, send a heartbeat, or decide how long to sleep.
+    async fn step(&mut self) -> Result<Wait, StoreError> {
+        let woken = std::mem::take(&mut self.woken);
+        let now = self.clock.wall();
+        let mono = self.clock.monotonic();
+        let state = self.store.drain_state().await?;
+        if state.fault_code.is_some() {
+            // Paused: no sale is sent. Probe the link with a heartbeat when
+            // woken (reload, operator) or at the heartbeat interval.
+            if woken || mono >= self.next_heartbeat {
+                self.heartbeat(state).await?;
+                return Ok(Wait::Now);
+            }
+            return Ok(Wait::Until(self.next_heartbeat));
+        }
+        if let Some(until) = state.next_attempt_at.as_deref().and_then(parse_ts)
+            && until > now
+        {
+            return Ok(Wait::Until(mono + until_from(now, until)));
+        }
+        let policy = match self.cfg.on_reject {
+            OnReject::Park => Policy::Park,
+            OnReject::Block => Policy::Block,
+        };
+        let plan = self
+            .store
+            .plan_delivery(now, self.cfg.batch_size, policy)
+            .await?;
+        if !plan.sales.is_empty() {
+            self.deliver(plan.sales, state).await?;
+            return Ok(Wait::Now);
+        }
+        if mono >= self.next_heartbeat {
+            self.heartbeat(state).await?;
+            return Ok(Wait::Now);
+        }
+        let recheck = plan
+            .next_recheck_at
+            .as_deref()
+            .and_then(parse_ts)
+            .map(|t| mono + until_from(now, t));
+        Ok(Wait::Until(recheck.map_or(self.next_heartbeat, |r| {
+            r.min(self.next_heartbeat)
+        })))
+    }
+
+    async fn heartbeat(&mut self, mut state: DrainState) -> Result<(), StoreError> {
+        let now = self.clock.wall();
+        let answer = self.client.heartbeat(now).await;
+        state.last_attempt_at = Some(fmt_ts(now));
+        match answer {
+            Ok(_) => {
+                if state.fault_code.is_some() {
+                    tracing::info!("the back-end accepts the lane again; resuming delivery");
+                }
+                self.succeeded(&mut state, now);
+            }
+            Err(a) => {
+                let delay = self.failed(&mut state, &a.outcome);
+                // While failing, probe again after the backoff, but never
+                // later than the regular heartbeat.
+                self.next_heartbeat =
+                    self.clock.monotonic() + delay.min(self.cfg.heartbeat_interval);
+                state.next_attempt_at = None;
+            }
+        }
+        self.store.set_drain_state(state).await
+    }
+
+    /// Sends `sales` (batch, or single PUTs) and records what came of them.
+    async fn deliver(
+        &mut self,
+        sales: Vec<Candidate>,
+        mut state: DrainState,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.wall();
+        let started = Instant::now();
+        let answers = self.send(&sales, now).await;
+        let duration_ms = client::elapsed_ms(started);
+        state.last_attempt_at = Some(fmt_ts(now));
+
+        let retry = answers
+            .iter()
+            .find(|a| matches!(a.outcome, Outcome::Retry { .. }));
+        let fault = answers
+            .iter()
+            .find(|a| matches!(a.outcome, Outcome::LaneFault { .. }));
+        let answered = answers
+            .iter()
+            .any(|a| matches!(a.outcome, Outcome::Posted { .. } | Outcome::Stuck { .. }));
+        let retry_at = match (fault, retry) {
+            (Some(f), _) => {
+                self.failed(&mut state, &f.outcome);
+                None
+            }
+            (None, Some(r)) => {
+                // The longest Retry-After of the round governs the schedule.
+                let longest = answers
+                    .iter()
+                    .filter_map(|a| match &a.outcome {
+                        Outcome::Retry { retry_after, .. } => *retry_after,
+                        _ => None,
+                    })
+                    .max();
+                let outcome = match (&r.outcome, longest) {
+                    (Outcome::Retry { code, message, .. }, l) => Outcome::Retry {
+                        code: code.clone(),
+                        message: message.clone(),
+                        retry_after: l,
+                    },
+                    (o, _) => o.clone(),
+                };
+                let delay = self.failed(&mut state, &outcome);
+                Some(fmt_ts(now + delay))
+            }
+            (None, None) => {
+                self.succeeded(&mut state, now);
+                None
+            }
+        };
+        if answered && (fault.is_some() || retry.is_some()) {
+            // The back-end did answer for some sales: the link works.
+            state.last_success_at = Some(fmt_ts(now));
+        }
+        state.next_attempt_at = retry_at.clone();
+
+        let recheck_at = fmt_ts(now + self.cfg.stuck_recheck);
+        let deliveries = sales
+            .iter()
+            .zip(&answers)
+            .map(|(sale, a)| {
+                let (new_state, posted, error, next) = match &a.outcome {
+                    Outcome::Posted { doc_no, posted_at } => (
+                        Some(SaleState::Posted),
+                        Some((doc_no.clone(), posted_at.clone())),
+                        None,
+                        None,
+                    ),
+                    Outcome::Stuck { code, message } => {
+                        if sale.state != SaleState::Stuck {
+                            tracing::warn!(transaction_id = %sale.transaction_id, code = %code, message = %message, "the back-end refused a sale; it is stuck until re-checked or settled");
+                        }
+                        (
+                            Some(SaleState::Stuck),
+                            None,
+                            Some((code.clone(), message.clone())),
+                            Some(recheck_at.clone()),
+                        )
+                    }
+                    Outcome::Retry { code, message, .. } => (
+                        None,
+                        None,
+                        Some((code.clone(), message.clone())),
+                        if sale.state == SaleState::Stuck {
+                            Some(recheck_at.clone())
+                        } else {
+                            retry_at.clone()
+                        },
+                    ),
+                    Outcome::LaneFault { code, message } => {
+                        (None, None, Some((code.clone(), message.clone())), None)
+                    }
+                };
+                Delivery {
+                    seq: sale.seq,
+                    new_state,
+                    posted,
+                    error: error.clone(),
+                    next_attempt_at: next,
+                    attempt: AttemptRecord {
+                        started_at: fmt_ts(now),
+                        duration_ms,
+                        outcome: a.outcome.kind(),
+                        http_status: a.http_status,
+                        error_code: error.as_ref().map(|e| e.0.clone()),
+                        message: error.map(|e| e.1),
+                    },
+                }
+            })
+            .collect();
+        self.store.record_delivery(deliveries, state).await
+    }
+
+    /// One answer per sale sent, in order; sales not sent this round (after
+    /// a failure that stops the round) are left out.
+    async fn send(&mut self, sales: &[Candidate], now: jiff::Timestamp) -> Vec<Answer> {
+        if !self.single {
+            let ids: Vec<String> = sales.iter().map(|s| s.transaction_id.clone()).collect();
+            let bodies: Vec<&[u8]> = sales.iter().map(|s| s.body.as_slice()).collect();
+            match self.client.post_batch(&ids, &bodies, now).await {
+                BatchAnswer::Items(items) => return items,
+                BatchAnswer::Whole(a) => return vec![a; sales.len()],
+                BatchAnswer::Unsupported => {
+                    tracing::info!("the back-end has no batch route; sending sales one by one");
+                    self.single = true;
+                }
+                BatchAnswer::SendSingly => {
+                    tracing::info!(
+                        sales = sales.len(),
+                        "the back-end refused a batch request; sending its sales one by one"
+                    );
+                }
+            }
+        }
+        let mut answers = Vec::with_capacity(sales.len());
+        for s in sales {
+            let a = self
+                .client
+                .put_sale(&s.transaction_id, s.body.clone(), now)
+                .await;
+            let stop = match a.outcome {
+                Outcome::Retry { .. } | Outcome::LaneFault { .. } => true,
+                Outcome::Stuck { .. } => self.cfg.on_reject == OnReject::Block,
+                Outcome::Posted { .. } => false,
+            };
+            answers.push(a);
+            // Keep lane order: nothing after a sale that must be retried.
+            if stop {
+                break;
+            }
+        }
+        answers
+    }
+
+    fn succeeded(&mut self, state: &mut DrainState, now: jiff::Timestamp) {
+        if state.consecutive_failures > 0 || state.fault_code.is_some() {
+            tracing::info!(
+                after_failures = state.consecutive_failures,
+                "back-end reachable again"
+            );
+        }
+        state.last_success_at = Some(fmt_ts(now));
+        state.consecutive_failures = 0;
+        state.last_error_code = None;
+        state.last_error = None;
+        state.fault_code = None;
+        state.fault_message = None;
+        state.next_attempt_at = None;
+        self.next_heartbeat = self.clock.monotonic() + self.cfg.heartbeat_interval;
+        self.lane_state.send_replace(LaneState::Online);
+    }
+
+    /// Records a failure; returns the delay before the next try.
+    fn failed(&mut self, state: &mut DrainState, outcome: &Outcome) -> Duration {
+        state.consecutive_failures += 1;
+        let (code, message) = match outcome {
+            Outcome::Retry { code, message, .. }
+            | Outcome::Stuck { code, message }
+            | Outcome::LaneFault { code, message } => (code.clone(), message.clone()),
+            Outcome::Posted { .. } => ("posted".into(), String::new()),
+        };
+        if let Outcome::LaneFault { .. } = outcome {
+            if state.fault_code.as_deref() != Some(code.as_str()) {
+                tracing::error!(code = %code, message = %message, "the back-end refuses this lane; delivery paused until the configuration is fixed");
+            }
+            state.fault_code = Some(code.clone());
+            state.fault_message = Some(message.clone());
+            self.next_heartbeat = self.clock.monotonic() + self.cfg.heartbeat_interval;
+        } else if state.consecutive_failures == 1 {
+            tracing::warn!(code = %code, message = %message, "delivery failed; retrying with backoff");
+        }
+        state.last_error_code = Some(code);
+        state.last_error = Some(message);
+        self.lane_state.send_replace(LaneState::Offline);
+        let retry_after = match outcome {
+            Outcome::Retry { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        let failures = u32::try_from(state.consecutive_failures).unwrap_or(u32::MAX);
+        self.backoff
+            .delay(failures, retry_after, backoff::os_random)
+    }
+}
+
+fn parse_ts(s: &str) -> Option<jiff::Timestamp> {
+    s.parse().ok()
+}
+
+/// Time from `now` until `t` (zero if `t` has passed).
+fn until_from(now: jiff::Timestamp, t: jiff::Timestamp) -> Duration {
+    Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO)
+}

@@ -1,0 +1,345 @@
+//! What the drain reads and writes: the next batch to deliver (in lane
+//! order, with the park/block policy and references respected), the
+//! lane-level delivery state, and the outcome of each attempt.
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{SaleState, StoreError};
+
+/// A sale ready to be sent.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Lane sequence.
+    pub seq: i64,
+    /// Transaction id.
+    pub transaction_id: String,
+    /// `pending`, or `stuck` when this is a re-check.
+    pub state: SaleState,
+    /// The exact envelope bytes.
+    pub body: Vec<u8>,
+}
+
+/// The next batch, and when to look again if it is empty.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Sales to send now, in lane order (re-checks of stuck sales first).
+    pub sales: Vec<Candidate>,
+    /// Earliest `next_attempt_at` of a stuck sale not yet due (UTC text).
+    pub next_recheck_at: Option<String>,
+    /// Pending sales held back: behind a stuck sale in block mode, or
+    /// waiting for the sale they reference.
+    pub held: usize,
+}
+
+/// Whether a refused sale stops the drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Park it; later sales go on.
+    Park,
+    /// Stop at it.
+    Block,
+}
+
+/// Plans the next batch of at most `limit` sales at time `now` (UTC text).
+pub fn plan(
+    conn: &Connection,
+    now: &str,
+    limit: usize,
+    policy: Policy,
+) -> Result<Plan, StoreError> {
+    let q = || -> rusqlite::Result<Plan> {
+        let tx = conn.unchecked_transaction()?;
+        let mut plan = Plan::default();
+        let mut in_batch: HashSet<String> = HashSet::new();
+        let first_stuck: Option<(i64, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT seq, next_attempt_at FROM sales WHERE state = 'stuck' ORDER BY seq LIMIT 1",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        plan.next_recheck_at = tx
+            .prepare_cached(
+                "SELECT min(next_attempt_at) FROM sales WHERE state = 'stuck' AND next_attempt_at > ?1",
+            )?
+            .query_row([now], |r| r.get(0))?;
+        // Stuck sales due for their re-check go first (they are the oldest).
+        // In block mode only the first stuck sale may go: nothing passes it.
+        let recheck_limit = match policy {
+            Policy::Park => limit,
+            Policy::Block => 1,
+        };
+        let mut st = tx.prepare_cached(
+            "SELECT seq, transaction_id, body FROM sales
+             WHERE state = 'stuck' AND next_attempt_at <= ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let due = st.query_map(params![now, recheck_limit as i64], |r| {
+            Ok(Candidate {
+                seq: r.get(0)?,
+                transaction_id: r.get(1)?,
+                state: SaleState::Stuck,
+                body: r.get(2)?,
+            })
+        })?;
+        for c in due {
+            let c = c?;
+            if policy == Policy::Block && first_stuck.as_ref().is_some_and(|(s, _)| *s != c.seq) {
+                break;
+            }
+            in_batch.insert(c.transaction_id.clone());
+            plan.sales.push(c);
+        }
+        // In block mode a stuck sale holds everything after it; once it is
+        // re-sent and posted, the next plan goes on.
+        let barrier = match policy {
+            Policy::Block => first_stuck.map(|(s, _)| s),
+            Policy::Park => None,
+        };
+        let mut pending = tx.prepare_cached(
+            "SELECT seq, transaction_id, references_id, body FROM sales
+             WHERE state = 'pending' AND seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let mut reference =
+            tx.prepare_cached("SELECT state FROM sales WHERE transaction_id = ?1")?;
+        let mut after = 0i64;
+        let page = (limit * 2).max(16) as i64;
+        'pages: while plan.sales.len() < limit {
+            let rows: Vec<(i64, String, Option<String>, Vec<u8>)> = pending
+                .query_map(params![after, page], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            if rows.is_empty() {
+                break;
+            }
+            for (seq, id, references, body) in rows {
+                after = seq;
+                if barrier.is_some_and(|b| seq > b) {
+                    plan.held += 1;
+                    break 'pages;
+                }
+                if plan.sales.len() == limit {
+                    break 'pages;
+                }
+                // A return or void goes only after the sale it references
+                // (when that sale is on this lane): posted or resolved, or
+                // earlier in this very batch.
+                if let Some(r) = &references {
+                    let state: Option<String> =
+                        reference.query_row([r], |row| row.get(0)).optional()?;
+                    let ready = match state.as_deref() {
+                        None | Some("posted") | Some("resolved") => true,
+                        Some(_) => in_batch.contains(r),
+                    };
+                    if !ready {
+                        plan.held += 1;
+                        if policy == Policy::Block {
+                            break 'pages;
+                        }
+                        continue;
+                    }
+                }
+                in_batch.insert(id.clone());
+                plan.sales.push(Candidate {
+                    seq,
+                    transaction_id: id,
+                    state: SaleState::Pending,
+                    body,
+                });
+            }
+        }
+        drop(st);
+        drop(pending);
+        drop(reference);
+        tx.finish()?;
+        Ok(plan)
+    };
+    q().map_err(|e| StoreError::sqlite("plan the next delivery", e))
+}
+
+/// The transaction id a sale waits for, if it is a return or void whose
+/// referenced sale on this lane is not yet posted or resolved.
+pub fn waiting_for(conn: &Connection, transaction_id: &str) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached(
+        "SELECT r.transaction_id FROM sales s JOIN sales r ON r.transaction_id = s.references_id
+         WHERE s.transaction_id = ?1 AND s.state IN ('pending', 'stuck')
+           AND r.state NOT IN ('posted', 'resolved')",
+    )
+    .and_then(|mut st| st.query_row([transaction_id], |r| r.get(0)).optional())
+    .map_err(|e| StoreError::sqlite("look up what a sale waits for", e))
+}
+
+/// Lane-level delivery state (the `drain_state` row).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrainState {
+    /// Last successful exchange with the back-end.
+    pub last_success_at: Option<String>,
+    /// Last attempt of any kind.
+    pub last_attempt_at: Option<String>,
+    /// Code of the last failure.
+    pub last_error_code: Option<String>,
+    /// Message of the last failure.
+    pub last_error: Option<String>,
+    /// Failures since the last success.
+    pub consecutive_failures: i64,
+    /// Lane-level fault code (the drain is paused while set).
+    pub fault_code: Option<String>,
+    /// Lane-level fault message.
+    pub fault_message: Option<String>,
+    /// When the drain may next try (UTC text).
+    pub next_attempt_at: Option<String>,
+}
+
+/// Reads the drain state.
+pub fn drain_state(conn: &Connection) -> Result<DrainState, StoreError> {
+    conn.prepare_cached(
+        "SELECT last_success_at, last_attempt_at, last_error_code, last_error,
+                consecutive_failures, fault_code, fault_message, next_attempt_at
+         FROM drain_state WHERE id = 1",
+    )
+    .and_then(|mut st| {
+        st.query_row([], |r| {
+            Ok(DrainState {
+                last_success_at: r.get(0)?,
+                last_attempt_at: r.get(1)?,
+                last_error_code: r.get(2)?,
+                last_error: r.get(3)?,
+                consecutive_failures: r.get(4)?,
+                fault_code: r.get(5)?,
+                fault_message: r.get(6)?,
+                next_attempt_at: r.get(7)?,
+            })
+        })
+    })
+    .map_err(|e| StoreError::sqlite("read the drain state", e))
+}
+
+/// What became of one sale in one attempt.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The sale.
+    pub seq: i64,
+    /// The state it moves to, if it moves (posted or stuck).
+    pub new_state: Option<SaleState>,
+    /// Document number and posting time, when posted.
+    pub posted: Option<(String, String)>,
+    /// Error code and message, when not posted.
+    pub error: Option<(String, String)>,
+    /// When to try this sale again, if ever.
+    pub next_attempt_at: Option<String>,
+    /// The attempt record.
+    pub attempt: AttemptRecord,
+}
+
+/// One row of `attempts`.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// When the request started (UTC text).
+    pub started_at: String,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// posted | stuck | retry | lane_fault.
+    pub outcome: &'static str,
+    /// HTTP status, if any.
+    pub http_status: Option<u16>,
+    /// Error code, if any.
+    pub error_code: Option<String>,
+    /// Message, if any.
+    pub message: Option<String>,
+}
+
+/// Records the outcome of one round of delivery and the new lane-level
+/// state, in one transaction.
+pub fn record(
+    conn: &Connection,
+    deliveries: &[Delivery],
+    lane: &DrainState,
+) -> Result<(), StoreError> {
+    let q = || -> rusqlite::Result<()> {
+        let mut attempt = conn.prepare_cached(
+            "INSERT INTO attempts (seq, started_at, duration_ms, outcome, http_status, error_code, message)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        // Only sales still waiting for delivery change: an operator may
+        // have settled one by hand meanwhile.
+        let mut update = conn.prepare_cached(
+            "UPDATE sales SET
+                 state = COALESCE(?2, state),
+                 doc_no = COALESCE(?3, doc_no),
+                 posted_at = COALESCE(?4, posted_at),
+                 last_error_code = CASE WHEN ?2 = 'posted' THEN NULL ELSE COALESCE(?5, last_error_code) END,
+                 last_error = CASE WHEN ?2 = 'posted' THEN NULL ELSE COALESCE(?6, last_error) END,
+                 next_attempt_at = ?7,
+                 attempts = attempts + 1
+             WHERE seq = ?1 AND state IN ('pending', 'stuck')",
+        )?;
+        for d in deliveries {
+            let a = &d.attempt;
+            attempt.execute(params![
+                d.seq,
+                a.started_at,
+                a.duration_ms,
+                a.outcome,
+                a.http_status,
+                a.error_code,
+                a.message
+            ])?;
+            update.execute(params![
+                d.seq,
+                d.new_state.map(SaleState::as_str),
+                d.posted.as_ref().map(|p| &p.0),
+                d.posted.as_ref().map(|p| &p.1),
+                d.error.as_ref().map(|e| &e.0),
+                d.error.as_ref().map(|e| &e.1),
+                d.next_attempt_at,
+            ])?;
+        }
+        write_state(conn, lane)
+    };
+    q().map_err(|e| StoreError::sqlite("record a delivery", e))
+}
+
+/// Replaces the drain state row.
+pub fn write_state(conn: &Connection, s: &DrainState) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE drain_state SET last_success_at = ?1, last_attempt_at = ?2, last_error_code = ?3,
+             last_error = ?4, consecutive_failures = ?5, fault_code = ?6, fault_message = ?7,
+             next_attempt_at = ?8
+         WHERE id = 1",
+    )?
+    .execute(params![
+        s.last_success_at,
+        s.last_attempt_at,
+        s.last_error_code,
+        s.last_error,
+        s.consecutive_failures,
+        s.fault_code,
+        s.fault_message,
+        s.next_attempt_at
+    ])
+    .map(drop)
+}
+
+/// An operator asked to sync now: clear the retry schedule and any
+/// lane-level fault, make every stuck sale due for a re-check, and write
+/// the audit entry.
+pub fn sync_now(conn: &Connection, now: &str, actor: &str, reason: &str) -> Result<(), StoreError> {
+    let q = || -> rusqlite::Result<()> {
+        conn.execute(
+            "UPDATE drain_state SET next_attempt_at = NULL, fault_code = NULL, fault_message = NULL
+             WHERE id = 1",
+            [],
+        )?;
+        let stuck = conn.execute(
+            "UPDATE sales SET next_attempt_at = ?1 WHERE state = 'stuck'",
+            [now],
+        )?;
+        conn.execute(
+            "INSERT INTO audit_log (at, actor, action, reason, details) VALUES (?1, ?2, 'sync', ?3, ?4)",
+            params![now, actor, reason, format!("{{\"stuck_rechecked\":{stuck}}}")],
+        )?;
+        Ok(())
+    };
+    q().map_err(|e| StoreError::sqlite("request a sync", e))
+}

@@ -38,6 +38,7 @@ const STORE_RETRY: Duration = Duration::from_secs(5);
 pub struct DrainHandle {
     wake: Arc<Notify>,
     ticks: Arc<AtomicU64>,
+    rounds: watch::Receiver<u64>,
     client: Arc<BackendClient>,
 }
 
@@ -51,6 +52,12 @@ impl DrainHandle {
     /// it to prove an idle lane does nothing between heartbeats.
     pub fn ticks(&self) -> u64 {
         self.ticks.load(Ordering::Relaxed)
+    }
+
+    /// Completed rounds (a look that sent, probed or decided to sleep, with
+    /// its outcome recorded). A readiness signal for tests and tools.
+    pub fn rounds(&self) -> watch::Receiver<u64> {
+        self.rounds.clone()
     }
 
     /// Replaces the back-end token (config reload) and wakes the drain.
@@ -80,6 +87,7 @@ struct Drain {
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     ticks: Arc<AtomicU64>,
+    rounds: watch::Sender<u64>,
     lane_state: watch::Sender<LaneState>,
     backoff: Backoff,
     /// The back-end has no batch route: send single PUTs from now on.
@@ -107,9 +115,11 @@ pub fn spawn(
     )?);
     let wake = Arc::new(Notify::new());
     let ticks = Arc::new(AtomicU64::new(0));
+    let (rounds, rounds_rx) = watch::channel(0);
     let handle = DrainHandle {
         wake: wake.clone(),
         ticks: ticks.clone(),
+        rounds: rounds_rx,
         client: client.clone(),
     };
     let drain = Drain {
@@ -125,6 +135,7 @@ pub fn spawn(
         clock,
         wake,
         ticks,
+        rounds,
         lane_state,
         single: false,
         woken: false,
@@ -150,6 +161,7 @@ impl Drain {
                 tracing::error!(error = %e, "the drain could not use the store; trying again shortly");
                 Wait::Until(self.clock.monotonic() + STORE_RETRY)
             });
+            self.rounds.send_modify(|r| *r += 1);
             if let Wait::Until(deadline) = wait {
                 let sleep = self.clock.sleep_until(deadline);
                 tokio::select! {

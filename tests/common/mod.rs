@@ -62,6 +62,8 @@ pub struct Lane {
     pub base: String,
     pub addr: SocketAddr,
     pub http: reqwest::Client,
+    pub drain: Option<laned::drain::DrainHandle>,
+    pub admin_token: String,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), laned::daemon::DaemonError>>,
 }
@@ -72,10 +74,17 @@ impl Lane {
     }
 
     pub async fn start_with(cfg: Config) -> Lane {
-        let daemon = Daemon::start(&cfg, Arc::new(SystemClock::new()))
-            .await
-            .expect("start lane");
+        Self::start_with_clock(cfg, Arc::new(SystemClock::new())).await
+    }
+
+    pub async fn start_with_clock(cfg: Config, clock: Arc<dyn laned::clock::Clock>) -> Lane {
+        let daemon = Daemon::start(&cfg, clock).await.expect("start lane");
         let addr = daemon.addr();
+        let drain = daemon.drain().cloned();
+        let admin_token = std::fs::read_to_string(cfg.data_dir.join("admin-token"))
+            .expect("admin token file")
+            .trim()
+            .to_owned();
         let (stop, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(daemon.run(async {
             let _ = rx.await;
@@ -84,9 +93,53 @@ impl Lane {
             base: format!("http://{addr}"),
             addr,
             http: client(),
+            drain,
+            admin_token,
             stop: Some(stop),
             task,
         }
+    }
+
+    /// Waits, without sleeping, until `cond` holds: checks after each round
+    /// the drain completes.
+    pub async fn until<F, Fut>(&self, what: &str, mut cond: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let mut rounds = self.drain.as_ref().expect("lane has a drain").rounds();
+        for _ in 0..10_000 {
+            if cond().await {
+                return;
+            }
+            // A safety net, not synchronisation: a drain that never
+            // finishes another round fails the test instead of hanging CI.
+            match tokio::time::timeout(std::time::Duration::from_secs(60), rounds.changed()).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+        panic!("gave up waiting for: {what}");
+    }
+
+    /// The state of one sale.
+    pub async fn sale_state(&self, id: &str) -> String {
+        self.get(&format!("/v1/sales/{id}")).await.1["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// `POST /v1/admin/sync` with the admin token.
+    pub async fn sync_now(&self) -> u16 {
+        self.http
+            .post(format!("{}/v1/admin/sync", self.base))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .expect("sync")
+            .status()
+            .as_u16()
     }
 
     /// Graceful stop; returns once the store is closed.
@@ -275,3 +328,4 @@ pub fn laned_uuid_is_v4(s: &str) -> bool {
         && s == s.to_lowercase()
         && Uuid::try_parse(s).is_ok_and(|u| u.get_version_num() == 4)
 }
+pub mod backend;

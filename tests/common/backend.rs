@@ -1,0 +1,405 @@
+//! A scripted back-end: axum on port 0 that implements the contract of
+//! DESIGN §6 with an in-memory posted-sale map, answers as a test scripts
+//! it request by request, and keeps everything it received.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, oneshot};
+
+/// One request as the back-end saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    /// The transaction ids in this request, in order (one for a PUT, many
+    /// for a batch, none for a heartbeat).
+    pub fn ids(&self) -> Vec<String> {
+        let v: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
+        match v.get("sales").and_then(Value::as_array) {
+            Some(sales) => sales
+                .iter()
+                .filter_map(|s| s["transaction_id"].as_str().map(String::from))
+                .collect(),
+            None => v["transaction_id"]
+                .as_str()
+                .map(String::from)
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+/// How to answer the next request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Behave as a correct back-end.
+    Normal,
+    /// Answer this status with this JSON body and headers, posting nothing.
+    Status(u16, Value, Vec<(&'static str, String)>),
+    /// Post normally, then drop the connection before the answer's body
+    /// arrives (the lane sees a lost response).
+    CommitThenDrop,
+    /// In a batch: answer each item with this status and code instead of
+    /// posting it, if its id is in the list.
+    RefuseItems(Vec<(String, u16, &'static str)>),
+}
+
+#[derive(Default)]
+struct Inner {
+    received: Vec<Received>,
+    script: VecDeque<Reply>,
+    /// id → (doc_no, body); never forgets.
+    posted: HashMap<String, (String, Bytes)>,
+    /// How many times each id was newly posted (must stay 1).
+    post_counts: HashMap<String, u32>,
+    order: Vec<String>,
+    next_doc: u64,
+    batch_supported: bool,
+    token: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Backend {
+    inner: Arc<Mutex<Inner>>,
+    arrived: Arc<Notify>,
+    pub url: String,
+    pub addr: SocketAddr,
+    stop: Arc<Mutex<Option<oneshot::Sender<()>>>>,
+}
+
+/// The lane sent no or the wrong token.
+struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"code": "unauthorized", "message": "bad lane token"})),
+        )
+            .into_response()
+    }
+}
+
+struct Dropped;
+
+impl http_body::Body for Dropped {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        Poll::Ready(Some(Err(std::io::Error::other(
+            "connection dropped by the test",
+        ))))
+    }
+}
+
+impl Backend {
+    /// Starts on an ephemeral loopback port. `token` is the bearer token it
+    /// demands (401 otherwise).
+    pub async fn start(token: Option<&str>) -> Backend {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let b = Backend {
+            inner: Arc::new(Mutex::new(Inner {
+                batch_supported: true,
+                token: token.map(String::from),
+                ..Default::default()
+            })),
+            arrived: Arc::new(Notify::new()),
+            url: format!("http://{addr}"),
+            addr,
+            stop: Arc::new(Mutex::new(None)),
+        };
+        let app = Router::new()
+            .route("/v1/sales/{id}", put(put_sale))
+            .route("/v1/sales:batch", post(batch))
+            .route("/v1/heartbeat", get(heartbeat))
+            .with_state(b.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        *b.stop.lock().unwrap() = Some(tx);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        b
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues replies for the next requests, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.lock().script.extend(replies);
+    }
+
+    /// Answers 404 on the batch route from now on.
+    pub fn without_batch(&self) {
+        self.lock().batch_supported = false;
+    }
+
+    /// Changes the token the back-end accepts.
+    pub fn set_token(&self, token: Option<&str>) {
+        self.lock().token = token.map(String::from);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.lock().received.clone()
+    }
+
+    /// Ids in the order the back-end first posted them.
+    pub fn posted_order(&self) -> Vec<String> {
+        self.lock().order.clone()
+    }
+
+    /// How many times each id was newly posted.
+    pub fn post_counts(&self) -> HashMap<String, u32> {
+        self.lock().post_counts.clone()
+    }
+
+    /// Waits until the back-end has received at least `n` requests.
+    pub async fn wait_for_requests(&self, n: usize) {
+        loop {
+            let notified = self.arrived.notified();
+            if self.lock().received.len() >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until at least `n` distinct sales are posted.
+    pub async fn wait_for_posted(&self, n: usize) {
+        loop {
+            let notified = self.arrived.notified();
+            if self.lock().posted.len() >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Keeps the request; takes the next scripted reply when `consume`
+    /// (sale routes only: heartbeats never eat a script entry).
+    fn record(
+        &self,
+        method: &str,
+        path: String,
+        headers: &HeaderMap,
+        body: &Bytes,
+        consume: bool,
+    ) -> Result<Reply, Unauthorized> {
+        let mut g = self.lock();
+        g.received.push(Received {
+            method: method.into(),
+            path,
+            headers: headers.clone(),
+            body: body.clone(),
+        });
+        let want = g.token.clone();
+        let reply = if consume {
+            g.script.pop_front().unwrap_or(Reply::Normal)
+        } else {
+            Reply::Normal
+        };
+        drop(g);
+        if let Some(t) = want {
+            let sent = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if sent != Some(t.as_str()) {
+                return Err(Unauthorized);
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Posts one envelope: (status, answer) as a correct back-end would.
+    /// The fingerprint is the envelope's canonical JSON, so the same
+    /// envelope compares equal whether it came alone or in a batch.
+    fn post_one(&self, id: &str, body: Bytes) -> (u16, Value) {
+        let body = Bytes::from(
+            serde_json::from_slice::<Value>(&body)
+                .map(|v| v.to_string().into_bytes())
+                .unwrap_or_else(|_| body.to_vec()),
+        );
+        let mut g = self.lock();
+        if let Some((doc, stored)) = g.posted.get(id) {
+            if *stored == body {
+                return (
+                    200,
+                    json!({"transaction_id": id, "doc_no": doc, "posted_at": "2026-11-22T12:00:00Z"}),
+                );
+            }
+            return (
+                422,
+                json!({"code": "payload_mismatch", "message": "same id, different bytes"}),
+            );
+        }
+        g.next_doc += 1;
+        let doc = format!("D{:06}", g.next_doc);
+        g.posted.insert(id.to_owned(), (doc.clone(), body));
+        *g.post_counts.entry(id.to_owned()).or_default() += 1;
+        g.order.push(id.to_owned());
+        (
+            201,
+            json!({"transaction_id": id, "doc_no": doc, "posted_at": "2026-11-22T12:00:00Z"}),
+        )
+    }
+}
+
+fn status_reply(status: u16, body: Value, headers: Vec<(&'static str, String)>) -> Response {
+    let mut r = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(body),
+    )
+        .into_response();
+    for (k, v) in headers {
+        if let Ok(v) = v.parse() {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
+}
+
+fn dropped() -> Response {
+    Response::builder()
+        .status(201)
+        .body(Body::new(Dropped))
+        .unwrap_or_default()
+}
+
+async fn put_sale(
+    State(b): State<Backend>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let reply = match b.record("PUT", format!("/v1/sales/{id}"), &headers, &body, true) {
+        Ok(r) => r,
+        Err(unauthorized) => {
+            b.arrived.notify_waiters();
+            return unauthorized.into_response();
+        }
+    };
+    let resp = match reply {
+        Reply::Status(s, v, h) => status_reply(s, v, h),
+        Reply::CommitThenDrop => {
+            b.post_one(&id, body);
+            dropped()
+        }
+        Reply::Normal | Reply::RefuseItems(_) => {
+            let (s, v) = b.post_one(&id, body);
+            let mut r = status_reply(s, v, vec![]);
+            if s == 200 {
+                r.headers_mut()
+                    .insert("idempotency-replayed", "true".parse().unwrap());
+            }
+            r
+        }
+    };
+    b.arrived.notify_waiters();
+    resp
+}
+
+async fn batch(State(b): State<Backend>, headers: HeaderMap, body: Bytes) -> Response {
+    let supported = b.lock().batch_supported;
+    let reply = match b.record("POST", "/v1/sales:batch".into(), &headers, &body, supported) {
+        Ok(r) => r,
+        Err(unauthorized) => {
+            b.arrived.notify_waiters();
+            return unauthorized.into_response();
+        }
+    };
+    if !supported {
+        b.arrived.notify_waiters();
+        return status_reply(
+            404,
+            json!({"code": "not_found", "message": "no batch route"}),
+            vec![],
+        );
+    }
+    let resp = match reply {
+        Reply::Status(s, v, h) => status_reply(s, v, h),
+        other => {
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let refuse = match &other {
+                Reply::RefuseItems(r) => r.clone(),
+                _ => vec![],
+            };
+            let mut results = vec![];
+            for sale in v["sales"].as_array().cloned().unwrap_or_default() {
+                let id = sale["transaction_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if let Some((_, s, code)) = refuse.iter().find(|(r, _, _)| *r == id) {
+                    results.push(json!({"transaction_id": id, "status": s, "code": code, "message": "refused by the test"}));
+                    continue;
+                }
+                // The stored bytes of each envelope, exactly as sent.
+                let bytes = Bytes::from(serde_json::to_vec(&sale).unwrap_or_default());
+                let (s, ans) = b.post_one(&id, bytes);
+                let mut item = json!({"transaction_id": id, "status": s});
+                for k in ["doc_no", "posted_at", "code", "message"] {
+                    if !ans[k].is_null() {
+                        item[k] = ans[k].clone();
+                    }
+                }
+                results.push(item);
+            }
+            if matches!(other, Reply::CommitThenDrop) {
+                dropped()
+            } else {
+                status_reply(200, json!({"results": results}), vec![])
+            }
+        }
+    };
+    b.arrived.notify_waiters();
+    resp
+}
+
+async fn heartbeat(State(b): State<Backend>, headers: HeaderMap) -> Response {
+    let resp = match b.record(
+        "GET",
+        "/v1/heartbeat".into(),
+        &headers,
+        &Bytes::new(),
+        false,
+    ) {
+        Ok(Reply::Status(s, v, h)) => status_reply(s, v, h),
+        Ok(_) => status_reply(
+            200,
+            json!({"server_time": "2026-11-22T12:00:00Z", "last_receipt_no": {}}),
+            vec![],
+        ),
+        Err(unauthorized) => unauthorized.into_response(),
+    };
+    b.arrived.notify_waiters();
+    resp
+}

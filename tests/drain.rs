@@ -29,7 +29,9 @@ async fn ring(lane: &Lane, n: usize) -> Vec<String> {
     let mut ids = vec![];
     for i in 0..n {
         let id = Uuid::new_v4().to_string();
-        let (s, _) = lane.put(&id, &sale_with(&format!("SKU{i}"), 1, 100 + i as i64)).await;
+        let (s, _) = lane
+            .put(&id, &sale_with(&format!("SKU{i}"), 1, 100 + i as i64))
+            .await;
         assert_eq!(s, 201);
         ids.push(id);
     }
@@ -49,17 +51,38 @@ async fn a_backlog_is_delivered_once_each_in_lane_order_across_batches() {
     let ids = ring(&lane, 250).await;
     lane.stop().await;
     let lane = Lane::start_with(config_for(dir.path(), &backend)).await;
-    lane.until("all 250 posted", || async { counts(&lane).await["posted"] == 250 }).await;
+    lane.until("all 250 posted", || async {
+        counts(&lane).await["posted"] == 250
+    })
+    .await;
 
-    assert_eq!(backend.posted_order(), ids, "the back-end saw sales out of lane order");
+    assert_eq!(
+        backend.posted_order(),
+        ids,
+        "the back-end saw sales out of lane order"
+    );
     assert!(backend.post_counts().values().all(|n| *n == 1));
-    let batches: Vec<_> = backend.received().into_iter().filter(|r| r.path == "/v1/sales:batch").collect();
-    assert_eq!(batches.iter().map(|b| b.ids().len()).collect::<Vec<_>>(), [100, 100, 50]);
+    let batches: Vec<_> = backend
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/v1/sales:batch")
+        .collect();
+    assert_eq!(
+        batches.iter().map(|b| b.ids().len()).collect::<Vec<_>>(),
+        [100, 100, 50]
+    );
     for b in &batches {
         assert_eq!(b.headers["authorization"], format!("Bearer {TOKEN}"));
     }
     let s = lane.get(&format!("/v1/sales/{}", ids[0])).await.1;
-    assert_eq!((s["state"].as_str(), s["doc_no"].as_str(), s["attempts"].as_i64()), (Some("posted"), Some("D000001"), Some(1)));
+    assert_eq!(
+        (
+            s["state"].as_str(),
+            s["doc_no"].as_str(),
+            s["attempts"].as_i64()
+        ),
+        (Some("posted"), Some("D000001"), Some(1))
+    );
     let st = lane.status().await;
     assert_eq!(st["lane_state"], "online");
     assert_eq!(st["backend"]["consecutive_failures"], 0);
@@ -71,16 +94,41 @@ async fn a_backlog_is_delivered_once_each_in_lane_order_across_batches() {
 async fn each_status_code_ends_in_its_documented_state() {
     // (scripted answer, expected sale state, expected code on the sale or the lane)
     let cases: Vec<(u16, Value, &str, &str)> = vec![
-        (200, json!({"doc_no": "X9", "posted_at": "2026-11-22T12:00:00Z"}), "posted", ""),
-        (422, json!({"code": "payload_mismatch", "message": "same id, other bytes"}), "stuck", "payload_mismatch"),
-        (422, json!({"code": "receipt_no_conflict", "message": "L03/1 is posted under another id"}), "stuck", "receipt_no_conflict"),
-        (400, json!({"code": "bad_request", "message": "no"}), "stuck", "bad_request"),
+        (
+            200,
+            json!({"doc_no": "X9", "posted_at": "2026-11-22T12:00:00Z"}),
+            "posted",
+            "",
+        ),
+        (
+            422,
+            json!({"code": "payload_mismatch", "message": "same id, other bytes"}),
+            "stuck",
+            "payload_mismatch",
+        ),
+        (
+            422,
+            json!({"code": "receipt_no_conflict", "message": "L03/1 is posted under another id"}),
+            "stuck",
+            "receipt_no_conflict",
+        ),
+        (
+            400,
+            json!({"code": "bad_request", "message": "no"}),
+            "stuck",
+            "bad_request",
+        ),
         (413, json!({}), "stuck", "http_413"),
         (401, json!({}), "pending", "fault:unauthorized"),
         (403, json!({}), "pending", "fault:forbidden"),
         (404, json!({}), "pending", "fault:not_found"),
         (408, json!({}), "pending", "retry:http_408"),
-        (409, json!({"code": "in_flight", "message": "being posted"}), "pending", "retry:in_flight"),
+        (
+            409,
+            json!({"code": "in_flight", "message": "being posted"}),
+            "pending",
+            "retry:in_flight",
+        ),
         (425, json!({}), "pending", "retry:http_425"),
         (429, json!({}), "pending", "retry:http_429"),
         (500, json!({}), "pending", "retry:http_500"),
@@ -105,17 +153,29 @@ async fn each_status_code_ends_in_its_documented_state() {
         .await;
         let sale = lane.get(&format!("/v1/sales/{id}")).await.1;
         let st = lane.status().await;
-        let got_code = match (want_code.split_once(':'), sale["last_error"]["code"].as_str()) {
-            (Some(("fault", _)), _) => format!("fault:{}", st["backend"]["fault"]["code"].as_str().unwrap_or("-")),
+        let got_code = match (
+            want_code.split_once(':'),
+            sale["last_error"]["code"].as_str(),
+        ) {
+            (Some(("fault", _)), _) => format!(
+                "fault:{}",
+                st["backend"]["fault"]["code"].as_str().unwrap_or("-")
+            ),
             (Some(("retry", _)), c) => {
-                assert!(st["backend"]["next_attempt_at"].is_string(), "{status}: no retry scheduled");
+                assert!(
+                    st["backend"]["next_attempt_at"].is_string(),
+                    "{status}: no retry scheduled"
+                );
                 assert_eq!(st["backend"]["consecutive_failures"], 1, "{status}");
                 format!("retry:{}", c.unwrap_or("-"))
             }
             (_, c) => c.unwrap_or("").to_owned(),
         };
         if sale["state"] != want_state || got_code != want_code {
-            failures.push(format!("{status}: got {} / {got_code}, want {want_state} / {want_code}", sale["state"]));
+            failures.push(format!(
+                "{status}: got {} / {got_code}, want {want_state} / {want_code}",
+                sale["state"]
+            ));
         }
         if want_state == "posted" && sale["doc_no"] != "X9" {
             failures.push(format!("{status}: doc_no {}", sale["doc_no"]));
@@ -141,10 +201,20 @@ async fn a_lost_answer_is_retried_and_answered_as_a_replay_so_the_back_end_holds
     assert_eq!(backend.post_counts()[&id], 1, "the back-end did commit");
 
     assert_eq!(lane.sync_now().await, 202);
-    lane.until("posted on the retry", || async { lane.sale_state(&id).await == "posted" }).await;
-    let puts: Vec<_> = backend.received().into_iter().filter(|r| r.method == "PUT").collect();
+    lane.until("posted on the retry", || async {
+        lane.sale_state(&id).await == "posted"
+    })
+    .await;
+    let puts: Vec<_> = backend
+        .received()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
     assert_eq!(puts.len(), 2);
-    assert_eq!(puts[0].body, puts[1].body, "a retry must send the same bytes");
+    assert_eq!(
+        puts[0].body, puts[1].body,
+        "a retry must send the same bytes"
+    );
     for p in &puts {
         assert_eq!(p.headers["idempotency-key"], id.as_str());
     }
@@ -154,7 +224,11 @@ async fn a_lost_answer_is_retried_and_answered_as_a_replay_so_the_back_end_holds
 
 /// A refused sale A, a normal sale B, and C, a return of A.
 async fn refused_then_more(lane: &Lane, backend: &Backend) -> (String, String, String) {
-    backend.script([Reply::Status(422, json!({"code": "unknown_sku", "message": "SKU A not in catalogue"}), vec![])]);
+    backend.script([Reply::Status(
+        422,
+        json!({"code": "unknown_sku", "message": "SKU A not in catalogue"}),
+        vec![],
+    )]);
     let a = Uuid::new_v4().to_string();
     let b = Uuid::new_v4().to_string();
     let c = Uuid::new_v4().to_string();
@@ -180,12 +254,22 @@ async fn park_mode_passes_a_stuck_sale_but_its_return_waits_for_it() {
     .await;
     let sc = lane.get(&format!("/v1/sales/{c}")).await.1;
     assert_eq!(sc["state"], "pending");
-    assert_eq!(sc["waiting_for"], a.as_str(), "the return says what it waits for");
-    assert!(!backend.posted_order().contains(&c), "a return went before its sale");
+    assert_eq!(
+        sc["waiting_for"],
+        a.as_str(),
+        "the return says what it waits for"
+    );
+    assert!(
+        !backend.posted_order().contains(&c),
+        "a return went before its sale"
+    );
 
     // The back-end now accepts A; an operator asks for a re-check.
     assert_eq!(lane.sync_now().await, 202);
-    lane.until("A and then C posted", || async { lane.sale_state(&c).await == "posted" }).await;
+    lane.until("A and then C posted", || async {
+        lane.sale_state(&c).await == "posted"
+    })
+    .await;
     assert_eq!(backend.posted_order(), [b, a, c]);
     lane.stop().await;
 }
@@ -199,17 +283,25 @@ async fn block_mode_stops_at_a_stuck_sale_until_it_posts() {
     cfg.drain.on_reject = OnReject::Block;
     let lane = Lane::start_with(cfg).await;
     let (a, b, c) = refused_then_more(&lane, &backend).await;
-    lane.until("A stuck", || async { lane.sale_state(&a).await == "stuck" }).await;
+    lane.until("A stuck", || async { lane.sale_state(&a).await == "stuck" })
+        .await;
     // Give the drain every chance to misbehave: wake it, let it finish a round.
     let mut rounds = lane.drain.as_ref().unwrap().rounds();
     let before = *rounds.borrow_and_update();
     lane.drain.as_ref().unwrap().wake();
-    lane.until("another round", || async { *rounds.borrow() > before }).await;
+    lane.until("another round", || async { *rounds.borrow() > before })
+        .await;
     assert_eq!(lane.sale_state(&b).await, "pending");
-    assert!(backend.posted_order().is_empty(), "something passed the stuck sale");
+    assert!(
+        backend.posted_order().is_empty(),
+        "something passed the stuck sale"
+    );
 
     assert_eq!(lane.sync_now().await, 202);
-    lane.until("everything posted", || async { counts(&lane).await["posted"] == 3 }).await;
+    lane.until("everything posted", || async {
+        counts(&lane).await["posted"] == 3
+    })
+    .await;
     assert_eq!(backend.posted_order(), [a, b, c]);
     lane.stop().await;
 }
@@ -228,25 +320,50 @@ async fn a_rejected_token_pauses_delivery_without_touching_sales_and_a_fixed_tok
     assert_eq!(st["counts"]["pending"], 3, "a 401 changed a sale's state");
     assert_eq!(st["lane_state"], "offline");
     let text = st.to_string();
-    assert!(!text.contains(TOKEN) && !text.contains("the-right-token"), "a token in status: {text}");
+    assert!(
+        !text.contains(TOKEN) && !text.contains("the-right-token"),
+        "a token in status: {text}"
+    );
     // Depending on timing the fault came from the start-up heartbeat or
     // from the first batch; either way, once paused no sale is sent. Wake
     // the drain: it probes the link with a heartbeat and sends nothing.
-    let sale_requests = || backend.received().iter().filter(|r| r.method != "GET").count();
+    let sale_requests = || {
+        backend
+            .received()
+            .iter()
+            .filter(|r| r.method != "GET")
+            .count()
+    };
     let sent_at_fault = sale_requests();
-    assert!(sent_at_fault <= 1, "{sent_at_fault} sale requests before the fault");
+    assert!(
+        sent_at_fault <= 1,
+        "{sent_at_fault} sale requests before the fault"
+    );
     let probes = backend.received().len();
     lane.drain.as_ref().unwrap().wake();
-    tokio::time::timeout(Duration::from_secs(60), backend.wait_for_requests(probes + 1))
-        .await
-        .expect("a wake-up while paused probes the link");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        backend.wait_for_requests(probes + 1),
+    )
+    .await
+    .expect("a wake-up while paused probes the link");
     let last = backend.received().pop().unwrap();
     assert_eq!(last.path, "/v1/heartbeat", "the probe is a heartbeat");
-    assert_eq!(sale_requests(), sent_at_fault, "sales were sent while paused");
+    assert_eq!(
+        sale_requests(),
+        sent_at_fault,
+        "sales were sent while paused"
+    );
     assert_eq!(lane.status().await["counts"]["pending"], 3);
 
-    lane.drain.as_ref().unwrap().set_token(Some(secret("the-right-token")));
-    lane.until("all posted after the fix", || async { counts(&lane).await["posted"] == 3 }).await;
+    lane.drain
+        .as_ref()
+        .unwrap()
+        .set_token(Some(secret("the-right-token")));
+    lane.until("all posted after the fix", || async {
+        counts(&lane).await["posted"] == 3
+    })
+    .await;
     assert_eq!(backend.posted_order(), ids);
     assert_eq!(lane.status().await["backend"]["fault"], Value::Null);
     lane.stop().await;
@@ -260,19 +377,30 @@ async fn admin_sync_needs_the_admin_token_and_is_audited() {
     let url = format!("{}/v1/admin/sync", lane.base);
     let r = lane.http.post(&url).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = lane.http.post(&url).bearer_auth("guess").send().await.unwrap();
+    let r = lane
+        .http
+        .post(&url)
+        .bearer_auth("guess")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(lane.sync_now().await, 202);
     lane.stop().await;
     let c = rusqlite::Connection::open(dir.path().join("lane.db")).unwrap();
     let (actor, action): (String, String) = c
-        .query_row("SELECT actor, action FROM audit_log", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT actor, action FROM audit_log", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap();
     assert_eq!((actor.as_str(), action.as_str()), ("admin-api", "sync"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("admin-token")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("admin-token"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

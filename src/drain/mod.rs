@@ -94,6 +94,9 @@ struct Drain {
     single: bool,
     /// Monotonic time of the next heartbeat (when idle).
     next_heartbeat: Duration,
+    /// Monotonic time the current exchange started: the next heartbeat is
+    /// scheduled from it, so the cadence does not drift with latency.
+    exchange_started: Duration,
     /// The last wait ended by a wake-up rather than a timer.
     woken: bool,
 }
@@ -132,6 +135,7 @@ pub fn spawn(
         client,
         cfg,
         next_heartbeat: clock.monotonic(),
+        exchange_started: clock.monotonic(),
         clock,
         wake,
         ticks,
@@ -222,6 +226,7 @@ impl Drain {
 
     async fn heartbeat(&mut self, mut state: DrainState) -> Result<(), StoreError> {
         let now = self.clock.wall();
+        self.exchange_started = self.clock.monotonic();
         let answer = self.client.heartbeat(now).await;
         state.last_attempt_at = Some(fmt_ts(now));
         match answer {
@@ -236,7 +241,7 @@ impl Drain {
                 // While failing, probe again after the backoff, but never
                 // later than the regular heartbeat.
                 self.next_heartbeat =
-                    self.clock.monotonic() + delay.min(self.cfg.heartbeat_interval);
+                    self.exchange_started + delay.min(self.cfg.heartbeat_interval);
                 state.next_attempt_at = None;
             }
         }
@@ -250,6 +255,7 @@ impl Drain {
         mut state: DrainState,
     ) -> Result<(), StoreError> {
         let now = self.clock.wall();
+        self.exchange_started = self.clock.monotonic();
         let started = Instant::now();
         let answers = self.send(&sales, now).await;
         let duration_ms = client::elapsed_ms(started);
@@ -412,7 +418,7 @@ impl Drain {
         state.fault_code = None;
         state.fault_message = None;
         state.next_attempt_at = None;
-        self.next_heartbeat = self.clock.monotonic() + self.cfg.heartbeat_interval;
+        self.next_heartbeat = self.exchange_started + self.cfg.heartbeat_interval;
         self.lane_state.send_replace(LaneState::Online);
     }
 
@@ -431,7 +437,7 @@ impl Drain {
             }
             state.fault_code = Some(code.clone());
             state.fault_message = Some(message.clone());
-            self.next_heartbeat = self.clock.monotonic() + self.cfg.heartbeat_interval;
+            self.next_heartbeat = self.exchange_started + self.cfg.heartbeat_interval;
         } else if state.consecutive_failures == 1 {
             tracing::warn!(code = %code, message = %message, "delivery failed; retrying with backoff");
         }

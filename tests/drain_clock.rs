@@ -1,0 +1,158 @@
+//! The drain's timers driven by the `Clock` seam: backoff and heartbeats
+//! move only when the test moves the clock, and nothing runs in between.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::backend::{Backend, Reply};
+use common::{Lane, secret};
+use laned::clock::{Clock, ManualClock};
+use serde_json::json;
+use uuid::Uuid;
+
+const TOKEN: &str = "t";
+
+async fn lane_with_clock(
+    dir: &std::path::Path,
+    backend: &Backend,
+    clock: Arc<ManualClock>,
+) -> Lane {
+    let mut cfg = common::config(dir);
+    cfg.backend_url = Some(backend.url.clone());
+    cfg.drain.backend_token = Some(secret(TOKEN));
+    cfg.drain.backoff_base = Duration::from_secs(1);
+    cfg.drain.backoff_cap = Duration::from_secs(16);
+    cfg.drain.retry_after_cap = Duration::from_secs(120);
+    cfg.drain.heartbeat_interval = Duration::from_secs(300);
+    Lane::start_with_clock(cfg, clock).await
+}
+
+fn start() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new("2026-11-22T10:00:00Z".parse().unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backoff_ceilings_double_to_the_cap_with_jitter_inside_and_retry_after_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    backend.without_batch();
+    let clock = start();
+    let lane = lane_with_clock(dir.path(), &backend, clock.clone()).await;
+    let unavailable = || {
+        Reply::Status(
+            503,
+            json!({"code": "down", "message": "maintenance"}),
+            vec![],
+        )
+    };
+    backend.script((0..7).map(|_| unavailable()));
+    backend.script([Reply::Status(
+        429,
+        json!({}),
+        vec![("retry-after", "90".into())],
+    )]);
+    let id = Uuid::new_v4().to_string();
+    assert_eq!(lane.put(&id, &common::sale()).await.0, 201);
+
+    let ceilings = [1u64, 2, 4, 8, 16, 16, 16];
+    for (n, ceiling) in ceilings.iter().enumerate() {
+        let failures = n as i64 + 1;
+        lane.until("the failure is recorded", || async {
+            lane.status().await["backend"]["consecutive_failures"] == failures
+        })
+        .await;
+        let next: jiff::Timestamp = lane.status().await["backend"]["next_attempt_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let delay = Duration::try_from(next.duration_since(clock.wall())).unwrap();
+        assert!(
+            delay <= Duration::from_secs(*ceiling),
+            "failure {failures}: delay {delay:?} above the ceiling {ceiling}s"
+        );
+        // Nothing is sent before the delay is over.
+        let requests = backend.received().len();
+        clock.advance(delay.saturating_sub(Duration::from_millis(1)));
+        assert_eq!(backend.received().len(), requests);
+        clock.advance(Duration::from_millis(1));
+    }
+    // The 429 with Retry-After: 90 sets the floor of the next delay.
+    lane.until("the 429 is recorded", || async {
+        lane.status().await["backend"]["consecutive_failures"] == 8
+    })
+    .await;
+    let next: jiff::Timestamp = lane.status().await["backend"]["next_attempt_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let delay = Duration::try_from(next.duration_since(clock.wall())).unwrap();
+    assert!(
+        delay >= Duration::from_secs(90),
+        "Retry-After ignored: {delay:?}"
+    );
+    clock.advance(delay);
+    lane.until("posted once the back-end is back", || async {
+        lane.sale_state(&id).await == "posted"
+    })
+    .await;
+    let attempts = lane.get(&format!("/v1/sales/{id}")).await.1["attempts"].clone();
+    assert_eq!(attempts, 9);
+    lane.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_lane_sends_only_heartbeats_and_does_no_work_between_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    let clock = start();
+    let lane = lane_with_clock(dir.path(), &backend, clock.clone()).await;
+    let drain = lane.drain.clone().unwrap();
+    // The first heartbeat goes out at start.
+    tokio::time::timeout(Duration::from_secs(60), backend.wait_for_requests(1))
+        .await
+        .unwrap();
+    lane.until("online", || async {
+        lane.status().await["lane_state"] == "online"
+    })
+    .await;
+    // Both looks of the first heartbeat (send it; decide to sleep) are done.
+    lane.until("asleep after the first heartbeat", || async {
+        *drain.rounds().borrow() >= 2
+    })
+    .await;
+    let ticks_at_start = drain.ticks();
+    let rounds_at_start = *drain.rounds().borrow();
+    for beat in 1..=10usize {
+        // Most of an interval passes: nothing at all happens.
+        clock.advance(Duration::from_secs(299));
+        assert_eq!(backend.received().len(), beat);
+        assert_eq!(drain.ticks(), ticks_at_start + 2 * (beat as u64 - 1));
+        clock.advance(Duration::from_secs(1));
+        tokio::time::timeout(Duration::from_secs(60), backend.wait_for_requests(beat + 1))
+            .await
+            .unwrap();
+        // Wait until the drain is asleep again before moving the clock on.
+        let target = rounds_at_start + 2 * beat as u64;
+        lane.until("asleep after the heartbeat", || async {
+            *drain.rounds().borrow() >= target
+        })
+        .await;
+    }
+    let received = backend.received();
+    assert!(
+        received.iter().all(|r| r.path == "/v1/heartbeat"),
+        "an idle lane sent more than heartbeats"
+    );
+    assert_eq!(received.len(), 11);
+    // Two looks per heartbeat (send it; decide to sleep), nothing else.
+    assert_eq!(
+        drain.ticks() - ticks_at_start,
+        20,
+        "the drain woke up between heartbeats"
+    );
+    lane.stop().await;
+}

@@ -39,10 +39,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let _ = writeln!(out, "laned: listening on http://{}", daemon.addr());
         let _ = out.flush();
         drop(out);
+        #[cfg(unix)]
+        if let Some(drain) = daemon.drain().cloned() {
+            tokio::spawn(reload_on_sighup(args.config.clone(), drain));
+        }
         daemon.run(shutdown_signal()).await?;
         tracing::info!("laned stopped");
         anyhow::Ok(())
     })
+}
+
+/// On SIGHUP, reads the configuration again and hands the drain the
+/// back-end token it names (the one setting that changes without a
+/// restart: fixing a rejected token must not cost a restart).
+#[cfg(unix)]
+async fn reload_on_sighup(args: ConfigArgs, drain: laned::drain::DrainHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; configuration reload is unavailable");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match Config::load(&args, |k| std::env::var(k).ok()) {
+            Ok(c) => {
+                drain.set_token(c.drain.backend_token);
+                tracing::info!(
+                    "SIGHUP: configuration re-read; back-end token reloaded (other settings need a restart)"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: the configuration is not valid; keeping the running one")
+            }
+        }
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.

@@ -55,6 +55,8 @@ pub enum Reply {
     /// Post normally, then drop the connection before the answer's body
     /// arrives (the lane sees a lost response).
     CommitThenDrop,
+    /// Post normally, then never answer (the lane is killed meanwhile).
+    CommitThenHang,
     /// In a batch: answer each item with this status and code instead of
     /// posting it, if its id is in the list.
     RefuseItems(Vec<(String, u16, &'static str)>),
@@ -313,6 +315,12 @@ async fn put_sale(
             b.post_one(&id, body);
             dropped()
         }
+        Reply::CommitThenHang => {
+            b.post_one(&id, body);
+            b.arrived.notify_waiters();
+            std::future::pending::<()>().await;
+            dropped()
+        }
         Reply::Normal | Reply::RefuseItems(_) => {
             let (s, v) = b.post_one(&id, body);
             let mut r = status_reply(s, v, vec![]);
@@ -372,6 +380,10 @@ async fn batch(State(b): State<Backend>, headers: HeaderMap, body: Bytes) -> Res
                     }
                 }
                 results.push(item);
+            }
+            if matches!(other, Reply::CommitThenHang) {
+                b.arrived.notify_waiters();
+                std::future::pending::<()>().await;
             }
             if matches!(other, Reply::CommitThenDrop) {
                 dropped()

@@ -26,6 +26,7 @@ async fn lane_with_clock(
     cfg.drain.backoff_cap = Duration::from_secs(16);
     cfg.drain.retry_after_cap = Duration::from_secs(120);
     cfg.drain.heartbeat_interval = Duration::from_secs(300);
+    cfg.drain.stuck_recheck = Duration::from_secs(3600);
     Lane::start_with_clock(cfg, clock).await
 }
 
@@ -154,5 +155,44 @@ async fn an_idle_lane_sends_only_heartbeats_and_does_no_work_between_them() {
         20,
         "the drain woke up between heartbeats"
     );
+    lane.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_sale_is_rechecked_on_its_own_after_the_recheck_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    backend.without_batch();
+    let clock = start();
+    let lane = lane_with_clock(dir.path(), &backend, clock.clone()).await;
+    backend.script([Reply::Status(
+        422,
+        json!({"code": "unknown_sku", "message": "not yet in the catalogue"}),
+        vec![],
+    )]);
+    let id = Uuid::new_v4().to_string();
+    lane.put(&id, &common::sale()).await;
+    lane.until("stuck", || async { lane.sale_state(&id).await == "stuck" })
+        .await;
+    let puts = || {
+        backend
+            .received()
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .count()
+    };
+    assert_eq!(puts(), 1);
+    // Heartbeats come and go; the stuck sale is not re-sent before an hour.
+    for _ in 0..11 {
+        clock.advance(Duration::from_secs(300));
+    }
+    clock.advance(Duration::from_secs(299));
+    assert_eq!(puts(), 1, "re-sent before the re-check interval");
+    clock.advance(Duration::from_secs(1));
+    lane.until("re-checked and posted", || async {
+        lane.sale_state(&id).await == "posted"
+    })
+    .await;
+    assert_eq!(puts(), 2);
     lane.stop().await;
 }

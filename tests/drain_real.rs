@@ -182,3 +182,47 @@ async fn the_back_end_token_never_appears_in_logs_status_or_errors() {
         "the fault is not logged: {logs}"
     );
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rereads_a_fixed_token_file_and_delivery_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("backend-token");
+    std::fs::write(&token_file, "an-old-token\n").unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    let mut cmd = std::process::Command::new(common::laned_bin());
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--lane-id",
+        "L03",
+        "--backend-url",
+        &backend.url,
+    ])
+    .arg("--data-dir")
+    .arg(dir.path().join("data"))
+    .arg("--backend-token-file")
+    .arg(&token_file)
+    .env_remove("LANED_BACKEND_TOKEN")
+    .env_remove("LANED_CONFIG");
+    let lane = RealLane::spawn_command(cmd).expect("starts");
+    let http = client();
+    let id = put(&http, &lane.base, 7).await;
+    tokio::time::timeout(Duration::from_secs(60), backend.wait_for_requests(1))
+        .await
+        .unwrap();
+    assert!(backend.posted_order().is_empty());
+
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &lane.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    tokio::time::timeout(Duration::from_secs(60), backend.wait_for_posted(1))
+        .await
+        .expect("delivery resumes after SIGHUP");
+    assert_eq!(backend.posted_order(), [id]);
+    assert!(lane.stderr().contains("back-end token reloaded"));
+}

@@ -33,6 +33,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             version = env!("CARGO_PKG_VERSION"),
             "laned ready"
         );
+        // Listen for SIGHUP before announcing readiness: until a handler is
+        // installed, SIGHUP's default action would end the daemon.
+        #[cfg(unix)]
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         // The readiness line on stdout: scripts and tests wait for it
         // (logs go to stderr).
         let mut out = std::io::stdout().lock();
@@ -40,8 +44,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let _ = out.flush();
         drop(out);
         #[cfg(unix)]
-        if let Some(drain) = daemon.drain().cloned() {
-            tokio::spawn(reload_on_sighup(args.config.clone(), drain));
+        match (hup, daemon.drain().cloned()) {
+            (Ok(hup), Some(drain)) => {
+                tokio::spawn(reload_on_sighup(hup, args.config.clone(), drain));
+            }
+            (Err(e), _) => tracing::warn!(error = %e, "cannot listen for SIGHUP; configuration reload is unavailable"),
+            (Ok(_), None) => {}
         }
         daemon.run(shutdown_signal()).await?;
         tracing::info!("laned stopped");
@@ -53,12 +61,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// back-end token it names (the one setting that changes without a
 /// restart: fixing a rejected token must not cost a restart).
 #[cfg(unix)]
-async fn reload_on_sighup(args: ConfigArgs, drain: laned::drain::DrainHandle) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; configuration reload is unavailable");
-        return;
-    };
+async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    args: ConfigArgs,
+    drain: laned::drain::DrainHandle,
+) {
     while hup.recv().await.is_some() {
         match Config::load(&args, |k| std::env::var(k).ok()) {
             Ok(c) => {

@@ -404,3 +404,41 @@ async fn admin_sync_needs_the_admin_token_and_is_audited() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_failure_is_retried_later_and_changes_no_sale() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    // https:// to a server that speaks plain HTTP: the handshake fails.
+    // The sale is stored first, so the drain's first act is to send it.
+    let lane = Lane::start(dir.path()).await;
+    let id = ring(&lane, 1).await.remove(0);
+    lane.stop().await;
+    let mut cfg = config_for(dir.path(), &backend);
+    cfg.backend_url = Some(format!("https://{}", backend.addr));
+    let lane = Lane::start_with(cfg).await;
+    lane.until("the failure is recorded", || async {
+        lane.status().await["backend"]["consecutive_failures"].as_i64() >= Some(1)
+    })
+    .await;
+    let st = lane.status().await;
+    assert!(
+        st["backend"]["next_attempt_at"].is_string(),
+        "no retry scheduled: {st}"
+    );
+    assert!(
+        st["backend"]["fault"].is_null(),
+        "a TLS failure is not the lane's fault: {st}"
+    );
+    let code = st["backend"]["last_error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        ["connect", "network", "timeout"].contains(&code.as_str()),
+        "{code}"
+    );
+    assert_eq!(lane.sale_state(&id).await, "pending");
+    assert!(backend.posted_order().is_empty());
+    lane.stop().await;
+}

@@ -86,12 +86,16 @@ async fn kill_9_mid_batch_then_restart_posts_every_sale_once_in_lane_order() {
         backend.post_counts().values().all(|n| *n == 1),
         "a sale was posted twice"
     );
-    let batches: Vec<Vec<String>> = backend
+    let batch_requests: Vec<_> = backend
         .received()
         .into_iter()
         .filter(|r| r.path == "/v1/sales:batch")
-        .map(|r| r.ids())
         .collect();
+    assert_eq!(
+        batch_requests[0].body, batch_requests[1].body,
+        "the interrupted batch was not resent byte for byte"
+    );
+    let batches: Vec<Vec<String>> = batch_requests.iter().map(|r| r.ids()).collect();
     // The batch that was in flight at the kill was sent again, unchanged.
     assert_eq!(
         batches[0], batches[1],

@@ -242,7 +242,12 @@ impl Drain {
                 // later than the regular heartbeat.
                 self.next_heartbeat =
                     self.exchange_started + delay.min(self.cfg.heartbeat_interval);
-                state.next_attempt_at = None;
+                // A link that is down holds back sales too: they wait for the
+                // same backoff instead of each new sale trying at once.
+                state.next_attempt_at = match a.outcome {
+                    Outcome::LaneFault { .. } => None,
+                    _ => Some(fmt_ts(now + delay)),
+                };
             }
         }
         self.store.set_drain_state(state).await

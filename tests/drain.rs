@@ -325,8 +325,8 @@ async fn a_rejected_token_pauses_delivery_without_touching_sales_and_a_fixed_tok
         "a token in status: {text}"
     );
     // Depending on timing the fault came from the start-up heartbeat or
-    // from the first batch; either way, once paused no sale is sent. Wake
-    // the drain: it probes the link with a heartbeat and sends nothing.
+    // from the first batch; either way, once paused no sale is sent. Ask
+    // for a probe: the drain tries the link with a heartbeat, sends nothing.
     let sale_requests = || {
         backend
             .received()
@@ -340,7 +340,7 @@ async fn a_rejected_token_pauses_delivery_without_touching_sales_and_a_fixed_tok
         "{sent_at_fault} sale requests before the fault"
     );
     let probes = backend.received().len();
-    lane.drain.as_ref().unwrap().wake();
+    lane.drain.as_ref().unwrap().probe();
     tokio::time::timeout(
         Duration::from_secs(60),
         backend.wait_for_requests(probes + 1),

@@ -40,7 +40,7 @@ pub(super) async fn sync(
     s.store()
         .sync_now(s.inner.clock.wall(), actor.clone(), "sync requested".into())
         .await?;
-    drain.wake();
+    drain.probe();
     tracing::info!(actor = %actor, "sync requested by an operator");
     Ok((
         StatusCode::ACCEPTED,

@@ -12,7 +12,7 @@ pub mod classify;
 pub mod client;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
@@ -37,14 +37,22 @@ const STORE_RETRY: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub struct DrainHandle {
     wake: Arc<Notify>,
+    probe: Arc<AtomicBool>,
     ticks: Arc<AtomicU64>,
     rounds: watch::Receiver<u64>,
     client: Arc<BackendClient>,
 }
 
 impl DrainHandle {
-    /// Wakes the drain (a new sale, an operator request, a reload).
+    /// Wakes the drain: there is something new to send.
     pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Wakes the drain and, if delivery is paused by a lane-level fault,
+    /// has it probe the back-end at once (an operator's sync, a reload).
+    pub fn probe(&self) {
+        self.probe.store(true, Ordering::Relaxed);
         self.wake.notify_one();
     }
 
@@ -63,7 +71,7 @@ impl DrainHandle {
     /// Replaces the back-end token (config reload) and wakes the drain.
     pub fn set_token(&self, token: Option<Secret>) {
         self.client.set_token(token);
-        self.wake();
+        self.probe();
     }
 
     /// The back-end's base URL, without credentials.
@@ -86,6 +94,7 @@ struct Drain {
     cfg: DrainConfig,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    probe: Arc<AtomicBool>,
     ticks: Arc<AtomicU64>,
     rounds: watch::Sender<u64>,
     lane_state: watch::Sender<LaneState>,
@@ -97,8 +106,6 @@ struct Drain {
     /// Monotonic time the current exchange started: the next heartbeat is
     /// scheduled from it, so the cadence does not drift with latency.
     exchange_started: Duration,
-    /// The last wait ended by a wake-up rather than a timer.
-    woken: bool,
 }
 
 /// Starts the drain for the back-end at `backend_url`.
@@ -117,10 +124,12 @@ pub fn spawn(
         cfg.request_timeout,
     )?);
     let wake = Arc::new(Notify::new());
+    let probe = Arc::new(AtomicBool::new(false));
     let ticks = Arc::new(AtomicU64::new(0));
     let (rounds, rounds_rx) = watch::channel(0);
     let handle = DrainHandle {
         wake: wake.clone(),
+        probe: probe.clone(),
         ticks: ticks.clone(),
         rounds: rounds_rx,
         client: client.clone(),
@@ -138,11 +147,11 @@ pub fn spawn(
         exchange_started: clock.monotonic(),
         clock,
         wake,
+        probe,
         ticks,
         rounds,
         lane_state,
         single: false,
-        woken: false,
     };
     Ok((handle, tokio::spawn(drain.run(shutdown))))
 }
@@ -169,7 +178,7 @@ impl Drain {
             if let Wait::Until(deadline) = wait {
                 let sleep = self.clock.sleep_until(deadline);
                 tokio::select! {
-                    () = self.wake.notified() => self.woken = true,
+                    () = self.wake.notified() => {}
                     () = sleep => {}
                     _ = shutdown.changed() => break,
                 }
@@ -180,14 +189,16 @@ impl Drain {
 
     /// One look: send a batch, send a heartbeat, or decide how long to sleep.
     async fn step(&mut self) -> Result<Wait, StoreError> {
-        let woken = std::mem::take(&mut self.woken);
+        // Only an operator's sync or a reload asks for a probe; a new sale
+        // does not lift a pause.
+        let probe = self.probe.swap(false, Ordering::Relaxed);
         let now = self.clock.wall();
         let mono = self.clock.monotonic();
         let state = self.store.drain_state().await?;
         if state.fault_code.is_some() {
             // Paused: no sale is sent. Probe the link with a heartbeat when
-            // woken (reload, operator) or at the heartbeat interval.
-            if woken || mono >= self.next_heartbeat {
+            // asked (reload, operator) or at the heartbeat interval.
+            if probe || mono >= self.next_heartbeat {
                 self.heartbeat(state).await?;
                 return Ok(Wait::Now);
             }

@@ -6,7 +6,6 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::{RealLane, client};
-use serde_json::Value;
 
 fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
     let p = dir.join("laned.toml");
@@ -15,14 +14,7 @@ fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
 }
 
 async fn lane_id_of(lane: &RealLane) -> String {
-    let s: Value = client()
-        .get(format!("{}/v1/status", lane.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s = common::get_json(&client(), &format!("{}/v1/status", lane.base)).await;
     format!(
         "{}/{}",
         s["lane_id"].as_str().unwrap(),

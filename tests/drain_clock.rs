@@ -30,6 +30,16 @@ async fn lane_with_clock(
     Lane::start_with_clock(cfg, clock).await
 }
 
+/// How long until the lane's scheduled next attempt, by `clock`.
+async fn next_attempt_in(lane: &Lane, clock: &ManualClock) -> Duration {
+    let next: jiff::Timestamp = lane.status().await["backend"]["next_attempt_at"]
+        .as_str()
+        .expect("a next attempt is scheduled")
+        .parse()
+        .expect("a timestamp");
+    Duration::try_from(next.duration_since(clock.wall())).unwrap_or(Duration::ZERO)
+}
+
 fn start() -> Arc<ManualClock> {
     Arc::new(ManualClock::new("2026-11-22T10:00:00Z".parse().unwrap()))
 }
@@ -64,12 +74,7 @@ async fn backoff_ceilings_double_to_the_cap_with_jitter_inside_and_retry_after_i
             lane.status().await["backend"]["consecutive_failures"] == failures
         })
         .await;
-        let next: jiff::Timestamp = lane.status().await["backend"]["next_attempt_at"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let delay = Duration::try_from(next.duration_since(clock.wall())).unwrap();
+        let delay = next_attempt_in(&lane, &clock).await;
         assert!(
             delay <= Duration::from_secs(*ceiling),
             "failure {failures}: delay {delay:?} above the ceiling {ceiling}s"
@@ -85,12 +90,7 @@ async fn backoff_ceilings_double_to_the_cap_with_jitter_inside_and_retry_after_i
         lane.status().await["backend"]["consecutive_failures"] == 8
     })
     .await;
-    let next: jiff::Timestamp = lane.status().await["backend"]["next_attempt_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let delay = Duration::try_from(next.duration_since(clock.wall())).unwrap();
+    let delay = next_attempt_in(&lane, &clock).await;
     assert!(
         delay >= Duration::from_secs(90),
         "Retry-After ignored: {delay:?}"

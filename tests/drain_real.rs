@@ -101,14 +101,7 @@ async fn kill_9_mid_batch_then_restart_posts_every_sale_once_in_lane_order() {
         batches[0], batches[1],
         "the interrupted batch was not resent as it was"
     );
-    let status: Value = http
-        .get(format!("{}/v1/status", lane.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = common::get_json(&http, &format!("{}/v1/status", lane.base)).await;
     assert!(
         status["counts"]["posted"].as_i64().unwrap() >= 120,
         "{status}"
@@ -135,26 +128,12 @@ async fn the_back_end_token_never_appears_in_logs_status_or_errors() {
     tokio::time::timeout(Duration::from_secs(60), backend.wait_for_requests(3))
         .await
         .expect("the lane keeps probing the back-end");
-    let status: Value = http
-        .get(format!("{}/v1/status", lane.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = common::get_json(&http, &format!("{}/v1/status", lane.base)).await;
     assert_eq!(
         status["backend"]["fault"]["code"], "unauthorized",
         "{status}"
     );
-    let sale: Value = http
-        .get(format!("{}/v1/sales/{id}", lane.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sale: Value = common::get_json(&http, &format!("{}/v1/sales/{id}", lane.base)).await;
     let pid = lane.pid();
     let ok = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -199,6 +199,17 @@ pub async fn all_sales(http: &reqwest::Client, base: &str) -> Vec<Value> {
     }
 }
 
+/// `GET url` and its JSON answer.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON answer")
+}
+
 /// The receipt numbers of `sales`, sorted.
 pub fn receipt_numbers(sales: &[Value]) -> Vec<i64> {
     let mut v: Vec<i64> = sales

@@ -33,10 +33,14 @@ pub fn sale() -> Value {
     sale_with("4006381333931", 2, 12_500)
 }
 
-/// An HTTP client that never uses a proxy from the environment.
+/// An HTTP client that never uses a proxy from the environment. Like any
+/// till integration it has a timeout: a request that gets no answer fails
+/// (once seen: a pooled request stalled for good while the daemon shut
+/// down, and a test without a timeout hung instead of failing).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
+        .timeout(std::time::Duration::from_secs(30))
         .build()
         .expect("build HTTP client")
 }

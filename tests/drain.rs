@@ -442,3 +442,118 @@ async fn a_tls_failure_is_retried_later_and_changes_no_sale() {
     assert!(backend.posted_order().is_empty());
     lane.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_retry_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    backend.without_batch();
+    let lane = Lane::start_with(config_for(dir.path(), &backend)).await;
+    backend.script([Reply::Status(503, json!({}), vec![])]);
+    let id = ring(&lane, 1).await.remove(0);
+    lane.until("the failure is recorded", || async {
+        lane.status().await["backend"]["next_attempt_at"].is_string()
+    })
+    .await;
+    let scheduled = lane.status().await["backend"]["next_attempt_at"].clone();
+    lane.stop().await;
+    let puts = || {
+        backend
+            .received()
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .count()
+    };
+    assert_eq!(puts(), 1);
+
+    // After a restart the drain looks, finds the schedule, and sleeps.
+    let lane = Lane::start_with(config_for(dir.path(), &backend)).await;
+    lane.until("the drain has looked", || async {
+        *lane.drain.as_ref().unwrap().rounds().borrow() >= 1
+    })
+    .await;
+    assert_eq!(puts(), 1, "a restart retried before the scheduled time");
+    assert_eq!(lane.status().await["backend"]["next_attempt_at"], scheduled);
+    assert_eq!(lane.sale_state(&id).await, "pending");
+    lane.stop().await;
+}
+
+/// outcome, HTTP status, error code, message, started_at, duration_ms
+type AttemptRow = (
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_attempt_is_recorded_with_its_outcome_status_and_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    backend.without_batch();
+    let lane = Lane::start_with(config_for(dir.path(), &backend)).await;
+    backend.script([
+        Reply::Status(
+            503,
+            json!({"code": "maintenance", "message": "back at noon"}),
+            vec![],
+        ),
+        Reply::Status(
+            422,
+            json!({"code": "unknown_sku", "message": "SKU not in catalogue"}),
+            vec![],
+        ),
+    ]);
+    let id = ring(&lane, 1).await.remove(0);
+    lane.until("first attempt", || async {
+        lane.get(&format!("/v1/sales/{id}")).await.1["attempts"] == 1
+    })
+    .await;
+    lane.sync_now().await;
+    lane.until("stuck", || async { lane.sale_state(&id).await == "stuck" })
+        .await;
+    lane.sync_now().await;
+    lane.until("posted", || async {
+        lane.sale_state(&id).await == "posted"
+    })
+    .await;
+    lane.stop().await;
+
+    let c = rusqlite::Connection::open(dir.path().join("lane.db")).unwrap();
+    let mut st = c
+        .prepare(
+            "SELECT a.outcome, a.http_status, a.error_code, a.message, a.started_at, a.duration_ms
+             FROM attempts a JOIN sales s ON s.seq = a.seq WHERE s.transaction_id = ?1 ORDER BY a.id",
+        )
+        .unwrap();
+    let rows: Vec<AttemptRow> = st
+        .query_map([&id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let summary: Vec<(&str, Option<i64>, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.0.as_str(), r.1, r.2.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("retry", Some(503), Some("maintenance")),
+            ("stuck", Some(422), Some("unknown_sku")),
+            ("posted", Some(201), None),
+        ]
+    );
+    assert_eq!(rows[1].3.as_deref(), Some("SKU not in catalogue"));
+    assert!(rows.iter().all(|r| r.4.ends_with('Z') && r.5 >= 0));
+}

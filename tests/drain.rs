@@ -557,3 +557,68 @@ async fn every_attempt_is_recorded_with_its_outcome_status_and_error() {
     assert_eq!(rows[1].3.as_deref(), Some("SKU not in catalogue"));
     assert!(rows.iter().all(|r| r.4.ends_with('Z') && r.5 >= 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_never_shares_a_batch_with_the_sale_it_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    // Ring sale A, sale B and C (a return of A) before any back-end is
+    // configured, so that all three are pending when delivery starts.
+    let lane = Lane::start(dir.path()).await;
+    let (a, b, c) = (
+        Uuid::new_v4().to_string(),
+        Uuid::new_v4().to_string(),
+        Uuid::new_v4().to_string(),
+    );
+    lane.put(&a, &sale_with("A", 1, 500)).await;
+    lane.put(&b, &sale_with("B", 1, 700)).await;
+    let mut ret = sale_with("A", 1, 500);
+    ret["kind"] = json!("return");
+    ret["references"] = json!(a);
+    lane.put(&c, &ret).await;
+    lane.stop().await;
+    // The back-end refuses A inside the first batch.
+    backend.script([Reply::RefuseItems(vec![(a.clone(), 422, "unknown_sku")])]);
+    let lane = Lane::start_with(config_for(dir.path(), &backend)).await;
+    lane.until("A stuck and B posted", || async {
+        lane.sale_state(&a).await == "stuck" && lane.sale_state(&b).await == "posted"
+    })
+    .await;
+    let sent: Vec<String> = backend.received().iter().flat_map(|r| r.ids()).collect();
+    assert!(
+        !sent.contains(&c),
+        "the return was sent while its sale was not posted"
+    );
+    assert_eq!(lane.sale_state(&c).await, "pending");
+    assert_eq!(lane.sync_now().await, 202);
+    lane.until("C posted after A", || async {
+        lane.sale_state(&c).await == "posted"
+    })
+    .await;
+    assert_eq!(backend.posted_order(), [b, a, c]);
+    lane.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_item_without_posted_at_still_counts_as_posted() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    let lane = Lane::start(dir.path()).await;
+    let id = ring(&lane, 1).await.remove(0);
+    lane.stop().await;
+    // DESIGN §6 lists doc_no but not posted_at for batch items.
+    backend.script([Reply::Status(
+        200,
+        json!({"results": [{"transaction_id": id, "status": 201, "doc_no": "Z-1"}]}),
+        vec![],
+    )]);
+    let lane = Lane::start_with(config_for(dir.path(), &backend)).await;
+    lane.until("posted", || async {
+        lane.sale_state(&id).await == "posted"
+    })
+    .await;
+    let s = lane.get(&format!("/v1/sales/{id}")).await.1;
+    assert_eq!(s["doc_no"], "Z-1");
+    assert!(s["posted_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    lane.stop().await;
+}

@@ -262,9 +262,13 @@ impl BackendClient {
                     };
                 };
                 let outcome = match (r.status, &r.doc_no, &r.posted_at) {
-                    (200 | 201, Some(doc_no), Some(posted_at)) => Outcome::Posted {
+                    // DESIGN §6 makes posted_at optional for batch items:
+                    // without it, the time of the answer stands in.
+                    (200 | 201, Some(doc_no), posted_at) => Outcome::Posted {
                         doc_no: doc_no.clone(),
-                        posted_at: posted_at.clone(),
+                        posted_at: posted_at
+                            .clone()
+                            .unwrap_or_else(|| crate::store::fmt_ts(now)),
                     },
                     (200 | 201, _, _) => bad_response(r.status),
                     (s, _, _) => classify_failure(

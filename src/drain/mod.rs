@@ -355,9 +355,14 @@ impl Drain {
                             retry_at.clone()
                         },
                     ),
-                    Outcome::LaneFault { code, message } => {
-                        (None, None, Some((code.clone(), message.clone())), None)
-                    }
+                    // No sale changes state; a stuck sale keeps its slow
+                    // re-check, or it would never be re-checked again.
+                    Outcome::LaneFault { code, message } => (
+                        None,
+                        None,
+                        Some((code.clone(), message.clone())),
+                        (sale.state == SaleState::Stuck).then(|| recheck_at.clone()),
+                    ),
                 };
                 Delivery {
                     seq: sale.seq,

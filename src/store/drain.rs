@@ -2,8 +2,6 @@
 //! order, with the park/block policy and references respected), the
 //! lane-level delivery state, and the outcome of each attempt.
 
-use std::collections::HashSet;
-
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SaleState, StoreError};
@@ -52,7 +50,6 @@ pub fn plan(
     let q = || -> rusqlite::Result<Plan> {
         let tx = conn.unchecked_transaction()?;
         let mut plan = Plan::default();
-        let mut in_batch: HashSet<String> = HashSet::new();
         let first_stuck: Option<(i64, Option<String>)> = tx
             .prepare_cached(
                 "SELECT seq, next_attempt_at FROM sales WHERE state = 'stuck' ORDER BY seq LIMIT 1",
@@ -87,7 +84,6 @@ pub fn plan(
             if policy == Policy::Block && first_stuck.as_ref().is_some_and(|(s, _)| *s != c.seq) {
                 break;
             }
-            in_batch.insert(c.transaction_id.clone());
             plan.sales.push(c);
         }
         // In block mode a stuck sale holds everything after it; once it is
@@ -122,16 +118,15 @@ pub fn plan(
                 if plan.sales.len() == limit {
                     break 'pages;
                 }
-                // A return or void goes only after the sale it references
-                // (when that sale is on this lane): posted or resolved, or
-                // earlier in this very batch.
+                // A return or void goes only once the sale it references
+                // (when that sale is on this lane) is posted or resolved:
+                // never in the same round, since the back-end may refuse
+                // the sale and accept the return.
                 if let Some(r) = &references {
                     let state: Option<String> =
                         reference.query_row([r], |row| row.get(0)).optional()?;
-                    let ready = match state.as_deref() {
-                        None | Some("posted") | Some("resolved") => true,
-                        Some(_) => in_batch.contains(r),
-                    };
+                    let ready =
+                        matches!(state.as_deref(), None | Some("posted") | Some("resolved"));
                     if !ready {
                         plan.held += 1;
                         if policy == Policy::Block {
@@ -140,7 +135,6 @@ pub fn plan(
                         continue;
                     }
                 }
-                in_batch.insert(id.clone());
                 plan.sales.push(Candidate {
                     seq,
                     transaction_id: id,

@@ -196,3 +196,45 @@ async fn a_stuck_sale_is_rechecked_on_its_own_after_the_recheck_interval() {
     assert_eq!(puts(), 2);
     lane.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_set_back_delays_neither_a_retry_nor_a_stuck_recheck_beyond_their_longest_interval()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    backend.without_batch();
+    let clock = start();
+    let lane = lane_with_clock(dir.path(), &backend, clock.clone()).await;
+    backend.script([
+        Reply::Status(503, json!({}), vec![]),
+        Reply::Status(
+            422,
+            json!({"code": "unknown_sku", "message": "not yet"}),
+            vec![],
+        ),
+    ]);
+    let id = Uuid::new_v4().to_string();
+    lane.put(&id, &common::sale()).await;
+    lane.until("the 503 is recorded", || async {
+        lane.status().await["backend"]["consecutive_failures"] == 1
+    })
+    .await;
+    // Someone sets the till's clock back a day: the stored schedule now
+    // lies a day ahead. The retry still comes within the backoff cap (16 s).
+    clock.set_wall("2026-11-21T10:00:00Z".parse().unwrap());
+    clock.advance(Duration::from_secs(16));
+    lane.until("stuck after the retry", || async {
+        lane.sale_state(&id).await == "stuck"
+    })
+    .await;
+    // And the stuck sale's re-check comes within the re-check interval.
+    clock.set_wall("2026-11-20T10:00:00Z".parse().unwrap());
+    for _ in 0..12 {
+        clock.advance(Duration::from_secs(300));
+    }
+    lane.until("re-checked and posted", || async {
+        lane.sale_state(&id).await == "posted"
+    })
+    .await;
+    lane.stop().await;
+}

@@ -207,7 +207,14 @@ impl Drain {
         if let Some(until) = state.next_attempt_at.as_deref().and_then(parse_ts)
             && until > now
         {
-            return Ok(Wait::Until(mono + until_from(now, until)));
+            // The schedule is wall time (it survives restarts). One further
+            // away than the longest delay the drain ever sets can only come
+            // from a clock set back since: ignore it rather than wait for
+            // the clock to catch up.
+            let wait = until_from(now, until);
+            if wait <= self.cfg.backoff_cap.max(self.cfg.retry_after_cap) {
+                return Ok(Wait::Until(mono + wait));
+            }
         }
         let policy = match self.cfg.on_reject {
             OnReject::Park => Policy::Park,
@@ -215,7 +222,7 @@ impl Drain {
         };
         let plan = self
             .store
-            .plan_delivery(now, self.cfg.batch_size, policy)
+            .plan_delivery(now, self.cfg.stuck_recheck, self.cfg.batch_size, policy)
             .await?;
         if !plan.sales.is_empty() {
             self.deliver(plan.sales, state).await?;
@@ -229,7 +236,7 @@ impl Drain {
             .next_recheck_at
             .as_deref()
             .and_then(parse_ts)
-            .map(|t| mono + until_from(now, t));
+            .map(|t| mono + until_from(now, t).min(self.cfg.stuck_recheck));
         Ok(Wait::Until(recheck.map_or(self.next_heartbeat, |r| {
             r.min(self.next_heartbeat)
         })))

@@ -44,6 +44,7 @@ pub enum Policy {
 pub fn plan(
     conn: &Connection,
     now: &str,
+    horizon: &str,
     limit: usize,
     policy: Policy,
 ) -> Result<Plan, StoreError> {
@@ -58,9 +59,10 @@ pub fn plan(
             .optional()?;
         plan.next_recheck_at = tx
             .prepare_cached(
-                "SELECT min(next_attempt_at) FROM sales WHERE state = 'stuck' AND next_attempt_at > ?1",
+                "SELECT min(next_attempt_at) FROM sales
+                 WHERE state = 'stuck' AND next_attempt_at > ?1 AND next_attempt_at <= ?2",
             )?
-            .query_row([now], |r| r.get(0))?;
+            .query_row([now, horizon], |r| r.get(0))?;
         // Stuck sales due for their re-check go first (they are the oldest).
         // In block mode only the first stuck sale may go: nothing passes it.
         let recheck_limit = match policy {
@@ -69,9 +71,11 @@ pub fn plan(
         };
         let mut st = tx.prepare_cached(
             "SELECT seq, transaction_id, body FROM sales
-             WHERE state = 'stuck' AND next_attempt_at <= ?1 ORDER BY seq LIMIT ?2",
+             WHERE state = 'stuck'
+               AND (next_attempt_at IS NULL OR next_attempt_at <= ?1 OR next_attempt_at > ?3)
+             ORDER BY seq LIMIT ?2",
         )?;
-        let due = st.query_map(params![now, recheck_limit as i64], |r| {
+        let due = st.query_map(params![now, recheck_limit as i64, horizon], |r| {
             Ok(Candidate {
                 seq: r.get(0)?,
                 transaction_id: r.get(1)?,

@@ -339,16 +339,21 @@ impl Store {
     }
 
     /// The next batch for the drain.
+    /// The next batch for the drain. A stuck sale's re-check time further
+    /// away than `recheck` can only come from a clock set back since it was
+    /// scheduled: such a sale counts as due.
     pub async fn plan_delivery(
         &self,
         now: jiff::Timestamp,
+        recheck: std::time::Duration,
         limit: usize,
         policy: Policy,
     ) -> Result<Plan, StoreError> {
+        let horizon = fmt_ts(now + recheck);
         let now = fmt_ts(now);
         self.inner
             .readers
-            .run(move |c| drain::plan(c, &now, limit, policy))
+            .run(move |c| drain::plan(c, &now, &horizon, limit, policy))
             .await
     }
 

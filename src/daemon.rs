@@ -34,7 +34,7 @@ pub enum DaemonError {
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
     /// The back-end URL or HTTPS client is not usable.
-    #[error(transparent)]
+    #[error("cannot deliver to the back-end")]
     Backend(#[from] crate::drain::ClientError),
     /// The admin token file could not be created or read.
     #[error("cannot {what} the admin token file {path}")]

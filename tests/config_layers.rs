@@ -123,3 +123,19 @@ fn a_missing_lane_id_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--lane-id"));
 }
+
+#[test]
+fn a_plain_http_backend_on_another_machine_is_a_configuration_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(common::laned_bin())
+        .args(["serve", "--lane-id", "L03", "--listen", "127.0.0.1:0"])
+        .args(["--backend-url", "http://erp.example.com/pos", "--data-dir"])
+        .arg(tmp.path())
+        .env_remove("LANED_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("https://"), "{err}");
+}

@@ -54,7 +54,12 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     use laned::daemon::DaemonError;
     use laned::store::StoreError;
     for cause in e.chain() {
-        if cause.is::<laned::config::ConfigError>() {
+        if cause.is::<laned::config::ConfigError>()
+            || matches!(
+                cause.downcast_ref::<laned::drain::ClientError>(),
+                Some(laned::drain::ClientError::BadUrl { .. })
+            )
+        {
             return exit::CONFIG;
         }
         let store = cause.downcast_ref::<StoreError>().or_else(|| {

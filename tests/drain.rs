@@ -222,13 +222,8 @@ async fn a_lost_answer_is_retried_and_answered_as_a_replay_so_the_back_end_holds
     lane.stop().await;
 }
 
-/// A refused sale A, a normal sale B, and C, a return of A.
-async fn refused_then_more(lane: &Lane, backend: &Backend) -> (String, String, String) {
-    backend.script([Reply::Status(
-        422,
-        json!({"code": "unknown_sku", "message": "SKU A not in catalogue"}),
-        vec![],
-    )]);
+/// Rings sale A, sale B and C, a return of A.
+async fn sale_sale_return(lane: &Lane) -> (String, String, String) {
     let a = Uuid::new_v4().to_string();
     let b = Uuid::new_v4().to_string();
     let c = Uuid::new_v4().to_string();
@@ -239,6 +234,16 @@ async fn refused_then_more(lane: &Lane, backend: &Backend) -> (String, String, S
     ret["references"] = json!(a);
     lane.put(&c, &ret).await;
     (a, b, c)
+}
+
+/// A refused sale A, a normal sale B, and C, a return of A.
+async fn refused_then_more(lane: &Lane, backend: &Backend) -> (String, String, String) {
+    backend.script([Reply::Status(
+        422,
+        json!({"code": "unknown_sku", "message": "SKU A not in catalogue"}),
+        vec![],
+    )]);
+    sale_sale_return(lane).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -565,17 +570,7 @@ async fn a_return_never_shares_a_batch_with_the_sale_it_references() {
     // Ring sale A, sale B and C (a return of A) before any back-end is
     // configured, so that all three are pending when delivery starts.
     let lane = Lane::start(dir.path()).await;
-    let (a, b, c) = (
-        Uuid::new_v4().to_string(),
-        Uuid::new_v4().to_string(),
-        Uuid::new_v4().to_string(),
-    );
-    lane.put(&a, &sale_with("A", 1, 500)).await;
-    lane.put(&b, &sale_with("B", 1, 700)).await;
-    let mut ret = sale_with("A", 1, 500);
-    ret["kind"] = json!("return");
-    ret["references"] = json!(a);
-    lane.put(&c, &ret).await;
+    let (a, b, c) = sale_sale_return(&lane).await;
     lane.stop().await;
     // The back-end refuses A inside the first batch.
     backend.script([Reply::RefuseItems(vec![(a.clone(), 422, "unknown_sku")])]);

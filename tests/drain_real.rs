@@ -12,22 +12,20 @@ use uuid::Uuid;
 
 const TOKEN: &str = "s3cr3t-lane-token-9c1d";
 
-fn spawn(dir: &std::path::Path, backend_url: &str, token: &str, extra: &[&str]) -> RealLane {
+/// `laned serve` for lane L03 on `dir`, delivering to `backend_url`.
+fn serve_command(dir: &std::path::Path, backend_url: &str) -> std::process::Command {
     let mut cmd = std::process::Command::new(common::laned_bin());
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--lane-id",
-        "L03",
-        "--backend-url",
-        backend_url,
-        "--data-dir",
-    ])
-    .arg(dir)
-    .args(extra)
-    .env("LANED_BACKEND_TOKEN", token)
-    .env_remove("LANED_CONFIG");
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--lane-id", "L03"])
+        .args(["--backend-url", backend_url, "--data-dir"])
+        .arg(dir)
+        .env_remove("LANED_BACKEND_TOKEN")
+        .env_remove("LANED_CONFIG");
+    cmd
+}
+
+fn spawn(dir: &std::path::Path, backend_url: &str, token: &str, extra: &[&str]) -> RealLane {
+    let mut cmd = serve_command(dir, backend_url);
+    cmd.args(extra).env("LANED_BACKEND_TOKEN", token);
     RealLane::spawn_command(cmd).expect("laned starts")
 }
 
@@ -173,22 +171,8 @@ async fn sighup_rereads_a_fixed_token_file_and_delivery_resumes() {
     let token_file = dir.path().join("backend-token");
     std::fs::write(&token_file, "an-old-token\n").unwrap();
     let backend = Backend::start(Some(TOKEN)).await;
-    let mut cmd = std::process::Command::new(common::laned_bin());
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--lane-id",
-        "L03",
-        "--backend-url",
-        &backend.url,
-    ])
-    .arg("--data-dir")
-    .arg(dir.path().join("data"))
-    .arg("--backend-token-file")
-    .arg(&token_file)
-    .env_remove("LANED_BACKEND_TOKEN")
-    .env_remove("LANED_CONFIG");
+    let mut cmd = serve_command(&dir.path().join("data"), &backend.url);
+    cmd.arg("--backend-token-file").arg(&token_file);
     let lane = RealLane::spawn_command(cmd).expect("starts");
     let http = client();
     let id = put(&http, &lane.base, 7).await;

@@ -370,6 +370,18 @@ impl Config {
         Self::merge(file, args, env)
     }
 
+    /// Every setting at its default, for lane `lane_id` keeping its data in
+    /// `data_dir` (for embedding and tests; nothing is read from the
+    /// environment).
+    pub fn defaults(lane_id: &str, data_dir: &Path) -> Result<Config, ConfigError> {
+        let file = ConfigFile {
+            lane_id: Some(lane_id.to_owned()),
+            data_dir: Some(data_dir.to_owned()),
+            ..ConfigFile::default()
+        };
+        Self::merge(file, &ConfigArgs::default(), |_| None)
+    }
+
     fn merge(
         file: ConfigFile,
         args: &ConfigArgs,

@@ -12,25 +12,17 @@ use std::time::{Duration, Instant};
 
 use backend::Backend;
 use laned::clock::SystemClock;
-use laned::config::{Config, LogFormat, Secret};
+use laned::config::{Config, Secret};
 use laned::contract::Kind;
 use laned::daemon::Daemon;
 use laned::store::{NewSale, sha256_hex};
 use uuid::Uuid;
 
 fn config(dir: &std::path::Path, backend_url: Option<String>, batch: usize) -> Config {
-    let mut c = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.to_owned(),
-        lane_id: "BENCH".into(),
-        series: "BENCH".into(),
-        backend_url,
-        log_format: LogFormat::Text,
-        log_level: "warn".into(),
-        api_token: None,
-        allowed_hosts: vec![],
-        drain: Default::default(),
-    };
+    let mut c = Config::defaults("BENCH", dir).expect("default config");
+    c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.log_level = "warn".into();
+    c.backend_url = backend_url;
     c.drain.batch_size = batch;
     c.drain.backend_token = Some(Secret::new("bench"));
     c

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use laned::clock::SystemClock;
-use laned::config::{Config, LogFormat};
+use laned::config::Config;
 use laned::contract::Kind;
 use laned::daemon::Daemon;
 use laned::store::{InsertOutcome, NewSale, Store};
@@ -116,18 +116,10 @@ fn main() {
 }
 
 fn bench_config(dir: &Path) -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.to_owned(),
-        lane_id: "BENCH".into(),
-        series: "BENCH".into(),
-        backend_url: None,
-        log_format: LogFormat::Text,
-        log_level: "warn".into(),
-        api_token: None,
-        allowed_hosts: vec![],
-        drain: Default::default(),
-    }
+    let mut c = Config::defaults("BENCH", dir).expect("default config");
+    c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.log_level = "warn".into();
+    c
 }
 
 /// The run with the median rate.

@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 
 use laned::clock::SystemClock;
-use laned::config::{Config, LogFormat, Secret};
+use laned::config::{Config, Secret};
 use laned::daemon::Daemon;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -47,18 +47,10 @@ pub fn client() -> reqwest::Client {
 
 /// A configuration for a test lane in `dir`, listening on an ephemeral port.
 pub fn config(dir: &Path) -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.to_owned(),
-        lane_id: "L03".into(),
-        series: "L03".into(),
-        backend_url: None,
-        log_format: LogFormat::Text,
-        log_level: "warn".into(),
-        api_token: None,
-        allowed_hosts: vec![],
-        drain: Default::default(),
-    }
+    let mut c = Config::defaults("L03", dir).expect("default config");
+    c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.log_level = "warn".into();
+    c
 }
 
 /// A lane running in this process (the `Daemon` seam on port 0).

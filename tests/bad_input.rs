@@ -460,33 +460,36 @@ async fn a_lane_with_a_token_refuses_requests_without_it() {
     cfg.api_token = Some(common::secret("t0ken-for-tests"));
     let lane = Lane::start_with(cfg).await;
     let url = format!("{}/v1/sales/{}", lane.base, Uuid::new_v4());
-    let r = lane.http.put(&url).json(&sale()).send().await.unwrap();
+    let status_url = format!("{}/v1/status", lane.base);
+    // (request, token sent) → status
+    let send = |method: reqwest::Method, url: &str, token: Option<&str>| {
+        let mut rq = lane.http.request(method.clone(), url);
+        if method == reqwest::Method::PUT {
+            rq = rq.json(&sale());
+        }
+        if let Some(t) = token {
+            rq = rq.bearer_auth(t);
+        }
+        async move { rq.send().await.unwrap() }
+    };
+    let r = send(reqwest::Method::PUT, &url, None).await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "unauthorized");
-    let r = lane
-        .http
-        .put(&url)
-        .bearer_auth("wrong")
-        .json(&sale())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = lane
-        .http
-        .get(format!("{}/v1/status", lane.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = lane
-        .http
-        .put(&url)
-        .bearer_auth("t0ken-for-tests")
-        .json(&sale())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    assert_eq!(
+        send(reqwest::Method::PUT, &url, Some("wrong"))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        send(reqwest::Method::GET, &status_url, None).await.status(),
+        401
+    );
+    assert_eq!(
+        send(reqwest::Method::PUT, &url, Some("t0ken-for-tests"))
+            .await
+            .status(),
+        201
+    );
     lane.stop().await;
 }

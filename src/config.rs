@@ -108,6 +108,112 @@ impl Serialize for Interval {
     }
 }
 
+/// A limit of the sync ceiling: a duration, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The rule is switched off.
+    Off,
+    /// The rule applies at this duration.
+    After(Interval),
+}
+
+impl Limit {
+    fn duration(self) -> Option<std::time::Duration> {
+        match self {
+            Limit::Off => None,
+            Limit::After(i) => Some(i.0),
+        }
+    }
+}
+
+impl std::str::FromStr for Limit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("off") {
+            return Ok(Limit::Off);
+        }
+        s.parse()
+            .map(Limit::After)
+            .map_err(|e| format!("{e}, or \"off\""))
+    }
+}
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Limit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Limit::Off => s.serialize_str("off"),
+            Limit::After(i) => i.serialize(s),
+        }
+    }
+}
+
+/// Named sets of sync ceiling limits for fiscal regimes (see
+/// `docs/sync-ceiling.md`). Keys set explicitly override the preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Preset {
+    /// Kenya eTIMS (VSCU): 24 h without a successful sync.
+    #[serde(rename = "ke-etims")]
+    #[value(name = "ke-etims")]
+    KeEtims,
+    /// Ukraine PRRO: 36 h offline in a row, 168 h per calendar month.
+    #[serde(rename = "ua-prro")]
+    #[value(name = "ua-prro")]
+    UaPrro,
+    /// Russia: no document may stay unsent for 30 days.
+    #[serde(rename = "ru-30d")]
+    #[value(name = "ru-30d")]
+    Ru30d,
+}
+
+impl Preset {
+    /// The limits the preset stands for.
+    pub fn limits(self) -> crate::ceiling::Limits {
+        use std::time::Duration;
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        match self {
+            Preset::KeEtims => crate::ceiling::Limits::default(),
+            Preset::UaPrro => crate::ceiling::Limits {
+                sync_ceiling: Some(h(36)),
+                warn_after: h(30),
+                max_unsent_age: None,
+                monthly_offline_budget: Some(h(168)),
+            },
+            Preset::Ru30d => crate::ceiling::Limits {
+                sync_ceiling: None,
+                warn_after: h(20),
+                max_unsent_age: Some(h(30 * 24)),
+                monthly_offline_budget: None,
+            },
+        }
+    }
+}
+
+/// The sync ceiling's settings.
+#[derive(Debug, Clone)]
+pub struct CeilingConfig {
+    /// The limits.
+    pub limits: crate::ceiling::Limits,
+    /// The time zone whose calendar months the budget counts.
+    pub time_zone: jiff::tz::TimeZone,
+}
+
+impl Default for CeilingConfig {
+    fn default() -> Self {
+        CeilingConfig {
+            limits: crate::ceiling::Limits::default(),
+            time_zone: jiff::tz::TimeZone::system(),
+        }
+    }
+}
+
 /// A secret string whose `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -176,6 +282,18 @@ pub struct ConfigFile {
     pub heartbeat_interval: Option<Interval>,
     /// Timeout of one request to the back-end.
     pub request_timeout: Option<Interval>,
+    /// `ke-etims`, `ua-prro` or `ru-30d`: a named set of ceiling limits.
+    pub ceiling_preset: Option<Preset>,
+    /// Offline this long in a row: new sales are refused (`off` to disable).
+    pub sync_ceiling: Option<Limit>,
+    /// Offline this long: the lane warns.
+    pub warn_after: Option<Interval>,
+    /// The oldest unsent sale older than this: new sales are refused.
+    pub max_unsent_age: Option<Limit>,
+    /// Offline time allowed per calendar month.
+    pub monthly_offline_budget: Option<Limit>,
+    /// IANA time zone of the lane's calendar months (default: the system's).
+    pub time_zone: Option<String>,
 }
 
 /// The settings that flags and `LANED_*` variables can give, shared by every
@@ -243,6 +361,28 @@ pub struct ConfigArgs {
     /// Timeout of one back-end request [default: 30s].
     #[arg(long, env = "LANED_REQUEST_TIMEOUT", value_name = "DURATION")]
     pub request_timeout: Option<Interval>,
+    /// Named set of sync ceiling limits.
+    #[arg(long, env = "LANED_CEILING_PRESET", value_enum)]
+    pub ceiling_preset: Option<Preset>,
+    /// Offline time after which new sales are refused, or "off" [default: 24h].
+    #[arg(long, env = "LANED_SYNC_CEILING", value_name = "DURATION|off")]
+    pub sync_ceiling: Option<Limit>,
+    /// Offline time after which the lane warns [default: 20h].
+    #[arg(long, env = "LANED_WARN_AFTER", value_name = "DURATION")]
+    pub warn_after: Option<Interval>,
+    /// Age of the oldest unsent sale that suspends the lane [default: off].
+    #[arg(long, env = "LANED_MAX_UNSENT_AGE", value_name = "DURATION|off")]
+    pub max_unsent_age: Option<Limit>,
+    /// Offline time allowed per calendar month [default: off].
+    #[arg(
+        long,
+        env = "LANED_MONTHLY_OFFLINE_BUDGET",
+        value_name = "DURATION|off"
+    )]
+    pub monthly_offline_budget: Option<Limit>,
+    /// IANA time zone for calendar months, e.g. Europe/Kyiv [default: the system's].
+    #[arg(long, env = "LANED_TIME_ZONE", value_name = "ZONE")]
+    pub time_zone: Option<String>,
 }
 
 /// How the drain talks to the back-end.
@@ -352,6 +492,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// The drain's settings.
     pub drain: DrainConfig,
+    /// The sync ceiling's settings.
+    pub ceiling: CeilingConfig,
 }
 
 impl Config {
@@ -388,6 +530,7 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let drain = drain_config(&file, args, &env)?;
+        let ceiling = ceiling_config(&file, args, &drain)?;
         let listen = args.listen.or(file.listen).unwrap_or_else(|| {
             DEFAULT_LISTEN
                 .parse()
@@ -462,6 +605,7 @@ impl Config {
             api_token,
             allowed_hosts,
             drain,
+            ceiling,
         })
     }
 }
@@ -519,6 +663,57 @@ fn drain_config(
         });
     }
     Ok(c)
+}
+
+fn ceiling_config(
+    file: &ConfigFile,
+    args: &ConfigArgs,
+    drain: &DrainConfig,
+) -> Result<CeilingConfig, ConfigError> {
+    let mut limits = args
+        .ceiling_preset
+        .or(file.ceiling_preset)
+        .map_or_else(crate::ceiling::Limits::default, Preset::limits);
+    if let Some(l) = args.sync_ceiling.or(file.sync_ceiling) {
+        limits.sync_ceiling = l.duration();
+    }
+    if let Some(w) = args.warn_after.or(file.warn_after) {
+        limits.warn_after = w.0;
+    }
+    if let Some(l) = args.max_unsent_age.or(file.max_unsent_age) {
+        limits.max_unsent_age = l.duration();
+    }
+    if let Some(l) = args.monthly_offline_budget.or(file.monthly_offline_budget) {
+        limits.monthly_offline_budget = l.duration();
+    }
+    if let Some(c) = limits.sync_ceiling
+        && limits.warn_after >= c
+    {
+        return Err(ConfigError::Invalid {
+            key: "warn_after",
+            message: "must be shorter than sync_ceiling, or the lane would be suspended \
+                      before it warns"
+                .into(),
+        });
+    }
+    if drain.heartbeat_interval >= limits.warn_after {
+        return Err(ConfigError::Invalid {
+            key: "heartbeat_interval",
+            message: "must be shorter than warn_after: an idle lane proves it is online \
+                      with a heartbeat, and would otherwise warn between two of them"
+                .into(),
+        });
+    }
+    let time_zone = match args.time_zone.as_ref().or(file.time_zone.as_ref()) {
+        None => jiff::tz::TimeZone::system(),
+        Some(name) => jiff::tz::TimeZone::get(name).map_err(|e| ConfigError::Invalid {
+            key: "time_zone",
+            message: format!(
+                "{name:?} is not a known time zone ({e}); use a name like \"Europe/Kyiv\""
+            ),
+        })?,
+    };
+    Ok(CeilingConfig { limits, time_zone })
 }
 
 /// Reads and parses a config file, refusing unknown keys.
@@ -599,6 +794,12 @@ mod tests {
             stuck_recheck,
             heartbeat_interval,
             request_timeout,
+            ceiling_preset,
+            sync_ceiling,
+            warn_after,
+            max_unsent_age,
+            monthly_offline_budget,
+            time_zone,
         } = f.clone();
         assert!(listen.is_some() && data_dir.is_some() && lane_id.is_some() && series.is_some());
         assert!(backend_url.is_some() && log_format.is_some() && log_level.is_some());
@@ -606,7 +807,9 @@ mod tests {
         assert!(backend_token_file.is_some() && batch_size.is_some() && on_reject.is_some());
         assert!(backoff_base.is_some() && backoff_cap.is_some() && retry_after_cap.is_some());
         assert!(stuck_recheck.is_some() && heartbeat_interval.is_some());
-        assert!(request_timeout.is_some());
+        assert!(request_timeout.is_some() && ceiling_preset.is_some());
+        assert!(sync_ceiling.is_some() && warn_after.is_some() && max_unsent_age.is_some());
+        assert!(monthly_offline_budget.is_some() && time_zone.is_some());
         // And it merges into a valid configuration (the token file is not
         // read: the env token wins).
         let a = ConfigArgs::default();
@@ -615,6 +818,62 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn ceiling_presets_set_the_limits_and_explicit_keys_override_them() {
+        use std::time::Duration;
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        let c = Config::merge(ConfigFile::default(), &args("L1"), no_env).unwrap();
+        assert_eq!(c.ceiling.limits.sync_ceiling, Some(h(24)));
+        assert_eq!(c.ceiling.limits.warn_after, h(20));
+        assert_eq!(c.ceiling.limits.max_unsent_age, None);
+        let file: ConfigFile =
+            toml::from_str("lane_id = 'L1'\nceiling_preset = 'ua-prro'\ntime_zone = 'UTC'\n")
+                .unwrap();
+        let c = Config::merge(file.clone(), &args("L1"), no_env).unwrap();
+        let l = c.ceiling.limits;
+        assert_eq!((l.sync_ceiling, l.warn_after), (Some(h(36)), h(30)));
+        assert_eq!(l.monthly_offline_budget, Some(h(168)));
+        // A flag beats the preset; "off" switches a rule off.
+        let a = ConfigArgs {
+            sync_ceiling: Some("off".parse().unwrap()),
+            monthly_offline_budget: Some("100h".parse().unwrap()),
+            ..args("L1")
+        };
+        let l = Config::merge(file, &a, no_env).unwrap().ceiling.limits;
+        assert_eq!(l.sync_ceiling, None);
+        assert_eq!(l.monthly_offline_budget, Some(h(100)));
+        let a = ConfigArgs {
+            ceiling_preset: Some(Preset::Ru30d),
+            ..args("L1")
+        };
+        let l = Config::merge(ConfigFile::default(), &a, no_env)
+            .unwrap()
+            .ceiling
+            .limits;
+        assert_eq!((l.sync_ceiling, l.max_unsent_age), (None, Some(h(720))));
+    }
+
+    #[test]
+    fn ceiling_settings_that_cannot_work_are_refused() {
+        let bad = |toml_text: &str| {
+            let file: ConfigFile = toml::from_str(toml_text).unwrap();
+            match Config::merge(file, &args("L1"), no_env) {
+                Err(ConfigError::Invalid { key, message }) => (key, message),
+                other => panic!("accepted: {other:?}"),
+            }
+        };
+        assert_eq!(bad("sync_ceiling = '10h'").0, "warn_after");
+        assert_eq!(
+            bad("warn_after = '4m'\nsync_ceiling = '5m'").0,
+            "heartbeat_interval"
+        );
+        let (key, message) = bad("time_zone = 'Mars/Olympus_Mons'");
+        assert_eq!(key, "time_zone");
+        assert!(message.contains("Mars/Olympus_Mons"), "{message}");
+        assert!(toml::from_str::<ConfigFile>("sync_ceiling = 'never'").is_err());
+        assert!("0s".parse::<Limit>().is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{self, AppState};
-use crate::ceiling::LaneState;
+use crate::ceiling::{Ceiling, CeilingError};
 use crate::clock::Clock;
 use crate::config::{Config, Secret};
 use crate::drain::{self, DrainHandle};
@@ -30,6 +30,9 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// The offline clock could not be resumed.
+    #[error(transparent)]
+    Ceiling(#[from] CeilingError),
     /// The HTTP server failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
@@ -94,7 +97,10 @@ pub struct Daemon {
     state: AppState,
     _lock: InstanceLock,
     drain: Option<(DrainHandle, tokio::task::JoinHandle<()>)>,
+    ceiling: Ceiling,
+    ceiling_task: tokio::task::JoinHandle<()>,
     stop_drain: watch::Sender<bool>,
+    stop_ceiling: watch::Sender<bool>,
 }
 
 impl Daemon {
@@ -127,8 +133,16 @@ impl Daemon {
             config.lane_id,
             crate::store::fmt_ts(clock.wall())
         ))?;
-        // The lane is offline until the drain's first successful exchange.
-        let (lane_tx, lane_rx) = watch::channel(LaneState::Offline);
+        // The lane is offline until the drain's first successful exchange;
+        // without a back-end, no limit applies.
+        let ceiling = Ceiling::start(
+            &store,
+            config.ceiling.limits,
+            config.ceiling.time_zone.clone(),
+            clock.clone(),
+            config.backend_url.is_some(),
+        )
+        .await?;
         let (stop_drain, drain_stop_rx) = watch::channel(false);
         let drain = match &config.backend_url {
             Some(url) => Some(drain::spawn(
@@ -136,7 +150,7 @@ impl Daemon {
                 url,
                 config.drain.clone(),
                 clock.clone(),
-                lane_tx,
+                ceiling.clone(),
                 drain_stop_rx,
             )?),
             None => {
@@ -147,13 +161,15 @@ impl Daemon {
         let state = AppState::new(
             store.clone(),
             clock,
-            lane_rx,
+            ceiling.clone(),
             config.api_token.clone(),
             admin_token(&config.data_dir)?,
             drain.as_ref().map(|d| d.0.clone()),
             addr,
             &config.allowed_hosts,
         );
+        let (stop_ceiling, ceiling_stop_rx) = watch::channel(false);
+        let ceiling_task = ceiling.spawn(store.clone(), ceiling_stop_rx);
         Ok(Daemon {
             store,
             listener,
@@ -161,7 +177,10 @@ impl Daemon {
             state,
             _lock: lock,
             drain,
+            ceiling,
+            ceiling_task,
             stop_drain,
+            stop_ceiling,
         })
     }
 
@@ -178,6 +197,11 @@ impl Daemon {
     /// The drain, when a back-end is configured.
     pub fn drain(&self) -> Option<&DrainHandle> {
         self.drain.as_ref().map(|d| &d.0)
+    }
+
+    /// The sync ceiling.
+    pub fn ceiling(&self) -> &Ceiling {
+        &self.ceiling
     }
 
     /// Serves until `shutdown` resolves, then finishes requests in flight
@@ -214,6 +238,10 @@ impl Daemon {
         if let Some((_, task)) = self.drain {
             let _ = task.await;
         }
+        // The last checkpoint of the offline clock, after the drain's last
+        // exchange.
+        let _ = self.stop_ceiling.send(true);
+        let _ = self.ceiling_task.await;
         self.store.close().await;
         drop(self._lock);
         served.map_err(DaemonError::Serve)

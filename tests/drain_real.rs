@@ -139,7 +139,7 @@ async fn the_back_end_token_never_appears_in_logs_status_or_errors() {
     #[cfg(unix)]
     assert!(ok.unwrap().success());
     let mut lane = lane;
-    lane.child.wait().unwrap();
+    lane.wait_exit();
     let logs = lane.stderr();
     for (what, text) in [
         ("logs", logs.as_str()),
@@ -191,5 +191,5 @@ async fn sighup_rereads_a_fixed_token_file_and_delivery_resumes() {
         .await
         .expect("delivery resumes after SIGHUP");
     assert_eq!(backend.posted_order(), [id]);
-    assert!(lane.stderr().contains("back-end token reloaded"));
+    lane.wait_for_log("back-end token reloaded", 1);
 }

@@ -191,7 +191,7 @@ async fn sigterm_finishes_in_flight_sales_and_exits_0() {
     for c in clients {
         c.await.unwrap();
     }
-    let status = lane.child.wait().unwrap();
+    let status = lane.wait_exit();
     assert_eq!(status.code(), Some(0), "stderr: {}", lane.stderr());
     assert!(lane.stderr().contains("SIGTERM received"));
 

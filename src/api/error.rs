@@ -6,6 +6,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::sale::FieldError;
+use crate::ceiling::Snapshot;
+
+/// `Retry-After` of a `lane_suspended` answer: a hint only, the lane takes
+/// sales again the moment an exchange with the back-end succeeds.
+const SUSPENDED_RETRY_AFTER: u32 = 60;
 use crate::store::StoreError;
 
 /// An error answer: `{code, message, details}`.
@@ -15,6 +20,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Value,
+    /// `Retry-After` in seconds, for a 503.
+    retry_after: u32,
 }
 
 impl ApiError {
@@ -24,6 +31,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: Value::Null,
+            retry_after: 1,
         }
     }
 
@@ -85,6 +93,28 @@ impl ApiError {
             "no_backend",
             "This lane has no back-end configured (backend_url), so there is nothing to sync with.",
         )
+    }
+
+    /// 503 `lane_suspended`: the lane is past a sync ceiling limit and takes
+    /// no new sales until the back-end is reached.
+    pub fn lane_suspended(s: &Snapshot) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "lane_suspended",
+            format!(
+                "This till cannot take new sales: {}. Check the till's network connection; \
+                 sales resume by themselves as soon as the till reaches head office again. \
+                 If the connection looks fine, call support. Sales already rung up are safe.",
+                crate::ceiling::monitor::reason(s)
+            ),
+        )
+        .with_details(json!({
+            "lane_state": s.state,
+            "rule": s.nearest.map(|(r, _)| r),
+            "offline_seconds": s.offline.as_secs(),
+        }));
+        e.retry_after = SUSPENDED_RETRY_AFTER;
+        e
     }
 
     /// 403 `forbidden_host`.
@@ -232,7 +262,7 @@ impl IntoResponse for ApiError {
         let mut r = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(self.retry_after));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()

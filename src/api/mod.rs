@@ -22,11 +22,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 pub use error::ApiError;
 
-use crate::ceiling::LaneState;
+use crate::ceiling::Ceiling;
 use crate::clock::Clock;
 use crate::config::Secret;
 use crate::drain::DrainHandle;
@@ -45,7 +44,7 @@ struct Shared {
     store: Store,
     clock: Arc<dyn Clock>,
     started: Duration,
-    lane_state: watch::Receiver<LaneState>,
+    ceiling: Ceiling,
     api_token: Option<Secret>,
     admin_token: Secret,
     drain: Option<DrainHandle>,
@@ -58,7 +57,7 @@ impl AppState {
     pub fn new(
         store: Store,
         clock: Arc<dyn Clock>,
-        lane_state: watch::Receiver<LaneState>,
+        ceiling: Ceiling,
         api_token: Option<Secret>,
         admin_token: Secret,
         drain: Option<DrainHandle>,
@@ -76,7 +75,7 @@ impl AppState {
                 started: clock.monotonic(),
                 store,
                 clock,
-                lane_state,
+                ceiling,
                 api_token,
                 admin_token,
                 drain,
@@ -89,8 +88,8 @@ impl AppState {
         &self.inner.store
     }
 
-    fn lane_state(&self) -> LaneState {
-        *self.inner.lane_state.borrow()
+    fn ceiling(&self) -> &Ceiling {
+        &self.inner.ceiling
     }
 }
 

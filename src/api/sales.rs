@@ -97,6 +97,8 @@ struct Recorded<'a> {
     receipt: String,
     state: SaleState,
     lane_state: LaneState,
+    /// Seconds before the nearest ceiling limit; null when none applies.
+    ceiling_remaining_seconds: Option<u64>,
 }
 
 async fn record(
@@ -106,6 +108,9 @@ async fn record(
     client_key: Option<ClientKey>,
 ) -> Result<Response, ApiError> {
     let by_key = client_key.is_some();
+    // A suspended lane still answers a repeat of a sale it stored before.
+    let ceiling = s.ceiling().snapshot();
+    let suspended = ceiling.state == LaneState::Suspended;
     let sale_json = sale.canonical_json();
     let new = NewSale {
         sale_sha256: crate::store::sha256_hex(sale_json.as_bytes()),
@@ -117,6 +122,7 @@ async fn record(
         currency: sale.currency.clone(),
         total: sale.total,
         business_date: sale.business_date.clone(),
+        replay_only: suspended,
     };
     let outcome = s.store().insert_sale(new).await.inspect_err(|e| {
         tracing::warn!(transaction_id = %id, error = %e, "sale not recorded");
@@ -125,6 +131,9 @@ async fn record(
         InsertOutcome::Created(row) => {
             if let Some(d) = &s.inner.drain {
                 d.wake();
+            }
+            if let Ok(at) = row.recorded_at.parse() {
+                s.ceiling().sale_recorded(at);
             }
             tracing::debug!(transaction_id = %row.transaction_id, receipt = %receipt_label(&row.series, row.receipt_no), seq = row.seq, "sale recorded");
             (StatusCode::CREATED, row)
@@ -146,6 +155,10 @@ async fn record(
                 by_key,
             ));
         }
+        InsertOutcome::NotStored => {
+            tracing::info!(transaction_id = %id, "sale refused: the lane is suspended");
+            return Err(ApiError::lane_suspended(&ceiling));
+        }
     };
     let answer = Recorded {
         transaction_id: &row.transaction_id,
@@ -153,7 +166,8 @@ async fn record(
         receipt_no: row.receipt_no,
         receipt: receipt_label(&row.series, row.receipt_no),
         state: row.state,
-        lane_state: s.lane_state(),
+        lane_state: ceiling.state,
+        ceiling_remaining_seconds: ceiling.nearest.map(|(_, left)| left.as_secs()),
     };
     let mut resp = (status, Json(answer)).into_response();
     if let Ok(loc) = HeaderValue::from_str(&format!("/v1/sales/{}", row.transaction_id)) {

@@ -6,7 +6,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use super::{ApiError, AppState};
-use crate::ceiling::LaneState;
+use crate::ceiling::monitor::BackendClock;
+use crate::ceiling::{Anomalies, LaneState, Rule, Snapshot};
 
 #[derive(Serialize)]
 struct Status {
@@ -19,8 +20,61 @@ struct Status {
     oldest_pending: Option<OldestPending>,
     pending_amount: BTreeMap<String, i64>,
     last_receipt_no: BTreeMap<String, i64>,
+    /// The sync ceiling: how long offline, how close to a limit.
+    ceiling: Ceiling,
     /// Delivery to the back-end; null when none is configured.
     backend: Option<Backend>,
+}
+
+#[derive(Serialize)]
+struct Ceiling {
+    /// Limits apply (false without a back-end).
+    enforced: bool,
+    /// Time since the last successful exchange, downtime included.
+    offline_seconds: u64,
+    /// The limit the lane is closest to, and the time left before it.
+    nearest_rule: Option<Rule>,
+    remaining_seconds: Option<u64>,
+    limits: Limits,
+    /// Offline time booked to the current calendar month.
+    month: Option<String>,
+    month_offline_seconds: u64,
+    oldest_unsent_age_seconds: Option<u64>,
+    clock_anomalies: Anomalies,
+    /// The back-end's clock, from the `Date` of its last answer.
+    backend_clock: Option<BackendClock>,
+}
+
+#[derive(Serialize)]
+struct Limits {
+    sync_ceiling_seconds: Option<u64>,
+    warn_after_seconds: u64,
+    max_unsent_age_seconds: Option<u64>,
+    monthly_offline_budget_seconds: Option<u64>,
+    time_zone: String,
+}
+
+fn ceiling(s: Snapshot) -> Ceiling {
+    let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs());
+    let l = s.limits;
+    Ceiling {
+        enforced: s.enforced,
+        offline_seconds: s.offline.as_secs(),
+        nearest_rule: s.nearest.map(|n| n.0),
+        remaining_seconds: s.nearest.map(|n| n.1.as_secs()),
+        limits: Limits {
+            sync_ceiling_seconds: secs(l.sync_ceiling),
+            warn_after_seconds: l.warn_after.as_secs(),
+            max_unsent_age_seconds: secs(l.max_unsent_age),
+            monthly_offline_budget_seconds: secs(l.monthly_offline_budget),
+            time_zone: s.time_zone,
+        },
+        month: s.month.0.map(|(y, m)| format!("{y:04}-{m:02}")),
+        month_offline_seconds: s.month.1.as_secs(),
+        oldest_unsent_age_seconds: secs(s.oldest_unsent_age),
+        clock_anomalies: s.anomalies,
+        backend_clock: s.backend_clock,
+    }
 }
 
 #[derive(Serialize)]
@@ -83,6 +137,7 @@ pub(super) async fn status(State(s): State<AppState>) -> Result<Json<impl Serial
         None => None,
     };
     let id = s.store().identity();
+    let snap = s.ceiling().snapshot();
     Ok(Json(Status {
         lane_id: id.lane_id.clone(),
         series: id.series.clone(),
@@ -93,11 +148,12 @@ pub(super) async fn status(State(s): State<AppState>) -> Result<Json<impl Serial
             .monotonic()
             .saturating_sub(s.inner.started)
             .as_secs(),
-        lane_state: s.lane_state(),
+        lane_state: snap.state,
         counts: c.by_state,
         oldest_pending,
         pending_amount: c.pending_amount,
         last_receipt_no: c.last_receipt_no,
+        ceiling: ceiling(snap),
         backend,
     }))
 }

@@ -57,6 +57,8 @@ pub struct BackendClient {
     base: Url,
     lane_id: String,
     token: RwLock<Option<Secret>>,
+    /// The `Date` header of the last answer, until taken.
+    last_date: std::sync::Mutex<Option<jiff::Timestamp>>,
 }
 
 impl std::fmt::Debug for BackendClient {
@@ -137,7 +139,27 @@ impl BackendClient {
             base,
             lane_id: lane_id.to_owned(),
             token: RwLock::new(token),
+            last_date: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The `Date` header of the last answer since the last call, if any.
+    pub fn take_date(&self) -> Option<jiff::Timestamp> {
+        self.last_date
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    fn note_date(&self, headers: &HeaderMap) {
+        let date = headers
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| jiff::fmt::rfc2822::parse(v).ok())
+            .map(|z| z.timestamp());
+        if date.is_some() {
+            *self.last_date.lock().unwrap_or_else(|e| e.into_inner()) = date;
+        }
     }
 
     /// The base URL, without credentials.
@@ -180,6 +202,7 @@ impl BackendClient {
         };
         let status = resp.status();
         let headers = resp.headers().clone();
+        self.note_date(&headers);
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => return transport(e),
@@ -219,6 +242,7 @@ impl BackendClient {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
+        self.note_date(&headers);
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => return BatchAnswer::Whole(transport(e)),
@@ -301,6 +325,7 @@ impl BackendClient {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
+        self.note_date(&headers);
         let bytes = resp.bytes().await.map_err(transport)?;
         if status != 200 {
             return Err(Answer {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
-use crate::ceiling::LaneState;
+use crate::ceiling::Ceiling;
 use crate::clock::Clock;
 use crate::config::{DrainConfig, OnReject, Secret};
 use crate::store::{
@@ -97,7 +97,7 @@ struct Drain {
     probe: Arc<AtomicBool>,
     ticks: Arc<AtomicU64>,
     rounds: watch::Sender<u64>,
-    lane_state: watch::Sender<LaneState>,
+    ceiling: Ceiling,
     backoff: Backoff,
     /// The back-end has no batch route: send single PUTs from now on.
     single: bool,
@@ -114,7 +114,7 @@ pub fn spawn(
     backend_url: &str,
     cfg: DrainConfig,
     clock: Arc<dyn Clock>,
-    lane_state: watch::Sender<LaneState>,
+    ceiling: Ceiling,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(DrainHandle, tokio::task::JoinHandle<()>), ClientError> {
     let client = Arc::new(BackendClient::new(
@@ -150,7 +150,7 @@ pub fn spawn(
         probe,
         ticks,
         rounds,
-        lane_state,
+        ceiling,
         single: false,
     };
     Ok((handle, tokio::spawn(drain.run(shutdown))))
@@ -246,6 +246,7 @@ impl Drain {
         let now = self.clock.wall();
         self.exchange_started = self.clock.monotonic();
         let answer = self.client.heartbeat(now).await;
+        self.note_backend_date();
         state.last_attempt_at = Some(fmt_ts(now));
         match answer {
             Ok(_) => {
@@ -282,6 +283,7 @@ impl Drain {
         let started = Instant::now();
         let answers = self.send(&sales, now).await;
         let duration_ms = client::elapsed_ms(started);
+        self.note_backend_date();
         state.last_attempt_at = Some(fmt_ts(now));
 
         let retry = answers
@@ -326,6 +328,7 @@ impl Drain {
         if answered && (fault.is_some() || retry.is_some()) {
             // The back-end did answer for some sales: the link works.
             state.last_success_at = Some(fmt_ts(now));
+            self.ceiling.exchange_ok();
         }
         state.next_attempt_at = retry_at.clone();
 
@@ -388,7 +391,19 @@ impl Drain {
                 }
             })
             .collect();
-        self.store.record_delivery(deliveries, state).await
+        self.store.record_delivery(deliveries, state).await?;
+        if self.ceiling.tracks_unsent() {
+            self.ceiling
+                .set_oldest_unsent(self.store.oldest_unsent().await?);
+        }
+        Ok(())
+    }
+
+    /// Passes the `Date` of the back-end's last answer to the ceiling.
+    fn note_backend_date(&self) {
+        if let Some(d) = self.client.take_date() {
+            self.ceiling.backend_date(d);
+        }
     }
 
     /// One answer per sale sent, in order; sales not sent this round (after
@@ -447,7 +462,7 @@ impl Drain {
         state.fault_message = None;
         state.next_attempt_at = None;
         self.next_heartbeat = self.exchange_started + self.cfg.heartbeat_interval;
-        self.lane_state.send_replace(LaneState::Online);
+        self.ceiling.exchange_ok();
     }
 
     /// Records a failure; returns the delay before the next try.
@@ -471,7 +486,7 @@ impl Drain {
         }
         state.last_error_code = Some(code);
         state.last_error = Some(message);
-        self.lane_state.send_replace(LaneState::Offline);
+        self.ceiling.exchange_failed();
         let retry_after = match outcome {
             Outcome::Retry { retry_after, .. } => *retry_after,
             _ => None,

@@ -18,6 +18,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_drain",
         include_str!("../../schema/lane/0002_drain.sql"),
     ),
+    (
+        "0003_lane_clock",
+        include_str!("../../schema/lane/0003_lane_clock.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -6,6 +6,7 @@
 //! listing never wait for the writer.
 
 mod drain;
+mod lane_clock;
 mod lock;
 mod migrate;
 mod open;
@@ -407,6 +408,24 @@ impl Store {
             .await
     }
 
+    /// The offline clock's last checkpoint.
+    pub async fn load_clock(&self) -> Result<crate::ceiling::Checkpoint, StoreError> {
+        self.inner.readers.run(lane_clock::load).await
+    }
+
+    /// Writes the offline clock's checkpoint (durably, like every write).
+    pub async fn save_clock(&self, cp: crate::ceiling::Checkpoint) -> Result<(), StoreError> {
+        self.inner
+            .writer
+            .call(move |c, _| lane_clock::save(c, &cp))
+            .await
+    }
+
+    /// `recorded_at` of the oldest pending or stuck sale.
+    pub async fn oldest_unsent(&self) -> Result<Option<jiff::Timestamp>, StoreError> {
+        self.inner.readers.run(lane_clock::oldest_unsent).await
+    }
+
     /// A round trip through the writer thread: proves it is not wedged.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.inner.writer.ping().await
@@ -500,6 +519,7 @@ mod tests {
             currency: "KES".into(),
             total: 100,
             business_date: "2026-11-22".into(),
+            replay_only: false,
         }
     }
 

@@ -49,6 +49,9 @@ pub struct NewSale {
     pub total: i64,
     /// The business day the till assigned.
     pub business_date: String,
+    /// Answer a repeat of a stored sale, but store nothing new (the lane is
+    /// suspended): a new sale comes back as [`InsertOutcome::NotStored`].
+    pub replay_only: bool,
 }
 
 /// How a sale sent without a transaction id is recognised when sent again.
@@ -79,6 +82,8 @@ pub enum InsertOutcome {
     Replayed(SaleRow),
     /// The id (or idempotency key) belongs to a different sale; nothing changed.
     Conflict(SaleRow),
+    /// A new sale, not stored because [`NewSale::replay_only`] was set.
+    NotStored,
 }
 
 pub(super) struct Ctx {
@@ -339,6 +344,9 @@ fn insert_sale(conn: &Connection, ctx: &Ctx, sale: NewSale) -> Result<InsertOutc
             InsertOutcome::Conflict(existing)
         });
     }
+    if sale.replay_only {
+        return Ok(InsertOutcome::NotStored);
+    }
     let series = &ctx.identity.series;
     // Statements are cached: parsing SQL for every sale was a measurable
     // share of the writer's time (see BENCHMARKS.md).
@@ -492,6 +500,7 @@ mod tests {
             currency: "KES".into(),
             total: 100,
             business_date: "2026-11-22".into(),
+            replay_only: false,
         }
     }
 

@@ -60,6 +60,7 @@ async fn backlog(dir: &std::path::Path, n: usize) {
                         currency: "KES".into(),
                         total: 2 * price,
                         business_date: "2026-11-22".into(),
+                        replay_only: false,
                     })
                     .await
                     .expect("insert");

@@ -151,6 +151,7 @@ async fn store_direct(store: &Store, callers: usize, total: usize) -> Run {
                     currency: "KES".into(),
                     total: 0,
                     business_date: "2026-11-22".into(),
+                    replay_only: false,
                 };
                 let t = Instant::now();
                 let r = store.insert_sale(new).await.expect("insert");

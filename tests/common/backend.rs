@@ -74,6 +74,8 @@ struct Inner {
     next_doc: u64,
     batch_supported: bool,
     token: Option<String>,
+    /// Answer every request, heartbeats included, with 503.
+    down: bool,
 }
 
 #[derive(Clone)]
@@ -159,6 +161,11 @@ impl Backend {
         self.lock().script.extend(replies);
     }
 
+    /// Forgets the replies not used yet.
+    pub fn clear_script(&self) {
+        self.lock().script.clear();
+    }
+
     /// Answers 404 on the batch route from now on.
     pub fn without_batch(&self) {
         self.lock().batch_supported = false;
@@ -167,6 +174,11 @@ impl Backend {
     /// Changes the token the back-end accepts.
     pub fn set_token(&self, token: Option<&str>) {
         self.lock().token = token.map(String::from);
+    }
+
+    /// Takes the back-end down (every request answered 503) or up again.
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -223,7 +235,13 @@ impl Backend {
             body: body.clone(),
         });
         let want = g.token.clone();
-        let reply = if consume {
+        let reply = if g.down {
+            Reply::Status(
+                503,
+                json!({"code": "down", "message": "the back-end is down for the test"}),
+                vec![],
+            )
+        } else if consume {
             g.script.pop_front().unwrap_or(Reply::Normal)
         } else {
             Reply::Normal

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 
@@ -59,6 +59,7 @@ pub struct Lane {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub drain: Option<laned::drain::DrainHandle>,
+    pub ceiling: laned::ceiling::Ceiling,
     pub admin_token: String,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), laned::daemon::DaemonError>>,
@@ -77,6 +78,7 @@ impl Lane {
         let daemon = Daemon::start(&cfg, clock).await.expect("start lane");
         let addr = daemon.addr();
         let drain = daemon.drain().cloned();
+        let ceiling = daemon.ceiling().clone();
         let admin_token = std::fs::read_to_string(cfg.data_dir.join("admin-token"))
             .expect("admin token file")
             .trim()
@@ -90,6 +92,7 @@ impl Lane {
             addr,
             http: client(),
             drain,
+            ceiling,
             admin_token,
             stop: Some(stop),
             task,
@@ -220,7 +223,69 @@ pub fn receipt_numbers(sales: &[Value]) -> Vec<i64> {
 pub struct RealLane {
     pub child: Child,
     pub base: String,
-    pub stderr_path: PathBuf,
+    logs: Logs,
+}
+
+/// What a child process wrote to stderr, collected by a reader thread, so
+/// a test can wait for a log line instead of sleeping.
+#[derive(Clone, Default)]
+struct Logs(Arc<(std::sync::Mutex<(String, bool)>, std::sync::Condvar)>);
+
+impl Logs {
+    fn collect(&self, stderr: impl std::io::Read + Send + 'static) {
+        let logs = self.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stderr);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let done = !matches!(r.read_line(&mut line), Ok(n) if n > 0);
+                let (m, cv) = &*logs.0;
+                let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+                g.0.push_str(&line);
+                g.1 = done;
+                cv.notify_all();
+                if done {
+                    return;
+                }
+            }
+        });
+    }
+
+    fn text(&self) -> String {
+        self.0.0.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    /// Blocks until `needle` has been logged `times` times, or stderr is
+    /// closed. A minute is a safety net against a hung test, not timing.
+    fn wait_for(&self, needle: &str, times: usize) -> bool {
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if g.0.matches(needle).count() >= times {
+                return true;
+            }
+            if g.1 {
+                return false;
+            }
+            let (ng, t) = cv
+                .wait_timeout(g, std::time::Duration::from_secs(60))
+                .unwrap_or_else(|e| e.into_inner());
+            g = ng;
+            if t.timed_out() {
+                return false;
+            }
+        }
+    }
+
+    /// Blocks until stderr is closed (the process exited).
+    fn wait_closed(&self) {
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+        while !g.1 {
+            g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 /// How a start of the real binary ended when it did not become ready.
@@ -255,18 +320,15 @@ impl RealLane {
 
     /// Runs a prepared `laned serve` command and waits for readiness.
     pub fn spawn_command(mut cmd: Command) -> Result<RealLane, Refused> {
-        let logs = tempfile::Builder::new()
-            .prefix("laned-stderr")
-            .tempfile()
-            .expect("stderr file");
-        let (file, stderr_path) = logs.keep().expect("keep stderr file");
         let mut child = cmd
             .env("LANED_LOG_LEVEL", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(file))
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn laned");
+        let logs = Logs::default();
+        logs.collect(child.stderr.take().expect("stderr"));
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         // Blocks until the daemon prints its readiness line or exits.
@@ -275,12 +337,15 @@ impl RealLane {
             Some(base) => Ok(RealLane {
                 child,
                 base: base.to_owned(),
-                stderr_path,
+                logs,
             }),
             None => {
                 let status = child.wait().expect("wait");
-                let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                Err(Refused { status, stderr })
+                logs.wait_closed();
+                Err(Refused {
+                    status,
+                    stderr: logs.text(),
+                })
             }
         }
     }
@@ -311,8 +376,27 @@ impl RealLane {
         self.child.wait().expect("reap");
     }
 
+    /// Everything logged so far (all of it after [`RealLane::wait_exit`]).
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        self.logs.text()
+    }
+
+    /// Waits for a log line containing `needle` (its `times`-th occurrence);
+    /// panics with the log if the process exits first.
+    pub fn wait_for_log(&self, needle: &str, times: usize) {
+        assert!(
+            self.logs.wait_for(needle, times),
+            "laned never logged {needle:?} ({times}×); its log:\n{}",
+            self.logs.text()
+        );
+    }
+
+    /// Waits for the process to exit; returns its status once its log is
+    /// complete.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let status = self.child.wait().expect("wait");
+        self.logs.wait_closed();
+        status
     }
 }
 
@@ -320,7 +404,6 @@ impl Drop for RealLane {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.stderr_path);
     }
 }
 

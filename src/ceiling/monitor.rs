@@ -1,0 +1,401 @@
+//! The live sync ceiling: one [`Ceiling`] shared by the drain (which reports
+//! each exchange), the API (which asks the state before taking a sale) and
+//! a small task that checkpoints the offline clock every minute and at
+//! shutdown, and wakes when a threshold is due so state changes are logged
+//! when they happen, once each.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+use tokio::sync::{Notify, watch};
+
+use super::{Anomalies, LaneState, Limits, Month, OfflineClock, Rule, next_change, verdict};
+use crate::clock::Clock;
+use crate::store::{Store, StoreError};
+
+/// How often the offline clock is written to disk while running. A crash
+/// loses at most this much offline time.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
+
+/// Why the ceiling could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CeilingError {
+    /// The checkpoint or the oldest unsent sale could not be read.
+    #[error("cannot read the lane clock")]
+    Store(#[from] StoreError),
+}
+
+/// The back-end's clock as its last answer's `Date` header gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BackendClock {
+    /// Back-end time minus the till's wall clock, in whole seconds (positive: the
+    /// till's clock is behind).
+    pub offset_seconds: i64,
+    /// When that answer came (the till's wall clock).
+    pub observed_at: Timestamp,
+}
+
+/// The ceiling as of now.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The lane state.
+    pub state: LaneState,
+    /// Limits apply (a back-end is configured).
+    pub enforced: bool,
+    /// The limits in force.
+    pub limits: Limits,
+    /// Time since the last successful exchange, downtime included.
+    pub offline: Duration,
+    /// The nearest limit and the time left before it.
+    pub nearest: Option<(Rule, Duration)>,
+    /// Offline time booked to the current month, and which month.
+    pub month: (Option<Month>, Duration),
+    /// The lane's time zone (for the month).
+    pub time_zone: String,
+    /// Clock anomalies seen.
+    pub anomalies: Anomalies,
+    /// Age of the oldest pending or stuck sale, by lane time.
+    pub oldest_unsent_age: Option<Duration>,
+    /// The back-end's clock, from the last answer with a `Date` header.
+    pub backend_clock: Option<BackendClock>,
+}
+
+/// Handle to the live ceiling; cheap to clone.
+#[derive(Clone)]
+pub struct Ceiling {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    limits: Limits,
+    enforced: bool,
+    time_zone: String,
+    clock: Arc<dyn Clock>,
+    live: Mutex<Live>,
+    changed: Notify,
+    /// Checkpoints written: a readiness signal for tests and tools.
+    checkpoints: watch::Sender<u64>,
+}
+
+struct Live {
+    offline: OfflineClock,
+    oldest_unsent_at: Option<Timestamp>,
+    backend_clock: Option<BackendClock>,
+    /// The state last logged.
+    logged: Option<LaneState>,
+    /// `online` and the state as of the last checkpoint written: a change
+    /// of either is checkpointed at once.
+    checkpointed: (bool, Option<LaneState>),
+}
+
+impl Ceiling {
+    /// Resumes the offline clock from the store's checkpoint. With
+    /// `enforced` false (no back-end configured) the time is still counted
+    /// and shown, but no limit applies.
+    pub async fn start(
+        store: &Store,
+        limits: Limits,
+        tz: TimeZone,
+        clock: Arc<dyn Clock>,
+        enforced: bool,
+    ) -> Result<Ceiling, CeilingError> {
+        let cp = store.load_clock().await?;
+        let oldest = store.oldest_unsent().await?;
+        let time_zone = tz.iana_name().unwrap_or("local").to_owned();
+        let offline = OfflineClock::resume(&cp, tz, clock.wall(), clock.monotonic());
+        let c = Ceiling {
+            inner: Arc::new(Shared {
+                limits,
+                enforced,
+                time_zone,
+                clock,
+                live: Mutex::new(Live {
+                    offline,
+                    oldest_unsent_at: oldest,
+                    backend_clock: None,
+                    logged: None,
+                    checkpointed: (cp.online, None),
+                }),
+                changed: Notify::new(),
+                checkpoints: watch::Sender::new(0),
+            }),
+        };
+        let a = c.lock().offline.anomalies();
+        if a.count > cp.anomalies.count {
+            tracing::warn!(
+                back_seconds = a.last_back.map_or(0, |d| d.as_secs()),
+                "the wall clock is behind the last checkpoint: it was set back while laned was \
+                 stopped; the downtime is not known and counts as nothing, the accumulated \
+                 offline time is kept"
+            );
+        }
+        c.snapshot();
+        Ok(c)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Live> {
+        // The state stays consistent under a panic elsewhere: every update
+        // is a few assignments.
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state now (and logs a change of state, once).
+    pub fn snapshot(&self) -> Snapshot {
+        let s = &self.inner;
+        let mut live = self.lock();
+        live.offline.observe(s.clock.wall(), s.clock.monotonic());
+        self.evaluate(&mut live)
+    }
+
+    fn evaluate(&self, live: &mut Live) -> Snapshot {
+        let s = &self.inner;
+        let inputs = live.offline.inputs(live.oldest_unsent_at);
+        let (state, nearest) = if s.enforced {
+            let v = verdict(&s.limits, inputs);
+            (v.state, v.nearest)
+        } else if inputs.online {
+            (LaneState::Online, None)
+        } else {
+            (LaneState::Offline, None)
+        };
+        let snap = Snapshot {
+            state,
+            enforced: s.enforced,
+            limits: s.limits,
+            offline: inputs.offline,
+            nearest,
+            month: live.offline.month(),
+            time_zone: s.time_zone.clone(),
+            anomalies: live.offline.anomalies(),
+            oldest_unsent_age: inputs.oldest_unsent,
+            backend_clock: live.backend_clock,
+        };
+        if live.logged != Some(state) {
+            log_state(live.logged, &snap);
+            live.logged = Some(state);
+        }
+        snap
+    }
+
+    /// A successful exchange with the back-end (a post, a batch, a
+    /// heartbeat): offline time is zero again, and a suspended lane sells
+    /// again at once.
+    pub fn exchange_ok(&self) {
+        let s = &self.inner;
+        let mut live = self.lock();
+        live.offline.success(s.clock.wall(), s.clock.monotonic());
+        self.evaluate(&mut live);
+        drop(live);
+        s.changed.notify_one();
+    }
+
+    /// A failed exchange: the lane is offline (since the last success).
+    pub fn exchange_failed(&self) {
+        let s = &self.inner;
+        let mut live = self.lock();
+        live.offline.failure(s.clock.wall(), s.clock.monotonic());
+        self.evaluate(&mut live);
+        drop(live);
+        s.changed.notify_one();
+    }
+
+    /// The `Date` header of a back-end answer that just arrived.
+    pub fn backend_date(&self, date: Timestamp) {
+        let now = self.inner.clock.wall();
+        let offset_seconds = date.duration_since(now).as_secs();
+        self.lock().backend_clock = Some(BackendClock {
+            offset_seconds,
+            observed_at: now,
+        });
+    }
+
+    /// The oldest pending or stuck sale changed (`recorded_at`, wall time).
+    pub fn set_oldest_unsent(&self, recorded_at: Option<Timestamp>) {
+        let mut live = self.lock();
+        if live.oldest_unsent_at != recorded_at {
+            live.oldest_unsent_at = recorded_at;
+            drop(live);
+            self.inner.changed.notify_one();
+        }
+    }
+
+    /// A new sale was stored: it is the oldest unsent one if there was none.
+    pub fn sale_recorded(&self, recorded_at: Timestamp) {
+        let mut live = self.lock();
+        if live.oldest_unsent_at.is_none() {
+            live.oldest_unsent_at = Some(recorded_at);
+            drop(live);
+            self.inner.changed.notify_one();
+        }
+    }
+
+    /// Checkpoints written so far (a readiness signal: a test that moved
+    /// the clock waits for the checkpoint that follows).
+    pub fn checkpoints(&self) -> watch::Receiver<u64> {
+        self.inner.checkpoints.subscribe()
+    }
+
+    /// The oldest unsent sale matters only to `max_unsent_age`.
+    pub fn tracks_unsent(&self) -> bool {
+        self.inner.limits.max_unsent_age.is_some()
+    }
+
+    /// Runs the checkpoint task until `shutdown` is true, then writes a last
+    /// checkpoint.
+    pub fn spawn(
+        &self,
+        store: Store,
+        shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.clone().run(store, shutdown))
+    }
+
+    async fn run(self, store: Store, mut shutdown: watch::Receiver<bool>) {
+        let clock = self.inner.clock.clone();
+        let mut next_checkpoint = clock.monotonic();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let mono = clock.monotonic();
+            let (cp, wake_in) = {
+                let mut live = self.lock();
+                live.offline.observe(clock.wall(), mono);
+                let snap = self.evaluate(&mut live);
+                let now = (live.offline.online(), Some(snap.state));
+                let due = mono >= next_checkpoint || live.checkpointed != now;
+                let cp = due.then(|| {
+                    live.checkpointed = now;
+                    live.offline.checkpoint()
+                });
+                let inputs = live.offline.inputs(live.oldest_unsent_at);
+                let wake_in = if snap.enforced {
+                    next_change(&self.inner.limits, inputs)
+                } else {
+                    None
+                };
+                (cp, wake_in)
+            };
+            if let Some(cp) = cp {
+                next_checkpoint = mono + CHECKPOINT_EVERY;
+                match store.save_clock(cp).await {
+                    Ok(()) => self.inner.checkpoints.send_modify(|n| *n += 1),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot checkpoint the offline clock; trying again in a minute")
+                    }
+                }
+            }
+            let wake = wake_in.map_or(next_checkpoint, |d| next_checkpoint.min(mono + d));
+            let sleep = clock.sleep_until(wake);
+            tokio::select! {
+                () = sleep => {}
+                () = self.inner.changed.notified() => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        let cp = {
+            let mut live = self.lock();
+            live.offline.observe(clock.wall(), clock.monotonic());
+            live.offline.checkpoint()
+        };
+        if let Err(e) = store.save_clock(cp).await {
+            tracing::error!(error = %e, "cannot write the last checkpoint of the offline clock");
+        }
+    }
+}
+
+/// Logs a change of state, with the reason, at a level that matches it.
+fn log_state(from: Option<LaneState>, s: &Snapshot) {
+    let from = from.map_or("(start)", LaneState::as_str);
+    let to = s.state.as_str();
+    let offline_seconds = s.offline.as_secs();
+    match s.state {
+        LaneState::Online => tracing::info!(from, to, "lane online: the back-end answered"),
+        LaneState::Offline => tracing::info!(
+            from,
+            to,
+            offline_seconds,
+            "lane offline: no successful exchange with the back-end yet, or the last one failed"
+        ),
+        LaneState::Warning => tracing::warn!(
+            from,
+            to,
+            offline_seconds,
+            warn_after_seconds = s.limits.warn_after.as_secs(),
+            "lane warning: offline for longer than warn_after; it will stop taking sales at the \
+             sync ceiling unless the back-end is reached"
+        ),
+        LaneState::Suspended => {
+            let rule = s.nearest.map_or("sync_ceiling", |(r, _)| r.as_str());
+            tracing::error!(
+                from,
+                to,
+                rule,
+                offline_seconds,
+                "lane suspended: {}; new sales are refused until the back-end is reached",
+                reason(s)
+            );
+        }
+    }
+}
+
+/// Why a lane is suspended, in a sentence fragment a cashier understands.
+pub fn reason(s: &Snapshot) -> String {
+    let rule = s.nearest.map(|(r, _)| r);
+    match rule {
+        Some(Rule::MaxUnsentAge) => format!(
+            "the oldest sale not yet sent to head office is {} old, and the limit is {}",
+            human(s.oldest_unsent_age.unwrap_or_default()),
+            human(s.limits.max_unsent_age.unwrap_or_default())
+        ),
+        Some(Rule::MonthlyOfflineBudget) => format!(
+            "this till has been offline {} this month, and the limit is {}",
+            human(s.month.1),
+            human(s.limits.monthly_offline_budget.unwrap_or_default())
+        ),
+        Some(Rule::SyncCeiling) | None => format!(
+            "this till has not reached head office for {}, and the limit is {}",
+            human(s.offline),
+            human(s.limits.sync_ceiling.unwrap_or_default())
+        ),
+    }
+}
+
+/// A duration as people say it: "26 h 5 min", "3 days 2 h", "45 s".
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, h, m) = (s / 86_400, s / 3600 % 24, s / 60 % 60);
+    match (days, h, m) {
+        (0, 0, 0) => format!("{s} s"),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (1, 0, _) => "1 day".into(),
+        (d, 0, _) => format!("{d} days"),
+        (1, h, _) => format!("1 day {h} h"),
+        (d, h, _) => format!("{d} days {h} h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_like_speech() {
+        let h = |s| human(Duration::from_secs(s));
+        assert_eq!(h(45), "45 s");
+        assert_eq!(h(120), "2 min");
+        assert_eq!(h(24 * 3600), "1 day");
+        assert_eq!(h(26 * 3600 + 300), "1 day 2 h");
+        assert_eq!(h(20 * 3600 + 300), "20 h 5 min");
+        assert_eq!(h(30 * 86_400), "30 days");
+    }
+}

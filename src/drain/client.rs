@@ -1,7 +1,7 @@
 //! The lane's side of the back-end contract over HTTP(S).
 
 use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
@@ -387,9 +387,4 @@ fn error_info(headers: &HeaderMap, body: &[u8], now: jiff::Timestamp) -> ErrorIn
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, now)),
     }
-}
-
-/// How long the attempt took, for the attempt record.
-pub fn elapsed_ms(since: Instant) -> i64 {
-    i64::try_from(since.elapsed().as_millis()).unwrap_or(i64::MAX)
 }

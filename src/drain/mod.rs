@@ -13,7 +13,7 @@ pub mod client;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
@@ -280,9 +280,9 @@ impl Drain {
     ) -> Result<(), StoreError> {
         let now = self.clock.wall();
         self.exchange_started = self.clock.monotonic();
-        let started = Instant::now();
         let answers = self.send(&sales, now).await;
-        let duration_ms = client::elapsed_ms(started);
+        let took = self.clock.monotonic().saturating_sub(self.exchange_started);
+        let duration_ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
         self.note_backend_date();
         state.last_attempt_at = Some(fmt_ts(now));
 

@@ -15,5 +15,7 @@ pub mod contract;
 pub mod daemon;
 pub mod drain;
 pub mod money;
+pub mod salemap;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand. This is the binary's
 //! edge, the only place that uses `anyhow` and chooses exit codes.
 
+mod demo;
 mod serve;
 
 use std::process::ExitCode;
@@ -32,14 +33,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the lane daemon: the till API on localhost, the store, the drain.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
+    /// Try laned: a lane with an embedded salemap back-end, nothing else needed.
+    Demo(demo::Args),
 }
 
 /// Parses the command line and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

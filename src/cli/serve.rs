@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (Err(e), _) => tracing::warn!(error = %e, "cannot listen for SIGHUP; configuration reload is unavailable"),
             (Ok(_), None) => {}
         }
-        daemon.run(shutdown_signal()).await?;
+        daemon.run(laned::shutdown::signal()).await?;
         tracing::info!("laned stopped");
         anyhow::Ok(())
     })
@@ -78,29 +78,5 @@ async fn reload_on_sighup(
                 tracing::error!(error = %e, "SIGHUP: the configuration is not valid; keeping the running one")
             }
         }
-    }
-}
-
-/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received; shutting down"),
-        () = term => tracing::info!("SIGTERM received; shutting down"),
     }
 }

@@ -391,7 +391,12 @@ impl Drain {
                 }
             })
             .collect();
+        let posted = answers
+            .iter()
+            .filter(|a| matches!(a.outcome, Outcome::Posted { .. }))
+            .count();
         self.store.record_delivery(deliveries, state).await?;
+        tracing::debug!(sent = sales.len(), posted, "delivery round recorded");
         if self.ceiling.tracks_unsent() {
             self.ceiling
                 .set_oldest_unsent(self.store.oldest_unsent().await?);

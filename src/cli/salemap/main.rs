@@ -1,0 +1,173 @@
+//! The `salemap` binary: the reference back-end (DESIGN §7). Like `laned`'s
+//! `src/cli/`, this is the edge: the only place that uses `anyhow` and
+//! chooses exit codes.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use laned::clock::SystemClock;
+use laned::config::LogFormat;
+use laned::salemap::{Config, DEFAULT_TENANT, Lanes, Server};
+
+/// salemap: the reference back-end for laned (a posted sale map).
+#[derive(Debug, Parser)]
+#[command(name = "salemap", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the back-end contract over HTTP.
+    Serve(ServeArgs),
+    /// Print the SHA-256 of a token read from stdin, for the lane tokens file.
+    HashToken,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Listen address.
+    #[arg(long, env = "SALEMAP_LISTEN", default_value = "127.0.0.1:7420")]
+    listen: SocketAddr,
+    /// Database: `sqlite:PATH` [default: salemap.db in the data directory].
+    #[arg(long, env = "SALEMAP_DATABASE", value_name = "URL")]
+    database: Option<String>,
+    /// Data directory for the default database.
+    #[arg(long, env = "SALEMAP_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Lane tokens file: `[lanes]` lane id = SHA-256 of its token.
+    #[arg(long, env = "SALEMAP_LANE_TOKENS", value_name = "FILE")]
+    lane_tokens: Option<PathBuf>,
+    /// Accept any client for any lane, without a token. Local demos only.
+    #[arg(long, conflicts_with = "lane_tokens")]
+    allow_any_lane: bool,
+    /// Tenant the documents belong to.
+    #[arg(long, env = "SALEMAP_TENANT", default_value = DEFAULT_TENANT)]
+    tenant: String,
+    /// Log format.
+    #[arg(long, env = "SALEMAP_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log filter, e.g. `info` or `laned=debug`.
+    #[arg(long, env = "SALEMAP_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+/// Exit codes, documented in the README.
+mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const CONFIG: u8 = 2;
+}
+
+/// A usage problem: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(a) => serve(a),
+        Command::HashToken => hash_token(),
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("salemap: error: {e:#}");
+            let usage = e
+                .chain()
+                .any(|c| c.is::<Usage>() || c.is::<laned::salemap::tokens::TokensError>());
+            ExitCode::from(if usage { exit::CONFIG } else { exit::FAILURE })
+        }
+    }
+}
+
+fn hash_token() -> anyhow::Result<()> {
+    let mut token = String::new();
+    std::io::stdin()
+        .read_to_string(&mut token)
+        .context("cannot read the token from stdin")?;
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(Usage("no token on stdin".into()).into());
+    }
+    println!("{}", laned::salemap::tokens::hash(token));
+    Ok(())
+}
+
+fn database_path(a: &ServeArgs) -> anyhow::Result<PathBuf> {
+    match a.database.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Err(Usage(
+                "PostgreSQL is not supported by this build of salemap yet; use sqlite:PATH".into(),
+            )
+            .into())
+        }
+        Some(url) => match url.strip_prefix("sqlite:") {
+            Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+            _ => Err(Usage(format!("--database {url:?}: use sqlite:PATH")).into()),
+        },
+        None => {
+            let dir = match &a.data_dir {
+                Some(d) => d.clone(),
+                None => directories::ProjectDirs::from("", "", "salemap")
+                    .map(|d| d.data_local_dir().to_owned())
+                    .ok_or_else(|| {
+                        Usage("no home directory; give --data-dir or --database".into())
+                    })?,
+            };
+            Ok(dir.join("salemap.db"))
+        }
+    }
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    laned::telemetry::init(a.log_format, &a.log_level);
+    let lanes = match (&a.lane_tokens, a.allow_any_lane) {
+        (Some(path), _) => Lanes::load(path)?,
+        (None, true) => Lanes::AnyLane,
+        (None, false) => {
+            return Err(Usage(
+                "give --lane-tokens FILE (lane id = SHA-256 of its token), or \
+                 --allow-any-lane for a local demo"
+                    .into(),
+            )
+            .into());
+        }
+    };
+    if a.allow_any_lane && !a.listen.ip().is_loopback() {
+        return Err(Usage(format!(
+            "--allow-any-lane accepts anyone: it may only listen on a loopback address, not {}",
+            a.listen
+        ))
+        .into());
+    }
+    let config = Config {
+        listen: a.listen,
+        database: database_path(&a)?,
+        lanes,
+        tenant: a.tenant.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("salemap")
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let server = Server::start(&config, Arc::new(SystemClock::new())).await?;
+        tracing::info!(addr = %server.addr(), db = %config.database.display(), "salemap ready");
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "salemap: listening on http://{}", server.addr());
+        let _ = out.flush();
+        drop(out);
+        server.run(laned::shutdown::signal()).await?;
+        tracing::info!("salemap stopped");
+        anyhow::Ok(())
+    })
+}

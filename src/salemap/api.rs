@@ -1,0 +1,490 @@
+//! salemap's HTTP surface: the server side of the back-end contract
+//! (DESIGN §6), and the one place where its errors become answers.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use super::store::{Item, Outcome, SqliteStore, StoreError};
+use super::tokens::{Caller, Lanes};
+use crate::api::sale;
+use crate::clock::Clock;
+use crate::contract::{
+    BatchResponse, Envelope, Heartbeat, IDEMPOTENCY_KEY, IDEMPOTENCY_REPLAYED, ItemResult, codes,
+};
+
+/// Largest single sale envelope.
+pub const MAX_SALE_BYTES: usize = 1024 * 1024;
+/// Most sales in one batch request.
+pub const MAX_BATCH: usize = 1000;
+/// Largest batch body.
+pub const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    store: SqliteStore,
+    lanes: Lanes,
+    tenant: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(store: SqliteStore, lanes: Lanes, tenant: String, clock: Arc<dyn Clock>) -> Self {
+        AppState {
+            inner: Arc::new(Shared {
+                store,
+                lanes,
+                tenant,
+                clock,
+            }),
+        }
+    }
+
+    fn now(&self) -> String {
+        crate::store::fmt_ts(self.inner.clock.wall())
+    }
+
+    /// The lane the request's token belongs to (`None`: any lane, demo).
+    fn lane(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match self.inner.lanes.caller(bearer) {
+            Some(Caller::Lane(l)) => Ok(Some(l.to_owned())),
+            Some(Caller::Anyone) => Ok(None),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+/// The router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/v1/sales/{id}",
+            put(put_sale)
+                .get(get_sale)
+                .layer(DefaultBodyLimit::max(MAX_SALE_BYTES)),
+        )
+        .route(
+            "/v1/sales:batch",
+            post(batch).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
+        )
+        .route("/v1/heartbeat", get(heartbeat))
+        .route("/v1/lanes/{lane}/days/{date}", get(day))
+        .fallback(|req: Request| async move {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("There is nothing at {}.", req.uri().path()),
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This path does not accept that method.",
+            )
+        })
+        .with_state(state)
+}
+
+/// An error answer: `{code, message, details}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Value,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Send this lane's token as Authorization: Bearer <token>.",
+        )
+    }
+
+    fn wrong_lane(token_lane: &str, sent: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "wrong_lane",
+            format!("This token belongs to lane {token_lane}; it cannot post for lane {sent}."),
+        )
+    }
+
+    fn bad_body(what: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("The body is not a sale envelope: {what}."),
+        )
+    }
+
+    fn from_outcome(o: &Outcome) -> Option<Self> {
+        match o {
+            Outcome::Mismatch => Some(Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                codes::PAYLOAD_MISMATCH,
+                "This transaction id was posted before with a different document; nothing \
+                 was changed.",
+            )),
+            Outcome::ReceiptConflict { holder } => Some(
+                Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    codes::RECEIPT_NO_CONFLICT,
+                    format!(
+                        "This lane, series and receipt number are already posted under \
+                         transaction {holder}: the lane's data was probably restored from an \
+                         old copy. Nothing was changed."
+                    ),
+                )
+                .with_details(json!({"holder": holder})),
+            ),
+            Outcome::Posted(_) | Outcome::Replayed(_) => None,
+        }
+    }
+
+    fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, source = ?std::error::Error::source(&e), "database error");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The database is not available right now; nothing was posted. Try again.",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"code": self.code, "message": self.message, "details": self.details});
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+/// Parses and checks one envelope; `lane` is the token's lane (None: any).
+fn item(bytes: &str, lane: Option<&str>) -> Result<Item, ApiError> {
+    let env: Envelope = serde_json::from_str(bytes).map_err(ApiError::bad_body)?;
+    let id = env.transaction_id.to_string();
+    if let Some(l) = lane
+        && env.lane_id != l
+    {
+        return Err(ApiError::wrong_lane(l, &env.lane_id));
+    }
+    let plain = |s: &str| {
+        (1..=32).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let mut problems = vec![];
+    if !plain(&env.lane_id) {
+        problems.push(("lane_id", "must be 1 to 32 letters, digits, '-' or '_'"));
+    }
+    if !plain(&env.series) {
+        problems.push(("series", "must be 1 to 32 letters, digits, '-' or '_'"));
+    }
+    if env.receipt_no < 1 {
+        problems.push(("receipt_no", "must be 1 or more"));
+    }
+    if env.lane_seq < 1 {
+        problems.push(("lane_seq", "must be 1 or more"));
+    }
+    let doc: Value = serde_json::from_str(env.sale.get()).map_err(ApiError::bad_body)?;
+    let checked = sale::validate(&doc, Some(env.transaction_id));
+    let mut fields: Vec<Value> = problems
+        .iter()
+        .map(|(f, m)| json!({"field": f, "message": m}))
+        .collect();
+    if let Err(errs) = &checked {
+        fields.extend(errs.iter().map(|e| {
+            json!({"field": format!("sale.{}", e.field).trim_end_matches('.'), "message": e.message})
+        }));
+    }
+    let s = match checked {
+        Ok(s) if fields.is_empty() => s,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                format!(
+                    "The sale {id} is not valid: {} problem(s), listed in details.",
+                    fields.len()
+                ),
+            )
+            .with_details(json!({"fields": fields})));
+        }
+    };
+    Ok(Item {
+        transaction_id: id,
+        lane_id: env.lane_id,
+        series: env.series,
+        receipt_no: env.receipt_no,
+        lane_seq: env.lane_seq,
+        kind: s.kind,
+        references: s.references.map(|u| u.to_string()),
+        business_date: s.business_date.clone(),
+        currency: s.currency.clone(),
+        total: s.total,
+        fingerprint: crate::store::sha256_hex(bytes.as_bytes()),
+        envelope: bytes.to_owned(),
+    })
+}
+
+fn body_text(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<String, ApiError> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("The body is larger than {limit} bytes."),
+            )
+        } else {
+            ApiError::bad_body(r.body_text())
+        }
+    })?;
+    String::from_utf8(body.to_vec()).map_err(|_| ApiError::bad_body("it is not UTF-8"))
+}
+
+/// `PUT /v1/sales/{id}`.
+async fn put_sale(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let lane = s.lane(&headers)?;
+    let text = body_text(body, MAX_SALE_BYTES)?;
+    let it = item(&text, lane.as_deref())?;
+    if it.transaction_id != id.to_ascii_lowercase() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "id_mismatch",
+            "The transaction id in the path differs from the one in the envelope.",
+        ));
+    }
+    if let Some(k) = headers.get(IDEMPOTENCY_KEY)
+        && k.to_str().map(str::to_ascii_lowercase).ok().as_deref() != Some(&it.transaction_id)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "id_mismatch",
+            "The Idempotency-Key differs from the transaction id.",
+        ));
+    }
+    let out = s
+        .inner
+        .store
+        .post(s.inner.tenant.clone(), vec![it], s.now())
+        .await?;
+    let Some(o) = out.into_iter().next() else {
+        return Err(StoreError::Task.into());
+    };
+    match o {
+        Outcome::Posted(doc) => Ok((StatusCode::CREATED, axum::Json(doc)).into_response()),
+        Outcome::Replayed(doc) => {
+            let mut r = (StatusCode::OK, axum::Json(doc)).into_response();
+            r.headers_mut()
+                .insert(IDEMPOTENCY_REPLAYED, HeaderValue::from_static("true"));
+            Ok(r)
+        }
+        other => Err(ApiError::from_outcome(&other).unwrap_or_else(|| StoreError::Task.into())),
+    }
+}
+
+#[derive(Deserialize)]
+struct BatchBody<'a> {
+    lane_id: String,
+    #[serde(borrow)]
+    sales: Vec<&'a RawValue>,
+}
+
+/// `POST /v1/sales:batch`: one transaction for the whole request.
+async fn batch(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let lane = s.lane(&headers)?;
+    let text = body_text(body, MAX_BATCH_BYTES)?;
+    let b: BatchBody<'_> = serde_json::from_str(&text).map_err(ApiError::bad_body)?;
+    if let Some(l) = &lane
+        && b.lane_id != *l
+    {
+        return Err(ApiError::wrong_lane(l, &b.lane_id));
+    }
+    if b.sales.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("A batch holds at most {MAX_BATCH} sales."),
+        ));
+    }
+    // Parse every item first: an envelope that cannot be read fails the
+    // request (the lane then sends its sales one by one); a sale that breaks
+    // a rule is refused on its own.
+    let mut slots: Vec<Result<Item, (String, ApiError)>> = Vec::with_capacity(b.sales.len());
+    for raw in &b.sales {
+        let env: Envelope = serde_json::from_str(raw.get()).map_err(ApiError::bad_body)?;
+        if env.lane_id != b.lane_id {
+            return Err(ApiError::wrong_lane(&b.lane_id, &env.lane_id));
+        }
+        slots.push(
+            item(raw.get(), lane.as_deref()).map_err(|e| (env.transaction_id.to_string(), e)),
+        );
+    }
+    let valid: Vec<Item> = slots
+        .iter()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
+    let mut outcomes = s
+        .inner
+        .store
+        .post(s.inner.tenant.clone(), valid, s.now())
+        .await?
+        .into_iter();
+    let results = slots
+        .into_iter()
+        .map(|slot| match slot {
+            Err((id, e)) => result(&id, e.status.as_u16(), None, Some(e)),
+            Ok(it) => match outcomes.next() {
+                Some(Outcome::Posted(d)) => result(&it.transaction_id, 201, Some(d), None),
+                Some(Outcome::Replayed(d)) => result(&it.transaction_id, 200, Some(d), None),
+                Some(o) => {
+                    let e = ApiError::from_outcome(&o);
+                    result(&it.transaction_id, 422, None, e)
+                }
+                None => result(&it.transaction_id, 503, None, Some(StoreError::Task.into())),
+            },
+        })
+        .collect();
+    Ok(axum::Json(BatchResponse { results }).into_response())
+}
+
+fn result(
+    id: &str,
+    status: u16,
+    doc: Option<super::store::Doc>,
+    err: Option<ApiError>,
+) -> ItemResult {
+    ItemResult {
+        transaction_id: id.parse().unwrap_or_default(),
+        status,
+        doc_no: doc.as_ref().map(|d| d.doc_no.clone()),
+        posted_at: doc.map(|d| d.posted_at),
+        code: err.as_ref().map(|e| e.code.to_owned()),
+        message: err.map(|e| e.message),
+    }
+}
+
+/// `GET /v1/heartbeat`.
+async fn heartbeat(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let lane = s.lane(&headers)?;
+    let last_receipt_no = match lane {
+        Some(l) => {
+            s.inner
+                .store
+                .last_receipt_no(s.inner.tenant.clone(), l)
+                .await?
+        }
+        // Any-lane mode cannot tell which lane asks.
+        None => Default::default(),
+    };
+    Ok(axum::Json(Heartbeat {
+        server_time: s.now(),
+        last_receipt_no,
+    })
+    .into_response())
+}
+
+/// `GET /v1/lanes/{lane}/days/{date}`.
+async fn day(
+    State(s): State<AppState>,
+    Path((lane_id, date)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(l) = s.lane(&headers)?
+        && l != lane_id
+    {
+        return Err(ApiError::wrong_lane(&l, &lane_id));
+    }
+    if jiff::civil::Date::strptime("%Y-%m-%d", &date).is_err() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_date",
+            format!("{date:?} is not a date like 2026-11-22."),
+        ));
+    }
+    let d = s
+        .inner
+        .store
+        .day(s.inner.tenant.clone(), lane_id, date)
+        .await?;
+    Ok(axum::Json(d).into_response())
+}
+
+/// `GET /v1/sales/{id}`: a posted document, for support.
+async fn get_sale(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let lane = s.lane(&headers)?;
+    let found = s
+        .inner
+        .store
+        .get(s.inner.tenant.clone(), id.to_ascii_lowercase())
+        .await?
+        .filter(|d| lane.as_deref().is_none_or(|l| l == d.lane_id));
+    match found {
+        Some(d) => Ok(axum::Json(d).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("No sale {id} is posted for this lane."),
+        )),
+    }
+}

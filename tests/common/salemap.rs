@@ -1,0 +1,81 @@
+//! salemap in-process for tests: the real server on a loopback port, with
+//! its store reachable for fault injection, stoppable and restartable on
+//! the same address.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use laned::clock::SystemClock;
+use laned::salemap::{Config, DEFAULT_TENANT, Lanes, Server, SqliteStore};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub struct Salemap {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub store: SqliteStore,
+    db: PathBuf,
+    lanes: Lanes,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), laned::salemap::SalemapError>>,
+}
+
+impl Salemap {
+    /// Starts on an ephemeral port with the database at `db`.
+    pub async fn start(db: &Path, lanes: Lanes) -> Salemap {
+        Self::start_at(db, lanes, "127.0.0.1:0".parse().expect("addr")).await
+    }
+
+    /// Starts on `addr` (to come back where a lane expects it).
+    pub async fn start_at(db: &Path, lanes: Lanes, addr: SocketAddr) -> Salemap {
+        let cfg = Config {
+            listen: addr,
+            database: db.to_owned(),
+            lanes: lanes.clone(),
+            tenant: DEFAULT_TENANT.into(),
+        };
+        let server = Server::start(&cfg, Arc::new(SystemClock::new()))
+            .await
+            .expect("salemap starts");
+        let addr = server.addr();
+        let store = server.store().clone();
+        let (stop, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        Salemap {
+            url: format!("http://{addr}"),
+            addr,
+            store,
+            db: db.to_owned(),
+            lanes,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops serving (requests in flight finish).
+    pub async fn stop(mut self) -> (PathBuf, Lanes, SocketAddr) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        (&mut self.task).await.expect("join").expect("clean stop");
+        (self.db.clone(), self.lanes.clone(), self.addr)
+    }
+}
+
+/// An envelope as a lane would send it, with the example sale.
+pub fn envelope(id: &str, lane: &str, series: &str, receipt_no: i64) -> String {
+    envelope_of(id, lane, series, receipt_no, super::sale())
+}
+
+/// An envelope around `sale`.
+pub fn envelope_of(id: &str, lane: &str, series: &str, receipt_no: i64, sale: Value) -> String {
+    json!({
+        "transaction_id": id, "lane_id": lane, "series": series,
+        "receipt_no": receipt_no, "lane_seq": receipt_no,
+        "recorded_at": "2026-11-22T11:03:11.482Z", "sale": sale,
+    })
+    .to_string()
+}

@@ -1,0 +1,112 @@
+//! laned and salemap together: a lane rings sales while its back-end is
+//! stopped and restarted, and every sale is posted exactly once, in lane
+//! order, with gap-free document numbers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::salemap::Salemap;
+use common::{Lane, secret};
+use laned::salemap::Lanes;
+use serde_json::Value;
+use uuid::Uuid;
+
+const TOKEN: &str = "e2e-lane-token";
+const SALES: usize = 1000;
+
+async fn posted(lane: &Lane) -> u64 {
+    lane.status().await["counts"]["posted"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_sales_through_backend_restarts_post_once_in_lane_order_without_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("salemap.db");
+    let mut sm = Salemap::start(&db, Lanes::single("L03", TOKEN)).await;
+    let mut cfg = common::config(&dir.path().join("lane"));
+    cfg.backend_url = Some(sm.url.clone());
+    cfg.drain.backend_token = Some(secret(TOKEN));
+    cfg.drain.batch_size = 50;
+    cfg.drain.backoff_base = Duration::from_millis(20);
+    cfg.drain.backoff_cap = Duration::from_millis(100);
+    // An idle lane notices the outage quickly too.
+    cfg.drain.heartbeat_interval = Duration::from_millis(100);
+    let lane = Lane::start_with(cfg).await;
+
+    // The till: four registers ringing 250 sales each, all the while.
+    let ringers: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, base) = (lane.http.clone(), lane.base.clone());
+            tokio::spawn(async move {
+                for _ in 0..SALES / 4 {
+                    let id = Uuid::new_v4();
+                    let r = http
+                        .put(format!("{base}/v1/sales/{id}"))
+                        .json(&common::sale())
+                        .send()
+                        .await
+                        .expect("PUT");
+                    assert_eq!(r.status(), 201);
+                }
+            })
+        })
+        .collect();
+
+    for threshold in [100, 350, 600] {
+        lane.until("enough sales posted", || async {
+            posted(&lane).await >= threshold
+        })
+        .await;
+        let (db, lanes, addr) = sm.stop().await;
+        lane.until("the lane sees the back-end down", || async {
+            lane.status().await["backend"]["consecutive_failures"]
+                .as_u64()
+                .unwrap_or(0)
+                >= 1
+        })
+        .await;
+        sm = Salemap::start_at(&db, lanes, addr).await;
+    }
+    for r in ringers {
+        r.await.unwrap();
+    }
+    lane.until("every sale posted", || async {
+        posted(&lane).await == SALES as u64
+    })
+    .await;
+
+    // Every sale has one document; in lane order the numbers are 1..=n.
+    let sales = common::all_sales(&lane.http, &lane.base).await;
+    assert_eq!(sales.len(), SALES);
+    let mut numbers = vec![];
+    for s in &sales {
+        let id = s["transaction_id"].as_str().unwrap();
+        let doc: Value = lane
+            .http
+            .get(format!("{}/v1/sales/{id}", sm.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            doc["doc_no"], s["doc_no"],
+            "the lane keeps the back-end's number"
+        );
+        let n: i64 = doc["doc_no"]
+            .as_str()
+            .and_then(|d| d.rsplit_once('/'))
+            .and_then(|(_, n)| n.parse().ok())
+            .expect("document number");
+        numbers.push(n);
+    }
+    let expected: Vec<i64> = (1..=SALES as i64).collect();
+    assert_eq!(numbers, expected, "documents in lane order, without gaps");
+    lane.stop().await;
+    sm.stop().await;
+}

@@ -1,0 +1,399 @@
+//! salemap, the reference back-end, tried from outside: replays, payload
+//! mismatches, receipt number conflicts, voids, batches, concurrent
+//! duplicates and transactions rolled back on purpose.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::salemap::{Salemap, envelope, envelope_of};
+use laned::salemap::Lanes;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const TOKEN: &str = "lane-L03-token";
+
+fn lanes() -> Lanes {
+    let mut l = Lanes::single("L03", TOKEN);
+    if let Lanes::Tokens(m) = &mut l {
+        m.insert(laned::salemap::tokens::hash("lane-L04-token"), "L04".into());
+    }
+    l
+}
+
+struct Resp {
+    status: u16,
+    replayed: bool,
+    body: Value,
+}
+
+async fn put(http: &reqwest::Client, base: &str, id: &str, env: &str, token: &str) -> Resp {
+    let r = http
+        .put(format!("{base}/v1/sales/{id}"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", id)
+        .header("Content-Type", "application/json")
+        .body(env.to_owned())
+        .send()
+        .await
+        .expect("PUT");
+    Resp {
+        status: r.status().as_u16(),
+        replayed: r.headers().get("idempotency-replayed").is_some(),
+        body: r.json().await.expect("JSON"),
+    }
+}
+
+async fn batch(http: &reqwest::Client, base: &str, lane: &str, envs: &[String]) -> (u16, Value) {
+    let body = format!("{{\"lane_id\":\"{lane}\",\"sales\":[{}]}}", envs.join(","));
+    let r = http
+        .post(format!("{base}/v1/sales:batch"))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("batch");
+    (r.status().as_u16(), r.json().await.expect("JSON"))
+}
+
+fn id() -> String {
+    Uuid::new_v4().to_string()
+}
+
+/// The number part of a document number `SERIES/NNNNNNNN`.
+fn doc_number(v: &Value) -> i64 {
+    v["doc_no"]
+        .as_str()
+        .and_then(|d| d.rsplit_once('/'))
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no document number in {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_is_answered_with_the_original_document_and_other_bytes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+    let http = common::client();
+    let a = id();
+    let env = envelope(&a, "L03", "L03", 1);
+    let first = put(&http, &sm.url, &a, &env, TOKEN).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert!(!first.replayed);
+    assert_eq!(first.body["doc_no"], "L03/00000001");
+    let again = put(&http, &sm.url, &a, &env, TOKEN).await;
+    assert_eq!((again.status, again.replayed), (200, true));
+    assert_eq!(again.body, first.body);
+    // Same id, other bytes.
+    let other = envelope(&a, "L03", "L03", 2);
+    let r = put(&http, &sm.url, &a, &other, TOKEN).await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (422, Some("payload_mismatch"))
+    );
+    // Same receipt number, another id: the lane was restored from a copy.
+    let b = id();
+    let r = put(&http, &sm.url, &b, &envelope(&b, "L03", "L03", 1), TOKEN).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.body["code"], "receipt_no_conflict");
+    assert_eq!(r.body["details"]["holder"], a.as_str());
+    // Nothing of the refused posts took a number.
+    let c = id();
+    let r = put(&http, &sm.url, &c, &envelope(&c, "L03", "L03", 2), TOKEN).await;
+    assert_eq!(r.body["doc_no"], "L03/00000002");
+    // The heartbeat knows the lane's highest receipt number per series.
+    let hb: Value = http
+        .get(format!("{}/v1/heartbeat", sm.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hb["last_receipt_no"], json!({"L03": 2}));
+    sm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_void_cancels_its_original_which_then_blocks_no_later_post() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+    let http = common::client();
+    let sale = id();
+    assert_eq!(
+        put(
+            &http,
+            &sm.url,
+            &sale,
+            &envelope(&sale, "L03", "L03", 1),
+            TOKEN
+        )
+        .await
+        .status,
+        201
+    );
+    let void = id();
+    let void_doc = json!({
+        "kind": "void", "references": sale, "business_date": "2026-11-22",
+        "occurred_at": "2026-11-22T14:05:00+03:00", "currency": "KES", "cashier": "E042",
+        "lines": [], "payments": [], "total": 0, "change": 0,
+        "till": {"invoice_no": "000124", "register": "R3"}, "extra": {}
+    });
+    let r = put(
+        &http,
+        &sm.url,
+        &void,
+        &envelope_of(&void, "L03", "L03", 2, void_doc),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let got: Value = http
+        .get(format!("{}/v1/sales/{sale}", sm.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["voided_by"], void.as_str());
+    // Receipt 1 is voided: a later legitimate post under that number goes through.
+    let later = id();
+    let r = put(
+        &http,
+        &sm.url,
+        &later,
+        &envelope(&later, "L03", "L03", 1),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Day totals: the voided sale counts apart.
+    let day: Value = http
+        .get(format!("{}/v1/lanes/L03/days/2026-11-22", sm.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(day["count"], 3);
+    assert_eq!(day["sales"]["count"], 1);
+    assert_eq!(day["voided"]["count"], 1);
+    assert_eq!(day["voids"]["count"], 1);
+    assert_eq!(day["net"]["KES"], 25_000);
+    sm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_bind_a_lane_to_its_own_sales() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+    let http = common::client();
+    let a = id();
+    let env = envelope(&a, "L03", "L03", 1);
+    assert_eq!(put(&http, &sm.url, &a, &env, "wrong").await.status, 401);
+    let r = put(&http, &sm.url, &a, &env, "lane-L04-token").await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (403, Some("wrong_lane"))
+    );
+    assert_eq!(put(&http, &sm.url, &a, &env, TOKEN).await.status, 201);
+    let other_lane = http
+        .get(format!("{}/v1/sales/{a}", sm.url))
+        .bearer_auth("lane-L04-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_lane.status(), 404);
+    let r = http
+        .get(format!("{}/v1/lanes/L03/days/2026-11-22", sm.url))
+        .bearer_auth("lane-L04-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A path id that is not the envelope's.
+    let b = id();
+    let r = put(&http, &sm.url, &b, &env, TOKEN).await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (400, Some("id_mismatch"))
+    );
+    // A sale that breaks the rules is refused with its fields.
+    let mut bad = common::sale();
+    bad["total"] = json!(1);
+    let r = put(
+        &http,
+        &sm.url,
+        &b,
+        &envelope_of(&b, "L03", "L03", 2, bad),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (422, Some("validation_failed"))
+    );
+    sm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_parallel_identical_puts_make_one_document_with_identical_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+    let http = common::client();
+    let a = id();
+    let env = envelope(&a, "L03", "L03", 1);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (http, url, a, env) = (http.clone(), sm.url.clone(), a.clone(), env.clone());
+            tokio::spawn(async move { put(&http, &url, &a, &env, TOKEN).await })
+        })
+        .collect();
+    let mut created = 0;
+    let mut bodies = vec![];
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert!(
+            r.status == 201 || (r.status == 200 && r.replayed),
+            "{}",
+            r.body
+        );
+        created += usize::from(r.status == 201);
+        bodies.push(r.body);
+    }
+    assert_eq!(created, 1);
+    assert!(bodies.iter().all(|b| *b == bodies[0]));
+    sm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_winner_that_rolls_back_leaves_the_gate_to_a_waiting_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+    sm.store.inject_aborts(Some(Box::new(|n| n == 1)));
+    let http = common::client();
+    let a = id();
+    let env = envelope(&a, "L03", "L03", 1);
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (http, url, a, env) = (http.clone(), sm.url.clone(), a.clone(), env.clone());
+            tokio::spawn(async move { put(&http, &url, &a, &env, TOKEN).await })
+        })
+        .collect();
+    let mut by_status: BTreeMap<u16, Vec<Value>> = BTreeMap::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        by_status.entry(r.status).or_default().push(r.body);
+    }
+    assert_eq!(by_status[&503].len(), 1, "{by_status:?}");
+    assert_eq!(by_status[&201].len(), 1, "{by_status:?}");
+    assert_eq!(by_status[&200].len(), 8, "{by_status:?}");
+    // The rolled-back winner took no number: the document is the first.
+    assert_eq!(by_status[&201][0]["doc_no"], "L03/00000001");
+    assert!(by_status[&200].iter().all(|b| *b == by_status[&201][0]));
+    sm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_numbers_stay_gap_free_per_series_under_concurrency_and_aborts() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+    // Every third transaction rolls back after taking its numbers.
+    sm.store.inject_aborts(Some(Box::new(|n| n % 3 == 0)));
+    let http = common::client();
+    let tasks: Vec<_> = (0..16)
+        .map(|client| {
+            let (http, url) = (http.clone(), sm.url.clone());
+            tokio::spawn(async move {
+                let mut docs = vec![];
+                for i in 0..15 {
+                    let series = if i % 2 == 0 { "A" } else { "B" };
+                    let receipt = i64::from(client * 100 + i + 1);
+                    let a = id();
+                    let env = envelope(&a, "L03", series, receipt);
+                    // Like the lane: the same request until it gets a 2xx.
+                    let mut aborted = 0;
+                    loop {
+                        let r = put(&http, &url, &a, &env, TOKEN).await;
+                        match r.status {
+                            201 | 200 => {
+                                docs.push((series, r.body));
+                                break;
+                            }
+                            503 => aborted += 1,
+                            s => panic!("{s}: {}", r.body),
+                        }
+                        assert!(aborted < 100, "never posted");
+                    }
+                }
+                docs
+            })
+        })
+        .collect();
+    let mut numbers: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for t in tasks {
+        for (series, body) in t.await.unwrap() {
+            numbers.entry(series).or_default().push(doc_number(&body));
+        }
+    }
+    for (series, mut n) in numbers {
+        n.sort_unstable();
+        let expected: Vec<i64> = (1..=n.len() as i64).collect();
+        assert_eq!(n, expected, "series {series}");
+    }
+    sm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_one_transaction_with_an_answer_per_sale() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+    let http = common::client();
+    let first = id();
+    assert_eq!(
+        put(
+            &http,
+            &sm.url,
+            &first,
+            &envelope(&first, "L03", "L03", 1),
+            TOKEN
+        )
+        .await
+        .status,
+        201
+    );
+    let ids: Vec<String> = (0..4).map(|_| id()).collect();
+    let mut bad = common::sale();
+    bad["total"] = json!(1);
+    let envs = vec![
+        envelope(&first, "L03", "L03", 1),          // replay
+        envelope(&ids[0], "L03", "L03", 2),         // new
+        envelope(&ids[1], "L03", "L03", 1),         // receipt conflict
+        envelope_of(&ids[2], "L03", "L03", 3, bad), // invalid sale
+        envelope(&ids[3], "L03", "L03", 4),         // new
+    ];
+    // Rolled back as a whole: nothing of it is kept.
+    sm.store.inject_aborts(Some(Box::new(|n| n == 1)));
+    let (status, _) = batch(&http, &sm.url, "L03", &envs).await;
+    assert_eq!(status, 503);
+    sm.store.inject_aborts(None);
+    let (status, body) = batch(&http, &sm.url, "L03", &envs).await;
+    assert_eq!(status, 200, "{body}");
+    let r = body["results"].as_array().unwrap();
+    let statuses: Vec<u64> = r.iter().map(|x| x["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [200, 201, 422, 422, 201]);
+    assert_eq!(r[2]["code"], "receipt_no_conflict");
+    assert_eq!(r[3]["code"], "validation_failed");
+    // The aborted attempt left no gap: 2 and 3 follow the first document.
+    assert_eq!(r[1]["doc_no"], "L03/00000002");
+    assert_eq!(r[4]["doc_no"], "L03/00000003");
+    // A batch naming another lane is refused whole.
+    let (status, body) = batch(&http, &sm.url, "L04", &[]).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("wrong_lane")));
+    sm.stop().await;
+}

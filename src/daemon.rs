@@ -143,6 +143,8 @@ impl Daemon {
             config.backend_url.is_some(),
         )
         .await?;
+        // A guard raised earlier (restored lane) holds until acknowledged.
+        let restore = Arc::new(watch::Sender::new(store.restore_guard().await?));
         let (stop_drain, drain_stop_rx) = watch::channel(false);
         let drain = match &config.backend_url {
             Some(url) => Some(drain::spawn(
@@ -151,6 +153,7 @@ impl Daemon {
                 config.drain.clone(),
                 clock.clone(),
                 ceiling.clone(),
+                restore.clone(),
                 drain_stop_rx,
             )?),
             None => {
@@ -162,6 +165,7 @@ impl Daemon {
             store.clone(),
             clock,
             ceiling.clone(),
+            restore,
             config.api_token.clone(),
             admin_token(&config.data_dir)?,
             drain.as_ref().map(|d| d.0.clone()),

@@ -2,7 +2,9 @@
 //! `admin-token` in the data directory, created at first start, 0600).
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -45,6 +47,51 @@ pub(super) async fn sync(
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"status": "sync requested"})),
+    )
+        .into_response())
+}
+
+/// `POST /v1/admin/acknowledge-restore` with `{"reason": "..."}`: the lane
+/// was restored from an old copy and support has looked into it. Numbering
+/// continues above the back-end's numbers; audit-logged with the reason.
+pub(super) async fn acknowledge_restore(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let actor = authorise(&s, &headers)?;
+    super::require_json(&headers)?;
+    let body = body.map_err(|r| {
+        ApiError::invalid_json(&serde_json::Error::io(std::io::Error::other(r.body_text())))
+    })?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid_json(&e))?;
+    let reason = doc
+        .get("reason")
+        .and_then(|r| r.as_str())
+        .map(str::trim)
+        .filter(|r| (1..=500).contains(&r.chars().count()))
+        .ok_or_else(|| {
+            ApiError::validation_failed(vec![super::sale::FieldError {
+                field: "reason".into(),
+                message: "must say why, in 1 to 500 characters".into(),
+            }])
+        })?
+        .to_owned();
+    let Some(g) = s
+        .store()
+        .acknowledge_restore(s.inner.clock.wall(), actor.clone(), reason)
+        .await?
+    else {
+        return Err(ApiError::nothing_to_acknowledge());
+    };
+    s.inner.restore.send_replace(None);
+    let continues_after: std::collections::BTreeMap<&String, i64> =
+        g.series.iter().map(|(k, b)| (k, b.backend)).collect();
+    tracing::warn!(actor = %actor, series = ?continues_after, "restored lane acknowledged; numbering continues above the back-end's numbers");
+    Ok((
+        StatusCode::OK,
+        Json(json!({"status": "acknowledged", "continues_after": continues_after})),
     )
         .into_response())
 }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::sale::FieldError;
 use crate::ceiling::Snapshot;
+use crate::store::RestoreGuard;
 
 /// `Retry-After` of a `lane_suspended` answer: a hint only, the lane takes
 /// sales again the moment an exchange with the back-end succeeds.
@@ -115,6 +116,48 @@ impl ApiError {
         }));
         e.retry_after = SUSPENDED_RETRY_AFTER;
         e
+    }
+
+    /// 409 `restored_from_old_copy`: the back-end holds higher receipt
+    /// numbers than this lane; new sales wait for an operator.
+    pub fn restored_from_old_copy(g: &RestoreGuard) -> Self {
+        let detail: Vec<String> = g
+            .series
+            .iter()
+            .map(|(s, b)| {
+                let ours = if b.lane == 0 {
+                    "none in that series".to_owned()
+                } else {
+                    crate::store::receipt_label(s, b.lane)
+                };
+                format!(
+                    "head office already has receipt {} while this till's last is {ours}",
+                    crate::store::receipt_label(s, b.backend),
+                )
+            })
+            .collect();
+        Self::new(
+            StatusCode::CONFLICT,
+            "restored_from_old_copy",
+            format!(
+                "This till cannot take new sales: its data is older than head office's ({}). \
+                 It was probably restored from an old backup. So that no receipt number is \
+                 used twice, support must acknowledge this first \
+                 (POST /v1/admin/acknowledge-restore); numbering then continues after head \
+                 office's last number. Sales already rung up are safe.",
+                detail.join("; ")
+            ),
+        )
+        .with_details(json!({"detected_at": g.detected_at, "series": g.series}))
+    }
+
+    /// 409 `nothing_to_acknowledge`.
+    pub fn nothing_to_acknowledge() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "nothing_to_acknowledge",
+            "This lane is not guarded against a restored copy; there is nothing to acknowledge.",
+        )
     }
 
     /// 403 `forbidden_host`.

@@ -29,7 +29,8 @@ use crate::ceiling::Ceiling;
 use crate::clock::Clock;
 use crate::config::Secret;
 use crate::drain::DrainHandle;
-use crate::store::Store;
+use crate::store::{RestoreGuard, Store};
+use tokio::sync::watch;
 
 /// Largest request body: a sale of [`sale::MAX_LINES`] long lines fits.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -45,6 +46,7 @@ struct Shared {
     clock: Arc<dyn Clock>,
     started: Duration,
     ceiling: Ceiling,
+    restore: Arc<watch::Sender<Option<RestoreGuard>>>,
     api_token: Option<Secret>,
     admin_token: Secret,
     drain: Option<DrainHandle>,
@@ -58,6 +60,7 @@ impl AppState {
         store: Store,
         clock: Arc<dyn Clock>,
         ceiling: Ceiling,
+        restore: Arc<watch::Sender<Option<RestoreGuard>>>,
         api_token: Option<Secret>,
         admin_token: Secret,
         drain: Option<DrainHandle>,
@@ -76,6 +79,7 @@ impl AppState {
                 store,
                 clock,
                 ceiling,
+                restore,
                 api_token,
                 admin_token,
                 drain,
@@ -91,6 +95,11 @@ impl AppState {
     fn ceiling(&self) -> &Ceiling {
         &self.inner.ceiling
     }
+
+    /// The restored-lane guard, if one is raised.
+    fn restore_guard(&self) -> Option<RestoreGuard> {
+        self.inner.restore.borrow().clone()
+    }
 }
 
 /// The router with every route and the guard.
@@ -101,6 +110,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sales/{id}", put(sales::put_sale).get(sales::get_sale))
         .route("/v1/status", get(status::status))
         .route("/v1/admin/sync", post(admin::sync))
+        .route(
+            "/v1/admin/acknowledge-restore",
+            post(admin::acknowledge_restore),
+        )
         .fallback(|req: Request| async move { ApiError::no_route(req.uri().path()) })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

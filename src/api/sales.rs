@@ -110,6 +110,7 @@ async fn record(
     let by_key = client_key.is_some();
     // A suspended lane still answers a repeat of a sale it stored before.
     let ceiling = s.ceiling().snapshot();
+    let guard = s.restore_guard();
     let suspended = ceiling.state == LaneState::Suspended;
     let sale_json = sale.canonical_json();
     let new = NewSale {
@@ -122,7 +123,7 @@ async fn record(
         currency: sale.currency.clone(),
         total: sale.total,
         business_date: sale.business_date.clone(),
-        replay_only: suspended,
+        replay_only: suspended || guard.is_some(),
     };
     let outcome = s.store().insert_sale(new).await.inspect_err(|e| {
         tracing::warn!(transaction_id = %id, error = %e, "sale not recorded");
@@ -156,6 +157,10 @@ async fn record(
             ));
         }
         InsertOutcome::NotStored => {
+            if let Some(g) = &guard {
+                tracing::info!(transaction_id = %id, "sale refused: the lane was restored from an old copy");
+                return Err(ApiError::restored_from_old_copy(g));
+            }
             tracing::info!(transaction_id = %id, "sale refused: the lane is suspended");
             return Err(ApiError::lane_suspended(&ceiling));
         }

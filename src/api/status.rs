@@ -22,6 +22,9 @@ struct Status {
     last_receipt_no: BTreeMap<String, i64>,
     /// The sync ceiling: how long offline, how close to a limit.
     ceiling: Ceiling,
+    /// Raised when the back-end holds higher receipt numbers than this lane
+    /// (restored from an old copy): new sales wait for an operator.
+    restored_from_old_copy: Option<crate::store::RestoreGuard>,
     /// Delivery to the back-end; null when none is configured.
     backend: Option<Backend>,
 }
@@ -154,6 +157,7 @@ pub(super) async fn status(State(s): State<AppState>) -> Result<Json<impl Serial
         pending_amount: c.pending_amount,
         last_receipt_no: c.last_receipt_no,
         ceiling: ceiling(snap),
+        restored_from_old_copy: s.restore_guard(),
         backend,
     }))
 }

@@ -21,7 +21,8 @@ use crate::ceiling::Ceiling;
 use crate::clock::Clock;
 use crate::config::{DrainConfig, OnReject, Secret};
 use crate::store::{
-    AttemptRecord, Candidate, Delivery, DrainState, Policy, SaleState, Store, StoreError, fmt_ts,
+    AttemptRecord, Candidate, Delivery, DrainState, Policy, RestoreGuard, SaleState, Store,
+    StoreError, fmt_ts,
 };
 use backoff::Backoff;
 use classify::Outcome;
@@ -98,6 +99,10 @@ struct Drain {
     ticks: Arc<AtomicU64>,
     rounds: watch::Sender<u64>,
     ceiling: Ceiling,
+    /// The restored-lane guard, shared with the API.
+    restore: Arc<watch::Sender<Option<RestoreGuard>>>,
+    /// The back-end's receipt numbers were compared since start.
+    numbers_checked: bool,
     backoff: Backoff,
     /// The back-end has no batch route: send single PUTs from now on.
     single: bool,
@@ -115,6 +120,7 @@ pub fn spawn(
     cfg: DrainConfig,
     clock: Arc<dyn Clock>,
     ceiling: Ceiling,
+    restore: Arc<watch::Sender<Option<RestoreGuard>>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(DrainHandle, tokio::task::JoinHandle<()>), ClientError> {
     let client = Arc::new(BackendClient::new(
@@ -151,6 +157,8 @@ pub fn spawn(
         ticks,
         rounds,
         ceiling,
+        restore,
+        numbers_checked: false,
         single: false,
     };
     Ok((handle, tokio::spawn(drain.run(shutdown))))
@@ -216,6 +224,12 @@ impl Drain {
                 return Ok(Wait::Until(mono + wait));
             }
         }
+        // First thing after start (once any retry schedule is due): ask the
+        // back-end which receipt numbers it holds, before sending anything.
+        if !self.numbers_checked && mono >= self.next_heartbeat {
+            self.heartbeat(state).await?;
+            return Ok(Wait::Now);
+        }
         let policy = match self.cfg.on_reject {
             OnReject::Park => Policy::Park,
             OnReject::Block => Policy::Block,
@@ -249,11 +263,13 @@ impl Drain {
         self.note_backend_date();
         state.last_attempt_at = Some(fmt_ts(now));
         match answer {
-            Ok(_) => {
+            Ok(hb) => {
                 if state.fault_code.is_some() {
                     tracing::info!("the back-end accepts the lane again; resuming delivery");
                 }
                 self.succeeded(&mut state, now);
+                self.store.set_drain_state(state).await?;
+                return self.check_numbers(hb.last_receipt_no, now).await;
             }
             Err(a) => {
                 let delay = self.failed(&mut state, &a.outcome);
@@ -270,6 +286,30 @@ impl Drain {
             }
         }
         self.store.set_drain_state(state).await
+    }
+
+    /// Compares the back-end's highest receipt numbers with the lane's own
+    /// (at start and at every heartbeat): a back-end ahead means this
+    /// lane's data is an old copy, and new sales must wait.
+    async fn check_numbers(
+        &mut self,
+        backend: std::collections::BTreeMap<String, i64>,
+        now: jiff::Timestamp,
+    ) -> Result<(), StoreError> {
+        self.numbers_checked = true;
+        let guard = self.store.check_receipt_numbers(backend, now).await?;
+        if let Some(g) = &guard
+            && self.restore.borrow().as_ref() != Some(g)
+        {
+            tracing::error!(
+                series = %serde_json::to_string(&g.series).unwrap_or_default(),
+                "the back-end holds higher receipt numbers than this lane: its data was \
+                 restored from an old copy; new sales are refused until an operator \
+                 acknowledges (POST /v1/admin/acknowledge-restore)"
+            );
+        }
+        self.restore.send_replace(guard);
+        Ok(())
     }
 
     /// Sends `sales` (batch, or single PUTs) and records what came of them.

@@ -22,6 +22,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_lane_clock",
         include_str!("../../schema/lane/0003_lane_clock.sql"),
     ),
+    (
+        "0004_restore_guard",
+        include_str!("../../schema/lane/0004_restore_guard.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

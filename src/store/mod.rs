@@ -11,6 +11,7 @@ mod lock;
 mod migrate;
 mod open;
 mod read;
+mod restore;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub use lock::{InstanceLock, LOCK_FILE};
 pub use migrate::{MIGRATIONS, latest as latest_schema_version};
 pub use open::{APPLICATION_ID, Mode, open as open_connection};
 pub use read::{ListFilter, SaleRow, StatusCounts};
+pub use restore::{Behind, RestoreGuard};
 pub use writer::{ClientKey, InsertOutcome, NewSale};
 
 /// File name of the lane database inside the data directory.
@@ -405,6 +407,41 @@ impl Store {
         self.inner
             .writer
             .call(move |c, _| drain::sync_now(c, &now, &actor, &reason))
+            .await
+    }
+
+    /// The active restored-lane guard, if any.
+    pub async fn restore_guard(&self) -> Result<Option<RestoreGuard>, StoreError> {
+        self.inner.readers.run(restore::active).await
+    }
+
+    /// Compares the back-end's highest receipt numbers with the lane's
+    /// counters; raises the guard if the back-end is ahead. Returns the
+    /// active guard.
+    pub async fn check_receipt_numbers(
+        &self,
+        backend: std::collections::BTreeMap<String, i64>,
+        now: jiff::Timestamp,
+    ) -> Result<Option<RestoreGuard>, StoreError> {
+        let now = fmt_ts(now);
+        self.inner
+            .writer
+            .call(move |c, _| restore::check(c, &backend, &now))
+            .await
+    }
+
+    /// An operator acknowledges a restored lane: numbering continues above
+    /// the back-end's numbers; audit-logged. `None` if nothing was guarded.
+    pub async fn acknowledge_restore(
+        &self,
+        now: jiff::Timestamp,
+        actor: String,
+        reason: String,
+    ) -> Result<Option<RestoreGuard>, StoreError> {
+        let now = fmt_ts(now);
+        self.inner
+            .writer
+            .call(move |c, _| restore::acknowledge(c, &now, &actor, &reason))
             .await
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::salemap::Salemap;
 use common::{Lane, secret};
-use laned::salemap::Lanes;
+use laned::salemap::{Database, Lanes};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -22,11 +22,31 @@ async fn posted(lane: &Lane) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_sales_through_backend_restarts_post_once_in_lane_order_without_gaps() {
+async fn a_thousand_sales_through_backend_restarts_post_once_in_lane_order_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("salemap.db");
-    let mut sm = Salemap::start(&db, Lanes::single("L03", TOKEN)).await;
-    let mut cfg = common::config(&dir.path().join("lane"));
+    let db = Database::Sqlite(dir.path().join("salemap.db"));
+    through_restarts(dir.path(), db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_sales_through_backend_restarts_post_once_in_lane_order_on_postgres() {
+    let Some(pg) = common::pg::database().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::Postgres {
+        url: pg.url.clone(),
+        lock_timeout: laned::salemap::DEFAULT_LOCK_TIMEOUT,
+    };
+    through_restarts(dir.path(), db).await;
+}
+
+/// A lane rings 1,000 sales while its back-end (on `db`) is stopped and
+/// restarted three times; every sale is posted once, in lane order, with
+/// document numbers 1..=1000.
+async fn through_restarts(dir: &std::path::Path, db: Database) {
+    let mut sm = Salemap::start_on(db, Lanes::single("L03", TOKEN)).await;
+    let mut cfg = common::config(&dir.join("lane"));
     cfg.backend_url = Some(sm.url.clone());
     cfg.drain.backend_token = Some(secret(TOKEN));
     cfg.drain.batch_size = 50;
@@ -68,7 +88,7 @@ async fn a_thousand_sales_through_backend_restarts_post_once_in_lane_order_witho
                 >= 1
         })
         .await;
-        sm = Salemap::start_at(&db, lanes, addr).await;
+        sm = Salemap::start_at(db, lanes, addr).await;
     }
     for r in ringers {
         r.await.unwrap();

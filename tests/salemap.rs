@@ -6,12 +6,70 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::pg::PgDb;
 use common::salemap::{Salemap, envelope, envelope_of};
-use laned::salemap::Lanes;
+use laned::salemap::{Database, Lanes};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 const TOKEN: &str = "lane-L03-token";
+
+/// The database a scenario runs on, kept alive for the scenario.
+struct Backing {
+    db: Database,
+    _dir: Option<tempfile::TempDir>,
+    _pg: Option<PgDb>,
+}
+
+fn sqlite() -> Backing {
+    let dir = tempfile::tempdir().unwrap();
+    Backing {
+        db: Database::Sqlite(dir.path().join("salemap.db")),
+        _dir: Some(dir),
+        _pg: None,
+    }
+}
+
+async fn postgres() -> Option<Backing> {
+    let pg = common::pg::database().await?;
+    Some(Backing {
+        db: Database::Postgres {
+            url: pg.url.clone(),
+            lock_timeout: laned::salemap::DEFAULT_LOCK_TIMEOUT,
+        },
+        _dir: None,
+        _pg: Some(pg),
+    })
+}
+
+/// Runs a scenario on SQLite and on PostgreSQL.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::sqlite()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(b) = super::postgres().await {
+                    super::$name(b).await;
+                }
+            }
+        }
+    )*};
+}
+
+both!(
+    a_repeat_is_answered_with_the_original_document_and_other_bytes_are_refused,
+    a_void_cancels_its_original_which_then_blocks_no_later_post,
+    tokens_bind_a_lane_to_its_own_sales,
+    fifty_parallel_identical_puts_make_one_document_with_identical_answers,
+    a_winner_that_rolls_back_leaves_the_gate_to_a_waiting_duplicate,
+    document_numbers_stay_gap_free_per_series_under_concurrency_and_aborts,
+    a_batch_is_one_transaction_with_an_answer_per_sale,
+);
 
 fn lanes() -> Lanes {
     let mut l = Lanes::single("L03", TOKEN);
@@ -70,10 +128,8 @@ fn doc_number(v: &Value) -> i64 {
         .unwrap_or_else(|| panic!("no document number in {v}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repeat_is_answered_with_the_original_document_and_other_bytes_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+async fn a_repeat_is_answered_with_the_original_document_and_other_bytes_are_refused(b: Backing) {
+    let sm = Salemap::start_on(b.db.clone(), lanes()).await;
     let http = common::client();
     let a = id();
     let env = envelope(&a, "L03", "L03", 1);
@@ -115,10 +171,8 @@ async fn a_repeat_is_answered_with_the_original_document_and_other_bytes_are_ref
     sm.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_void_cancels_its_original_which_then_blocks_no_later_post() {
-    let dir = tempfile::tempdir().unwrap();
-    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+async fn a_void_cancels_its_original_which_then_blocks_no_later_post(b: Backing) {
+    let sm = Salemap::start_on(b.db.clone(), lanes()).await;
     let http = common::client();
     let sale = id();
     assert_eq!(
@@ -188,10 +242,8 @@ async fn a_void_cancels_its_original_which_then_blocks_no_later_post() {
     sm.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_bind_a_lane_to_its_own_sales() {
-    let dir = tempfile::tempdir().unwrap();
-    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+async fn tokens_bind_a_lane_to_its_own_sales(b: Backing) {
+    let sm = Salemap::start_on(b.db.clone(), lanes()).await;
     let http = common::client();
     let a = id();
     let env = envelope(&a, "L03", "L03", 1);
@@ -241,10 +293,8 @@ async fn tokens_bind_a_lane_to_its_own_sales() {
     sm.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_parallel_identical_puts_make_one_document_with_identical_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+async fn fifty_parallel_identical_puts_make_one_document_with_identical_answers(b: Backing) {
+    let sm = Salemap::start_on(b.db.clone(), lanes()).await;
     let http = common::client();
     let a = id();
     let env = envelope(&a, "L03", "L03", 1);
@@ -271,10 +321,8 @@ async fn fifty_parallel_identical_puts_make_one_document_with_identical_answers(
     sm.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_winner_that_rolls_back_leaves_the_gate_to_a_waiting_duplicate() {
-    let dir = tempfile::tempdir().unwrap();
-    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+async fn a_winner_that_rolls_back_leaves_the_gate_to_a_waiting_duplicate(b: Backing) {
+    let sm = Salemap::start_on(b.db.clone(), lanes()).await;
     sm.store.inject_aborts(Some(Box::new(|n| n == 1)));
     let http = common::client();
     let a = id();
@@ -299,10 +347,8 @@ async fn a_winner_that_rolls_back_leaves_the_gate_to_a_waiting_duplicate() {
     sm.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn document_numbers_stay_gap_free_per_series_under_concurrency_and_aborts() {
-    let dir = tempfile::tempdir().unwrap();
-    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+async fn document_numbers_stay_gap_free_per_series_under_concurrency_and_aborts(b: Backing) {
+    let sm = Salemap::start_on(b.db.clone(), lanes()).await;
     // Every third transaction rolls back after taking its numbers.
     sm.store.inject_aborts(Some(Box::new(|n| n % 3 == 0)));
     let http = common::client();
@@ -349,10 +395,8 @@ async fn document_numbers_stay_gap_free_per_series_under_concurrency_and_aborts(
     sm.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_is_one_transaction_with_an_answer_per_sale() {
-    let dir = tempfile::tempdir().unwrap();
-    let sm = Salemap::start(&dir.path().join("s.db"), lanes()).await;
+async fn a_batch_is_one_transaction_with_an_answer_per_sale(b: Backing) {
+    let sm = Salemap::start_on(b.db.clone(), lanes()).await;
     let http = common::client();
     let first = id();
     assert_eq!(

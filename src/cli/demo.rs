@@ -64,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect();
         let sm_config = salemap::Config {
             listen: "127.0.0.1:0".parse().context("loopback address")?,
-            database: args.data_dir.join("salemap").join("salemap.db"),
+            database: salemap::Database::Sqlite(args.data_dir.join("salemap").join("salemap.db")),
             lanes: Lanes::single(&config.lane_id, &token),
             tenant: salemap::DEFAULT_TENANT.into(),
         };

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::store::{Item, Outcome, SqliteStore, StoreError};
+use super::store::{Item, Outcome, Store, StoreError};
 use super::tokens::{Caller, Lanes};
 use crate::api::sale;
 use crate::clock::Clock;
@@ -36,7 +36,7 @@ pub struct AppState {
 }
 
 struct Shared {
-    store: SqliteStore,
+    store: Store,
     lanes: Lanes,
     tenant: String,
     clock: Arc<dyn Clock>,
@@ -44,7 +44,7 @@ struct Shared {
 
 impl AppState {
     /// Builds the state.
-    pub fn new(store: SqliteStore, lanes: Lanes, tenant: String, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Store, lanes: Lanes, tenant: String, clock: Arc<dyn Clock>) -> Self {
         AppState {
             inner: Arc::new(Shared {
                 store,
@@ -115,6 +115,10 @@ pub struct ApiError {
     details: Value,
 }
 
+/// `Retry-After` of a `409 in_flight`: the request holding the id should
+/// be done by then.
+const IN_FLIGHT_RETRY_AFTER: &str = "2";
+
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
@@ -169,6 +173,12 @@ impl ApiError {
                 )
                 .with_details(json!({"holder": holder})),
             ),
+            Outcome::InFlight => Some(Self::new(
+                StatusCode::CONFLICT,
+                codes::IN_FLIGHT,
+                "This transaction id is being posted by another request right now; try again \
+                 shortly.",
+            )),
             Outcome::Posted(_) | Outcome::Replayed(_) => None,
         }
     }
@@ -197,6 +207,12 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.code == codes::IN_FLIGHT {
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(IN_FLIGHT_RETRY_AFTER),
+            );
         }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()
@@ -395,7 +411,8 @@ async fn batch(
                 Some(Outcome::Replayed(d)) => result(&it.transaction_id, 200, Some(d), None),
                 Some(o) => {
                     let e = ApiError::from_outcome(&o);
-                    result(&it.transaction_id, 422, None, e)
+                    let status = e.as_ref().map_or(422, |e| e.status.as_u16());
+                    result(&it.transaction_id, status, None, e)
                 }
                 None => result(&it.transaction_id, 503, None, Some(StoreError::Task.into())),
             },

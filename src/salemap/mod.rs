@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
-pub use store::SqliteStore;
+pub use store::{PgStore, SqliteStore, Store};
 pub use tokens::Lanes;
 
 /// Tenant of a single-tenant salemap.
@@ -53,29 +53,73 @@ pub enum SalemapError {
 pub struct Config {
     /// Listen address.
     pub listen: SocketAddr,
-    /// The SQLite database file.
-    pub database: PathBuf,
+    /// The database.
+    pub database: Database,
     /// Who may post for which lane.
     pub lanes: Lanes,
     /// The tenant the documents belong to.
     pub tenant: String,
 }
 
+/// Where the posted sale map lives.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// A SQLite file (embedded; the default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL, `postgres://user:pass@host:port/db`, and how long a
+    /// duplicate waits for the request posting the same id before it is
+    /// answered `409 in_flight`.
+    Postgres {
+        /// The URL.
+        url: String,
+        /// The lock timeout.
+        lock_timeout: std::time::Duration,
+    },
+}
+
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            // Never show a password.
+            Database::Postgres { url, .. } => match reqwest::Url::parse(url) {
+                Ok(mut u) => {
+                    let _ = u.set_password(None);
+                    write!(f, "{u}")
+                }
+                Err(_) => f.write_str("postgres://…"),
+            },
+        }
+    }
+}
+
+/// Default `lock_timeout` on PostgreSQL.
+pub const DEFAULT_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A started salemap: database open, listener bound.
 pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
-    store: SqliteStore,
+    store: Store,
     state: api::AppState,
 }
 
 impl Server {
     /// Opens the database (migrating it) and binds the listener.
     pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Server, SalemapError> {
-        let path = config.database.clone();
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-            .await
-            .map_err(|_| store::StoreError::Task)??;
+        let store = match &config.database {
+            Database::Sqlite(path) => {
+                let path = path.clone();
+                Store::Sqlite(
+                    tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                        .await
+                        .map_err(|_| store::StoreError::Task)??,
+                )
+            }
+            Database::Postgres { url, lock_timeout } => {
+                Store::Postgres(PgStore::open(url, *lock_timeout).await?)
+            }
+        };
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -113,7 +157,7 @@ impl Server {
     }
 
     /// The store (tests inject faults through it).
-    pub fn store(&self) -> &SqliteStore {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 

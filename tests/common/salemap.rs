@@ -3,35 +3,40 @@
 //! the same address.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use laned::clock::SystemClock;
-use laned::salemap::{Config, DEFAULT_TENANT, Lanes, Server, SqliteStore};
+use laned::salemap::{Config, DEFAULT_TENANT, Database, Lanes, Server, Store};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 pub struct Salemap {
     pub url: String,
     pub addr: SocketAddr,
-    pub store: SqliteStore,
-    db: PathBuf,
+    pub store: Store,
+    db: Database,
     lanes: Lanes,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), laned::salemap::SalemapError>>,
 }
 
 impl Salemap {
-    /// Starts on an ephemeral port with the database at `db`.
+    /// Starts on an ephemeral port with a SQLite database at `db`.
     pub async fn start(db: &Path, lanes: Lanes) -> Salemap {
+        Self::start_on(Database::Sqlite(db.to_owned()), lanes).await
+    }
+
+    /// Starts on an ephemeral port with `db`.
+    pub async fn start_on(db: Database, lanes: Lanes) -> Salemap {
         Self::start_at(db, lanes, "127.0.0.1:0".parse().expect("addr")).await
     }
 
     /// Starts on `addr` (to come back where a lane expects it).
-    pub async fn start_at(db: &Path, lanes: Lanes, addr: SocketAddr) -> Salemap {
+    pub async fn start_at(db: Database, lanes: Lanes, addr: SocketAddr) -> Salemap {
         let cfg = Config {
             listen: addr,
-            database: db.to_owned(),
+            database: db.clone(),
             lanes: lanes.clone(),
             tenant: DEFAULT_TENANT.into(),
         };
@@ -48,7 +53,7 @@ impl Salemap {
             url: format!("http://{addr}"),
             addr,
             store,
-            db: db.to_owned(),
+            db,
             lanes,
             stop: Some(stop),
             task,
@@ -56,7 +61,7 @@ impl Salemap {
     }
 
     /// Stops serving (requests in flight finish).
-    pub async fn stop(mut self) -> (PathBuf, Lanes, SocketAddr) {
+    pub async fn stop(mut self) -> (Database, Lanes, SocketAddr) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }

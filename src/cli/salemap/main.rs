@@ -11,8 +11,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use laned::clock::SystemClock;
+use laned::config::Interval;
 use laned::config::LogFormat;
-use laned::salemap::{Config, DEFAULT_TENANT, Lanes, Server};
+use laned::salemap::{Config, DEFAULT_TENANT, Database, Lanes, Server};
 
 /// salemap: the reference back-end for laned (a posted sale map).
 #[derive(Debug, Parser)]
@@ -35,9 +36,14 @@ struct ServeArgs {
     /// Listen address.
     #[arg(long, env = "SALEMAP_LISTEN", default_value = "127.0.0.1:7420")]
     listen: SocketAddr,
-    /// Database: `sqlite:PATH` [default: salemap.db in the data directory].
+    /// Database: `sqlite:PATH` or `postgres://user:pass@host:port/db`
+    /// [default: salemap.db in the data directory].
     #[arg(long, env = "SALEMAP_DATABASE", value_name = "URL")]
     database: Option<String>,
+    /// PostgreSQL: how long a duplicate waits for the request posting the
+    /// same id before it is answered 409 in_flight [default: 5s].
+    #[arg(long, env = "SALEMAP_LOCK_TIMEOUT", value_name = "DURATION")]
+    lock_timeout: Option<Interval>,
     /// Data directory for the default database.
     #[arg(long, env = "SALEMAP_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -80,9 +86,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
             eprintln!("salemap: error: {e:#}");
-            let usage = e
-                .chain()
-                .any(|c| c.is::<Usage>() || c.is::<laned::salemap::tokens::TokensError>());
+            let usage = e.chain().any(|c| {
+                c.is::<Usage>()
+                    || c.is::<laned::salemap::tokens::TokensError>()
+                    || matches!(
+                        c.downcast_ref::<laned::salemap::store::StoreError>(),
+                        Some(laned::salemap::store::StoreError::BadUrl(_))
+                    )
+            });
             ExitCode::from(if usage { exit::CONFIG } else { exit::FAILURE })
         }
     }
@@ -101,17 +112,22 @@ fn hash_token() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn database_path(a: &ServeArgs) -> anyhow::Result<PathBuf> {
+fn database(a: &ServeArgs) -> anyhow::Result<Database> {
     match a.database.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Err(Usage(
-                "PostgreSQL is not supported by this build of salemap yet; use sqlite:PATH".into(),
-            )
-            .into())
+            Ok(Database::Postgres {
+                url: url.to_owned(),
+                lock_timeout: a
+                    .lock_timeout
+                    .map_or(laned::salemap::DEFAULT_LOCK_TIMEOUT, |i| i.0),
+            })
         }
         Some(url) => match url.strip_prefix("sqlite:") {
-            Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-            _ => Err(Usage(format!("--database {url:?}: use sqlite:PATH")).into()),
+            Some(p) if !p.is_empty() => Ok(Database::Sqlite(PathBuf::from(p))),
+            _ => Err(Usage(format!(
+                "--database {url:?}: use sqlite:PATH or postgres://user:pass@host:port/db"
+            ))
+            .into()),
         },
         None => {
             let dir = match &a.data_dir {
@@ -122,7 +138,7 @@ fn database_path(a: &ServeArgs) -> anyhow::Result<PathBuf> {
                         Usage("no home directory; give --data-dir or --database".into())
                     })?,
             };
-            Ok(dir.join("salemap.db"))
+            Ok(Database::Sqlite(dir.join("salemap.db")))
         }
     }
 }
@@ -150,7 +166,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     let config = Config {
         listen: a.listen,
-        database: database_path(&a)?,
+        database: database(&a)?,
         lanes,
         tenant: a.tenant.clone(),
     };
@@ -161,7 +177,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let server = Server::start(&config, Arc::new(SystemClock::new())).await?;
-        tracing::info!(addr = %server.addr(), db = %config.database.display(), "salemap ready");
+        tracing::info!(addr = %server.addr(), db = %config.database, "salemap ready");
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "salemap: listening on http://{}", server.addr());
         let _ = out.flush();

@@ -1,22 +1,16 @@
-//! The posted sale map on SQLite: the INSERT-first algorithm of DESIGN §7.
-//!
-//! Every post runs in one `BEGIN IMMEDIATE` transaction (a batch is one
-//! transaction for all its sales, so one fsync for N). For each sale the id
-//! row is inserted first: the primary key is the gate. A duplicate finds
-//! the row and answers the stored document (or `payload_mismatch`); only
-//! the sale that inserted the row takes the next document number, in the
-//! same transaction, so a rollback leaves no gap. SQLite has one writer at
-//! a time, so a concurrent duplicate waits for the winner's commit or
-//! rollback and then sees its row, or finds the gate free and posts itself.
+//! The posted sale map on SQLite, embedded. Every post runs in one
+//! `BEGIN IMMEDIATE` transaction (a batch is one transaction for all its
+//! sales, so one fsync for N). SQLite has one writer at a time, so a
+//! concurrent duplicate waits for the winner's commit or rollback and then
+//! sees its row, or finds the gate free and posts itself.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
-use serde::Serialize;
 
+use super::{Aborts, Day, Doc, Item, Outcome, StoreError, Stored, doc_no};
 use crate::contract::Kind;
 
 /// `PRAGMA application_id` of a salemap database ("SMAP").
@@ -25,146 +19,11 @@ pub const APPLICATION_ID: i64 = 0x534D_4150;
 /// The schema, one file per version.
 const MIGRATIONS: &[(&str, &str)] = &[(
     "0001_initial",
-    include_str!("../../schema/salemap/sqlite/0001_initial.sql"),
+    include_str!("../../../schema/salemap/sqlite/0001_initial.sql"),
 )];
-
-/// What went wrong in the store.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// SQLite failed.
-    #[error("cannot {what}")]
-    Sqlite {
-        /// What the store was doing.
-        what: &'static str,
-        /// SQLite's error.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// The file belongs to another program or a newer salemap.
-    #[error("{path} is not a salemap database this version can use ({why})")]
-    Refused {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        why: String,
-    },
-    /// A fault injected by a test: the transaction was rolled back.
-    #[error("injected fault: the transaction was rolled back")]
-    Injected,
-    /// A blocking task could not be joined.
-    #[error("the database task stopped unexpectedly")]
-    Task,
-}
 
 fn sql(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { what, source }
-}
-
-/// One sale to post, parsed and fingerprinted by the API.
-#[derive(Debug, Clone)]
-pub struct Item {
-    /// The idempotency key.
-    pub transaction_id: String,
-    /// The lane that sent it.
-    pub lane_id: String,
-    /// Its receipt series.
-    pub series: String,
-    /// Its receipt number.
-    pub receipt_no: i64,
-    /// The lane's sequence number.
-    pub lane_seq: i64,
-    /// sale, return or void.
-    pub kind: Kind,
-    /// What a return or void refers to.
-    pub references: Option<String>,
-    /// Trading day.
-    pub business_date: String,
-    /// ISO 4217.
-    pub currency: String,
-    /// Total, minor units.
-    pub total: i64,
-    /// SHA-256 (hex) of the envelope bytes.
-    pub fingerprint: String,
-    /// The envelope bytes as received.
-    pub envelope: String,
-}
-
-/// A posted document, as the lane receives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Doc {
-    /// The sale's id.
-    pub transaction_id: String,
-    /// salemap's document number: `SERIES/NNNNNNNN`, gap-free per series.
-    pub doc_no: String,
-    /// When it was posted (UTC, RFC 3339).
-    pub posted_at: String,
-}
-
-/// What posting one sale came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Posted now (`201`).
-    Posted(Doc),
-    /// Posted before with the same bytes (`200`, replayed).
-    Replayed(Doc),
-    /// Posted before with other bytes (`422 payload_mismatch`).
-    Mismatch,
-    /// The lane, series and receipt number are posted under another id
-    /// (`422 receipt_no_conflict`).
-    ReceiptConflict {
-        /// The id that holds the number.
-        holder: String,
-    },
-}
-
-/// A document as support sees it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Stored {
-    /// The document.
-    #[serde(flatten)]
-    pub doc: Doc,
-    /// The lane.
-    pub lane_id: String,
-    /// The receipt.
-    pub series: String,
-    /// The receipt number.
-    pub receipt_no: i64,
-    /// sale, return or void.
-    pub kind: String,
-    /// The void that cancelled it.
-    pub voided_by: Option<String>,
-    /// The envelope as received.
-    pub envelope: Box<serde_json::value::RawValue>,
-}
-
-/// Count and amounts of one kind of document on one day.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct KindTotals {
-    /// Documents.
-    pub count: i64,
-    /// Sum of totals per currency, minor units.
-    pub totals: BTreeMap<String, i64>,
-}
-
-/// What salemap holds for one lane and business day.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Day {
-    /// The lane.
-    pub lane_id: String,
-    /// The trading day.
-    pub business_date: String,
-    /// All documents of the day.
-    pub count: i64,
-    /// Sales not voided.
-    pub sales: KindTotals,
-    /// Returns not voided.
-    pub returns: KindTotals,
-    /// Voids.
-    pub voids: KindTotals,
-    /// Sales and returns cancelled by a void.
-    pub voided: KindTotals,
-    /// Sales minus returns, not voided, per currency.
-    pub net: BTreeMap<String, i64>,
 }
 
 /// The SQLite store: one writer connection, one reader (WAL lets reads run
@@ -173,13 +32,8 @@ pub struct Day {
 pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
-    /// Test seam: which post transactions (numbered from 1) roll back.
-    abort: Arc<Mutex<Option<AbortRule>>>,
-    posts: Arc<AtomicU64>,
+    aborts: Aborts,
 }
-
-/// Which post transactions a test makes roll back, by ordinal (from 1).
-pub type AbortRule = Box<dyn Fn(u64) -> bool + Send>;
 
 fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     // A panic cannot leave a transaction open: `Transaction` rolls back on
@@ -217,18 +71,12 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
-            abort: Arc::new(Mutex::new(None)),
-            posts: Arc::new(AtomicU64::new(0)),
+            aborts: Aborts::default(),
         })
     }
 
-    /// Test seam: post transactions whose ordinal (counted from 1 from
-    /// now) satisfies `rule` roll back after inserting their rows and
-    /// taking their numbers, and answer 503. `None` turns it off.
-    #[doc(hidden)]
-    pub fn inject_aborts(&self, rule: Option<AbortRule>) {
-        *self.abort.lock().unwrap_or_else(PoisonError::into_inner) = rule;
-        self.posts.store(0, Ordering::Relaxed);
+    pub(super) fn aborts(&self) -> &Aborts {
+        &self.aborts
     }
 
     /// Posts `items` in one transaction; one outcome per item, in order.
@@ -258,14 +106,7 @@ impl SqliteStore {
         for item in items {
             out.push(post_one(&tx, tenant, item, posted_at)?);
         }
-        let ordinal = self.posts.fetch_add(1, Ordering::Relaxed) + 1;
-        let abort = self
-            .abort
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|rule| rule(ordinal));
-        if abort {
+        if self.aborts.now() {
             // Dropping the transaction rolls everything back.
             return Err(StoreError::Injected);
         }
@@ -346,27 +187,7 @@ impl SqliteStore {
             let mut rows = st.query(params![tenant, lane_id, business_date])?;
             while let Some(r) = rows.next()? {
                 let kind: String = r.get(0)?;
-                let voided: bool = r.get(1)?;
-                let currency: String = r.get(2)?;
-                let count: i64 = r.get(3)?;
-                let sum: i64 = r.get(4)?;
-                day.count += count;
-                let bucket = match (kind.as_str(), voided) {
-                    (_, true) => &mut day.voided,
-                    ("sale", _) => &mut day.sales,
-                    ("return", _) => &mut day.returns,
-                    _ => &mut day.voids,
-                };
-                bucket.count += count;
-                *bucket.totals.entry(currency.clone()).or_default() += sum;
-                let sign = match (kind.as_str(), voided) {
-                    ("sale", false) => 1,
-                    ("return", false) => -1,
-                    _ => 0,
-                };
-                if sign != 0 {
-                    *day.net.entry(currency).or_default() += sign * sum;
-                }
+                day.add(&kind, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
             }
             Ok(day)
         })
@@ -506,11 +327,6 @@ fn post_one(
     };
     tx.execute_batch("RELEASE item").map_err(sql("release"))?;
     Ok(outcome)
-}
-
-/// The printed form of a document number.
-pub fn doc_no(series: &str, no: i64) -> String {
-    format!("{series}/{no:08}")
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

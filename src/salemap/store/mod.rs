@@ -1,0 +1,300 @@
+//! The posted sale map (DESIGN §7) on SQLite ([`sqlite`], embedded,
+//! the default) or PostgreSQL ([`postgres`], fleets), behind one [`Store`].
+//!
+//! Both run the INSERT-first algorithm: for each sale the id row is
+//! inserted first and the primary key is the gate; a duplicate finds the
+//! row and answers the stored document (or `payload_mismatch`); only the
+//! sale that inserted the row takes the next document number, from a
+//! per-series counter in the same transaction, so a rollback leaves no gap.
+//! A batch is one transaction, with a savepoint per sale.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+
+use crate::contract::Kind;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("cannot {what}")]
+    Sqlite {
+        /// What the store was doing.
+        what: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// PostgreSQL failed (or could not be reached).
+    #[error("cannot {what}")]
+    Postgres {
+        /// What the store was doing.
+        what: &'static str,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// No PostgreSQL connection could be had from the pool.
+    #[error("no database connection")]
+    Pool(#[source] deadpool_postgres::PoolError),
+    /// The PostgreSQL settings are not usable.
+    #[error("the PostgreSQL URL is not usable: {0}")]
+    BadUrl(String),
+    /// The database belongs to another program or a newer salemap.
+    #[error("{path} is not a salemap database this version can use ({why})")]
+    Refused {
+        /// The database.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// A fault injected by a test: the transaction was rolled back.
+    #[error("injected fault: the transaction was rolled back")]
+    Injected,
+    /// A blocking task could not be joined.
+    #[error("the database task stopped unexpectedly")]
+    Task,
+}
+
+/// One sale to post, parsed and fingerprinted by the API.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// The idempotency key.
+    pub transaction_id: String,
+    /// The lane that sent it.
+    pub lane_id: String,
+    /// Its receipt series.
+    pub series: String,
+    /// Its receipt number.
+    pub receipt_no: i64,
+    /// The lane's sequence number.
+    pub lane_seq: i64,
+    /// sale, return or void.
+    pub kind: Kind,
+    /// What a return or void refers to.
+    pub references: Option<String>,
+    /// Trading day.
+    pub business_date: String,
+    /// ISO 4217.
+    pub currency: String,
+    /// Total, minor units.
+    pub total: i64,
+    /// SHA-256 (hex) of the envelope bytes.
+    pub fingerprint: String,
+    /// The envelope bytes as received.
+    pub envelope: String,
+}
+
+/// A posted document, as the lane receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Doc {
+    /// The sale's id.
+    pub transaction_id: String,
+    /// salemap's document number: `SERIES/NNNNNNNN`, gap-free per series.
+    pub doc_no: String,
+    /// When it was posted (UTC, RFC 3339).
+    pub posted_at: String,
+}
+
+/// What posting one sale came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Posted now (`201`).
+    Posted(Doc),
+    /// Posted before with the same bytes (`200`, replayed).
+    Replayed(Doc),
+    /// Posted before with other bytes (`422 payload_mismatch`).
+    Mismatch,
+    /// The lane, series and receipt number are posted under another id
+    /// (`422 receipt_no_conflict`).
+    ReceiptConflict {
+        /// The id that holds the number.
+        holder: String,
+    },
+    /// The same id is being posted by a transaction that has not finished
+    /// (`409 in_flight`; PostgreSQL's lock timeout).
+    InFlight,
+}
+
+/// A document as support sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stored {
+    /// The document.
+    #[serde(flatten)]
+    pub doc: Doc,
+    /// The lane.
+    pub lane_id: String,
+    /// The receipt.
+    pub series: String,
+    /// The receipt number.
+    pub receipt_no: i64,
+    /// sale, return or void.
+    pub kind: String,
+    /// The void that cancelled it.
+    pub voided_by: Option<String>,
+    /// The envelope as received.
+    pub envelope: Box<serde_json::value::RawValue>,
+}
+
+/// Count and amounts of one kind of document on one day.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KindTotals {
+    /// Documents.
+    pub count: i64,
+    /// Sum of totals per currency, minor units.
+    pub totals: BTreeMap<String, i64>,
+}
+
+/// What salemap holds for one lane and business day.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Day {
+    /// The lane.
+    pub lane_id: String,
+    /// The trading day.
+    pub business_date: String,
+    /// All documents of the day.
+    pub count: i64,
+    /// Sales not voided.
+    pub sales: KindTotals,
+    /// Returns not voided.
+    pub returns: KindTotals,
+    /// Voids.
+    pub voids: KindTotals,
+    /// Sales and returns cancelled by a void.
+    pub voided: KindTotals,
+    /// Sales minus returns, not voided, per currency.
+    pub net: BTreeMap<String, i64>,
+}
+
+impl Day {
+    /// Adds one group of documents (one kind, voided or not, one currency).
+    fn add(&mut self, kind: &str, voided: bool, currency: String, count: i64, sum: i64) {
+        self.count += count;
+        let bucket = match (kind, voided) {
+            (_, true) => &mut self.voided,
+            ("sale", _) => &mut self.sales,
+            ("return", _) => &mut self.returns,
+            _ => &mut self.voids,
+        };
+        bucket.count += count;
+        *bucket.totals.entry(currency.clone()).or_default() += sum;
+        let sign = match (kind, voided) {
+            ("sale", false) => 1,
+            ("return", false) => -1,
+            _ => 0,
+        };
+        if sign != 0 {
+            *self.net.entry(currency).or_default() += sign * sum;
+        }
+    }
+}
+
+/// Which post transactions a test makes roll back, by ordinal (from 1).
+pub type AbortRule = Box<dyn Fn(u64) -> bool + Send>;
+
+/// Test seam shared by both stores: chosen post transactions roll back
+/// after inserting their rows and taking their numbers.
+#[derive(Clone, Default)]
+struct Aborts {
+    rule: Arc<Mutex<Option<AbortRule>>>,
+    posts: Arc<AtomicU64>,
+}
+
+impl Aborts {
+    fn set(&self, rule: Option<AbortRule>) {
+        *self.rule.lock().unwrap_or_else(PoisonError::into_inner) = rule;
+        self.posts.store(0, Ordering::Relaxed);
+    }
+
+    /// Counts a post transaction; true if it must roll back.
+    fn now(&self) -> bool {
+        let ordinal = self.posts.fetch_add(1, Ordering::Relaxed) + 1;
+        self.rule
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|rule| rule(ordinal))
+    }
+}
+
+/// The printed form of a document number.
+pub fn doc_no(series: &str, no: i64) -> String {
+    format!("{series}/{no:08}")
+}
+
+/// The posted sale map, on either database.
+#[derive(Clone)]
+pub enum Store {
+    /// Embedded SQLite.
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Postgres(PgStore),
+}
+
+impl Store {
+    /// Posts `items` in one transaction; one outcome per item, in order.
+    pub async fn post(
+        &self,
+        tenant: String,
+        items: Vec<Item>,
+        posted_at: String,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.post(tenant, items, posted_at).await,
+            Store::Postgres(s) => s.post(&tenant, &items, &posted_at).await,
+        }
+    }
+
+    /// Highest receipt number per series of `lane_id`.
+    pub async fn last_receipt_no(
+        &self,
+        tenant: String,
+        lane_id: String,
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.last_receipt_no(tenant, lane_id).await,
+            Store::Postgres(s) => s.last_receipt_no(&tenant, &lane_id).await,
+        }
+    }
+
+    /// One document, for support.
+    pub async fn get(&self, tenant: String, id: String) -> Result<Option<Stored>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.get(tenant, id).await,
+            Store::Postgres(s) => s.get(&tenant, &id).await,
+        }
+    }
+
+    /// Count and totals of one lane's business day.
+    pub async fn day(
+        &self,
+        tenant: String,
+        lane_id: String,
+        business_date: String,
+    ) -> Result<Day, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.day(tenant, lane_id, business_date).await,
+            Store::Postgres(s) => s.day(&tenant, &lane_id, &business_date).await,
+        }
+    }
+
+    /// Test seam: post transactions whose ordinal (counted from 1 from now)
+    /// satisfies `rule` roll back after inserting their rows and taking
+    /// their numbers, and answer 503. `None` turns it off.
+    #[doc(hidden)]
+    pub fn inject_aborts(&self, rule: Option<AbortRule>) {
+        match self {
+            Store::Sqlite(s) => s.aborts().set(rule),
+            Store::Postgres(s) => s.aborts().set(rule),
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The posted sale map on PostgreSQL, for fleets: many lanes posting at
+//! once through a pool of connections.
+//!
+//! Each post is one READ COMMITTED transaction. A concurrent duplicate's
+//! `INSERT … ON CONFLICT DO NOTHING` waits on the winner's uncommitted row
+//! (the unique index is the mutex); when the winner commits, the loser
+//! inserts nothing and reads the winner's row in a separate statement; when
+//! it rolls back, the loser inserts and wins. A waiter gives up after
+//! `lock_timeout` and is answered `409 in_flight`. A database that cannot
+//! be reached is `503`, never an outcome.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Transaction};
+
+use super::{Aborts, Day, Doc, Item, Outcome, StoreError, Stored, doc_no};
+use crate::contract::Kind;
+
+/// The schema, one file per version.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_initial",
+    include_str!("../../../schema/salemap/postgres/0001_initial.sql"),
+)];
+
+/// Key of the advisory lock that serialises migrations between salemaps
+/// starting at once ("SMAP").
+const MIGRATION_LOCK: i64 = 0x534D_4150;
+
+/// Connections in the pool.
+const POOL_SIZE: usize = 16;
+
+/// How long a request waits for a connection, or for one to be made.
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn pg(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
+    move |source| StoreError::Postgres { what, source }
+}
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    /// `SET LOCAL lock_timeout` of each post, in milliseconds.
+    lock_timeout_ms: u64,
+    aborts: Aborts,
+}
+
+impl PgStore {
+    /// Connects (a pool to `url`, `postgres://user:pass@host:port/db`) and
+    /// migrates. `lock_timeout` bounds how long a duplicate waits for the
+    /// transaction posting the same id before it answers `in_flight`.
+    pub async fn open(url: &str, lock_timeout: Duration) -> Result<PgStore, StoreError> {
+        let cfg =
+            tokio_postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .recycle_timeout(Some(POOL_TIMEOUT))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let store = PgStore {
+            pool,
+            lock_timeout_ms: u64::try_from(lock_timeout.as_millis()).unwrap_or(u64::MAX),
+            aborts: Aborts::default(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub(super) fn aborts(&self) -> &Aborts {
+        &self.aborts
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(StoreError::Pool)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg("begin a migration"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg("lock the schema"))?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS salemap_schema (version integer NOT NULL)")
+            .await
+            .map_err(pg("create the schema table"))?;
+        let version: i32 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM salemap_schema", &[])
+            .await
+            .map_err(pg("read the schema version"))?
+            .get(0);
+        let latest = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
+        if version > latest {
+            return Err(StoreError::Refused {
+                path: "the PostgreSQL database".into(),
+                why: format!("schema version {version}, this salemap knows up to {latest}"),
+            });
+        }
+        for (i, (name, text)) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
+            tx.batch_execute(text)
+                .await
+                .map_err(pg("apply a migration"))?;
+            let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
+            tx.execute("INSERT INTO salemap_schema (version) VALUES ($1)", &[&v])
+                .await
+                .map_err(pg("record a migration"))?;
+            tracing::info!(migration = name, "applied salemap schema migration");
+        }
+        tx.commit().await.map_err(pg("commit the migrations"))
+    }
+
+    /// Posts `items` in one transaction; one outcome per item, in order.
+    pub async fn post(
+        &self,
+        tenant: &str,
+        items: &[Item],
+        posted_at: &str,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg("begin"))?;
+        tx.batch_execute(&format!(
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {}",
+            self.lock_timeout_ms
+        ))
+        .await
+        .map_err(pg("set the transaction up"))?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(post_one(&tx, tenant, item, posted_at).await?);
+        }
+        if self.aborts.now() {
+            // Dropping the transaction rolls everything back.
+            return Err(StoreError::Injected);
+        }
+        tx.commit().await.map_err(pg("commit"))?;
+        Ok(out)
+    }
+
+    /// Highest receipt number per series of `lane_id`.
+    pub async fn last_receipt_no(
+        &self,
+        tenant: &str,
+        lane_id: &str,
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT series, MAX(receipt_no) FROM posted
+                 WHERE tenant = $1 AND lane_id = $2 GROUP BY series",
+                &[&tenant, &lane_id],
+            )
+            .await
+            .map_err(pg("read the last receipt numbers"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// One document, for support.
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT transaction_id, doc_no, posted_at, lane_id, series, receipt_no, kind,
+                        voided_by, envelope
+                 FROM posted WHERE tenant = $1 AND transaction_id = $2",
+                &[&tenant, &id],
+            )
+            .await
+            .map_err(pg("read a document"))?;
+        Ok(row.and_then(|r| {
+            let envelope: String = r.get(8);
+            Some(Stored {
+                doc: Doc {
+                    transaction_id: r.get(0),
+                    doc_no: r.get::<_, Option<String>>(1).unwrap_or_default(),
+                    posted_at: r.get(2),
+                },
+                lane_id: r.get(3),
+                series: r.get(4),
+                receipt_no: r.get(5),
+                kind: r.get(6),
+                voided_by: r.get(7),
+                envelope: serde_json::value::RawValue::from_string(envelope).ok()?,
+            })
+        }))
+    }
+
+    /// Count and totals of one lane's business day.
+    pub async fn day(
+        &self,
+        tenant: &str,
+        lane_id: &str,
+        business_date: &str,
+    ) -> Result<Day, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT kind, voided_by IS NOT NULL, currency, COUNT(*), SUM(total)::bigint
+                 FROM posted WHERE tenant = $1 AND lane_id = $2 AND business_date = $3
+                 GROUP BY kind, voided_by IS NOT NULL, currency",
+                &[&tenant, &lane_id, &business_date],
+            )
+            .await
+            .map_err(pg("read a day"))?;
+        let mut day = Day {
+            lane_id: lane_id.to_owned(),
+            business_date: business_date.to_owned(),
+            ..Day::default()
+        };
+        for r in rows {
+            let kind: String = r.get(0);
+            day.add(&kind, r.get(1), r.get(2), r.get(3), r.get(4));
+        }
+        Ok(day)
+    }
+}
+
+async fn post_one(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    item: &Item,
+    posted_at: &str,
+) -> Result<Outcome, StoreError> {
+    tx.batch_execute("SAVEPOINT item")
+        .await
+        .map_err(pg("savepoint"))?;
+    // The gate: insert the id row first.
+    let inserted = tx
+        .execute(
+            "INSERT INTO posted (tenant, transaction_id, lane_id, series, receipt_no, lane_seq,
+                                 kind, references_id, business_date, currency, total,
+                                 fingerprint, envelope, posted_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (tenant, transaction_id) DO NOTHING",
+            &[
+                &tenant,
+                &item.transaction_id,
+                &item.lane_id,
+                &item.series,
+                &item.receipt_no,
+                &item.lane_seq,
+                &item.kind.as_str(),
+                &item.references,
+                &item.business_date,
+                &item.currency,
+                &item.total,
+                &item.fingerprint,
+                &item.envelope,
+                &posted_at,
+            ],
+        )
+        .await;
+    let outcome = match inserted {
+        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+            // The same id is held by a transaction that has not finished.
+            tx.batch_execute("ROLLBACK TO SAVEPOINT item")
+                .await
+                .map_err(pg("roll back an item"))?;
+            Outcome::InFlight
+        }
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT item")
+                .await
+                .map_err(pg("roll back an item"))?;
+            let holder: Option<String> = tx
+                .query_opt(
+                    "SELECT transaction_id FROM posted
+                     WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND receipt_no = $4
+                       AND voided_by IS NULL",
+                    &[&tenant, &item.lane_id, &item.series, &item.receipt_no],
+                )
+                .await
+                .map_err(pg("find the receipt number's holder"))?
+                .map(|r| r.get(0));
+            Outcome::ReceiptConflict {
+                holder: holder.unwrap_or_default(),
+            }
+        }
+        Err(e) => {
+            return Err(StoreError::Postgres {
+                what: "insert",
+                source: e,
+            });
+        }
+        Ok(0) => {
+            // Posted before: the winner has committed (we waited for it), so
+            // a new statement sees its row.
+            let r = tx
+                .query_one(
+                    "SELECT fingerprint, doc_no, posted_at FROM posted
+                     WHERE tenant = $1 AND transaction_id = $2",
+                    &[&tenant, &item.transaction_id],
+                )
+                .await
+                .map_err(pg("read the posted document"))?;
+            let fingerprint: String = r.get(0);
+            if fingerprint == item.fingerprint {
+                Outcome::Replayed(Doc {
+                    transaction_id: item.transaction_id.clone(),
+                    doc_no: r.get::<_, Option<String>>(1).unwrap_or_default(),
+                    posted_at: r.get(2),
+                })
+            } else {
+                Outcome::Mismatch
+            }
+        }
+        Ok(_) => {
+            // The winner: the next number of the series, in this transaction.
+            let no: i64 = tx
+                .query_one(
+                    "INSERT INTO doc_counters (tenant, series, last_no) VALUES ($1, $2, 1)
+                     ON CONFLICT (tenant, series)
+                     DO UPDATE SET last_no = doc_counters.last_no + 1
+                     RETURNING last_no",
+                    &[&tenant, &item.series],
+                )
+                .await
+                .map_err(pg("take a document number"))?
+                .get(0);
+            let doc_no = doc_no(&item.series, no);
+            tx.execute(
+                "UPDATE posted SET doc_no = $3 WHERE tenant = $1 AND transaction_id = $2",
+                &[&tenant, &item.transaction_id, &doc_no],
+            )
+            .await
+            .map_err(pg("number the document"))?;
+            if let (Kind::Void, Some(original)) = (item.kind, &item.references) {
+                tx.execute(
+                    "UPDATE posted SET voided_by = $3
+                     WHERE tenant = $1 AND transaction_id = $2 AND voided_by IS NULL",
+                    &[&tenant, original, &item.transaction_id],
+                )
+                .await
+                .map_err(pg("mark the original voided"))?;
+            }
+            Outcome::Posted(Doc {
+                transaction_id: item.transaction_id.clone(),
+                doc_no,
+                posted_at: posted_at.to_owned(),
+            })
+        }
+    };
+    tx.batch_execute("RELEASE SAVEPOINT item")
+        .await
+        .map_err(pg("release"))?;
+    Ok(outcome)
+}

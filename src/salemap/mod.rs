@@ -11,6 +11,7 @@
 //! (`laned demo`, tests).
 
 pub mod api;
+pub mod conformance;
 pub mod store;
 pub mod tokens;
 

@@ -299,6 +299,10 @@ pub fn laned_bin() -> &'static str {
     env!("CARGO_BIN_EXE_laned")
 }
 
+pub fn salemap_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_salemap")
+}
+
 impl RealLane {
     /// Starts `laned serve` on `dir` and waits for its readiness line
     /// (printed only once the store is open and the port bound).
@@ -333,7 +337,12 @@ impl RealLane {
         let mut line = String::new();
         // Blocks until the daemon prints its readiness line or exits.
         let _ = BufReader::new(stdout).read_line(&mut line);
-        match line.trim().strip_prefix("laned: listening on ") {
+        // `laned: listening on URL` (or `salemap: …`).
+        match line
+            .trim()
+            .split_once(": listening on ")
+            .map(|(_, url)| url)
+        {
             Some(base) => Ok(RealLane {
                 child,
                 base: base.to_owned(),

@@ -29,6 +29,26 @@ enum Command {
     Serve(ServeArgs),
     /// Print the SHA-256 of a token read from stdin, for the lane tokens file.
     HashToken,
+    /// Check that a back-end keeps the contract; prints a table, exits 1 on a failure.
+    Conformance(ConformanceArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ConformanceArgs {
+    /// The back-end's base URL.
+    #[arg(long, value_name = "URL")]
+    url: String,
+    /// A lane token the back-end accepts.
+    #[arg(
+        long,
+        env = "SALEMAP_CONFORMANCE_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    token: String,
+    /// The lane that token belongs to.
+    #[arg(long, value_name = "ID")]
+    lane: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,6 +101,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(a) => serve(a),
         Command::HashToken => hash_token(),
+        Command::Conformance(a) => conformance(a),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
@@ -96,6 +117,27 @@ fn main() -> ExitCode {
             });
             ExitCode::from(if usage { exit::CONFIG } else { exit::FAILURE })
         }
+    }
+}
+
+/// The back-end broke the contract: exit 1 after the table.
+#[derive(Debug, thiserror::Error)]
+#[error("the back-end does not keep the contract (see the table above)")]
+struct NotConformant;
+
+fn conformance(a: ConformanceArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = rt
+        .block_on(laned::salemap::conformance::run(&a.url, &a.token, &a.lane))
+        .map_err(|e| Usage(format!("{e}")))?;
+    print!("{}", report.table());
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(NotConformant.into())
     }
 }
 

@@ -25,19 +25,6 @@ fn config_for(dir: &std::path::Path, backend: &Backend) -> Config {
     cfg
 }
 
-async fn ring(lane: &Lane, n: usize) -> Vec<String> {
-    let mut ids = vec![];
-    for i in 0..n {
-        let id = Uuid::new_v4().to_string();
-        let (s, _) = lane
-            .put(&id, &sale_with(&format!("SKU{i}"), 1, 100 + i as i64))
-            .await;
-        assert_eq!(s, 201);
-        ids.push(id);
-    }
-    ids
-}
-
 async fn counts(lane: &Lane) -> Value {
     lane.status().await["counts"].clone()
 }
@@ -48,7 +35,7 @@ async fn a_backlog_is_delivered_once_each_in_lane_order_across_batches() {
     let backend = Backend::start(Some(TOKEN)).await;
     // Ring 250 sales with no back-end configured, then start delivering.
     let lane = Lane::start(dir.path()).await;
-    let ids = ring(&lane, 250).await;
+    let ids = lane.ring(250).await;
     lane.stop().await;
     let lane = Lane::start_with(config_for(dir.path(), &backend)).await;
     lane.until("all 250 posted", || async {
@@ -192,7 +179,7 @@ async fn a_lost_answer_is_retried_and_answered_as_a_replay_so_the_back_end_holds
     backend.without_batch();
     let lane = Lane::start_with(config_for(dir.path(), &backend)).await;
     backend.script([Reply::CommitThenDrop]);
-    let id = ring(&lane, 1).await.remove(0);
+    let id = lane.ring(1).await.remove(0);
     lane.until("the lost answer is recorded", || async {
         lane.get(&format!("/v1/sales/{id}")).await.1["attempts"] == 1
     })
@@ -316,7 +303,7 @@ async fn a_rejected_token_pauses_delivery_without_touching_sales_and_a_fixed_tok
     let dir = tempfile::tempdir().unwrap();
     let backend = Backend::start(Some("the-right-token")).await;
     let lane = Lane::start_with(config_for(dir.path(), &backend)).await;
-    let ids = ring(&lane, 3).await;
+    let ids = lane.ring(3).await;
     lane.until("the fault is recorded", || async {
         lane.status().await["backend"]["fault"]["code"] == "unauthorized"
     })
@@ -417,7 +404,7 @@ async fn a_tls_failure_is_retried_later_and_changes_no_sale() {
     // https:// to a server that speaks plain HTTP: the handshake fails.
     // The sale is stored first, so the drain's first act is to send it.
     let lane = Lane::start(dir.path()).await;
-    let id = ring(&lane, 1).await.remove(0);
+    let id = lane.ring(1).await.remove(0);
     lane.stop().await;
     let mut cfg = config_for(dir.path(), &backend);
     cfg.backend_url = Some(format!("https://{}", backend.addr));
@@ -455,7 +442,7 @@ async fn a_restart_keeps_the_retry_schedule() {
     backend.without_batch();
     let lane = Lane::start_with(config_for(dir.path(), &backend)).await;
     backend.script([Reply::Status(503, json!({}), vec![])]);
-    let id = ring(&lane, 1).await.remove(0);
+    let id = lane.ring(1).await.remove(0);
     lane.until("the failure is recorded", || async {
         lane.status().await["backend"]["next_attempt_at"].is_string()
     })
@@ -511,7 +498,7 @@ async fn every_attempt_is_recorded_with_its_outcome_status_and_error() {
             vec![],
         ),
     ]);
-    let id = ring(&lane, 1).await.remove(0);
+    let id = lane.ring(1).await.remove(0);
     lane.until("first attempt", || async {
         lane.get(&format!("/v1/sales/{id}")).await.1["attempts"] == 1
     })
@@ -599,7 +586,7 @@ async fn a_batch_item_without_posted_at_still_counts_as_posted() {
     let dir = tempfile::tempdir().unwrap();
     let backend = Backend::start(Some(TOKEN)).await;
     let lane = Lane::start(dir.path()).await;
-    let id = ring(&lane, 1).await.remove(0);
+    let id = lane.ring(1).await.remove(0);
     lane.stop().await;
     // DESIGN §6 lists doc_no but not posted_at for batch items.
     backend.script([Reply::Status(

@@ -372,6 +372,7 @@ async fn batch(
     {
         return Err(ApiError::wrong_lane(l, &b.lane_id));
     }
+    tracing::debug!(lane = %b.lane_id, sales = b.sales.len(), "batch received");
     if b.sales.len() > MAX_BATCH {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

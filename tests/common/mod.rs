@@ -121,6 +121,21 @@ impl Lane {
         panic!("gave up waiting for: {what}");
     }
 
+    /// Rings `n` different sales one after another, each answered 201;
+    /// returns their ids in order.
+    pub async fn ring(&self, n: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let id = Uuid::new_v4().to_string();
+            let (s, body) = self
+                .put(&id, &sale_with(&format!("SKU{i}"), 1, 100 + i as i64))
+                .await;
+            assert_eq!(s, 201, "{body}");
+            ids.push(id);
+        }
+        ids
+    }
+
     /// The state of one sale.
     pub async fn sale_state(&self, id: &str) -> String {
         self.get(&format!("/v1/sales/{id}")).await.1["state"]

@@ -173,12 +173,6 @@ impl ApiError {
                 )
                 .with_details(json!({"holder": holder})),
             ),
-            Outcome::InFlight => Some(Self::new(
-                StatusCode::CONFLICT,
-                codes::IN_FLIGHT,
-                "This transaction id is being posted by another request right now; try again \
-                 shortly.",
-            )),
             Outcome::Posted(_) | Outcome::Replayed(_) => None,
         }
     }
@@ -191,6 +185,14 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::InFlight = e {
+            return ApiError::new(
+                StatusCode::CONFLICT,
+                codes::IN_FLIGHT,
+                "A sale of this request is being posted by another request right now; \
+                 nothing was posted. Try again shortly.",
+            );
+        }
         tracing::error!(error = %e, source = ?std::error::Error::source(&e), "database error");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -250,7 +250,7 @@ async fn post_then_replay(kit: &Kit) -> Result<String, String> {
 async fn concurrent_duplicates(kit: &Kit) -> Result<String, String> {
     let id = Uuid::new_v4().to_string();
     let env = kit.envelope(&id, &series(), 1, 1);
-    let answers = futures_join_all((0..20).map(|_| kit.put(&id, &env))).await;
+    let answers = super::join_all((0..20).map(|_| kit.put(&id, &env))).await;
     let mut created = 0;
     let mut bodies = vec![];
     for a in answers {
@@ -274,33 +274,6 @@ async fn concurrent_duplicates(kit: &Kit) -> Result<String, String> {
         "20 parallel PUTs: 1 created, {} identical answers",
         bodies.len()
     ))
-}
-
-/// Joins futures without a dependency: polls them all on this task.
-async fn futures_join_all<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in fs {
-        set.push(Box::pin(f));
-    }
-    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in set.iter_mut().enumerate() {
-            if out[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => out[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().flatten().collect()
 }
 
 async fn payload_mismatch(kit: &Kit) -> Result<String, String> {
@@ -407,7 +380,7 @@ async fn gap_free(kit: &Kit) -> Result<String, String> {
             (id, e)
         })
         .collect();
-    let answers = futures_join_all(envs.iter().map(|(id, e)| kit.put(id, e))).await;
+    let answers = super::join_all(envs.iter().map(|(id, e)| kit.put(id, e))).await;
     let mut docs = vec![];
     for a in answers {
         let a = a?;

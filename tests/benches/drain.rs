@@ -6,77 +6,16 @@
 #[path = "../common/backend.rs"]
 #[allow(dead_code)]
 mod backend;
+#[path = "support.rs"]
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backend::Backend;
 use laned::clock::SystemClock;
-use laned::config::{Config, Secret};
-use laned::contract::Kind;
 use laned::daemon::Daemon;
-use laned::store::{NewSale, sha256_hex};
-use uuid::Uuid;
-
-fn config(dir: &std::path::Path, backend_url: Option<String>, batch: usize) -> Config {
-    let mut c = Config::defaults("BENCH", dir).expect("default config");
-    c.listen = "127.0.0.1:0".parse().expect("addr");
-    c.log_level = "warn".into();
-    c.backend_url = backend_url;
-    c.drain.batch_size = batch;
-    c.drain.backend_token = Some(Secret::new("bench"));
-    c
-}
-
-/// Stores `n` sales straight into a lane's store (no back-end yet).
-async fn backlog(dir: &std::path::Path, n: usize) {
-    let d = Daemon::start(&config(dir, None, 100), Arc::new(SystemClock::new()))
-        .await
-        .expect("start");
-    let store = d.store().clone();
-    let callers = 32;
-    let mut tasks = vec![];
-    for c in 0..callers {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in (c..n).step_by(callers) {
-                let price = 100 + (i % 900) as i64;
-                let sale_json = serde_json::json!({"kind": "sale", "references": null,
-                    "business_date": "2026-11-22", "occurred_at": "2026-11-22T14:03:11+03:00",
-                    "currency": "KES", "cashier": "E042",
-                    "lines": [{"sku": format!("SKU{i}"), "name": "Milk 1L", "quantity": "2",
-                               "unit_price": price, "discount": 0, "tax_code": "A", "amount": 2 * price}],
-                    "payments": [{"method": "cash", "amount": 2 * price}],
-                    "total": 2 * price, "change": 0, "till": {"register": "R3"}, "extra": {}})
-                .to_string();
-                store
-                    .insert_sale(NewSale {
-                        transaction_id: Uuid::new_v4(),
-                        kind: Kind::Sale,
-                        references: None,
-                        client_key: None,
-                        sale_sha256: sha256_hex(sale_json.as_bytes()),
-                        sale_json,
-                        currency: "KES".into(),
-                        total: 2 * price,
-                        business_date: "2026-11-22".into(),
-                        replay_only: false,
-                    })
-                    .await
-                    .expect("insert");
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("task");
-    }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(d.run(async {
-        let _ = stopped.await;
-    }));
-    let _ = stop.send(());
-    run.await.expect("join").expect("stop");
-}
+use support::{backlog, config};
 
 /// Starts the lane on its backlog and times the drain until the back-end
 /// holds every sale.

@@ -21,7 +21,12 @@ impl Cluster {
         let exe = self.bin.join(tool);
         match &self.run_as {
             Some(user) => {
-                let mut c = Command::new("runuser");
+                // runuser lives in sbin, which a user's PATH may lack.
+                let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
+                    .into_iter()
+                    .find(|p| Path::new(p).is_file())
+                    .unwrap_or("runuser");
+                let mut c = Command::new(runuser);
                 c.args(["-u", user, "--"]).arg(exe);
                 c
             }
@@ -94,7 +99,21 @@ fn required() -> bool {
     std::env::var("LANED_REQUIRE_PG").is_ok_and(|v| v == "1")
 }
 
+/// Tests run the server with `fsync=off` (a throwaway cluster); a
+/// benchmark asks for a durable one before its first database.
+static DURABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes clusters started from now on fsync like a production server.
+pub fn durable() {
+    DURABLE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn start(c: &Cluster) {
+    let fsync = if DURABLE.load(std::sync::atomic::Ordering::Relaxed) {
+        "on"
+    } else {
+        "off"
+    };
     let out = c
         .command("pg_ctl")
         .arg("-D")
@@ -104,7 +123,7 @@ fn start(c: &Cluster) {
         .arg("-o")
         .arg(format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
-             -c fsync=off -c max_connections=200",
+             -c fsync={fsync} -c max_connections=200",
             c.port
         ))
         .args(["-w", "start"])

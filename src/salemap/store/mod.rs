@@ -57,6 +57,11 @@ pub enum StoreError {
         /// Why.
         why: String,
     },
+    /// PostgreSQL's lock timeout: a sale of this request is being posted by
+    /// a transaction that has not finished; nothing of the request was
+    /// posted (`409 in_flight`).
+    #[error("a sale of this request is being posted by another request right now")]
+    InFlight,
     /// A fault injected by a test: the transaction was rolled back.
     #[error("injected fault: the transaction was rolled back")]
     Injected,
@@ -120,9 +125,6 @@ pub enum Outcome {
         /// The id that holds the number.
         holder: String,
     },
-    /// The same id is being posted by a transaction that has not finished
-    /// (`409 in_flight`; PostgreSQL's lock timeout).
-    InFlight,
 }
 
 /// A document as support sees it.

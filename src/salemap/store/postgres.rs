@@ -6,18 +6,19 @@
 //! (the unique index is the mutex); when the winner commits, the loser
 //! inserts nothing and reads the winner's row in a separate statement; when
 //! it rolls back, the loser inserts and wins. A waiter gives up after
-//! `lock_timeout` and is answered `409 in_flight`. A database that cannot
-//! be reached is `503`, never an outcome.
+//! `lock_timeout` and the request is answered `409 in_flight` (a batch as a
+//! whole). A database that cannot be reached is `503`, never an outcome.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Transaction};
+use tokio_postgres::types::ToSql;
 
-use super::{Aborts, Day, Doc, Item, Outcome, StoreError, Stored, doc_no};
+use super::{Aborts, Day, Doc, Item, Outcome, StoreError, Stored};
 use crate::contract::Kind;
 
 /// The schema, one file per version.
@@ -130,6 +131,11 @@ impl PgStore {
     }
 
     /// Posts `items` in one transaction; one outcome per item, in order.
+    ///
+    /// The statements of a batch are pipelined on the connection (sent
+    /// together, run in order): every gate insert, then the numbers of the
+    /// winners in batch order and the lookups of the repeats. A batch costs
+    /// a handful of round trips rather than several per sale.
     pub async fn post(
         &self,
         tenant: &str,
@@ -144,10 +150,7 @@ impl PgStore {
         ))
         .await
         .map_err(pg("set the transaction up"))?;
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            out.push(post_one(&tx, tenant, item, posted_at).await?);
-        }
+        let out = post_all(&tx, tenant, items, posted_at).await?;
         if self.aborts.now() {
             // Dropping the transaction rolls everything back.
             return Err(StoreError::Injected);
@@ -234,133 +237,186 @@ impl PgStore {
     }
 }
 
-async fn post_one(
-    tx: &Transaction<'_>,
+/// A lock timeout aborts the transaction: the request is `in_flight`.
+fn gate_error(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
+    move |e| {
+        if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+            StoreError::InFlight
+        } else {
+            StoreError::Postgres { what, source: e }
+        }
+    }
+}
+
+/// The first row of a query (for pipelining: the future owns its
+/// parameters).
+async fn first_row(
+    tx: &deadpool_postgres::Transaction<'_>,
+    st: &tokio_postgres::Statement,
+    params: Vec<&(dyn ToSql + Sync)>,
+) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+    tx.query_opt(st, &params).await
+}
+
+/// The INSERT-first algorithm for a batch. No savepoints (each costs a
+/// round trip): nothing here is expected to fail but a lock timeout, which
+/// aborts the whole transaction and is answered `in_flight`.
+async fn post_all(
+    tx: &deadpool_postgres::Transaction<'_>,
     tenant: &str,
-    item: &Item,
+    items: &[Item],
     posted_at: &str,
-) -> Result<Outcome, StoreError> {
-    tx.batch_execute("SAVEPOINT item")
-        .await
-        .map_err(pg("savepoint"))?;
-    // The gate: insert the id row first.
-    let inserted = tx
-        .execute(
+) -> Result<Vec<Outcome>, StoreError> {
+    // The gate: insert the id rows first. Without a conflict target, DO
+    // NOTHING also covers the live receipt number index, so a restored
+    // lane's number is found below instead of failing the transaction.
+    let insert = tx
+        .prepare_cached(
             "INSERT INTO posted (tenant, transaction_id, lane_id, series, receipt_no, lane_seq,
                                  kind, references_id, business_date, currency, total,
                                  fingerprint, envelope, posted_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             ON CONFLICT (tenant, transaction_id) DO NOTHING",
-            &[
-                &tenant,
-                &item.transaction_id,
-                &item.lane_id,
-                &item.series,
-                &item.receipt_no,
-                &item.lane_seq,
-                &item.kind.as_str(),
-                &item.references,
-                &item.business_date,
-                &item.currency,
-                &item.total,
-                &item.fingerprint,
-                &item.envelope,
-                &posted_at,
-            ],
+             ON CONFLICT DO NOTHING",
         )
-        .await;
-    let outcome = match inserted {
-        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
-            // The same id is held by a transaction that has not finished.
-            tx.batch_execute("ROLLBACK TO SAVEPOINT item")
-                .await
-                .map_err(pg("roll back an item"))?;
-            Outcome::InFlight
-        }
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            tx.batch_execute("ROLLBACK TO SAVEPOINT item")
-                .await
-                .map_err(pg("roll back an item"))?;
-            let holder: Option<String> = tx
-                .query_opt(
-                    "SELECT transaction_id FROM posted
-                     WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND receipt_no = $4
-                       AND voided_by IS NULL",
-                    &[&tenant, &item.lane_id, &item.series, &item.receipt_no],
-                )
-                .await
-                .map_err(pg("find the receipt number's holder"))?
-                .map(|r| r.get(0));
-            Outcome::ReceiptConflict {
-                holder: holder.unwrap_or_default(),
-            }
-        }
-        Err(e) => {
-            return Err(StoreError::Postgres {
-                what: "insert",
-                source: e,
-            });
-        }
-        Ok(0) => {
-            // Posted before: the winner has committed (we waited for it), so
-            // a new statement sees its row.
-            let r = tx
-                .query_one(
-                    "SELECT fingerprint, doc_no, posted_at FROM posted
-                     WHERE tenant = $1 AND transaction_id = $2",
-                    &[&tenant, &item.transaction_id],
-                )
-                .await
-                .map_err(pg("read the posted document"))?;
-            let fingerprint: String = r.get(0);
-            if fingerprint == item.fingerprint {
-                Outcome::Replayed(Doc {
-                    transaction_id: item.transaction_id.clone(),
-                    doc_no: r.get::<_, Option<String>>(1).unwrap_or_default(),
-                    posted_at: r.get(2),
-                })
-            } else {
-                Outcome::Mismatch
-            }
-        }
-        Ok(_) => {
-            // The winner: the next number of the series, in this transaction.
-            let no: i64 = tx
-                .query_one(
-                    "INSERT INTO doc_counters (tenant, series, last_no) VALUES ($1, $2, 1)
-                     ON CONFLICT (tenant, series)
-                     DO UPDATE SET last_no = doc_counters.last_no + 1
-                     RETURNING last_no",
-                    &[&tenant, &item.series],
-                )
-                .await
-                .map_err(pg("take a document number"))?
-                .get(0);
-            let doc_no = doc_no(&item.series, no);
-            tx.execute(
-                "UPDATE posted SET doc_no = $3 WHERE tenant = $1 AND transaction_id = $2",
-                &[&tenant, &item.transaction_id, &doc_no],
-            )
-            .await
-            .map_err(pg("number the document"))?;
-            if let (Kind::Void, Some(original)) = (item.kind, &item.references) {
+        .await
+        .map_err(pg("prepare the insert"))?;
+    // The winner's number (the series counter, in this transaction) and
+    // its document, in one statement.
+    let number = tx
+        .prepare_cached(
+            "WITH n AS (
+                 INSERT INTO doc_counters (tenant, series, last_no) VALUES ($1, $2, 1)
+                 ON CONFLICT (tenant, series)
+                 DO UPDATE SET last_no = doc_counters.last_no + 1
+                 RETURNING last_no)
+             UPDATE posted SET doc_no = $2 || '/' || CASE
+                     WHEN n.last_no < 100000000 THEN lpad(n.last_no::text, 8, '0')
+                     ELSE n.last_no::text END
+             FROM n WHERE tenant = $1 AND transaction_id = $3
+             RETURNING doc_no",
+        )
+        .await
+        .map_err(pg("prepare the numbering"))?;
+    let lookup = tx
+        .prepare_cached(
+            "SELECT fingerprint, doc_no, posted_at FROM posted
+             WHERE tenant = $1 AND transaction_id = $2",
+        )
+        .await
+        .map_err(pg("prepare the lookup"))?;
+    let kinds: Vec<&str> = items.iter().map(|i| i.kind.as_str()).collect();
+    let inserted = super::super::join_all(items.iter().zip(&kinds).map(|(it, kind)| {
+        let params: Vec<&(dyn ToSql + Sync)> = vec![
+            &tenant,
+            &it.transaction_id,
+            &it.lane_id,
+            &it.series,
+            &it.receipt_no,
+            &it.lane_seq,
+            kind,
+            &it.references,
+            &it.business_date,
+            &it.currency,
+            &it.total,
+            &it.fingerprint,
+            &it.envelope,
+            &posted_at,
+        ];
+        let insert = &insert;
+        async move { tx.execute(insert, &params).await }
+    }))
+    .await
+    .into_iter()
+    .collect::<Result<Vec<u64>, _>>()
+    .map_err(gate_error("insert"))?;
+    // Whoever held an id or number has committed (we waited for it), so
+    // these statements see it. Winners are numbered in batch order.
+    let winners: Vec<&Item> = items
+        .iter()
+        .zip(&inserted)
+        .filter(|(_, n)| **n > 0)
+        .map(|(it, _)| it)
+        .collect();
+    let losers: Vec<&Item> = items
+        .iter()
+        .zip(&inserted)
+        .filter(|(_, n)| **n == 0)
+        .map(|(it, _)| it)
+        .collect();
+    let numbered = super::super::join_all(
+        winners
+            .iter()
+            .map(|it| first_row(tx, &number, vec![&tenant, &it.series, &it.transaction_id])),
+    );
+    let found = super::super::join_all(
+        losers
+            .iter()
+            .map(|it| first_row(tx, &lookup, vec![&tenant, &it.transaction_id])),
+    );
+    let (numbered, found) = tokio::join!(numbered, found);
+    let mut numbered = numbered.into_iter();
+    let mut found = found.into_iter();
+    let mut out = Vec::with_capacity(items.len());
+    for (it, n) in items.iter().zip(&inserted) {
+        if *n > 0 {
+            let doc_no: String = numbered
+                .next()
+                .transpose()
+                .map_err(gate_error("number a document"))?
+                .flatten()
+                .map(|r| r.get(0))
+                .unwrap_or_default();
+            if let (Kind::Void, Some(original)) = (it.kind, &it.references) {
                 tx.execute(
                     "UPDATE posted SET voided_by = $3
                      WHERE tenant = $1 AND transaction_id = $2 AND voided_by IS NULL",
-                    &[&tenant, original, &item.transaction_id],
+                    &[&tenant, original, &it.transaction_id],
                 )
                 .await
-                .map_err(pg("mark the original voided"))?;
+                .map_err(gate_error("mark the original voided"))?;
             }
-            Outcome::Posted(Doc {
-                transaction_id: item.transaction_id.clone(),
+            out.push(Outcome::Posted(Doc {
+                transaction_id: it.transaction_id.clone(),
                 doc_no,
                 posted_at: posted_at.to_owned(),
-            })
+            }));
+            continue;
         }
-    };
-    tx.batch_execute("RELEASE SAVEPOINT item")
-        .await
-        .map_err(pg("release"))?;
-    Ok(outcome)
+        let row = found
+            .next()
+            .transpose()
+            .map_err(gate_error("read the posted document"))?
+            .flatten();
+        out.push(match row {
+            Some(r) => {
+                let fingerprint: String = r.get(0);
+                if fingerprint == it.fingerprint {
+                    Outcome::Replayed(Doc {
+                        transaction_id: it.transaction_id.clone(),
+                        doc_no: r.get::<_, Option<String>>(1).unwrap_or_default(),
+                        posted_at: r.get(2),
+                    })
+                } else {
+                    Outcome::Mismatch
+                }
+            }
+            // Not this id: the lane's receipt number is live under another.
+            None => {
+                let holder: Option<String> = tx
+                    .query_opt(
+                        "SELECT transaction_id FROM posted
+                         WHERE tenant = $1 AND lane_id = $2 AND series = $3
+                           AND receipt_no = $4 AND voided_by IS NULL",
+                        &[&tenant, &it.lane_id, &it.series, &it.receipt_no],
+                    )
+                    .await
+                    .map_err(gate_error("find the receipt number's holder"))?
+                    .map(|r| r.get(0));
+                Outcome::ReceiptConflict {
+                    holder: holder.unwrap_or_default(),
+                }
+            }
+        });
+    }
+    Ok(out)
 }

@@ -1,0 +1,79 @@
+//! What the benchmarks share: a lane's configuration and a backlog of
+//! sales stored straight into its store.
+
+use std::sync::Arc;
+
+use laned::clock::SystemClock;
+use laned::config::{Config, Secret};
+use laned::contract::Kind;
+use laned::daemon::Daemon;
+use laned::store::{NewSale, sha256_hex};
+use uuid::Uuid;
+
+/// Lane "BENCH" in `dir`, delivering to `backend_url` (if any) in batches
+/// of `batch`, with the token "bench".
+pub fn config(dir: &std::path::Path, backend_url: Option<String>, batch: usize) -> Config {
+    let mut c = Config::defaults("BENCH", dir).expect("default config");
+    c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.log_level = "warn".into();
+    c.backend_url = backend_url;
+    c.drain.batch_size = batch;
+    c.drain.backend_token = Some(Secret::new("bench"));
+    c
+}
+
+/// Stores `n` sales straight into a lane's store (no back-end yet).
+pub async fn backlog(dir: &std::path::Path, n: usize) {
+    let d = Daemon::start(&config(dir, None, 100), Arc::new(SystemClock::new()))
+        .await
+        .expect("start");
+    let store = d.store().clone();
+    let callers = 32;
+    let mut tasks = vec![];
+    for c in 0..callers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (c..n).step_by(callers) {
+                let price = 100 + (i % 900) as i64;
+                // A valid sale in canonical form, as the till API would
+                // store it (salemap checks it again).
+                let doc = serde_json::json!({"kind": "sale", "references": null,
+                    "business_date": "2026-11-22", "occurred_at": "2026-11-22T14:03:11+03:00",
+                    "currency": "KES", "cashier": "E042",
+                    "lines": [{"sku": format!("SKU{i}"), "name": "Milk 1L", "quantity": "2",
+                               "unit_price": price, "discount": 0, "tax_code": "A", "amount": 2 * price}],
+                    "payments": [{"payment_id": Uuid::new_v4(), "method": "cash", "amount": 2 * price}],
+                    "total": 2 * price, "change": 0,
+                    "till": {"invoice_no": format!("{i}"), "register": "R3"}, "extra": {}});
+                let id = Uuid::new_v4();
+                let sale_json = laned::api::sale::validate(&doc, Some(id))
+                    .expect("a valid sale")
+                    .canonical_json();
+                store
+                    .insert_sale(NewSale {
+                        transaction_id: id,
+                        kind: Kind::Sale,
+                        references: None,
+                        client_key: None,
+                        sale_sha256: sha256_hex(sale_json.as_bytes()),
+                        sale_json,
+                        currency: "KES".into(),
+                        total: 2 * price,
+                        business_date: "2026-11-22".into(),
+                        replay_only: false,
+                    })
+                    .await
+                    .expect("insert");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(d.run(async {
+        let _ = stopped.await;
+    }));
+    let _ = stop.send(());
+    run.await.expect("join").expect("stop");
+}

@@ -143,6 +143,7 @@ impl Daemon {
             config.backend_url.is_some(),
         )
         .await?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         // A guard raised earlier (restored lane) holds until acknowledged.
         let restore = Arc::new(watch::Sender::new(store.restore_guard().await?));
         let (stop_drain, drain_stop_rx) = watch::channel(false);
@@ -154,6 +155,7 @@ impl Daemon {
                 clock.clone(),
                 ceiling.clone(),
                 restore.clone(),
+                metrics.clone(),
                 drain_stop_rx,
             )?),
             None => {
@@ -166,6 +168,7 @@ impl Daemon {
             clock,
             ceiling.clone(),
             restore,
+            metrics,
             config.api_token.clone(),
             admin_token(&config.data_dir)?,
             drain.as_ref().map(|d| d.0.clone()),

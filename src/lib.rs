@@ -14,6 +14,7 @@ pub mod config;
 pub mod contract;
 pub mod daemon;
 pub mod drain;
+pub mod metrics;
 pub mod money;
 pub mod salemap;
 pub mod shutdown;

@@ -47,6 +47,7 @@ struct Shared {
     started: Duration,
     ceiling: Ceiling,
     restore: Arc<watch::Sender<Option<RestoreGuard>>>,
+    metrics: Arc<crate::metrics::Metrics>,
     api_token: Option<Secret>,
     admin_token: Secret,
     drain: Option<DrainHandle>,
@@ -61,6 +62,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         ceiling: Ceiling,
         restore: Arc<watch::Sender<Option<RestoreGuard>>>,
+        metrics: Arc<crate::metrics::Metrics>,
         api_token: Option<Secret>,
         admin_token: Secret,
         drain: Option<DrainHandle>,
@@ -80,6 +82,7 @@ impl AppState {
                 clock,
                 ceiling,
                 restore,
+                metrics,
                 api_token,
                 admin_token,
                 drain,
@@ -109,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sales", post(sales::post_sale).get(sales::list_sales))
         .route("/v1/sales/{id}", put(sales::put_sale).get(sales::get_sale))
         .route("/v1/status", get(status::status))
+        .route("/metrics", get(status::metrics))
         .route("/v1/admin/sync", post(admin::sync))
         .route(
             "/v1/admin/acknowledge-restore",

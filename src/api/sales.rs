@@ -37,10 +37,11 @@ pub(super) async fn put_sale(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let started = s.inner.clock.monotonic();
     super::require_json(&headers)?;
     let id = sale::parse_v4(&id).ok_or_else(|| ApiError::invalid_transaction_id(&id))?;
     let sale = parse_sale(body, Some(id))?;
-    record(&s, id, sale, None).await
+    record(&s, id, sale, None, started).await
 }
 
 /// `POST /v1/sales`: laned mints the id; `Idempotency-Key` or the legacy
@@ -50,6 +51,7 @@ pub(super) async fn post_sale(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let started = s.inner.clock.monotonic();
     super::require_json(&headers)?;
     let key = match headers.get("idempotency-key") {
         None => None,
@@ -59,7 +61,7 @@ pub(super) async fn post_sale(
     let client_key = key
         .map(ClientKey::Idempotency)
         .or_else(|| sale.legacy_fingerprint().map(ClientKey::Legacy));
-    record(&s, Uuid::new_v4(), sale, client_key).await
+    record(&s, Uuid::new_v4(), sale, client_key, started).await
 }
 
 fn idempotency_key(v: &HeaderValue) -> Result<String, ApiError> {
@@ -106,6 +108,7 @@ async fn record(
     id: Uuid,
     sale: Sale,
     client_key: Option<ClientKey>,
+    started: std::time::Duration,
 ) -> Result<Response, ApiError> {
     let by_key = client_key.is_some();
     // A suspended lane still answers a repeat of a sale it stored before.
@@ -136,6 +139,8 @@ async fn record(
             if let Ok(at) = row.recorded_at.parse() {
                 s.ceiling().sale_recorded(at);
             }
+            let took = s.inner.clock.monotonic().saturating_sub(started);
+            s.inner.metrics.sale_recorded(took.as_secs_f64());
             tracing::debug!(transaction_id = %row.transaction_id, receipt = %receipt_label(&row.series, row.receipt_no), seq = row.seq, "sale recorded");
             (StatusCode::CREATED, row)
         }

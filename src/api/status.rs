@@ -2,6 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -160,4 +162,34 @@ pub(super) async fn status(State(s): State<AppState>) -> Result<Json<impl Serial
         restored_from_old_copy: s.restore_guard(),
         backend,
     }))
+}
+
+/// `GET /metrics`: the Prometheus (OpenMetrics) text format.
+pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let c = s.store().status_counts().await?;
+    let now = s.inner.clock.wall();
+    let oldest_pending_age = c
+        .oldest_pending_recorded_at
+        .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+        .map_or(0, |t| now.duration_since(t).as_secs().max(0));
+    let snap = s.ceiling().snapshot();
+    let g = crate::metrics::Gauges {
+        by_state: c
+            .by_state
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
+        oldest_pending_age,
+        offline_seconds: i64::try_from(snap.offline.as_secs()).unwrap_or(i64::MAX),
+        lane_state: Some(snap.state),
+    };
+    let body = s.inner.metrics.render(&g);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
 }

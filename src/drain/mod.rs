@@ -103,6 +103,7 @@ struct Drain {
     restore: Arc<watch::Sender<Option<RestoreGuard>>>,
     /// The back-end's receipt numbers were compared since start.
     numbers_checked: bool,
+    metrics: Arc<crate::metrics::Metrics>,
     backoff: Backoff,
     /// The back-end has no batch route: send single PUTs from now on.
     single: bool,
@@ -114,6 +115,7 @@ struct Drain {
 }
 
 /// Starts the drain for the back-end at `backend_url`.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     store: Store,
     backend_url: &str,
@@ -121,6 +123,7 @@ pub fn spawn(
     clock: Arc<dyn Clock>,
     ceiling: Ceiling,
     restore: Arc<watch::Sender<Option<RestoreGuard>>>,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(DrainHandle, tokio::task::JoinHandle<()>), ClientError> {
     let client = Arc::new(BackendClient::new(
@@ -159,6 +162,7 @@ pub fn spawn(
         ceiling,
         restore,
         numbers_checked: false,
+        metrics,
         single: false,
     };
     Ok((handle, tokio::spawn(drain.run(shutdown))))
@@ -435,6 +439,9 @@ impl Drain {
             .iter()
             .filter(|a| matches!(a.outcome, Outcome::Posted { .. }))
             .count();
+        for a in &answers {
+            self.metrics.attempt(a.outcome.kind());
+        }
         self.store.record_delivery(deliveries, state).await?;
         tracing::debug!(sent = sales.len(), posted, "delivery round recorded");
         if self.ceiling.tracks_unsent() {

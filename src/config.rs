@@ -716,6 +716,23 @@ fn ceiling_config(
     Ok(CeilingConfig { limits, time_zone })
 }
 
+/// The data directory alone, for commands that read a lane's database
+/// without running it (no lane id needed): flag or `LANED_DATA_DIR`, then
+/// the config file, then the platform default.
+pub fn data_dir(args: &ConfigArgs) -> Result<PathBuf, ConfigError> {
+    if let Some(d) = &args.data_dir {
+        return Ok(d.clone());
+    }
+    let file = match &args.config {
+        Some(path) => read_file(path)?,
+        None => ConfigFile::default(),
+    };
+    match file.data_dir {
+        Some(d) => Ok(d),
+        None => default_data_dir(),
+    }
+}
+
 /// Reads and parses a config file, refusing unknown keys.
 pub fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -3,6 +3,7 @@
 
 mod demo;
 mod serve;
+mod status;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,8 @@ enum Command {
     Serve(Box<serve::Args>),
     /// Try laned: a lane with an embedded salemap back-end, nothing else needed.
     Demo(demo::Args),
+    /// Show the lane's state from its database, whether the daemon runs or not.
+    Status(Box<status::Args>),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Demo(args) => demo::run(args),
+        Command::Status(args) => status::run(*args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

@@ -1,0 +1,84 @@
+//! The lane database read directly, without the daemon: what support
+//! needs most when laned is down (and what works beside a running laned,
+//! since WAL lets readers in). The connection is read-only and
+//! `query_only`; nothing here can write.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::read::{self, StatusCounts};
+use super::{
+    DB_FILE, DrainState, Mode, RestoreGuard, StoreError, drain, lane_clock, migrate, open, restore,
+};
+use crate::ceiling::Checkpoint;
+
+/// A read-only view of a lane database.
+pub struct ReadOnly {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl ReadOnly {
+    /// Opens `data_dir`'s database read-only. Refuses a missing, foreign
+    /// or newer database, and one an older laned has not yet migrated.
+    pub fn open(data_dir: &Path) -> Result<ReadOnly, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.is_file() {
+            return Err(StoreError::Unsupported(format!(
+                "there is no lane database at {} (check --data-dir)",
+                path.display()
+            )));
+        }
+        let conn = open::open(&path, Mode::ReadOnly)?;
+        let h = migrate::header(&conn)?;
+        migrate::check_compatible(h, &path)?;
+        if h.user_version < migrate::latest() {
+            return Err(StoreError::Unsupported(format!(
+                "{} is at schema version {}, older than this laned's {}; start the lane's \
+                 daemon once to upgrade it",
+                path.display(),
+                h.user_version,
+                migrate::latest()
+            )));
+        }
+        Ok(ReadOnly { conn, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The lane id recorded in the database.
+    pub fn lane_id(&self) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM lane_meta WHERE key = 'lane_id'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| StoreError::sqlite("read the lane id", e))
+    }
+
+    /// Counts and sums, as `/v1/status` shows them.
+    pub fn status_counts(&self) -> Result<StatusCounts, StoreError> {
+        read::status_counts(&self.conn)
+    }
+
+    /// The drain's lane-level state.
+    pub fn drain_state(&self) -> Result<DrainState, StoreError> {
+        drain::drain_state(&self.conn)
+    }
+
+    /// The restored-lane guard, if raised.
+    pub fn restore_guard(&self) -> Result<Option<RestoreGuard>, StoreError> {
+        restore::active(&self.conn)
+    }
+
+    /// The offline clock's last checkpoint.
+    pub fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        lane_clock::load(&self.conn)
+    }
+}

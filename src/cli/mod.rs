@@ -2,6 +2,7 @@
 //! edge, the only place that uses `anyhow` and chooses exit codes.
 
 mod demo;
+mod sales;
 mod serve;
 mod status;
 
@@ -39,6 +40,8 @@ enum Command {
     Demo(demo::Args),
     /// Show the lane's state from its database, whether the daemon runs or not.
     Status(Box<status::Args>),
+    /// Find and explain sales from the database, whether the daemon runs or not.
+    Sales(Box<sales::Args>),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Status(args) => status::run(*args),
+        Command::Sales(args) => sales::run(*args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
@@ -63,6 +67,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     use laned::store::StoreError;
     for cause in e.chain() {
         if cause.is::<laned::config::ConfigError>()
+            || cause.is::<sales::BadArgument>()
             || matches!(
                 cause.downcast_ref::<laned::drain::ClientError>(),
                 Some(laned::drain::ClientError::BadUrl { .. })

@@ -27,7 +27,7 @@ use crate::clock::Clock;
 pub use drain::{AttemptRecord, Candidate, Delivery, DrainState, Plan, Policy};
 pub use lock::{InstanceLock, LOCK_FILE};
 pub use migrate::{MIGRATIONS, latest as latest_schema_version};
-pub use offline::ReadOnly;
+pub use offline::{Attempt, ReadOnly};
 pub use open::{APPLICATION_ID, Mode, open as open_connection};
 pub use read::{ListFilter, SaleRow, StatusCounts};
 pub use restore::{Behind, RestoreGuard};

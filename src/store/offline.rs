@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::read::{self, StatusCounts};
+use serde::Serialize;
+
+use super::read::{self, ListFilter, SaleRow, StatusCounts};
 use super::{
     DB_FILE, DrainState, Mode, RestoreGuard, StoreError, drain, lane_clock, migrate, open, restore,
 };
@@ -81,4 +83,53 @@ impl ReadOnly {
     pub fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
         lane_clock::load(&self.conn)
     }
+
+    /// One sale.
+    pub fn sale(&self, id: uuid::Uuid) -> Result<Option<SaleRow>, StoreError> {
+        read::sale_by_id(&self.conn, id)
+    }
+
+    /// A page of sales in lane order.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<SaleRow>, StoreError> {
+        read::list(&self.conn, filter)
+    }
+
+    /// Every delivery attempt of the sale with `seq`, oldest first.
+    pub fn attempts(&self, seq: i64) -> Result<Vec<Attempt>, StoreError> {
+        let q = || -> rusqlite::Result<Vec<Attempt>> {
+            let mut st = self.conn.prepare(
+                "SELECT started_at, duration_ms, outcome, http_status, error_code, message
+                 FROM attempts WHERE seq = ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map([seq], |r| {
+                Ok(Attempt {
+                    started_at: r.get(0)?,
+                    duration_ms: r.get(1)?,
+                    outcome: r.get(2)?,
+                    http_status: r.get(3)?,
+                    error_code: r.get(4)?,
+                    message: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        };
+        q().map_err(|e| StoreError::sqlite("read the attempts", e))
+    }
+}
+
+/// One delivery attempt of a sale, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    /// When it started (UTC).
+    pub started_at: String,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// posted, stuck, retry or lane_fault.
+    pub outcome: String,
+    /// The HTTP status, when there was one.
+    pub http_status: Option<i64>,
+    /// The back-end's (or the transport's) error code.
+    pub error_code: Option<String>,
+    /// Its message.
+    pub message: Option<String>,
 }

@@ -1,0 +1,153 @@
+//! `laned status` reads the lane's database directly: it works beside a
+//! running daemon and, what support needs most, when the daemon is down.
+
+mod common;
+
+use common::{RealLane, client};
+use serde_json::Value;
+use uuid::Uuid;
+
+fn status(dir: &std::path::Path, json: bool) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(common::laned_bin());
+    cmd.arg("status")
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("LANED_CONFIG");
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.output().expect("laned status");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reads_the_database_with_the_daemon_running_and_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lane = RealLane::spawn(dir.path(), "L03", &[]).expect("starts");
+    let http = client();
+    for _ in 0..2 {
+        let r = http
+            .put(format!("{}/v1/sales/{}", lane.base, Uuid::new_v4()))
+            .json(&common::sale())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let d = dir.path().to_owned();
+        move || status(&d, true)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let running: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(running["lane_id"], "L03");
+    assert_eq!(running["counts"]["pending"], 2);
+    assert_eq!(running["pending_amount"]["KES"], 50_000);
+    assert_eq!(running["last_receipt_no"]["L03"], 2);
+
+    #[cfg(unix)]
+    {
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &lane.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        assert_eq!(lane.wait_exit().code(), Some(0));
+    }
+    #[cfg(not(unix))]
+    lane.kill9();
+    let (code, out, err) = status(dir.path(), true);
+    assert_eq!(code, 0, "{err}");
+    let stopped: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stopped["counts"], running["counts"]);
+    assert!(stopped["offline"]["seconds"].is_u64());
+    let (code, text, _) = status(dir.path(), false);
+    assert_eq!(code, 0);
+    assert!(text.contains("pending 2"), "{text}");
+    assert!(text.contains("last sync          never"), "{text}");
+
+    // No database there: a clear refusal, exit 1.
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = status(empty.path(), true);
+    assert_eq!(code, 1);
+    assert!(err.contains("no lane database"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sales_list_and_show_explain_a_stuck_sale_with_the_daemon_stopped() {
+    use common::backend::{Backend, Reply};
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some("t")).await;
+    let mut cfg = common::config(dir.path());
+    cfg.backend_url = Some(backend.url.clone());
+    cfg.drain.backend_token = Some(common::secret("t"));
+    let lane = common::Lane::start_with(cfg).await;
+    let ids = lane.ring(1).await;
+    lane.until("the first is posted", || async {
+        lane.sale_state(&ids[0]).await == "posted"
+    })
+    .await;
+    let more = [Uuid::new_v4().to_string()];
+    backend.script([Reply::RefuseItems(vec![(
+        more[0].clone(),
+        422,
+        "unknown_sku",
+    )])]);
+    let (code, _) = lane.put(&more[0], &common::sale_with("SKU9", 1, 700)).await;
+    assert_eq!(code, 201);
+    lane.until("the second sale is stuck", || async {
+        lane.sale_state(&more[0]).await == "stuck"
+    })
+    .await;
+    lane.stop().await;
+
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::laned_bin())
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("LANED_CONFIG")
+            .output()
+            .expect("laned");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["sales", "list", "--state", "stuck", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert_eq!(lines[0]["transaction_id"], more[0].as_str());
+    let (code, table, _) = run(&["sales", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("L03-000001") && table.contains("L03-000002"),
+        "{table}"
+    );
+    let (code, out, err) = run(&["sales", "show", &more[0]]);
+    assert_eq!(code, 0, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["state"], "stuck");
+    assert_eq!(shown["envelope"]["transaction_id"], more[0].as_str());
+    let history = shown["attempt_history"].as_array().unwrap();
+    assert_eq!(history.len(), 1, "{shown}");
+    assert_eq!(history[0]["outcome"], "stuck");
+    assert_eq!(history[0]["error_code"], "unknown_sku");
+    // Bad input: a clear message and exit 2; an unknown sale: exit 1.
+    assert_eq!(run(&["sales", "list", "--state", "lost"]).0, 2);
+    assert_eq!(run(&["sales", "show", "not-a-uuid"]).0, 2);
+    let (code, _, err) = run(&["sales", "show", &Uuid::new_v4().to_string()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no sale"), "{err}");
+}

@@ -127,11 +127,10 @@ impl Daemon {
             addr: config.listen,
             source,
         })?;
-        lock.describe(&format!(
-            "laned pid {} (lane {}, listening on {addr}, started {})",
-            std::process::id(),
-            config.lane_id,
-            crate::store::fmt_ts(clock.wall())
+        lock.describe(&crate::store::serving_description(
+            &config.lane_id,
+            addr,
+            &crate::store::fmt_ts(clock.wall()),
         ))?;
         // The lane is offline until the drain's first successful exchange;
         // without a back-end, no limit applies.

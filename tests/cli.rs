@@ -151,3 +151,103 @@ async fn sales_list_and_show_explain_a_stuck_sale_with_the_daemon_stopped() {
     assert_eq!(code, 1);
     assert!(err.contains("no sale"), "{err}");
 }
+
+fn laned(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
+    let out = std::process::Command::new(common::laned_bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("LANED_CONFIG")
+        .output()
+        .expect("laned");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_streams_every_sale_as_ndjson_or_csv_with_formulas_defused() {
+    use common::backend::{Backend, Reply};
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some("t")).await;
+    let mut cfg = common::config(dir.path());
+    cfg.backend_url = Some(backend.url.clone());
+    cfg.drain.backend_token = Some(common::secret("t"));
+    let lane = common::Lane::start_with(cfg).await;
+    let posted = lane.ring(1).await;
+    lane.until("posted", || async {
+        lane.sale_state(&posted[0]).await == "posted"
+    })
+    .await;
+    // The back-end refuses one with a message a spreadsheet would run.
+    let stuck = Uuid::new_v4().to_string();
+    backend.script([Reply::RefuseItems(vec![(stuck.clone(), 422, "=1+1")])]);
+    assert_eq!(
+        lane.put(&stuck, &common::sale_with("S2", 1, 300)).await.0,
+        201
+    );
+    lane.until("stuck", || async {
+        lane.sale_state(&stuck).await == "stuck"
+    })
+    .await;
+    lane.stop().await;
+
+    let (code, out, err) = laned(&["export", "--state", "all"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["transaction_id"], posted[0].as_str());
+    assert_eq!(lines[0]["envelope"]["transaction_id"], posted[0].as_str());
+    assert_eq!(lines[1]["state"], "stuck");
+    // NDJSON keeps the back-end's words as they are.
+    assert_eq!(lines[1]["attempts"][0]["error_code"], "=1+1");
+    // The default is the stuck sales.
+    let (_, out, _) = laned(&["export"], dir.path());
+    assert_eq!(out.lines().count(), 1);
+
+    let file = dir.path().join("stuck.csv");
+    let (code, _, err) = laned(
+        &[
+            "export",
+            "--state",
+            "all",
+            "--format",
+            "csv",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("exported 2 sales"), "{err}");
+    let mut r = csv::Reader::from_path(&file).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(&rows[1][col("state")], "stuck");
+    let env: Value = serde_json::from_str(&rows[1][col("envelope")]).unwrap();
+    assert_eq!(env["transaction_id"], stuck.as_str());
+    // In CSV, a cell a spreadsheet would take for a formula is defused.
+    assert_eq!(&rows[1][col("last_error_code")], "'=1+1");
+    assert_eq!(&rows[0][col("last_error_code")], "");
+
+    let (_, out, _) = laned(
+        &[
+            "export",
+            "--state",
+            "all",
+            "--since",
+            "2999-01-01T00:00:00Z",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.lines().count(), 0);
+    assert_eq!(laned(&["export", "--state", "lost"], dir.path()).0, 2);
+    assert_eq!(laned(&["export", "--since", "yesterday"], dir.path()).0, 2);
+}

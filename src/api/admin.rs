@@ -3,11 +3,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
+
+use crate::store::{Operator, RetryTarget, SettleOutcome, valid_doc_no, valid_reason};
 
 use super::{ApiError, AppState, bearer, bearer_matches};
 
@@ -61,23 +63,8 @@ pub(super) async fn acknowledge_restore(
 ) -> Result<Response, ApiError> {
     let actor = authorise(&s, &headers)?;
     super::require_json(&headers)?;
-    let body = body.map_err(|r| {
-        ApiError::invalid_json(&serde_json::Error::io(std::io::Error::other(r.body_text())))
-    })?;
-    let doc: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid_json(&e))?;
-    let reason = doc
-        .get("reason")
-        .and_then(|r| r.as_str())
-        .map(str::trim)
-        .filter(|r| (1..=500).contains(&r.chars().count()))
-        .ok_or_else(|| {
-            ApiError::validation_failed(vec![super::sale::FieldError {
-                field: "reason".into(),
-                message: "must say why, in 1 to 500 characters".into(),
-            }])
-        })?
-        .to_owned();
+    let doc = json_body(body)?;
+    let reason = reason(&doc)?;
     let Some(g) = s
         .store()
         .acknowledge_restore(s.inner.clock.wall(), actor.clone(), reason)
@@ -94,4 +81,136 @@ pub(super) async fn acknowledge_restore(
         Json(json!({"status": "acknowledged", "continues_after": continues_after})),
     )
         .into_response())
+}
+
+fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let body = body.map_err(|r| {
+        ApiError::invalid_json(&serde_json::Error::io(std::io::Error::other(r.body_text())))
+    })?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::invalid_json(&e))
+}
+
+fn field_error(field: &str, message: &str) -> ApiError {
+    ApiError::validation_failed(vec![super::sale::FieldError {
+        field: field.into(),
+        message: message.into(),
+    }])
+}
+
+/// The required `reason`: 1 to 500 characters.
+fn reason(doc: &Value) -> Result<String, ApiError> {
+    doc.get("reason")
+        .and_then(Value::as_str)
+        .and_then(valid_reason)
+        .map(str::to_owned)
+        .ok_or_else(|| field_error("reason", "must say why, in 1 to 500 characters"))
+}
+
+fn settled(outcome: SettleOutcome, what: &str, actor: &str) -> Result<Response, ApiError> {
+    match outcome {
+        SettleOutcome::NotFound(id) => Err(ApiError::sale_not_found(&id)),
+        SettleOutcome::NotStuck {
+            transaction_id,
+            state,
+        } => Err(ApiError::not_stuck(&transaction_id, &state)),
+        SettleOutcome::Done(sales) => {
+            for sale in &sales {
+                tracing::info!(actor = %actor, transaction_id = %sale.transaction_id,
+                    receipt = %sale.receipt, state = sale.state, "{what} by an operator");
+            }
+            Ok((StatusCode::OK, Json(json!({"sales": sales}))).into_response())
+        }
+    }
+}
+
+fn transaction_id(id: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(id)
+        .map(|u| u.to_string())
+        .map_err(|_| ApiError::invalid_transaction_id(id))
+}
+
+/// `POST /v1/admin/sales/{id}/retry` with `{"reason": "..."}`: a stuck sale
+/// goes back to the drain at once; audit-logged.
+pub(super) async fn retry(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let actor = authorise(&s, &headers)?;
+    super::require_json(&headers)?;
+    let id = transaction_id(&id)?;
+    let reason = reason(&json_body(body)?)?;
+    let who = Operator {
+        actor: actor.clone(),
+        reason,
+    };
+    let outcome = s
+        .store()
+        .retry(s.inner.clock.wall(), who, RetryTarget::One(id))
+        .await?;
+    if let Some(drain) = &s.inner.drain {
+        drain.probe();
+    }
+    settled(outcome, "sent back to the drain", &actor)
+}
+
+/// `POST /v1/admin/retry-stuck` with `{"reason": "..."}`: every stuck sale
+/// goes back to the drain; audit-logged one by one.
+pub(super) async fn retry_all_stuck(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let actor = authorise(&s, &headers)?;
+    super::require_json(&headers)?;
+    let reason = reason(&json_body(body)?)?;
+    let who = Operator {
+        actor: actor.clone(),
+        reason,
+    };
+    let outcome = s
+        .store()
+        .retry(s.inner.clock.wall(), who, RetryTarget::AllStuck)
+        .await?;
+    if let Some(drain) = &s.inner.drain {
+        drain.probe();
+    }
+    settled(outcome, "sent back to the drain", &actor)
+}
+
+/// `POST /v1/admin/sales/{id}/resolve` with `{"doc_no": "...", "reason":
+/// "..."}`: a stuck sale was settled by hand; the back-end's document number
+/// is recorded and the sale leaves the backlog; audit-logged.
+pub(super) async fn resolve(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let actor = authorise(&s, &headers)?;
+    super::require_json(&headers)?;
+    let id = transaction_id(&id)?;
+    let doc = json_body(body)?;
+    let doc_no = doc
+        .get("doc_no")
+        .and_then(Value::as_str)
+        .and_then(valid_doc_no)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            field_error(
+                "doc_no",
+                "must be the back-end's document number, 1 to 64 printable characters",
+            )
+        })?;
+    let reason = reason(&doc)?;
+    let who = Operator {
+        actor: actor.clone(),
+        reason,
+    };
+    let outcome = s
+        .store()
+        .resolve(s.inner.clock.wall(), who, id, doc_no)
+        .await?;
+    settled(outcome, "resolved", &actor)
 }

@@ -160,6 +160,18 @@ impl ApiError {
         )
     }
 
+    /// 409 `not_stuck`: only a stuck sale can be retried or resolved.
+    pub fn not_stuck(id: &str, state: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "not_stuck",
+            format!(
+                "Sale {id} is {state}, not stuck: only a stuck sale can be retried or resolved."
+            ),
+        )
+        .with_details(json!({"transaction_id": id, "state": state}))
+    }
+
     /// 403 `forbidden_host`.
     pub fn forbidden_host(host: Option<&str>) -> Self {
         Self::new(

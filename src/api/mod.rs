@@ -118,6 +118,9 @@ pub fn router(state: AppState) -> Router {
             "/v1/admin/acknowledge-restore",
             post(admin::acknowledge_restore),
         )
+        .route("/v1/admin/sales/{id}/retry", post(admin::retry))
+        .route("/v1/admin/sales/{id}/resolve", post(admin::resolve))
+        .route("/v1/admin/retry-stuck", post(admin::retry_all_stuck))
         .fallback(|req: Request| async move { ApiError::no_route(req.uri().path()) })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -2,6 +2,10 @@
 //! edge, the only place that uses `anyhow` and chooses exit codes.
 
 mod demo;
+mod export;
+mod operator;
+mod resolve;
+mod retry;
 mod sales;
 mod serve;
 mod status;
@@ -42,6 +46,12 @@ enum Command {
     Status(Box<status::Args>),
     /// Find and explain sales from the database, whether the daemon runs or not.
     Sales(Box<sales::Args>),
+    /// Export sales with their envelopes and attempts as NDJSON or CSV.
+    Export(Box<export::Args>),
+    /// Send stuck sales back to the drain (audit-logged).
+    Retry(Box<retry::Args>),
+    /// Record a stuck sale as settled by hand with the back-end's document number (audit-logged).
+    Resolve(Box<resolve::Args>),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -52,6 +62,9 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Status(args) => status::run(*args),
         Command::Sales(args) => sales::run(*args),
+        Command::Export(args) => export::run(*args),
+        Command::Retry(args) => retry::run(*args),
+        Command::Resolve(args) => resolve::run(*args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

@@ -13,6 +13,7 @@ mod offline;
 mod open;
 mod read;
 mod restore;
+mod settle;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -25,12 +26,15 @@ use uuid::Uuid;
 use crate::clock::Clock;
 
 pub use drain::{AttemptRecord, Candidate, Delivery, DrainState, Plan, Policy};
-pub use lock::{InstanceLock, LOCK_FILE};
+pub use lock::{InstanceLock, LOCK_FILE, listening_on, serving_description};
 pub use migrate::{MIGRATIONS, latest as latest_schema_version};
 pub use offline::{Attempt, ReadOnly};
 pub use open::{APPLICATION_ID, Mode, open as open_connection};
 pub use read::{ListFilter, SaleRow, StatusCounts};
 pub use restore::{Behind, RestoreGuard};
+pub use settle::{
+    Operator, Outcome as SettleOutcome, RetryTarget, Settled, valid_doc_no, valid_reason,
+};
 pub use writer::{ClientKey, InsertOutcome, NewSale};
 
 /// File name of the lane database inside the data directory.
@@ -444,6 +448,36 @@ impl Store {
         self.inner
             .writer
             .call(move |c, _| restore::acknowledge(c, &now, &actor, &reason))
+            .await
+    }
+
+    /// An operator sends stuck sales back to the drain; audit-logged.
+    pub async fn retry(
+        &self,
+        now: jiff::Timestamp,
+        who: Operator,
+        target: RetryTarget,
+    ) -> Result<SettleOutcome, StoreError> {
+        let now = fmt_ts(now);
+        self.inner
+            .writer
+            .call(move |c, _| settle::retry(c, &now, &who, &target))
+            .await
+    }
+
+    /// An operator records a stuck sale as settled by hand, with the
+    /// back-end's document number; audit-logged.
+    pub async fn resolve(
+        &self,
+        now: jiff::Timestamp,
+        who: Operator,
+        transaction_id: String,
+        doc_no: String,
+    ) -> Result<SettleOutcome, StoreError> {
+        let now = fmt_ts(now);
+        self.inner
+            .writer
+            .call(move |c, _| settle::resolve(c, &now, &who, &transaction_id, &doc_no))
             .await
     }
 

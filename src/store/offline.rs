@@ -94,10 +94,66 @@ impl ReadOnly {
         read::list(&self.conn, filter)
     }
 
+    /// Streams sales in lane order, one consistent snapshot (one read
+    /// transaction), row by row: memory stays flat whatever the count.
+    /// `state` filters (None: all); `since` keeps sales recorded at or after
+    /// it. `each` gets every sale with its attempts; it may stop the export
+    /// by returning an error.
+    pub fn export<E: From<StoreError>>(
+        &self,
+        state: Option<super::SaleState>,
+        since: Option<&str>,
+        mut each: impl FnMut(&SaleRow, &[Attempt]) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(|e| StoreError::sqlite("begin the export", e))?;
+        let sql = format!(
+            "SELECT {} FROM sales WHERE (?1 IS NULL OR state = ?1)
+               AND (?2 IS NULL OR recorded_at >= ?2) ORDER BY seq",
+            read::COLUMNS
+        );
+        let mut st = tx
+            .prepare(&sql)
+            .map_err(|e| StoreError::sqlite("prepare the export", e))?;
+        let mut rows = st
+            .query(rusqlite::params![state.map(|s| s.as_str()), since])
+            .map_err(|e| StoreError::sqlite("run the export", e))?;
+        let mut n = 0;
+        while let Some(r) = rows
+            .next()
+            .map_err(|e| StoreError::sqlite("read the export", e))?
+        {
+            let sale = read::sale_row(r).map_err(|e| StoreError::sqlite("read a sale", e))?;
+            let attempts = self.attempts(sale.seq)?;
+            each(&sale, &attempts)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// How many sales an export with these filters holds.
+    pub fn export_count(
+        &self,
+        state: Option<super::SaleState>,
+        since: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM sales WHERE (?1 IS NULL OR state = ?1)
+                   AND (?2 IS NULL OR recorded_at >= ?2)",
+                rusqlite::params![state.map(|s| s.as_str()), since],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| StoreError::sqlite("count the export", e))
+    }
+
     /// Every delivery attempt of the sale with `seq`, oldest first.
     pub fn attempts(&self, seq: i64) -> Result<Vec<Attempt>, StoreError> {
         let q = || -> rusqlite::Result<Vec<Attempt>> {
-            let mut st = self.conn.prepare(
+            let mut st = self.conn.prepare_cached(
                 "SELECT started_at, duration_ms, outcome, http_status, error_code, message
                  FROM attempts WHERE seq = ?1 ORDER BY id",
             )?;

@@ -58,11 +58,12 @@ pub struct SaleRow {
     pub last_error: Option<String>,
 }
 
-const COLUMNS: &str = "seq, transaction_id, kind, references_id, series, receipt_no, body,
+pub(super) const COLUMNS: &str =
+    "seq, transaction_id, kind, references_id, series, receipt_no, body,
     sale_sha256, currency, total, business_date, recorded_at, state, doc_no, posted_at,
     attempts, next_attempt_at, last_error_code, last_error";
 
-fn sale_row(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
+pub(super) fn sale_row(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
     let state: String = r.get(12)?;
     Ok(SaleRow {
         seq: r.get(0)?,

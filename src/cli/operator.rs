@@ -1,0 +1,167 @@
+//! What `laned retry` and `laned resolve` share: they change the lane
+//! through the running daemon's admin API, or, when no daemon runs, open
+//! the database themselves under the instance lock. Either way the store
+//! does the change and its audit entry in one transaction.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use laned::clock::{Clock, SystemClock};
+use laned::store::{
+    InstanceLock, LaneIdentity, ReadOnly, SettleOutcome, Settled, Store, StoreError,
+};
+use serde_json::Value;
+
+/// The lane an operator command changes.
+pub enum Lane {
+    /// A daemon holds the lock: go through its admin API.
+    Running {
+        /// Its admin API, e.g. `http://127.0.0.1:4510`.
+        base: String,
+        /// The admin token from the data directory.
+        token: String,
+    },
+    /// No daemon: the store, opened under the instance lock.
+    Stopped {
+        /// The store (its writer thread).
+        store: Store,
+        /// Held until the command ends.
+        _lock: InstanceLock,
+    },
+}
+
+/// An operator action the lane refused: no such sale, not stuck, or a bad
+/// argument the daemon caught. Exit code 1 with its sentence.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// Who runs the command, for the audit log: `cli:<login name>`.
+pub fn actor() -> String {
+    let user = ["SUDO_USER", "USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|u| !u.trim().is_empty()));
+    let name: String = user
+        .unwrap_or_else(|| "unknown".into())
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(48)
+        .collect();
+    format!("cli:{name}")
+}
+
+/// Opens the lane for a change: through the daemon if one runs.
+pub async fn open(dir: &Path) -> anyhow::Result<Lane> {
+    // The lane id comes from the database itself (which must exist: an
+    // operator command never creates a lane).
+    let lane_id = ReadOnly::open(dir)?
+        .lane_id()?
+        .context("the database has no lane id yet")?;
+    let d = dir.to_owned();
+    let opened = tokio::task::spawn_blocking(move || {
+        let identity = LaneIdentity {
+            series: lane_id.clone(),
+            lane_id,
+        };
+        Store::open(&d, identity, Arc::new(SystemClock::new()) as Arc<dyn Clock>)
+    })
+    .await
+    .context("the store thread failed")?;
+    match opened {
+        Ok((store, lock)) => Ok(Lane::Stopped { store, _lock: lock }),
+        Err(StoreError::Locked { holder, path }) => {
+            let Some(addr) = laned::store::listening_on(&holder) else {
+                return Err(StoreError::Locked { holder, path })
+                    .context("the daemon is starting; try again in a moment");
+            };
+            Ok(Lane::Running {
+                base: format!("http://{}", loopback(addr)),
+                token: admin_token(dir)?,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A daemon listening on every address is reached on loopback.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        other => other,
+    }
+}
+
+fn admin_token(dir: &Path) -> anyhow::Result<String> {
+    let path: PathBuf = dir.join(laned::daemon::ADMIN_TOKEN_FILE);
+    let token = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "a daemon is running; cannot read its admin token {} (run as the service user or root)",
+            path.display()
+        )
+    })?;
+    Ok(token.trim().to_owned())
+}
+
+/// POSTs an admin action to the running daemon; its answer's sales.
+pub async fn post(base: &str, token: &str, path: &str, body: Value) -> anyhow::Result<Vec<Value>> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .context("cannot build an HTTP client")?;
+    let r = http
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .header("x-laned-actor", actor())
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the running daemon at {base}"))?;
+    let status = r.status();
+    let answer: Value = r
+        .json()
+        .await
+        .with_context(|| format!("the daemon at {base} answered {status} without JSON"))?;
+    if !status.is_success() {
+        let message = answer["message"].as_str().unwrap_or("no message");
+        let code = answer["code"].as_str().unwrap_or("?");
+        return Err(Refused(format!("{message} ({code})")).into());
+    }
+    Ok(answer["sales"].as_array().cloned().unwrap_or_default())
+}
+
+/// The sales a direct (daemon stopped) action changed, or why it was refused.
+pub fn outcome(o: SettleOutcome) -> anyhow::Result<Vec<Value>> {
+    match o {
+        SettleOutcome::Done(sales) => Ok(sales.iter().map(to_json).collect()),
+        SettleOutcome::NotFound(id) => {
+            Err(Refused(format!("No sale with transaction id {id} is stored on this lane.")).into())
+        }
+        SettleOutcome::NotStuck {
+            transaction_id,
+            state,
+        } => Err(Refused(format!(
+            "Sale {transaction_id} is {state}, not stuck: only a stuck sale can be retried or resolved."
+        ))
+        .into()),
+    }
+}
+
+fn to_json(s: &Settled) -> Value {
+    serde_json::to_value(s).unwrap_or(Value::Null)
+}
+
+/// A current-thread runtime for one command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}

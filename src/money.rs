@@ -213,3 +213,61 @@ mod tests {
         }
     }
 }
+
+/// Digits after the decimal point of a currency (ISO 4217 minor unit): 0
+/// for yen-like currencies, 3 for the dinars that use fils, 2 otherwise.
+pub fn minor_digits(currency: &str) -> u32 {
+    match currency {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        _ => 2,
+    }
+}
+
+/// An amount in minor units as people read it: `1 234.50 KES`.
+/// Integer arithmetic only.
+pub fn display(minor: i64, currency: &str) -> String {
+    let digits = minor_digits(currency);
+    let unit = 10u64.pow(digits);
+    let abs = minor.unsigned_abs();
+    let (major, fraction) = (abs / unit, abs % unit);
+    let mut grouped = String::new();
+    let text = major.to_string();
+    for (i, c) in text.chars().enumerate() {
+        if i > 0 && (text.len() - i) % 3 == 0 {
+            grouped.push('\u{202f}');
+        }
+        grouped.push(c);
+    }
+    let sign = if minor < 0 { "-" } else { "" };
+    if digits == 0 {
+        format!("{sign}{grouped} {currency}")
+    } else {
+        format!(
+            "{sign}{grouped}.{fraction:0width$} {currency}",
+            width = digits as usize
+        )
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::display;
+
+    #[test]
+    fn amounts_read_with_the_currency_s_own_decimals() {
+        assert_eq!(display(50_000, "KES"), "500.00 KES");
+        assert_eq!(
+            display(123_456_789, "KES"),
+            "1\u{202f}234\u{202f}567.89 KES"
+        );
+        assert_eq!(display(-5, "EUR"), "-0.05 EUR");
+        assert_eq!(display(1500, "JPY"), "1\u{202f}500 JPY");
+        assert_eq!(display(1_234, "KWD"), "1.234 KWD");
+        assert_eq!(
+            display(i64::MIN, "EUR"),
+            "-92\u{202f}233\u{202f}720\u{202f}368\u{202f}547\u{202f}758.08 EUR"
+        );
+    }
+}

@@ -172,6 +172,16 @@ impl ApiError {
         .with_details(json!({"transaction_id": id, "state": state}))
     }
 
+    /// 500 `internal` for a page that could not be rendered.
+    pub fn page_failed(e: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %e, "the status page could not be rendered");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "The status page could not be shown; the error is in laned's log. GET /v1/status has the same figures.",
+        )
+    }
+
     /// 403 `forbidden_host`.
     pub fn forbidden_host(host: Option<&str>) -> Self {
         Self::new(

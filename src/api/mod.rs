@@ -6,6 +6,7 @@
 
 mod admin;
 mod error;
+mod page;
 pub mod sale;
 mod sales;
 mod status;
@@ -111,6 +112,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/transactions", post(sales::new_transaction))
         .route("/v1/sales", post(sales::post_sale).get(sales::list_sales))
         .route("/v1/sales/{id}", put(sales::put_sale).get(sales::get_sale))
+        .route("/", get(page::page))
+        .route("/v1/status/sync", post(page::sync))
         .route("/v1/status", get(status::status))
         .route("/metrics", get(status::metrics))
         .route("/v1/admin/sync", post(admin::sync))

@@ -2,6 +2,8 @@
 //! drain and the reference back-end. Changing them changes the contract:
 //! update `docs/` and the tests in the same commit.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -170,5 +172,62 @@ mod tests {
                 .contains(r#"{"b":1,"a":2}"#)
         );
         assert_eq!(batch_body("L03", []), br#"{"lane_id":"L03","sales":[]}"#);
+    }
+}
+
+/// Count and amounts of one kind of document on one day.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KindTotals {
+    /// Documents.
+    pub count: i64,
+    /// Sum of totals per currency, minor units.
+    pub totals: BTreeMap<String, i64>,
+}
+
+/// What a back-end holds for one lane and business day: the answer to
+/// `GET {base}/v1/lanes/{lane_id}/days/{business_date}` (and what the lane
+/// counts on its side for `laned report`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Day {
+    /// The lane.
+    pub lane_id: String,
+    /// The trading day.
+    pub business_date: String,
+    /// All documents of the day.
+    pub count: i64,
+    /// Sales not voided.
+    pub sales: KindTotals,
+    /// Returns not voided.
+    pub returns: KindTotals,
+    /// Voids.
+    pub voids: KindTotals,
+    /// Sales and returns cancelled by a void.
+    pub voided: KindTotals,
+    /// Sales minus returns, not voided, per currency.
+    pub net: BTreeMap<String, i64>,
+}
+
+impl Day {
+    /// Adds one group of documents (one kind, voided or not, one currency).
+    pub fn add(&mut self, kind: &str, voided: bool, currency: String, count: i64, sum: i64) {
+        self.count += count;
+        let bucket = match (kind, voided) {
+            (_, true) => &mut self.voided,
+            ("sale", _) => &mut self.sales,
+            ("return", _) => &mut self.returns,
+            _ => &mut self.voids,
+        };
+        bucket.count += count;
+        *bucket.totals.entry(currency.clone()).or_default() += sum;
+        let sign = match (kind, voided) {
+            ("sale", false) => 1,
+            ("return", false) => -1,
+            _ => 0,
+        };
+        if sign != 0 {
+            *self.net.entry(currency).or_default() += sign * sum;
+        }
     }
 }

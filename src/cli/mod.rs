@@ -1,9 +1,12 @@
 //! Command-line interface: one module per subcommand. This is the binary's
 //! edge, the only place that uses `anyhow` and chooses exit codes.
 
+mod backup;
 mod demo;
+mod doctor;
 mod export;
 mod operator;
+mod report;
 mod resolve;
 mod retry;
 mod sales;
@@ -26,6 +29,8 @@ pub mod exit {
     pub const LOCKED: u8 = 3;
     /// The database was refused (newer schema, foreign file, other lane).
     pub const DATABASE_REFUSED: u8 = 4;
+    /// `laned report`: the back-end's figures differ from the lane's.
+    pub const DIFFERENCE: u8 = 5;
 }
 
 /// laned: offline-first point-of-sale lane daemon.
@@ -48,6 +53,12 @@ enum Command {
     Sales(Box<sales::Args>),
     /// Export sales with their envelopes and attempts as NDJSON or CSV.
     Export(Box<export::Args>),
+    /// Check the lane's configuration, database, daemon, back-end and clock.
+    Doctor(Box<doctor::Args>),
+    /// Write a consistent, checked copy of the lane database.
+    Backup(Box<backup::Args>),
+    /// One business day on the lane, side by side with the back-end's figures.
+    Report(Box<report::Args>),
     /// Send stuck sales back to the drain (audit-logged).
     Retry(Box<retry::Args>),
     /// Record a stuck sale as settled by hand with the back-end's document number (audit-logged).
@@ -63,6 +74,9 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::run(*args),
         Command::Sales(args) => sales::run(*args),
         Command::Export(args) => export::run(*args),
+        Command::Doctor(args) => doctor::run(*args),
+        Command::Backup(args) => backup::run(*args),
+        Command::Report(args) => report::run(*args),
         Command::Retry(args) => retry::run(*args),
         Command::Resolve(args) => resolve::run(*args),
     };
@@ -79,6 +93,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     use laned::daemon::DaemonError;
     use laned::store::StoreError;
     for cause in e.chain() {
+        if cause.is::<report::Difference>() {
+            return exit::DIFFERENCE;
+        }
         if cause.is::<laned::config::ConfigError>()
             || cause.is::<sales::BadArgument>()
             || matches!(

@@ -165,3 +165,19 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()
         .context("cannot start the async runtime")
 }
+
+/// The lane's configuration as the daemon would load it (file, `LANED_*`
+/// variables, flags), with the lane id taken from the database when none
+/// is given: what `report` and `doctor` need to reach the back-end.
+pub fn config_for(
+    args: &laned::config::ConfigArgs,
+    lane_id: &str,
+) -> anyhow::Result<laned::config::Config> {
+    let mut args = args.clone();
+    if args.lane_id.is_none() {
+        args.lane_id = Some(lane_id.to_owned());
+    }
+    Ok(laned::config::Config::load(&args, |k| {
+        std::env::var(k).ok()
+    })?)
+}

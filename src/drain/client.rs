@@ -340,6 +340,36 @@ impl BackendClient {
     }
 }
 
+impl BackendClient {
+    /// `GET {base}/v1/lanes/{lane_id}/days/{business_date}`: what the
+    /// back-end holds for one lane and business day (`laned report`).
+    pub async fn day(
+        &self,
+        lane_id: &str,
+        business_date: &str,
+        now: jiff::Timestamp,
+    ) -> Result<crate::contract::Day, Answer> {
+        let path = format!("/v1/lanes/{lane_id}/days/{business_date}");
+        let resp = match self.request(reqwest::Method::GET, &path).send().await {
+            Ok(r) => r,
+            Err(e) => return Err(transport(e)),
+        };
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        if status != 200 {
+            return Err(Answer {
+                outcome: classify_failure(status, error_info(&headers, &bytes, now)),
+                http_status: Some(status),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|_| Answer {
+            outcome: bad_response(status),
+            http_status: Some(status),
+        })
+    }
+}
+
 /// A request that got no complete answer.
 fn transport(e: reqwest::Error) -> Answer {
     let code = if e.is_timeout() {

@@ -26,9 +26,10 @@ use crate::store::{
 };
 use backoff::Backoff;
 use classify::Outcome;
-use client::{Answer, BackendClient, BatchAnswer};
+use client::BatchAnswer;
 
-pub use client::ClientError;
+pub use classify::Outcome as DeliveryOutcome;
+pub use client::{Answer, BackendClient, ClientError};
 
 /// How long the drain waits before trying again after its own store failed
 /// (a busy or full disk); the back-end is not to blame, so no backoff state.

@@ -5,6 +5,7 @@
 //! Reads go through a small pool of read-only connections, so status and
 //! listing never wait for the writer.
 
+mod backup;
 mod drain;
 mod lane_clock;
 mod lock;
@@ -25,10 +26,11 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 
+pub use backup::BackupSummary;
 pub use drain::{AttemptRecord, Candidate, Delivery, DrainState, Plan, Policy};
 pub use lock::{InstanceLock, LOCK_FILE, listening_on, serving_description};
 pub use migrate::{MIGRATIONS, latest as latest_schema_version};
-pub use offline::{Attempt, ReadOnly};
+pub use offline::{Attempt, LaneDay, ReadOnly};
 pub use open::{APPLICATION_ID, Mode, open as open_connection};
 pub use read::{ListFilter, SaleRow, StatusCounts};
 pub use restore::{Behind, RestoreGuard};

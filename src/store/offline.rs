@@ -17,7 +17,7 @@ use crate::ceiling::Checkpoint;
 
 /// A read-only view of a lane database.
 pub struct ReadOnly {
-    conn: Connection,
+    pub(super) conn: Connection,
     path: PathBuf,
 }
 
@@ -133,6 +133,52 @@ impl ReadOnly {
         Ok(n)
     }
 
+    /// One business day as the lane holds it, for `laned report`: every
+    /// document, the ones delivered (posted, or resolved by hand), and
+    /// counts and net amounts per state.
+    pub fn day(&self, business_date: &str) -> Result<LaneDay, StoreError> {
+        let q = || -> rusqlite::Result<LaneDay> {
+            let mut day = LaneDay::default();
+            day.all.business_date = business_date.to_owned();
+            day.delivered.business_date = business_date.to_owned();
+            let mut st = self.conn.prepare(
+                "SELECT s.kind, s.state, s.currency,
+                        EXISTS (SELECT 1 FROM sales v WHERE v.kind = 'void'
+                                AND v.references_id = s.transaction_id),
+                        EXISTS (SELECT 1 FROM sales v WHERE v.kind = 'void'
+                                AND v.references_id = s.transaction_id
+                                AND v.state IN ('posted', 'resolved')),
+                        COUNT(*), SUM(s.total)
+                 FROM sales s WHERE s.business_date = ?1
+                 GROUP BY 1, 2, 3, 4, 5",
+            )?;
+            let mut rows = st.query([business_date])?;
+            while let Some(r) = rows.next()? {
+                let (kind, state, currency): (String, String, String) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?);
+                let (voided, voided_delivered): (bool, bool) = (r.get(3)?, r.get(4)?);
+                let (count, sum): (i64, i64) = (r.get(5)?, r.get(6)?);
+                day.all.add(&kind, voided, currency.clone(), count, sum);
+                if state == "posted" || state == "resolved" {
+                    day.delivered
+                        .add(&kind, voided_delivered, currency.clone(), count, sum);
+                }
+                let by = day.by_state.entry(state).or_default();
+                by.count += count;
+                let sign = match kind.as_str() {
+                    "sale" => 1,
+                    "return" => -1,
+                    _ => 0,
+                };
+                if sign != 0 {
+                    *by.totals.entry(currency).or_default() += sign * sum;
+                }
+            }
+            Ok(day)
+        };
+        q().map_err(|e| StoreError::sqlite("read the business day", e))
+    }
+
     /// How many sales an export with these filters holds.
     pub fn export_count(
         &self,
@@ -171,6 +217,18 @@ impl ReadOnly {
         };
         q().map_err(|e| StoreError::sqlite("read the attempts", e))
     }
+}
+
+/// A business day on the lane (see [`ReadOnly::day`]).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LaneDay {
+    /// Every document the lane recorded for the day.
+    pub all: crate::contract::Day,
+    /// The documents the back-end confirmed (posted) or that were settled
+    /// by hand (resolved): what the back-end should hold.
+    pub delivered: crate::contract::Day,
+    /// Count and net amount (sales minus returns) per sale state.
+    pub by_state: std::collections::BTreeMap<String, crate::contract::KindTotals>,
 }
 
 /// One delivery attempt of a sale, as recorded.

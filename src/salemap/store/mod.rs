@@ -147,58 +147,7 @@ pub struct Stored {
     pub envelope: Box<serde_json::value::RawValue>,
 }
 
-/// Count and amounts of one kind of document on one day.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct KindTotals {
-    /// Documents.
-    pub count: i64,
-    /// Sum of totals per currency, minor units.
-    pub totals: BTreeMap<String, i64>,
-}
-
-/// What salemap holds for one lane and business day.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Day {
-    /// The lane.
-    pub lane_id: String,
-    /// The trading day.
-    pub business_date: String,
-    /// All documents of the day.
-    pub count: i64,
-    /// Sales not voided.
-    pub sales: KindTotals,
-    /// Returns not voided.
-    pub returns: KindTotals,
-    /// Voids.
-    pub voids: KindTotals,
-    /// Sales and returns cancelled by a void.
-    pub voided: KindTotals,
-    /// Sales minus returns, not voided, per currency.
-    pub net: BTreeMap<String, i64>,
-}
-
-impl Day {
-    /// Adds one group of documents (one kind, voided or not, one currency).
-    fn add(&mut self, kind: &str, voided: bool, currency: String, count: i64, sum: i64) {
-        self.count += count;
-        let bucket = match (kind, voided) {
-            (_, true) => &mut self.voided,
-            ("sale", _) => &mut self.sales,
-            ("return", _) => &mut self.returns,
-            _ => &mut self.voids,
-        };
-        bucket.count += count;
-        *bucket.totals.entry(currency.clone()).or_default() += sum;
-        let sign = match (kind, voided) {
-            ("sale", false) => 1,
-            ("return", false) => -1,
-            _ => 0,
-        };
-        if sign != 0 {
-            *self.net.entry(currency).or_default() += sign * sum;
-        }
-    }
-}
+pub use crate::contract::{Day, KindTotals};
 
 /// Which post transactions a test makes roll back, by ordinal (from 1).
 pub type AbortRule = Box<dyn Fn(u64) -> bool + Send>;

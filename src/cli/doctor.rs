@@ -1,0 +1,383 @@
+//! `laned doctor`: is this lane healthy, and if not, what to fix. Checks
+//! the configuration, the data directory, the database (schema and
+//! `PRAGMA integrity_check`), who holds the instance lock and whether that
+//! daemon answers, the admin token, the back-end (reachable, accepts the
+//! lane's token) and the clock against the back-end's. Reads only.
+
+use std::path::Path;
+use std::time::Duration;
+
+use laned::config::ConfigArgs;
+use laned::drain::{BackendClient, DeliveryOutcome};
+use laned::store::ReadOnly;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Options of `laned doctor`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    verdict: Verdict,
+    detail: String,
+}
+
+/// Some checks failed. Exit code 1, after the report.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} check(s) failed")]
+struct Failed(usize);
+
+/// A clock this far from the back-end's is worth a warning.
+const CLOCK_WARN: Duration = Duration::from_secs(60);
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut checks: Vec<Check> = vec![];
+    let mut add = |name, verdict, detail: String| {
+        checks.push(Check {
+            name,
+            verdict,
+            detail,
+        })
+    };
+    let rt = super::operator::runtime()?;
+
+    // The data directory and the database.
+    let dir = match laned::config::data_dir(&args.config) {
+        Ok(d) => d,
+        Err(e) => {
+            add("config", Verdict::Fail, format!("{e}"));
+            return finish(checks, args.json);
+        }
+    };
+    add("data directory", dir_verdict(&dir).0, dir_verdict(&dir).1);
+    let db = match ReadOnly::open(&dir) {
+        Ok(db) => Some(db),
+        Err(e) => {
+            add("database", Verdict::Fail, e.to_string());
+            None
+        }
+    };
+    let lane_id = db.as_ref().and_then(|d| d.lane_id().ok().flatten());
+    if let Some(db) = &db {
+        match db.integrity_check() {
+            Ok(p) if p.is_empty() => add(
+                "database",
+                Verdict::Ok,
+                format!(
+                    "{} (lane {}, schema version {}): integrity check ok",
+                    db.path().display(),
+                    lane_id.as_deref().unwrap_or("?"),
+                    laned::store::latest_schema_version()
+                ),
+            ),
+            Ok(p) => add(
+                "database",
+                Verdict::Fail,
+                format!("integrity check found: {}; restore a backup", p.join("; ")),
+            ),
+            Err(e) => add("database", Verdict::Fail, e.to_string()),
+        }
+    }
+
+    // The configuration, as the daemon would load it.
+    let config = match &lane_id {
+        Some(id) => super::operator::config_for(&args.config, id),
+        None => {
+            laned::config::Config::load(&args.config, |k| std::env::var(k).ok()).map_err(Into::into)
+        }
+    };
+    let config = match config {
+        Ok(c) => {
+            let from = args
+                .config
+                .config
+                .as_ref()
+                .map_or("flags and LANED_* variables".into(), |p| {
+                    p.display().to_string()
+                });
+            let mismatch = lane_id.as_ref().filter(|id| **id != c.lane_id);
+            match mismatch {
+                Some(id) => add(
+                    "config",
+                    Verdict::Fail,
+                    format!(
+                        "lane id {} is configured, but the database is lane {id}",
+                        c.lane_id
+                    ),
+                ),
+                None => add("config", Verdict::Ok, format!("{from}: lane {}", c.lane_id)),
+            }
+            Some(c)
+        }
+        Err(e) => {
+            add("config", Verdict::Fail, format!("{e:#}"));
+            None
+        }
+    };
+
+    // The daemon: who holds the lock, and does it answer?
+    let (verdict, detail) = rt.block_on(daemon(&dir, lane_id.as_deref()));
+    add("daemon", verdict, detail);
+
+    let token = dir.join(laned::daemon::ADMIN_TOKEN_FILE);
+    add(
+        "admin token",
+        private_file(&token).0,
+        private_file(&token).1,
+    );
+
+    // The back-end and the clock.
+    match config
+        .as_ref()
+        .and_then(|c| c.backend_url.clone().map(|u| (c, u)))
+    {
+        None if config.is_some() => add(
+            "back-end",
+            Verdict::Warn,
+            "no backend_url is configured: sales are kept on this till only".into(),
+        ),
+        None => {}
+        Some((c, url)) => {
+            let client = BackendClient::new(
+                &url,
+                &c.lane_id,
+                c.drain.backend_token.clone(),
+                c.drain.request_timeout,
+            );
+            match client {
+                Err(e) => add("back-end", Verdict::Fail, e.to_string()),
+                Ok(client) => {
+                    let now = jiff::Timestamp::now();
+                    match rt.block_on(client.heartbeat(now)) {
+                        Ok(hb) => {
+                            add(
+                                "back-end",
+                                Verdict::Ok,
+                                format!("{url} answers and accepts the lane's token"),
+                            );
+                            let (v, d) = clock(now, &hb.server_time);
+                            add("clock", v, d);
+                        }
+                        Err(a) => {
+                            let (code, message) = match &a.outcome {
+                                DeliveryOutcome::LaneFault { code, message }
+                                | DeliveryOutcome::Stuck { code, message }
+                                | DeliveryOutcome::Retry { code, message, .. } => {
+                                    (code.clone(), message.clone())
+                                }
+                                DeliveryOutcome::Posted { .. } => {
+                                    ("unexpected".into(), "an unexpected answer".into())
+                                }
+                            };
+                            let what = match code.as_str() {
+                                "unauthorized" => "refuses the lane's token",
+                                "forbidden" => "does not allow this lane",
+                                "connect" | "timeout" | "network" => "cannot be reached",
+                                _ => "answers with an error",
+                            };
+                            add(
+                                "back-end",
+                                Verdict::Fail,
+                                format!("{url} {what}: {message} ({code})"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(db) = &db {
+        if let Ok(c) = db.status_counts() {
+            let stuck = c.by_state.get("stuck").copied().unwrap_or(0);
+            let pending = c.by_state.get("pending").copied().unwrap_or(0);
+            let v = if stuck > 0 {
+                Verdict::Warn
+            } else {
+                Verdict::Ok
+            };
+            add(
+                "backlog",
+                v,
+                format!("{pending} pending, {stuck} stuck (laned sales list --state stuck)"),
+            );
+        }
+        if let Ok(cp) = db.checkpoint()
+            && cp.anomalies.count > 0
+        {
+            add(
+                "clock history",
+                Verdict::Warn,
+                format!(
+                    "the till's clock was set back {} time(s); the offline time ignores it",
+                    cp.anomalies.count
+                ),
+            );
+        }
+    }
+    finish(checks, args.json)
+}
+
+fn finish(checks: Vec<Check>, json: bool) -> anyhow::Result<()> {
+    if json {
+        let doc: Value = serde_json::to_value(&checks).unwrap_or(Value::Null);
+        println!("{doc:#}");
+    } else {
+        for c in &checks {
+            let mark = match c.verdict {
+                Verdict::Ok => "ok  ",
+                Verdict::Warn => "WARN",
+                Verdict::Fail => "FAIL",
+            };
+            println!("{mark}  {:<14} {}", c.name, c.detail);
+        }
+    }
+    let failed = checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
+    if failed > 0 {
+        return Err(Failed(failed).into());
+    }
+    Ok(())
+}
+
+fn dir_verdict(dir: &Path) -> (Verdict, String) {
+    match std::fs::metadata(dir) {
+        Err(e) => (Verdict::Fail, format!("{}: {e}", dir.display())),
+        Ok(m) if !m.is_dir() => (
+            Verdict::Fail,
+            format!("{} is not a directory", dir.display()),
+        ),
+        Ok(_m) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = _m.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    return (
+                        Verdict::Warn,
+                        format!(
+                            "{} is {mode:o}: others can read the sales (laned sets 700 at start)",
+                            dir.display()
+                        ),
+                    );
+                }
+            }
+            (Verdict::Ok, dir.display().to_string())
+        }
+    }
+}
+
+fn private_file(path: &Path) -> (Verdict, String) {
+    match std::fs::metadata(path) {
+        Err(_) => (
+            Verdict::Warn,
+            format!(
+                "{} does not exist yet (laned creates it at start)",
+                path.display()
+            ),
+        ),
+        Ok(_m) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = _m.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    return (
+                        Verdict::Fail,
+                        format!("{} is {mode:o}: make it 600", path.display()),
+                    );
+                }
+            }
+            (Verdict::Ok, format!("{} (owner only)", path.display()))
+        }
+    }
+}
+
+/// Whether a daemon holds the lock, and whether it answers on its address.
+async fn daemon(dir: &Path, lane_id: Option<&str>) -> (Verdict, String) {
+    let holder = std::fs::read_to_string(dir.join(laned::store::LOCK_FILE)).unwrap_or_default();
+    let holder = holder.trim();
+    let Some(addr) = laned::store::listening_on(holder) else {
+        return (
+            Verdict::Warn,
+            "not running (no daemon has written its address to the lock file)".into(),
+        );
+    };
+    let http = match reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(h) => h,
+        Err(e) => return (Verdict::Warn, format!("cannot build an HTTP client: {e}")),
+    };
+    let host = match addr {
+        std::net::SocketAddr::V4(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        std::net::SocketAddr::V6(a) if a.ip().is_unspecified() => format!("[::1]:{}", a.port()),
+        a => a.to_string(),
+    };
+    match http.get(format!("http://{host}/v1/status")).send().await {
+        Ok(r) if r.status().is_success() => {
+            let s: Value = r.json().await.unwrap_or(Value::Null);
+            let same = lane_id.is_none_or(|id| s["lane_id"] == id);
+            if same {
+                (
+                    Verdict::Ok,
+                    format!(
+                        "running: {holder}; state {}",
+                        s["lane_state"].as_str().unwrap_or("?")
+                    ),
+                )
+            } else {
+                (
+                    Verdict::Fail,
+                    format!("another lane ({}) answers at {host}", s["lane_id"]),
+                )
+            }
+        }
+        Ok(r) if r.status().as_u16() == 401 => (
+            Verdict::Ok,
+            format!("running: {holder} (its API wants a token)"),
+        ),
+        Ok(r) => (
+            Verdict::Fail,
+            format!("{holder}, but it answers {} on {host}", r.status()),
+        ),
+        Err(_) => (
+            Verdict::Warn,
+            format!("not running (the last one was: {holder})"),
+        ),
+    }
+}
+
+fn clock(now: jiff::Timestamp, server_time: &str) -> (Verdict, String) {
+    let Ok(theirs) = server_time.parse::<jiff::Timestamp>() else {
+        return (
+            Verdict::Warn,
+            format!("the back-end's time {server_time:?} is not readable"),
+        );
+    };
+    let offset = now.duration_since(theirs);
+    let secs = offset.as_secs();
+    let (v, how) = if offset.unsigned_abs() > CLOCK_WARN {
+        (Verdict::Warn, "check the till's time settings")
+    } else {
+        (Verdict::Ok, "within a minute")
+    };
+    (v, format!("{secs:+} s against the back-end's clock: {how}"))
+}

@@ -1,0 +1,272 @@
+//! `laned report --date D`: one business day as the lane holds it (count
+//! and totals by kind and by state) and, when the back-end answers
+//! `GET /v1/lanes/{lane}/days/{date}`, the back-end's figures side by side
+//! with the difference. Reads the database only; works with the daemon
+//! running or not.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use laned::config::{Config, ConfigArgs};
+use laned::contract::{Day, KindTotals};
+use laned::drain::{BackendClient, DeliveryOutcome as Outcome};
+use laned::money::display;
+use laned::store::{LaneDay, ReadOnly};
+use serde_json::json;
+
+/// Options of `laned report`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The business day, e.g. 2026-11-22.
+    #[arg(long, value_name = "DATE")]
+    date: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The day does not reconcile: the back-end's figures differ from what the
+/// lane delivered. Exit code 5.
+#[derive(Debug, thiserror::Error)]
+#[error("the day does not reconcile: {0}")]
+pub struct Difference(pub String);
+
+/// What the back-end said, or why it could not be asked.
+enum Backend {
+    NotConfigured,
+    Failed(String),
+    Answered(Day),
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let date = jiff::civil::Date::strptime("%Y-%m-%d", &args.date)
+        .map_err(|_| {
+            super::sales::BadArgument(format!(
+                "--date {:?}: use a date like 2026-11-22",
+                args.date
+            ))
+        })?
+        .to_string();
+    let db = ReadOnly::open(&laned::config::data_dir(&args.config)?)?;
+    let lane_id = db.lane_id()?.context("the database has no lane id yet")?;
+    let mut lane = db.day(&date)?;
+    lane.all.lane_id = lane_id.clone();
+    lane.delivered.lane_id = lane_id.clone();
+    let config = super::operator::config_for(&args.config, &lane_id)?;
+    let backend = ask_backend(&config, &lane_id, &date)?;
+    let diff = match &backend {
+        Backend::Answered(b) => Some(difference(&lane.delivered, b)),
+        _ => None,
+    };
+    if args.json {
+        let (answer, error) = match &backend {
+            Backend::Answered(d) => (Some(d), None),
+            Backend::Failed(e) => (None, Some(e.as_str())),
+            Backend::NotConfigured => (None, Some("no backend_url is configured")),
+        };
+        let doc = json!({
+            "lane_id": lane_id, "business_date": date, "lane": lane,
+            "backend": answer, "backend_error": error,
+            "difference": diff, "reconciled": diff.as_ref().map(is_zero),
+        });
+        println!("{doc:#}");
+    } else {
+        print!("{}", table(&lane_id, &date, &lane, &backend, diff.as_ref()));
+    }
+    match (&backend, diff) {
+        (Backend::Failed(e), _) => Err(anyhow::anyhow!(
+            "the back-end could not be asked for its figures: {e}"
+        )),
+        (_, Some(d)) if !is_zero(&d) => Err(Difference(summary(&d)).into()),
+        _ => Ok(()),
+    }
+}
+
+fn ask_backend(config: &Config, lane_id: &str, date: &str) -> anyhow::Result<Backend> {
+    let Some(url) = &config.backend_url else {
+        return Ok(Backend::NotConfigured);
+    };
+    let client = BackendClient::new(
+        url,
+        lane_id,
+        config.drain.backend_token.clone(),
+        config.drain.request_timeout,
+    )?;
+    let rt = super::operator::runtime()?;
+    Ok(
+        match rt.block_on(client.day(lane_id, date, jiff::Timestamp::now())) {
+            Ok(d) => Backend::Answered(d),
+            Err(a) => Backend::Failed(describe(&a.outcome, a.http_status)),
+        },
+    )
+}
+
+fn describe(o: &Outcome, status: Option<u16>) -> String {
+    let (code, message) = match o {
+        Outcome::Posted { .. } => ("unexpected", "an unexpected answer"),
+        Outcome::Stuck { code, message }
+        | Outcome::Retry { code, message, .. }
+        | Outcome::LaneFault { code, message } => (code.as_str(), message.as_str()),
+    };
+    match status {
+        Some(s) => format!("{message} ({code}, HTTP {s})"),
+        None => format!("{message} ({code})"),
+    }
+}
+
+/// The back-end's figures minus the lane's delivered ones.
+fn difference(lane: &Day, backend: &Day) -> Day {
+    let kind = |l: &KindTotals, b: &KindTotals| KindTotals {
+        count: b.count - l.count,
+        totals: minus(&b.totals, &l.totals),
+    };
+    Day {
+        lane_id: lane.lane_id.clone(),
+        business_date: lane.business_date.clone(),
+        count: backend.count - lane.count,
+        sales: kind(&lane.sales, &backend.sales),
+        returns: kind(&lane.returns, &backend.returns),
+        voids: kind(&lane.voids, &backend.voids),
+        voided: kind(&lane.voided, &backend.voided),
+        net: minus(&backend.net, &lane.net),
+    }
+}
+
+fn minus(a: &BTreeMap<String, i64>, b: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .map(|k| {
+            let v = a.get(k).copied().unwrap_or(0) - b.get(k).copied().unwrap_or(0);
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+fn is_zero(d: &Day) -> bool {
+    let kind = |k: &KindTotals| k.count == 0 && k.totals.values().all(|v| *v == 0);
+    d.count == 0
+        && kind(&d.sales)
+        && kind(&d.returns)
+        && kind(&d.voids)
+        && kind(&d.voided)
+        && d.net.values().all(|v| *v == 0)
+}
+
+fn summary(d: &Day) -> String {
+    let net: Vec<String> = d
+        .net
+        .iter()
+        .filter(|(_, v)| **v != 0)
+        .map(|(c, v)| display(*v, c))
+        .collect();
+    let docs = match d.count {
+        n if n < 0 => format!(
+            "the back-end holds {} document(s) fewer than the lane delivered",
+            -n
+        ),
+        n if n > 0 => format!("the back-end holds {n} document(s) more than the lane delivered"),
+        _ => {
+            "the back-end holds as many documents as the lane delivered, with other amounts".into()
+        }
+    };
+    if net.is_empty() {
+        docs
+    } else {
+        format!("{docs} (net {})", net.join(", "))
+    }
+}
+
+fn table(
+    lane_id: &str,
+    date: &str,
+    lane: &LaneDay,
+    backend: &Backend,
+    diff: Option<&Day>,
+) -> String {
+    let mut out = String::new();
+    let answered = match backend {
+        Backend::Answered(d) => Some(d),
+        _ => None,
+    };
+    let _ = writeln!(out, "Business day {date}, lane {lane_id}\n");
+    let mut head = format!("{:<20}{:>16}{:>16}", "", "recorded", "delivered");
+    if answered.is_some() {
+        let _ = write!(head, "{:>16}{:>16}", "back-end", "difference");
+    }
+    let _ = writeln!(out, "{}", head.trim_end());
+    let mut row = |name: &str, f: &dyn Fn(&Day) -> String| {
+        let mut line = format!("{name:<20}{:>16}{:>16}", f(&lane.all), f(&lane.delivered));
+        if let (Some(b), Some(d)) = (answered, diff) {
+            let _ = write!(line, "{:>16}{:>16}", f(b), f(d));
+        }
+        let _ = writeln!(out, "{line}");
+    };
+    row("documents", &|d: &Day| d.count.to_string());
+    row("sales", &|d: &Day| d.sales.count.to_string());
+    row("returns", &|d: &Day| d.returns.count.to_string());
+    row("voids", &|d: &Day| d.voids.count.to_string());
+    row("voided", &|d: &Day| d.voided.count.to_string());
+    let mut currencies: BTreeSet<String> = lane.all.net.keys().cloned().collect();
+    if let Some(b) = answered {
+        currencies.extend(b.net.keys().cloned());
+    }
+    for c in &currencies {
+        let c2 = c.clone();
+        row(&format!("net {c}"), &move |d: &Day| {
+            display(d.net.get(&c2).copied().unwrap_or(0), &c2)
+                .trim_end_matches(&format!(" {c2}"))
+                .to_owned()
+        });
+    }
+    let states: Vec<String> = ["posted", "resolved", "pending", "stuck"]
+        .iter()
+        .map(|s| {
+            let t = lane.by_state.get(*s).cloned().unwrap_or_default();
+            let amounts: Vec<String> = t
+                .totals
+                .iter()
+                .filter(|(_, v)| **v != 0)
+                .map(|(c, v)| display(*v, c))
+                .collect();
+            if amounts.is_empty() || t.count == 0 {
+                format!("{s} {}", t.count)
+            } else {
+                format!("{s} {} ({})", t.count, amounts.join(", "))
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "\nOn the lane by state: {}", states.join(", "));
+    let waiting = lane.all.count - lane.delivered.count;
+    if waiting > 0 {
+        let _ = writeln!(
+            out,
+            "Not delivered yet: {waiting} (pending or stuck); they explain recorded minus delivered."
+        );
+    }
+    match (backend, diff) {
+        (Backend::NotConfigured, _) => {
+            let _ = writeln!(out, "Back-end: not asked (no backend_url is configured).");
+        }
+        (Backend::Failed(e), _) => {
+            let _ = writeln!(out, "Back-end: could not be asked: {e}.");
+        }
+        (Backend::Answered(_), Some(d)) if is_zero(d) => {
+            let _ = writeln!(
+                out,
+                "Reconciled: the back-end holds exactly what the lane delivered."
+            );
+        }
+        (Backend::Answered(_), Some(d)) => {
+            let _ = writeln!(
+                out,
+                "DIFFERENCE: {}. `laned sales list --state posted` and `laned sales show ID` find the sales to check.",
+                summary(d)
+            );
+        }
+        (Backend::Answered(_), None) => {}
+    }
+    out
+}

@@ -50,3 +50,34 @@ fn every_config_key_is_in_the_readme() {
         "config keys missing from the README's table: {missing:?}"
     );
 }
+
+#[test]
+fn every_subcommand_is_in_the_readme() {
+    let out = std::process::Command::new(common::laned_bin())
+        .arg("--help")
+        .output()
+        .expect("laned --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    // The "Commands:" block: one subcommand per line, first word.
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .expect("a Commands section")
+        .split("Options:")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 10, "{commands:?}");
+    let readme = readme();
+    let missing: Vec<_> = commands
+        .iter()
+        .filter(|c| !readme.contains(&format!("laned {c}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "subcommands missing from the README: {missing:?}"
+    );
+}

@@ -251,3 +251,50 @@ async fn export_streams_every_sale_as_ndjson_or_csv_with_formulas_defused() {
     assert_eq!(laned(&["export", "--state", "lost"], dir.path()).0, 2);
     assert_eq!(laned(&["export", "--since", "yesterday"], dir.path()).0, 2);
 }
+
+#[test]
+fn support_commands_refuse_a_newer_database_and_wait_for_a_starting_daemon() {
+    // A database from a newer laned: every reading command refuses it with
+    // exit code 4 and leaves it byte-identical.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join(laned::store::DB_FILE);
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(&format!(
+            "CREATE TABLE sales (seq INTEGER PRIMARY KEY); PRAGMA application_id = {};
+             PRAGMA user_version = 99;",
+            laned::store::APPLICATION_ID
+        ))
+        .unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    let out = dir.path().join("copy.db");
+    for args in [
+        vec!["status"],
+        vec!["sales", "list"],
+        vec!["export", "--state", "all"],
+        vec!["backup", "-o", out.to_str().unwrap()],
+        vec!["report", "--date", "2026-11-22"],
+        vec!["retry", "--all-stuck"],
+    ] {
+        let (code, _, err) = laned(&args, dir.path());
+        assert_eq!(code, 4, "{args:?}: {err}");
+        assert!(err.contains("newer"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    assert!(!out.exists());
+
+    // A daemon that holds the lock but has not bound its address yet:
+    // a write waits for it (exit code 3) instead of changing the database.
+    let dir = tempfile::tempdir().unwrap();
+    let lane = RealLane::spawn(dir.path(), "L03", &[]).expect("starts");
+    drop(lane);
+    let mut lock = laned::store::InstanceLock::acquire(dir.path()).unwrap();
+    lock.describe("laned pid 1 (lane L03, starting since 2026-11-23T00:00:00.000Z)")
+        .unwrap();
+    let (code, _, err) = laned(&["retry", "--all-stuck"], dir.path());
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("starting"), "{err}");
+    // Reading commands do not need the lock.
+    assert_eq!(laned(&["status"], dir.path()).0, 0);
+}

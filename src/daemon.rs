@@ -101,6 +101,7 @@ pub struct Daemon {
     ceiling_task: tokio::task::JoinHandle<()>,
     stop_drain: watch::Sender<bool>,
     stop_ceiling: watch::Sender<bool>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Daemon {
@@ -164,7 +165,7 @@ impl Daemon {
         };
         let state = AppState::new(
             store.clone(),
-            clock,
+            clock.clone(),
             ceiling.clone(),
             restore,
             metrics,
@@ -187,6 +188,7 @@ impl Daemon {
             ceiling_task,
             stop_drain,
             stop_ceiling,
+            clock,
         })
     }
 
@@ -218,8 +220,23 @@ impl Daemon {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), DaemonError> {
         let (fired_tx, mut fired) = watch::channel(false);
+        // Under systemd with a watchdog: pings only after a round trip
+        // through the writer thread, so a wedged writer gets us restarted.
+        let watchdog = crate::service::watchdog_interval().map(|interval| {
+            let store = self.store.clone();
+            tokio::spawn(crate::service::watchdog(
+                self.clock.clone(),
+                interval,
+                move || {
+                    let store = store.clone();
+                    async move { store.ping().await }
+                },
+                fired.clone(),
+            ))
+        });
         let shutdown = async move {
             shutdown.await;
+            crate::service::stopping();
             let _ = fired_tx.send(true);
         };
         let serve = api::serve(self.listener, self.state, shutdown);
@@ -240,6 +257,9 @@ impl Daemon {
             }
         };
         tracing::info!("no longer accepting requests; stopping the drain and closing the store");
+        if let Some(w) = watchdog {
+            let _ = w.await;
+        }
         let _ = self.stop_drain.send(true);
         if let Some((_, task)) = self.drain {
             let _ = task.await;

@@ -7,6 +7,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// This build's version and git commit, e.g. `0.1.0 (3f2c9a4e1b7d)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("LANED_GIT_COMMIT"),
+    ")"
+);
+
+/// The git commit this build comes from (`unknown` outside a git checkout).
+pub const GIT_COMMIT: &str = env!("LANED_GIT_COMMIT");
+
 pub mod api;
 pub mod ceiling;
 pub mod clock;
@@ -17,6 +28,7 @@ pub mod drain;
 pub mod metrics;
 pub mod money;
 pub mod salemap;
+pub mod service;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -298,3 +298,43 @@ fn support_commands_refuse_a_newer_database_and_wait_for_a_starting_daemon() {
     // Reading commands do not need the lock.
     assert_eq!(laned(&["status"], dir.path()).0, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_binaries_and_the_status_name_the_version_and_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let lane = RealLane::spawn(dir.path(), "L03", &[]).expect("starts");
+    let status = common::get_json(&client(), &format!("{}/v1/status", lane.base)).await;
+    let want = format!(
+        "{} ({})",
+        status["version"].as_str().unwrap(),
+        status["commit"].as_str().unwrap()
+    );
+    let commit = status["commit"].as_str().unwrap();
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{commit}"
+    );
+    for (bin, name) in [
+        (common::laned_bin(), "laned"),
+        (common::salemap_bin(), "salemap"),
+    ] {
+        let out = std::process::Command::new(bin)
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{name} {want}")
+        );
+    }
+    let page = client()
+        .get(format!("{}/", lane.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&format!("laned {want}")), "{page}");
+}

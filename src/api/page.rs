@@ -176,7 +176,7 @@ pub(super) async fn page(State(s): State<AppState>) -> Result<Response, ApiError
         headline(&snap, s.inner.drain.is_some(), s.restore_guard().is_some());
     let page = Page {
         lane_id: s.store().identity().lane_id.clone(),
-        version: env!("CARGO_PKG_VERSION"),
+        version: crate::VERSION,
         lane_state: snap.state.as_str(),
         tone,
         headline: head,

@@ -16,6 +16,8 @@ struct Status {
     lane_id: String,
     series: String,
     version: &'static str,
+    /// The git commit of this build.
+    commit: &'static str,
     uptime_seconds: u64,
     lane_state: LaneState,
     counts: BTreeMap<&'static str, i64>,
@@ -147,6 +149,7 @@ pub(super) async fn status(State(s): State<AppState>) -> Result<Json<impl Serial
         lane_id: id.lane_id.clone(),
         series: id.series.clone(),
         version: env!("CARGO_PKG_VERSION"),
+        commit: crate::GIT_COMMIT,
         uptime_seconds: s
             .inner
             .clock

@@ -58,6 +58,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let rt = super::operator::runtime()?;
 
+    add("version", Verdict::Ok, format!("laned {}", laned::VERSION));
+
     // The data directory and the database.
     let dir = match laned::config::data_dir(&args.config) {
         Ok(d) => d,
@@ -335,7 +337,20 @@ async fn daemon(dir: &Path, lane_id: Option<&str>) -> (Verdict, String) {
         Ok(r) if r.status().is_success() => {
             let s: Value = r.json().await.unwrap_or(Value::Null);
             let same = lane_id.is_none_or(|id| s["lane_id"] == id);
-            if same {
+            let theirs = format!(
+                "{} ({})",
+                s["version"].as_str().unwrap_or("?"),
+                s["commit"].as_str().unwrap_or("?")
+            );
+            if same && theirs != laned::VERSION {
+                (
+                    Verdict::Warn,
+                    format!(
+                        "running laned {theirs}, but this is {}: restart the service to run the installed one",
+                        laned::VERSION
+                    ),
+                )
+            } else if same {
                 (
                     Verdict::Ok,
                     format!(

@@ -35,7 +35,7 @@ pub mod exit {
 
 /// laned: offline-first point-of-sale lane daemon.
 #[derive(Debug, Parser)]
-#[command(name = "laned", version, about, long_about = None)]
+#[command(name = "laned", version = laned::VERSION, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -43,6 +43,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let _ = writeln!(out, "laned: listening on http://{}", daemon.addr());
         let _ = out.flush();
         drop(out);
+        // The database is open and migrated and the listener bound.
+        laned::service::ready(&format!(
+            "lane {} listening on {}",
+            config.lane_id,
+            daemon.addr()
+        ));
         #[cfg(unix)]
         match (hup, daemon.drain().cloned()) {
             (Ok(hup), Some(drain)) => {

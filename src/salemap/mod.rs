@@ -103,6 +103,7 @@ pub struct Server {
     addr: SocketAddr,
     store: Store,
     state: api::AppState,
+    clock: Arc<dyn Clock>,
 }
 
 impl Server {
@@ -142,13 +143,14 @@ impl Server {
             store.clone(),
             config.lanes.clone(),
             config.tenant.clone(),
-            clock,
+            clock.clone(),
         );
         Ok(Server {
             listener,
             addr,
             store,
             state,
+            clock,
         })
     }
 
@@ -167,10 +169,35 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), SalemapError> {
-        axum::serve(self.listener, api::router(self.state))
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        // Under systemd with a watchdog: pings only after a round trip to
+        // the database (SQLite's writing connection or the PostgreSQL pool).
+        let watchdog = crate::service::watchdog_interval().map(|interval| {
+            let store = self.store.clone();
+            tokio::spawn(crate::service::watchdog(
+                self.clock.clone(),
+                interval,
+                move || {
+                    let store = store.clone();
+                    async move { store.ping().await }
+                },
+                stopped,
+            ))
+        });
+        let shutdown = async move {
+            shutdown.await;
+            crate::service::stopping();
+            let _ = stopping.send(true);
+        };
+        let served = axum::serve(self.listener, api::router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(SalemapError::Serve)
+            .map_err(SalemapError::Serve);
+        if let Some(w) = watchdog {
+            w.abort();
+            let _ = w.await;
+        }
+        served
     }
 }
 

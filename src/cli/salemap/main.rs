@@ -17,7 +17,7 @@ use laned::salemap::{Config, DEFAULT_TENANT, Database, Lanes, Server};
 
 /// salemap: the reference back-end for laned (a posted sale map).
 #[derive(Debug, Parser)]
-#[command(name = "salemap", version, about, long_about = None)]
+#[command(name = "salemap", version = laned::VERSION, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -224,6 +224,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         let _ = writeln!(out, "salemap: listening on http://{}", server.addr());
         let _ = out.flush();
         drop(out);
+        laned::service::ready(&format!("listening on {}", server.addr()));
         server.run(laned::shutdown::signal()).await?;
         tracing::info!("salemap stopped");
         anyhow::Ok(())

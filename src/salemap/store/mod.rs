@@ -225,6 +225,15 @@ impl Store {
         }
     }
 
+    /// A round trip through the store (SQLite's writing connection, or the
+    /// PostgreSQL pool to the server): what the systemd watchdog waits for.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.ping().await,
+            Store::Postgres(s) => s.ping().await,
+        }
+    }
+
     /// Count and totals of one lane's business day.
     pub async fn day(
         &self,

@@ -85,6 +85,16 @@ impl PgStore {
         &self.aborts
     }
 
+    /// A round trip through the pool to the database (the watchdog's check).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .simple_query("SELECT 1")
+            .await
+            .map(drop)
+            .map_err(pg("ping"))
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(StoreError::Pool)
     }

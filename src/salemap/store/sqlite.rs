@@ -194,6 +194,18 @@ impl SqliteStore {
         .await
     }
 
+    /// A round trip through the writing connection (the watchdog's check).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            lock(&writer)
+                .query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(sql("ping"))
+        })
+        .await
+        .map_err(|_| StoreError::Task)?
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,

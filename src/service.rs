@@ -1,0 +1,206 @@
+//! The service manager: systemd's notification protocol (`sd_notify`).
+//! `READY=1` once the database is open, migrated and the listener bound;
+//! `STOPPING=1` when shutdown begins; `WATCHDOG=1` only after a round trip
+//! through the store has succeeded, so a wedged writer (or database pool)
+//! stops the pings and systemd restarts the service. Without
+//! `NOTIFY_SOCKET` (not under systemd, or not on Unix) all of this is a
+//! no-op.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+
+/// Tells the service manager the service is ready, with a status line.
+pub fn ready(status: &str) {
+    send(&[Notice::Ready, Notice::Status(status)]);
+}
+
+/// Tells the service manager shutdown has begun.
+pub fn stopping() {
+    send(&[Notice::Stopping, Notice::Status("stopping")]);
+}
+
+/// The watchdog interval systemd asked for (`WATCHDOG_USEC`, for this
+/// process per `WATCHDOG_PID`), if any.
+pub fn watchdog_interval() -> Option<Duration> {
+    #[cfg(unix)]
+    {
+        sd_notify::watchdog_enabled().filter(|d| !d.is_zero())
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Pings the watchdog every quarter of `interval`, each time only after
+/// `check` (a round trip through the store) succeeded; a failed or stuck
+/// check sends nothing, and is logged. Returns when `stop` turns true.
+pub async fn watchdog<F, Fut, E>(
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    check: F,
+    stop: watch::Receiver<bool>,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    pings(clock, interval, check, stop, || send(&[Notice::Watchdog])).await;
+}
+
+async fn pings<F, Fut, E>(
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    check: F,
+    mut stop: watch::Receiver<bool>,
+    ping: impl Fn(),
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let period = interval / 4;
+    // A check that takes longer than the whole interval is as good as
+    // wedged: systemd will have restarted us by then.
+    loop {
+        let started = clock.monotonic();
+        tokio::select! {
+            r = tokio::time::timeout(interval, check()) => match r {
+                Ok(Ok(())) => ping(),
+                Ok(Err(e)) => tracing::error!(error = %e, "watchdog check failed; not pinging systemd"),
+                Err(_) => tracing::error!("watchdog check did not finish; not pinging systemd"),
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        tokio::select! {
+            () = clock.sleep_until(started + period) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+enum Notice<'a> {
+    Ready,
+    Stopping,
+    Watchdog,
+    Status(&'a str),
+}
+
+fn send(notices: &[Notice<'_>]) {
+    #[cfg(unix)]
+    {
+        let states: Vec<sd_notify::NotifyState<'_>> = notices
+            .iter()
+            .map(|n| match n {
+                Notice::Ready => sd_notify::NotifyState::Ready,
+                Notice::Stopping => sd_notify::NotifyState::Stopping,
+                Notice::Watchdog => sd_notify::NotifyState::Watchdog,
+                Notice::Status(s) => sd_notify::NotifyState::Status(s),
+            })
+            .collect();
+        if let Err(e) = sd_notify::notify(&states) {
+            tracing::warn!(error = %e, "cannot notify the service manager");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = notices;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use tokio::sync::watch;
+
+    use super::pings;
+    use crate::clock::{Clock, ManualClock};
+
+    const INTERVAL: Duration = Duration::from_secs(8);
+
+    async fn run(
+        check: impl Fn() -> std::future::Ready<Result<(), String>> + Send + 'static,
+    ) -> (
+        Arc<AtomicU32>,
+        Arc<ManualClock>,
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let clock = Arc::new(ManualClock::new("2026-11-23T00:00:00Z".parse().unwrap()));
+        let count = Arc::new(AtomicU32::new(0));
+        let (stop, stopped) = watch::channel(false);
+        let c = count.clone();
+        let task = tokio::spawn(pings(
+            clock.clone() as Arc<dyn Clock>,
+            INTERVAL,
+            check,
+            stopped,
+            move || {
+                c.fetch_add(1, Ordering::SeqCst);
+            },
+        ));
+        (count, clock, stop, task)
+    }
+
+    async fn settle() {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn pings_once_per_quarter_interval_while_the_store_answers() {
+        let (count, clock, stop, task) = run(|| std::future::ready(Ok(()))).await;
+        settle().await;
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        clock.advance(INTERVAL / 4 - Duration::from_millis(1));
+        settle().await;
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        clock.advance(Duration::from_millis(1));
+        settle().await;
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+        let _ = stop.send(true);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_gets_no_ping() {
+        let (count, clock, stop, task) =
+            run(|| std::future::ready(Err("the writer is gone".into()))).await;
+        settle().await;
+        clock.advance(INTERVAL);
+        settle().await;
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+        let _ = stop.send(true);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_wedged_store_gets_no_ping() {
+        let clock = Arc::new(ManualClock::new("2026-11-23T00:00:00Z".parse().unwrap()));
+        let count = Arc::new(AtomicU32::new(0));
+        let (stop, stopped) = watch::channel(false);
+        let c = count.clone();
+        let task = tokio::spawn(pings(
+            clock.clone() as Arc<dyn Clock>,
+            INTERVAL,
+            std::future::pending::<Result<(), String>>,
+            stopped,
+            move || {
+                c.fetch_add(1, Ordering::SeqCst);
+            },
+        ));
+        settle().await;
+        clock.advance(INTERVAL);
+        settle().await;
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+        let _ = stop.send(true);
+        task.await.unwrap();
+    }
+}

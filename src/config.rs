@@ -435,6 +435,7 @@ impl Default for DrainConfig {
 fn token(
     flag_file: Option<&Path>,
     env_token: Option<String>,
+    credential: Option<PathBuf>,
     config_file: Option<&Path>,
 ) -> Result<Option<Secret>, ConfigError> {
     if let Some(path) = flag_file {
@@ -450,8 +451,28 @@ fn token(
         }
         return Ok(Some(Secret(t.to_owned())));
     }
+    if let Some(path) = credential.filter(|p| p.is_file()) {
+        // The package creates the credential's source empty: none yet.
+        let empty = std::fs::read_to_string(&path).is_ok_and(|t| t.trim().is_empty());
+        if !empty {
+            return read_token_file(&path).map(Some);
+        }
+    }
     config_file.map(read_token_file).transpose()
 }
+
+/// A credential systemd passed with `LoadCredential=name:…`: the file
+/// `$CREDENTIALS_DIRECTORY/name` (owner-only, never in the environment).
+fn credential(env: &impl Fn(&str) -> Option<String>, name: &str) -> Option<PathBuf> {
+    env("CREDENTIALS_DIRECTORY")
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(&d).join(name))
+}
+
+/// Name of the API token credential (`LoadCredential=api-token:…`).
+pub const API_TOKEN_CREDENTIAL: &str = "api-token";
+/// Name of the back-end token credential (`LoadCredential=backend-token:…`).
+pub const BACKEND_TOKEN_CREDENTIAL: &str = "backend-token";
 
 /// Reads a token file: trimmed, and refused when empty.
 pub fn read_token_file(path: &Path) -> Result<Secret, ConfigError> {
@@ -505,8 +526,8 @@ impl Config {
         args: &ConfigArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let file = match &args.config {
-            Some(path) => read_file(path)?,
+        let file = match config_path(args) {
+            Some(path) => read_file(&path)?,
             None => ConfigFile::default(),
         };
         Self::merge(file, args, env)
@@ -538,7 +559,7 @@ impl Config {
         });
         let data_dir = match args.data_dir.clone().or(file.data_dir) {
             Some(d) => d,
-            None => default_data_dir()?,
+            None => fallback_data_dir(&env)?,
         };
         let lane_id = args
             .lane_id
@@ -568,6 +589,7 @@ impl Config {
         let api_token = token(
             args.api_token_file.as_deref(),
             env("LANED_API_TOKEN"),
+            credential(&env, API_TOKEN_CREDENTIAL),
             file.api_token_file.as_deref(),
         )?;
         if !listen.ip().is_loopback() && api_token.is_none() {
@@ -620,6 +642,7 @@ fn drain_config(
     let backend_token = token(
         args.backend_token_file.as_deref(),
         env("LANED_BACKEND_TOKEN"),
+        credential(env, BACKEND_TOKEN_CREDENTIAL),
         file.backend_token_file.as_deref(),
     )?;
     let backend_token_file = args
@@ -723,14 +746,43 @@ pub fn data_dir(args: &ConfigArgs) -> Result<PathBuf, ConfigError> {
     if let Some(d) = &args.data_dir {
         return Ok(d.clone());
     }
-    let file = match &args.config {
-        Some(path) => read_file(path)?,
+    let file = match config_path(args) {
+        Some(path) => read_file(&path)?,
         None => ConfigFile::default(),
     };
     match file.data_dir {
         Some(d) => Ok(d),
-        None => default_data_dir(),
+        None => fallback_data_dir(&|k: &str| std::env::var(k).ok()),
     }
+}
+
+/// The config file to read: `--config` / `LANED_CONFIG`, else the
+/// packaged default (`LANED_DEFAULT_CONFIG` at build time, e.g.
+/// `/etc/laned/laned.toml` in the Debian package) when it exists. A
+/// development build has no default and reads no file unless told.
+pub fn config_path(args: &ConfigArgs) -> Option<PathBuf> {
+    args.config.clone().or_else(|| {
+        option_env!("LANED_DEFAULT_CONFIG")
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+    })
+}
+
+/// The data directory when neither flag, variable nor file names one:
+/// systemd's `StateDirectory=` (`$STATE_DIRECTORY`), else the packaged
+/// default (`LANED_DEFAULT_DATA_DIR` at build time, `/var/lib/laned` in the
+/// Debian package), else the platform's per-user data directory.
+fn fallback_data_dir(env: &impl Fn(&str) -> Option<String>) -> Result<PathBuf, ConfigError> {
+    if let Some(state) = env("STATE_DIRECTORY")
+        .and_then(|s| s.split(':').next().map(str::to_owned))
+        .filter(|s| !s.is_empty())
+    {
+        return Ok(PathBuf::from(state));
+    }
+    if let Some(d) = option_env!("LANED_DEFAULT_DATA_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    default_data_dir()
 }
 
 /// Reads and parses a config file, refusing unknown keys.
@@ -929,6 +981,58 @@ mod tests {
         .unwrap();
         assert_eq!(c.api_token.as_ref().map(Secret::expose), Some("s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn systemd_credentials_and_state_directory_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("backend-token"), "cred-backend\n").unwrap();
+        std::fs::write(dir.path().join("api-token"), "cred-api").unwrap();
+        let creds = dir.path().display().to_string();
+        let mut a = args("L03");
+        a.data_dir = None;
+        a.listen = Some("0.0.0.0:7410".parse().unwrap());
+        let systemd = |k: &str| match k {
+            "CREDENTIALS_DIRECTORY" => Some(creds.clone()),
+            "STATE_DIRECTORY" => Some("/var/lib/laned".into()),
+            _ => None,
+        };
+        let c = Config::merge(ConfigFile::default(), &a, systemd).unwrap();
+        assert_eq!(c.api_token.as_ref().map(Secret::expose), Some("cred-api"));
+        assert_eq!(
+            c.drain.backend_token.as_ref().map(Secret::expose),
+            Some("cred-backend")
+        );
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/laned"));
+        // A data_dir in the file, and a token in the environment, still win.
+        let file = ConfigFile {
+            data_dir: Some("/srv/lane".into()),
+            ..ConfigFile::default()
+        };
+        let c = Config::merge(file, &a, |k| match k {
+            "LANED_BACKEND_TOKEN" => Some("env-token".into()),
+            other => systemd(other),
+        })
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/lane"));
+        assert_eq!(
+            c.drain.backend_token.as_ref().map(Secret::expose),
+            Some("env-token")
+        );
+        // An empty credential (the package's placeholder) or none at all
+        // is no token.
+        std::fs::write(dir.path().join("backend-token"), "\n").unwrap();
+        let c = Config::merge(ConfigFile::default(), &a, systemd).unwrap();
+        assert!(c.drain.backend_token.is_none());
+        let empty = tempfile::tempdir().unwrap();
+        let e = empty.path().display().to_string();
+        let mut local = args("L03");
+        local.data_dir = None;
+        let c = Config::merge(ConfigFile::default(), &local, |k| {
+            (k == "CREDENTIALS_DIRECTORY").then(|| e.clone())
+        })
+        .unwrap();
+        assert!(c.drain.backend_token.is_none() && c.api_token.is_none());
     }
 
     #[test]

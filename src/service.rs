@@ -19,6 +19,14 @@ pub fn ready(status: &str) {
     send(&[Notice::Ready, Notice::Status(status)]);
 }
 
+/// Tells the service manager a reload (SIGHUP) has begun; [`ready`] ends it.
+pub fn reloading() {
+    send(&[
+        Notice::Reloading,
+        Notice::Status("reloading the configuration"),
+    ]);
+}
+
 /// Tells the service manager shutdown has begun.
 pub fn stopping() {
     send(&[Notice::Stopping, Notice::Status("stopping")]);
@@ -86,6 +94,7 @@ async fn pings<F, Fut, E>(
 
 enum Notice<'a> {
     Ready,
+    Reloading,
     Stopping,
     Watchdog,
     Status(&'a str),
@@ -94,15 +103,22 @@ enum Notice<'a> {
 fn send(notices: &[Notice<'_>]) {
     #[cfg(unix)]
     {
-        let states: Vec<sd_notify::NotifyState<'_>> = notices
+        let mut states: Vec<sd_notify::NotifyState<'_>> = notices
             .iter()
             .map(|n| match n {
                 Notice::Ready => sd_notify::NotifyState::Ready,
+                Notice::Reloading => sd_notify::NotifyState::Reloading,
                 Notice::Stopping => sd_notify::NotifyState::Stopping,
                 Notice::Watchdog => sd_notify::NotifyState::Watchdog,
                 Notice::Status(s) => sd_notify::NotifyState::Status(s),
             })
             .collect();
+        // systemd wants the time with RELOADING=1, to tell reloads apart.
+        if notices.iter().any(|n| matches!(n, Notice::Reloading))
+            && let Ok(now) = sd_notify::NotifyState::monotonic_usec_now()
+        {
+            states.push(now);
+        }
         if let Err(e) = sd_notify::notify(&states) {
             tracing::warn!(error = %e, "cannot notify the service manager");
         }

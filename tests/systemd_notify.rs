@@ -37,7 +37,7 @@ fn recv(sock: &UnixDatagram, within: Duration) -> Option<String> {
 /// Runs `program args…` as systemd would start the unit's `ExecStart`
 /// (`WATCHDOG_PID` is the service's own pid: `exec` keeps the shell's) and
 /// checks the whole notification sequence.
-fn notifies_like_a_systemd_service(program: &str, args: &[String], port: u16) {
+fn notifies_like_a_systemd_service(program: &str, args: &[String], port: u16, reloads: bool) {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&socket).unwrap();
@@ -77,8 +77,36 @@ fn notifies_like_a_systemd_service(program: &str, args: &[String], port: u16) {
         assert_eq!(ping.trim_end(), "WATCHDOG=1");
     }
 
-    // SIGTERM: STOPPING=1 (after any ping already on its way), then exit 0.
     let pid = child.id().to_string();
+    // A reload (SIGHUP) is announced, with the time, and ended by READY=1.
+    if reloads {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut seen = vec![];
+        while !seen
+            .iter()
+            .any(|n: &String| n.lines().any(|l| l == "READY=1"))
+        {
+            let n = recv(&sock, Duration::from_secs(60)).expect("a notification after SIGHUP");
+            seen.push(n);
+        }
+        let reload = seen
+            .iter()
+            .position(|n| n.lines().any(|l| l == "RELOADING=1"))
+            .unwrap_or_else(|| panic!("no RELOADING=1 in {seen:?}"));
+        assert!(seen[reload].contains("MONOTONIC_USEC="), "{seen:?}");
+        assert!(
+            seen[reload + 1..].iter().any(|n| n.contains("READY=1")),
+            "{seen:?}"
+        );
+    }
+
+    // SIGTERM: STOPPING=1 (after any ping already on its way), then exit 0.
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -114,7 +142,7 @@ fn laned_notifies_ready_watchdog_and_stopping() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    notifies_like_a_systemd_service(common::laned_bin(), &args, port);
+    notifies_like_a_systemd_service(common::laned_bin(), &args, port, true);
 }
 
 #[test]
@@ -132,7 +160,7 @@ fn salemap_notifies_ready_watchdog_and_stopping() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    notifies_like_a_systemd_service(common::salemap_bin(), &args, port);
+    notifies_like_a_systemd_service(common::salemap_bin(), &args, port, false);
 }
 
 /// Runs `laned serve` until ready with stderr in `log`, `JOURNAL_STREAM`

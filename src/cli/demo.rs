@@ -74,6 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config.drain.backend_token = Some(Secret::new(token));
         let daemon = Daemon::start(&config, clock).await?;
         let addr = daemon.addr();
+        let shutdown = laned::shutdown::signal();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "laned: listening on http://{addr}");
         let _ = writeln!(
@@ -98,7 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }));
         // The lane stops first (its drain may be mid-exchange), then the
         // back-end.
-        let lane = daemon.run(laned::shutdown::signal()).await;
+        let lane = daemon.run(shutdown).await;
         let _ = stop_tx.send(true);
         let backend = backend_task.await.context("the back-end task failed")?;
         lane?;

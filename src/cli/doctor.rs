@@ -107,10 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let config = match config {
         Ok(c) => {
-            let from = args
-                .config
-                .config
-                .as_ref()
+            let from = laned::config::config_path(&args.config)
                 .map_or("flags and LANED_* variables".into(), |p| {
                     p.display().to_string()
                 });

@@ -37,6 +37,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // installed, SIGHUP's default action would end the daemon.
         #[cfg(unix)]
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        // Signal handlers first: a SIGTERM right after readiness must be a
+        // clean shutdown.
+        let shutdown = laned::shutdown::signal();
         // The readiness line on stdout: scripts and tests wait for it
         // (logs go to stderr).
         let mut out = std::io::stdout().lock();
@@ -50,14 +53,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             daemon.addr()
         ));
         #[cfg(unix)]
-        match (hup, daemon.drain().cloned()) {
-            (Ok(hup), Some(drain)) => {
-                tokio::spawn(reload_on_sighup(hup, args.config.clone(), drain));
+        match hup {
+            Ok(hup) => {
+                tokio::spawn(reload_on_sighup(
+                    hup,
+                    args.config.clone(),
+                    daemon.drain().cloned(),
+                ));
             }
-            (Err(e), _) => tracing::warn!(error = %e, "cannot listen for SIGHUP; configuration reload is unavailable"),
-            (Ok(_), None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; configuration reload is unavailable"),
         }
-        daemon.run(laned::shutdown::signal()).await?;
+        daemon.run(shutdown).await?;
         tracing::info!("laned stopped");
         anyhow::Ok(())
     })
@@ -70,12 +76,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 async fn reload_on_sighup(
     mut hup: tokio::signal::unix::Signal,
     args: ConfigArgs,
-    drain: laned::drain::DrainHandle,
+    drain: Option<laned::drain::DrainHandle>,
 ) {
     while hup.recv().await.is_some() {
+        laned::service::reloading();
         match Config::load(&args, |k| std::env::var(k).ok()) {
             Ok(c) => {
-                drain.set_token(c.drain.backend_token);
+                if let Some(drain) = &drain {
+                    drain.set_token(c.drain.backend_token);
+                }
                 tracing::info!(
                     "SIGHUP: configuration re-read; back-end token reloaded (other settings need a restart)"
                 );
@@ -84,5 +93,6 @@ async fn reload_on_sighup(
                 tracing::error!(error = %e, "SIGHUP: the configuration is not valid; keeping the running one")
             }
         }
+        laned::service::ready("configuration reloaded");
     }
 }

@@ -154,8 +154,27 @@ fn hash_token() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The database URL systemd passed as a credential
+/// (`LoadCredential=database-url:…`), when present and not empty: a
+/// PostgreSQL URL may hold a password, which never goes in the environment.
+fn database_credential() -> anyhow::Result<Option<String>> {
+    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(dir).join("database-url");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(Some(s.trim().to_owned()).filter(|s| !s.is_empty())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 fn database(a: &ServeArgs) -> anyhow::Result<Database> {
-    match a.database.as_deref() {
+    let from_credential = match &a.database {
+        Some(_) => None,
+        None => database_credential()?,
+    };
+    match a.database.as_deref().or(from_credential.as_deref()) {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(Database::Postgres {
                 url: url.to_owned(),
@@ -172,8 +191,16 @@ fn database(a: &ServeArgs) -> anyhow::Result<Database> {
             .into()),
         },
         None => {
-            let dir = match &a.data_dir {
-                Some(d) => d.clone(),
+            // systemd's StateDirectory= when run as the packaged service.
+            let state = std::env::var_os("STATE_DIRECTORY")
+                .and_then(|s| {
+                    s.to_str()
+                        .and_then(|s| s.split(':').next())
+                        .map(PathBuf::from)
+                })
+                .filter(|p| !p.as_os_str().is_empty());
+            let dir = match a.data_dir.clone().or(state) {
+                Some(d) => d,
                 None => directories::ProjectDirs::from("", "", "salemap")
                     .map(|d| d.data_local_dir().to_owned())
                     .ok_or_else(|| {
@@ -220,12 +247,13 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     rt.block_on(async move {
         let server = Server::start(&config, Arc::new(SystemClock::new())).await?;
         tracing::info!(addr = %server.addr(), db = %config.database, "salemap ready");
+        let shutdown = laned::shutdown::signal();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "salemap: listening on http://{}", server.addr());
         let _ = out.flush();
         drop(out);
         laned::service::ready(&format!("listening on {}", server.addr()));
-        server.run(laned::shutdown::signal()).await?;
+        server.run(shutdown).await?;
         tracing::info!("salemap stopped");
         anyhow::Ok(())
     })

@@ -451,11 +451,14 @@ fn token(
         }
         return Ok(Some(Secret(t.to_owned())));
     }
-    if let Some(path) = credential.filter(|p| p.is_file()) {
-        // The package creates the credential's source empty: none yet.
-        let empty = std::fs::read_to_string(&path).is_ok_and(|t| t.trim().is_empty());
-        if !empty {
-            return read_token_file(&path).map(Some);
+    if let Some(path) = credential {
+        match std::fs::read_to_string(&path) {
+            // No such credential: the next source.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(ConfigError::TokenFile { path, source }),
+            // The package creates the credential's source empty: none yet.
+            Ok(t) if t.trim().is_empty() => {}
+            Ok(_) => return read_token_file(&path).map(Some),
         }
     }
     config_file.map(read_token_file).transpose()
@@ -1033,6 +1036,14 @@ mod tests {
         })
         .unwrap();
         assert!(c.drain.backend_token.is_none() && c.api_token.is_none());
+        // A credential that is there but cannot be read is an error, not
+        // silently no token.
+        std::fs::create_dir(empty.path().join("backend-token")).unwrap();
+        let e = Config::merge(ConfigFile::default(), &local, |k| {
+            (k == "CREDENTIALS_DIRECTORY").then(|| empty.path().display().to_string())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("backend-token"), "{e}");
     }
 
     #[test]

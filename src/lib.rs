@@ -19,6 +19,7 @@ pub const VERSION: &str = concat!(
 pub const GIT_COMMIT: &str = env!("LANED_GIT_COMMIT");
 
 pub mod api;
+pub mod assets;
 pub mod ceiling;
 pub mod clock;
 pub mod config;

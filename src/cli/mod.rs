@@ -63,6 +63,12 @@ enum Command {
     Retry(Box<retry::Args>),
     /// Record a stuck sale as settled by hand with the back-end's document number (audit-logged).
     Resolve(Box<resolve::Args>),
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Output directory.
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Parses the command line and runs the subcommand.
@@ -79,6 +85,11 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(*args),
         Command::Retry(args) => retry::run(*args),
         Command::Resolve(args) => resolve::run(*args),
+        Command::GenerateAssets { dir } => {
+            use clap::CommandFactory;
+            laned::assets::write(Cli::command(), &dir)
+                .map_err(|e| anyhow::anyhow!("cannot write to {}: {e}", dir.display()))
+        }
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

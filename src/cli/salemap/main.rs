@@ -31,6 +31,12 @@ enum Command {
     HashToken,
     /// Check that a back-end keeps the contract; prints a table, exits 1 on a failure.
     Conformance(ConformanceArgs),
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,6 +108,11 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve(a),
         Command::HashToken => hash_token(),
         Command::Conformance(a) => conformance(a),
+        Command::GenerateAssets { dir } => {
+            use clap::CommandFactory;
+            laned::assets::write(Cli::command(), &dir)
+                .map_err(|e| anyhow::anyhow!("cannot write to {}: {e}", dir.display()))
+        }
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

@@ -221,3 +221,120 @@ fn logs_to_the_journal_carry_no_timestamp_or_colour() {
         .unwrap_or_else(|| panic!("{plain}"));
     assert!(ready.starts_with("20"), "{ready}");
 }
+
+/// A writer that cannot finish its work stops the pings, so systemd's
+/// watchdog restarts the service; once it can again, they resume. The test
+/// wedges the real daemon's writer from outside: it holds SQLite's write
+/// lock on the lane database (as a stuck backup tool or a hung disk would)
+/// while a till hands in a sale, whose insert then waits in the writer
+/// thread up to the busy timeout (5 s), longer than the watchdog interval.
+#[test]
+fn a_wedged_store_writer_stops_the_watchdog_pings() {
+    const INTERVAL: Duration = Duration::from_secs(2);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&socket).unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
+        .arg(common::laned_bin())
+        .args(["serve", "--lane-id", "L01", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(&data)
+        .env("NOTIFY_SOCKET", &socket)
+        .env("WATCHDOG_USEC", INTERVAL.as_micros().to_string())
+        .env_remove("LANED_CONFIG")
+        .env("LANED_LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Log lines as they come, so the test can wait for one.
+    let stderr = child.stderr.take().unwrap();
+    let (line_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if line_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let ready = recv(&sock, Duration::from_secs(60)).expect("READY=1");
+    assert!(ready.contains("READY=1"), "{ready:?}");
+    let ping = recv(&sock, INTERVAL / 2).expect("a first WATCHDOG=1");
+    assert_eq!(ping.trim_end(), "WATCHDOG=1");
+
+    let holder = rusqlite::Connection::open(data.join("lane.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let sale = std::thread::spawn(move || put_sale(port));
+
+    // Pings already on their way may still arrive; then a whole interval
+    // passes without one (systemd would restart the service here). Twenty
+    // seconds of unbroken pings means the writer was never wedged.
+    let wedged_since = std::time::Instant::now();
+    while let Some(n) = recv(&sock, INTERVAL) {
+        assert_eq!(n.trim_end(), "WATCHDOG=1", "{n:?}");
+        assert!(
+            wedged_since.elapsed() < Duration::from_secs(20),
+            "the pings went on while the writer could not write"
+        );
+    }
+
+    // The watchdog says why it stays silent (its check timed out after
+    // the interval); only then is the lock let go.
+    let mut logs = vec![];
+    while !logs
+        .iter()
+        .any(|l: &String| l.contains("watchdog check did not finish; not pinging systemd"))
+    {
+        logs.push(
+            lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no watchdog error logged: {logs:?}")),
+        );
+    }
+    holder.execute_batch("ROLLBACK").unwrap();
+    let n = recv(&sock, Duration::from_secs(60)).expect("pings resume");
+    assert_eq!(n.trim_end(), "WATCHDOG=1", "{n:?}");
+    let status = sale.join().unwrap();
+    // Stored once the lock went, or refused as busy had the lock outlasted
+    // the busy timeout: either way the till got an answer.
+    assert!(
+        status.starts_with("HTTP/1.1 201") || status.starts_with("HTTP/1.1 503"),
+        "{status}"
+    );
+
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+/// `PUT /v1/sales/{new id}` over a plain socket; returns the status line.
+fn put_sale(port: u16) -> String {
+    use std::io::{BufRead, Write};
+    let body = serde_json::to_vec(&common::sale()).unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "PUT /v1/sales/{} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        uuid::Uuid::new_v4(),
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line).unwrap();
+    line
+}

@@ -106,10 +106,36 @@ fn apply_upto(
             tx.pragma_update(None, "application_id", APPLICATION_ID)?;
             tx.commit()
         };
-        step(conn).map_err(|source| StoreError::Migration { name, source })?;
+        step(conn).map_err(|e| {
+            let (source, line) = without_sql(e, sql);
+            StoreError::Migration { name, line, source }
+        })?;
         tracing::info!(migration = name, "applied schema migration");
     }
     Ok(())
+}
+
+/// SQLite's error on a migration without the migration's whole text
+/// (rusqlite puts the SQL into the message), and the line it points at.
+fn without_sql(e: rusqlite::Error, sql: &str) -> (rusqlite::Error, Option<usize>) {
+    match e {
+        rusqlite::Error::SqlInputError {
+            error,
+            msg,
+            offset,
+            sql: rest,
+        } => {
+            // `rest` is what was left of the batch when the failing
+            // statement was prepared; `offset` counts from its start.
+            let start = sql.len().saturating_sub(rest.len());
+            let line = usize::try_from(offset).ok().map(|o| {
+                let upto = &sql.as_bytes()[..(start + o).min(sql.len())];
+                upto.iter().filter(|b| **b == b'\n').count() + 1
+            });
+            (rusqlite::Error::SqliteFailure(error, Some(msg)), line)
+        }
+        other => (other, None),
+    }
 }
 
 #[cfg(test)]
@@ -150,6 +176,26 @@ mod tests {
             assert_eq!(schema(&old), want, "upgrading from version {start}");
             assert_eq!(header(&old).unwrap().user_version, latest());
         }
+    }
+
+    #[test]
+    fn a_failing_migration_is_reported_in_one_line_naming_its_line() {
+        let c = Connection::open_in_memory().unwrap();
+        let sql =
+            "-- a migration\nCREATE TABLE a (x);\n\nCREATE TABLE b (y);\nCREATE TABLE a (z);\n";
+        let (e, line) = without_sql(c.execute_batch(sql).unwrap_err(), sql);
+        assert_eq!(line, Some(5));
+        let e = StoreError::Migration {
+            name: "0009_test",
+            line,
+            source: e,
+        };
+        let text = format!("{:#}", anyhow::Error::new(e));
+        assert_eq!(
+            text,
+            "schema migration 0009_test failed at line 5; the database was left at the \
+             previous version: table a already exists: Error code 1: SQL logic error"
+        );
     }
 
     #[test]

@@ -135,11 +135,17 @@ pub enum StoreError {
         configured: String,
     },
     /// A migration failed; the database stays at the previous version.
-    #[error("schema migration {name} failed; the database was left at the previous version")]
+    #[error(
+        "schema migration {name} failed{}; the database was left at the previous version",
+        line.map(|l| format!(" at line {l}")).unwrap_or_default()
+    )]
     Migration {
         /// The migration's name.
         name: &'static str,
-        /// SQLite's error.
+        /// The line of the migration's SQL where SQLite stopped, if it says.
+        line: Option<usize>,
+        /// SQLite's error (without the migration's text, so that the
+        /// failure stays one log line).
         #[source]
         source: rusqlite::Error,
     },

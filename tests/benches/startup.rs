@@ -7,7 +7,8 @@
 //! `cargo bench --bench startup` runs it with 1,000,000 sales and ten idle
 //! minutes (override with `LANED_BENCH_SALES` and `LANED_BENCH_IDLE_SECS`);
 //! under `cargo test` it runs 200 sales and one idle second so that it
-//! stays working.
+//! stays working. With `LANED_BENCH_COLD=1` (Linux, as root) the page
+//! cache is dropped before each start, as after a till's reboot.
 
 #[cfg(unix)]
 #[path = "support.rs"]
@@ -46,9 +47,13 @@ mod unix {
             .unwrap_or_else(|| env!("CARGO_TARGET_TMPDIR").into());
         std::fs::create_dir_all(&base).expect("bench dir");
 
-        println!("start-up to READY=1 ({ROUNDS} starts each; page cache warm)");
+        let cold = std::env::var_os("LANED_BENCH_COLD").is_some_and(|v| v == "1");
+        println!(
+            "start-up to READY=1 ({ROUNDS} starts each; page cache {})",
+            if cold { "dropped before each" } else { "warm" }
+        );
         let empty = tempfile::tempdir_in(&base).expect("temp dir");
-        let times = starts(empty.path());
+        let times = starts(empty.path(), cold);
         println!(
             "  empty: first start (creates the database) {:.1} ms; restarts {}",
             ms(times[0]),
@@ -68,17 +73,21 @@ mod unix {
             seeded.elapsed().as_secs_f64(),
             db as f64 / 1e6
         );
-        let times = starts(full.path());
+        let times = starts(full.path(), cold);
         println!("  {n} sales: {}", summary(&times));
 
         idle_lane(&base, idle);
     }
 
     /// Starts `laned serve` on `dir` `ROUNDS` times, each until `READY=1`,
-    /// then stops it with SIGTERM; returns the times to `READY=1`.
-    fn starts(dir: &Path) -> Vec<Duration> {
+    /// then stops it with SIGTERM; returns the times to `READY=1`. `cold`:
+    /// the page cache is dropped before each start.
+    fn starts(dir: &Path, cold: bool) -> Vec<Duration> {
         (0..ROUNDS)
             .map(|_| {
+                if cold {
+                    drop_page_cache();
+                }
                 let (mut child, sock, t) = start_lane(dir, &[]);
                 stop(&mut child);
                 drop(sock);
@@ -128,6 +137,14 @@ mod unix {
                 return (child, (sockets, sock), started.elapsed());
             }
         }
+    }
+
+    /// Writes dirty pages out and empties the page cache (needs root).
+    fn drop_page_cache() {
+        let synced = Command::new("sync").status().is_ok_and(|s| s.success());
+        assert!(synced, "sync failed");
+        std::fs::write("/proc/sys/vm/drop_caches", "3\n")
+            .expect("LANED_BENCH_COLD=1 needs root on Linux (/proc/sys/vm/drop_caches)");
     }
 
     fn stop(child: &mut Child) {

@@ -61,6 +61,10 @@ async fn doctor_passes_a_healthy_lane_and_names_what_is_broken() {
     assert!(line(&out, "daemon").contains("running: laned pid"), "{out}");
     assert!(line(&out, "admin token").starts_with("ok"), "{out}");
     assert!(
+        line(&out, "disk").contains("B free for the sales database"),
+        "{out}"
+    );
+    assert!(
         line(&out, "back-end").contains("accepts the lane's token"),
         "{out}"
     );

@@ -1,8 +1,9 @@
 //! `laned doctor`: is this lane healthy, and if not, what to fix. Checks
-//! the configuration, the data directory, the database (schema and
-//! `PRAGMA integrity_check`), who holds the instance lock and whether that
-//! daemon answers, the admin token, the back-end (reachable, accepts the
-//! lane's token) and the clock against the back-end's. Reads only.
+//! the configuration, the data directory and the free space on its disk,
+//! the database (schema and `PRAGMA integrity_check`), who holds the
+//! instance lock and whether that daemon answers, the admin token, the
+//! back-end (reachable, accepts the lane's token) and the clock against the
+//! back-end's. Reads only.
 
 use std::path::Path;
 use std::time::Duration;
@@ -47,6 +48,14 @@ struct Failed(usize);
 /// A clock this far from the back-end's is worth a warning.
 const CLOCK_WARN: Duration = Duration::from_secs(60);
 
+/// Below this much free space for the database, doctor fails: a sale takes
+/// about a kilobyte, but SQLite's write-ahead log and a checkpoint need room
+/// too, and a full disk stops the till recording sales (`storage_full`).
+const DISK_FAIL: u64 = 64 << 20;
+/// Below this, doctor warns: room for weeks of sales at most, and not for
+/// a backup beside the database.
+const DISK_WARN: u64 = 1 << 30;
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut checks: Vec<Check> = vec![];
     let mut add = |name, verdict, detail: String| {
@@ -69,6 +78,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     add("data directory", dir_verdict(&dir).0, dir_verdict(&dir).1);
+    if let Some(free) = free_space(&dir) {
+        let (v, d) = disk_verdict(free);
+        add("disk", v, d);
+    }
     let db = match ReadOnly::open(&dir) {
         Ok(db) => Some(db),
         Err(e) => {
@@ -281,6 +294,43 @@ fn dir_verdict(dir: &Path) -> (Verdict, String) {
     }
 }
 
+/// Bytes an unprivileged writer may still use on `dir`'s filesystem, where
+/// the platform can tell.
+fn free_space(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::fs::statvfs(dir)
+            .ok()
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+fn disk_verdict(free: u64) -> (Verdict, String) {
+    let shown = if free >= 1_000_000_000 {
+        format!("{:.1} GB free for the sales database", free as f64 / 1e9)
+    } else {
+        format!("{:.1} MB free for the sales database", free as f64 / 1e6)
+    };
+    if free < DISK_FAIL {
+        (
+            Verdict::Fail,
+            format!("only {shown}: the till will soon refuse sales (storage_full); free space now"),
+        )
+    } else if free < DISK_WARN {
+        (
+            Verdict::Warn,
+            format!("only {shown}: free space before the disk fills"),
+        )
+    } else {
+        (Verdict::Ok, shown)
+    }
+}
+
 fn private_file(path: &Path) -> (Verdict, String) {
     match std::fs::metadata(path) {
         Err(_) => (
@@ -392,4 +442,35 @@ fn clock(now: jiff::Timestamp, server_time: &str) -> (Verdict, String) {
         (Verdict::Ok, "within a minute")
     };
     (v, format!("{secs:+} s against the back-end's clock: {how}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_space_is_judged_against_what_a_lane_needs() {
+        let (v, d) = disk_verdict(12_300_000_000);
+        assert_eq!(v, Verdict::Ok);
+        assert_eq!(d, "12.3 GB free for the sales database");
+        let (v, d) = disk_verdict(DISK_WARN - 1);
+        assert_eq!(v, Verdict::Warn);
+        assert!(d.starts_with("only 1.1 GB free"), "{d}");
+        let (_, d) = disk_verdict(500_000_000);
+        assert!(d.starts_with("only 500.0 MB free"), "{d}");
+        assert_eq!(disk_verdict(DISK_WARN).0, Verdict::Ok);
+        let (v, d) = disk_verdict(DISK_FAIL - 1);
+        assert_eq!(v, Verdict::Fail);
+        assert!(d.contains("storage_full"), "{d}");
+        assert_eq!(disk_verdict(0).0, Verdict::Fail);
+        assert_eq!(disk_verdict(DISK_FAIL).0, Verdict::Warn);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn free_space_is_measured_on_the_data_directory() {
+        let dir = std::env::temp_dir();
+        assert!(free_space(&dir).is_some_and(|b| b > 0));
+        assert_eq!(free_space(&dir.join("no-such-directory-here")), None);
+    }
 }

@@ -53,7 +53,7 @@ enum Command {
     Sales(Box<sales::Args>),
     /// Export sales with their envelopes and attempts as NDJSON or CSV.
     Export(Box<export::Args>),
-    /// Check the lane's configuration, database, daemon, back-end and clock.
+    /// Check the lane's configuration, disk, database, daemon, back-end and clock.
     Doctor(Box<doctor::Args>),
     /// Write a consistent, checked copy of the lane database.
     Backup(Box<backup::Args>),

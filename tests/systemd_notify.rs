@@ -10,7 +10,8 @@ mod common;
 
 use std::io::Read;
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// The watchdog interval given to the service (systemd's `WatchdogSec=`).
@@ -34,27 +35,34 @@ fn recv(sock: &UnixDatagram, within: Duration) -> Option<String> {
     }
 }
 
-/// Runs `program args…` as systemd would start the unit's `ExecStart`
-/// (`WATCHDOG_PID` is the service's own pid: `exec` keeps the shell's) and
-/// checks the whole notification sequence.
-fn notifies_like_a_systemd_service(program: &str, args: &[String], port: u16, reloads: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&socket).unwrap();
-    let mut child = Command::new("sh")
+/// Starts `program args…` as systemd starts a `Type=notify` unit's
+/// `ExecStart` with `WatchdogSec=`: `NOTIFY_SOCKET` is `socket`,
+/// `WATCHDOG_USEC` is `watchdog` and `WATCHDOG_PID` the service's own pid
+/// (`exec` keeps the shell's). Its stderr is piped for the test to read.
+fn start_as_unit(program: &str, args: &[String], socket: &Path, watchdog: Duration) -> Child {
+    Command::new("sh")
         .arg("-c")
         .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
         .arg(program)
         .args(args)
-        .env("NOTIFY_SOCKET", &socket)
-        .env("WATCHDOG_USEC", WATCHDOG.as_micros().to_string())
+        .env("NOTIFY_SOCKET", socket)
+        .env("WATCHDOG_USEC", watchdog.as_micros().to_string())
         .env_remove("LANED_CONFIG")
         .env("LANED_LOG_LEVEL", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `program args…` as systemd would start the unit's `ExecStart`
+/// and checks the whole notification sequence.
+fn notifies_like_a_systemd_service(program: &str, args: &[String], port: u16, reloads: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&socket).unwrap();
+    let mut child = start_as_unit(program, args, &socket, WATCHDOG);
     let mut stderr = child.stderr.take().unwrap();
     let logs = std::thread::spawn(move || {
         let mut s = String::new();
@@ -236,23 +244,16 @@ fn a_wedged_store_writer_stops_the_watchdog_pings() {
     let sock = UnixDatagram::bind(&socket).unwrap();
     let data = dir.path().join("data");
     let port = free_port();
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
-        .arg(common::laned_bin())
-        .args(["serve", "--lane-id", "L01", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(&data)
-        .env("NOTIFY_SOCKET", &socket)
-        .env("WATCHDOG_USEC", INTERVAL.as_micros().to_string())
-        .env_remove("LANED_CONFIG")
-        .env("LANED_LOG_LEVEL", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let args: Vec<String> = vec![
+        "serve".into(),
+        "--lane-id".into(),
+        "L01".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--data-dir".into(),
+        data.display().to_string(),
+    ];
+    let mut child = start_as_unit(common::laned_bin(), &args, &socket, INTERVAL);
     // Log lines as they come, so the test can wait for one.
     let stderr = child.stderr.take().unwrap();
     let (line_tx, lines) = std::sync::mpsc::channel::<String>();

@@ -42,17 +42,7 @@ fn main() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn laned");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("readiness line");
-    let url = line
-        .trim()
-        .split_once(": listening on ")
-        .map(|(_, u)| u.to_owned())
-        .expect("laned is listening");
+    let url = support::listening_url(&mut child);
 
     let phase = Arc::new(AtomicBool::new(false)); // false: before, true: during
     let done = Arc::new(AtomicBool::new(false));

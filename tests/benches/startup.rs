@@ -21,7 +21,6 @@ fn main() {
 
 #[cfg(unix)]
 mod unix {
-    use std::io::BufRead;
     use std::os::unix::net::UnixDatagram;
     use std::path::Path;
     use std::process::{Child, Command, Stdio};
@@ -169,15 +168,7 @@ mod unix {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn salemap");
-        let mut line = String::new();
-        std::io::BufReader::new(salemap.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("readiness line");
-        let url = line
-            .trim()
-            .split_once(": listening on ")
-            .map(|(_, u)| u.to_owned())
-            .expect("salemap is listening");
+        let url = support::listening_url(&mut salemap);
         let token = dir.path().join("backend-token");
         std::fs::write(&token, "bench\n").expect("token file");
         let lane_dir = dir.path().join("lane");

@@ -77,3 +77,18 @@ pub async fn backlog(dir: &std::path::Path, n: usize) {
     let _ = stop.send(());
     run.await.expect("join").expect("stop");
 }
+
+/// Reads a started binary's readiness line (`laned: listening on URL`, or
+/// `salemap: …`) from its piped stdout and returns the URL.
+#[allow(dead_code)] // export_load.rs includes this file and starts no binary
+pub fn listening_url(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("readiness line");
+    line.trim()
+        .split_once(": listening on ")
+        .map(|(_, u)| u.to_owned())
+        .unwrap_or_else(|| panic!("no readiness line, got {line:?}"))
+}

@@ -12,15 +12,31 @@ use tokio::sync::watch;
 /// A future that completes when a clock reaches a deadline.
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
-/// Wall and monotonic time.
+/// Where the machine's boot clock stands: which boot, and how long since
+/// it began. Unlike the wall clock nobody can set it, and unlike a
+/// process's monotonic clock it keeps running while the process is not
+/// (and while the machine sleeps), so within one boot it measures how long
+/// a daemon was down whatever happened to the wall clock meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootTime {
+    /// Identifies the boot (Linux: `/proc/sys/kernel/random/boot_id`).
+    pub boot_id: String,
+    /// Time since the boot began (Linux: `CLOCK_BOOTTIME`).
+    pub since_boot: Duration,
+}
+
+/// Wall, monotonic and boot time.
 ///
 /// Wall time is what the till's clock says (it can jump, either way);
-/// monotonic time only ever moves forward while the process runs.
+/// monotonic time only ever moves forward while the process runs; boot
+/// time only moves forward until the machine restarts.
 pub trait Clock: Send + Sync + 'static {
     /// The wall clock.
     fn wall(&self) -> Timestamp;
     /// Monotonic time since an arbitrary fixed origin of this clock.
     fn monotonic(&self) -> Duration;
+    /// The boot clock, where the platform has one.
+    fn boot(&self) -> Option<BootTime>;
     /// Completes once [`Clock::monotonic`] reaches `deadline`.
     fn sleep_until(&self, deadline: Duration) -> Sleep;
 }
@@ -29,6 +45,8 @@ pub trait Clock: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct SystemClock {
     origin: Instant,
+    /// This boot's id, read once (it cannot change while we run).
+    boot_id: Option<String>,
 }
 
 impl SystemClock {
@@ -36,8 +54,33 @@ impl SystemClock {
     pub fn new() -> Self {
         SystemClock {
             origin: Instant::now(),
+            boot_id: read_boot_id(),
         }
     }
+}
+
+/// The kernel's id of the current boot, a random UUID drawn at each boot.
+#[cfg(target_os = "linux")]
+fn read_boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_boot_id() -> Option<String> {
+    None
+}
+
+/// `CLOCK_BOOTTIME`: monotonic, including time suspended, from the boot.
+#[cfg(target_os = "linux")]
+fn since_boot() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 impl Default for SystemClock {
@@ -55,6 +98,20 @@ impl Clock for SystemClock {
         self.origin.elapsed()
     }
 
+    fn boot(&self) -> Option<BootTime> {
+        #[cfg(target_os = "linux")]
+        {
+            self.boot_id.as_ref().map(|id| BootTime {
+                boot_id: id.clone(),
+                since_boot: since_boot(),
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            None
+        }
+    }
+
     fn sleep_until(&self, deadline: Duration) -> Sleep {
         let at = tokio::time::Instant::from_std(self.origin + deadline);
         Box::pin(tokio::time::sleep_until(at))
@@ -66,14 +123,32 @@ impl Clock for SystemClock {
 #[derive(Debug)]
 pub struct ManualClock {
     now: watch::Sender<(Timestamp, Duration)>,
+    /// The simulated machine: which boot, and the monotonic time at which
+    /// it began (boot time is monotonic time since then).
+    boot: std::sync::Mutex<(u32, Duration)>,
 }
 
 impl ManualClock {
-    /// A clock that reads `wall` and a monotonic time of zero.
+    /// A clock that reads `wall` and a monotonic time of zero, on a machine
+    /// that has just booted.
     pub fn new(wall: Timestamp) -> Self {
         ManualClock {
             now: watch::Sender::new((wall, Duration::ZERO)),
+            boot: std::sync::Mutex::new((1, Duration::ZERO)),
         }
+    }
+
+    /// The machine is switched off for `off_for` and on again: a new boot
+    /// whose boot clock starts at zero, and a wall clock `off_for` later
+    /// (the hardware clock kept time). Monotonic time does not move: no
+    /// process saw the time pass.
+    pub fn reboot(&self, off_for: Duration) {
+        let mono = self.monotonic();
+        {
+            let mut b = self.boot.lock().unwrap_or_else(|e| e.into_inner());
+            *b = (b.0 + 1, mono);
+        }
+        self.now.send_modify(|(w, _)| *w += off_for);
     }
 
     /// Lets `by` pass: both wall and monotonic time move forward, and
@@ -98,6 +173,14 @@ impl Clock for ManualClock {
 
     fn monotonic(&self) -> Duration {
         self.now.borrow().1
+    }
+
+    fn boot(&self) -> Option<BootTime> {
+        let (n, origin) = *self.boot.lock().unwrap_or_else(|e| e.into_inner());
+        Some(BootTime {
+            boot_id: format!("manual-boot-{n}"),
+            since_boot: self.monotonic().saturating_sub(origin),
+        })
     }
 
     fn sleep_until(&self, deadline: Duration) -> Sleep {

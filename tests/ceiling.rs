@@ -247,6 +247,74 @@ async fn a_crash_mid_offline_loses_at_most_one_checkpoint_interval() {
     lane.stop().await;
 }
 
+/// A power cut, and the till comes back with its clock behind the last
+/// checkpoint: no clock that ran while it was off can say for how long, so
+/// the lane counts it as past the ceiling, says so in status and on the
+/// page, and sells again once head office answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_cut_and_a_clock_behind_the_checkpoint_suspend_until_the_backend_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    backend.set_down(true);
+    let clock = clock_at("2026-11-22T10:00:00Z");
+    let lane = start(cfg(dir.path(), &backend), &clock).await;
+    assert_eq!(new_sale(&lane).await.0, 201);
+    let mut checkpoints = lane.ceiling.checkpoints();
+    let seen = *checkpoints.borrow_and_update();
+    clock.advance(hours(2));
+    checkpoints
+        .wait_for(|n| *n > seen)
+        .await
+        .expect("a checkpoint");
+    // The database as the power cut leaves it.
+    let cut = tempfile::tempdir().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join(laned::store::DB_FILE)).unwrap();
+    let copy = cut.path().join(laned::store::DB_FILE);
+    conn.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+        .unwrap();
+    drop(conn);
+    lane.stop().await;
+    // Off for three days; the clock comes back a day behind.
+    clock.reboot(hours(72));
+    clock.set_wall(clock.wall() - hours(72 + 24));
+    let lane = start(cfg(cut.path(), &backend), &clock).await;
+    let (state, c) = ceiling(&lane).await;
+    assert_eq!(state, "suspended", "{c}");
+    assert_eq!(c["downtime_unknown"], true, "{c}");
+    assert_eq!(c["nearest_rule"], "downtime_unknown");
+    assert_eq!(
+        c["offline_seconds"],
+        2 * 3600,
+        "the known part is kept: {c}"
+    );
+    let (body, _) = refused_sale(&lane).await;
+    assert_eq!(body["details"]["rule"], "downtime_unknown", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("clock set back")),
+        "{body}"
+    );
+    let page = lane.http.get(&lane.base).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("clock was set back while it was off"),
+        "{page}"
+    );
+    // A restart does not clear it, whatever the clock says by then.
+    lane.stop().await;
+    clock.set_wall(clock.wall() + hours(96));
+    let lane = start(cfg(cut.path(), &backend), &clock).await;
+    assert_eq!(ceiling(&lane).await.1["downtime_unknown"], true);
+    // Head office answers: the next exchange clears it.
+    backend.set_down(false);
+    clock.advance(Duration::from_secs(16));
+    wait_state(&lane, "online").await;
+    assert_eq!(ceiling(&lane).await.1["downtime_unknown"], false);
+    assert_eq!(new_sale(&lane).await.0, 201);
+    lane.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_lane_still_drains_and_sells_again_once_the_backend_answers() {
     let dir = tempfile::tempdir().unwrap();

@@ -129,6 +129,17 @@ fn headline(
                 )),
             )
         }
+        LaneState::Suspended if snap.downtime_unknown => (
+            "stop",
+            "Sales stopped: the till's clock was set back while it was off".into(),
+            Some(
+                "Nobody can tell how long this till was offline, so it must reach head office \
+                 before it sells again. Check the network connection; sales resume by \
+                 themselves once head office answers. If the till's clock is wrong, call \
+                 support."
+                    .into(),
+            ),
+        ),
         LaneState::Suspended => (
             "stop",
             format!(

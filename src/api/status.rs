@@ -48,6 +48,10 @@ struct Ceiling {
     month_offline_seconds: u64,
     oldest_unsent_age_seconds: Option<u64>,
     clock_anomalies: Anomalies,
+    /// The lane restarted after a reboot with its wall clock behind the
+    /// last checkpoint: how long it was off is unknown, and it is
+    /// suspended until the next successful exchange.
+    downtime_unknown: bool,
     /// The back-end's clock, from the `Date` of its last answer.
     backend_clock: Option<BackendClock>,
 }
@@ -80,6 +84,7 @@ fn ceiling(s: Snapshot) -> Ceiling {
         month_offline_seconds: s.month.1.as_secs(),
         oldest_unsent_age_seconds: secs(s.oldest_unsent_age),
         clock_anomalies: s.anomalies,
+        downtime_unknown: s.downtime_unknown,
         backend_clock: s.backend_clock,
     }
 }

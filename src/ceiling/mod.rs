@@ -13,6 +13,8 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
+use crate::clock::BootTime;
+
 pub use monitor::{Ceiling, CeilingError, Snapshot};
 
 /// A wall clock that moves this much more or less than monotonic time
@@ -80,6 +82,10 @@ pub enum Rule {
     MaxUnsentAge,
     /// Offline time this calendar month.
     MonthlyOfflineBudget,
+    /// The till was off for a time nobody can know (restarted, with its
+    /// wall clock behind the last checkpoint): counted as past every limit
+    /// until the back-end is reached.
+    DowntimeUnknown,
 }
 
 impl Rule {
@@ -89,6 +95,7 @@ impl Rule {
             Rule::SyncCeiling => "sync_ceiling",
             Rule::MaxUnsentAge => "max_unsent_age",
             Rule::MonthlyOfflineBudget => "monthly_offline_budget",
+            Rule::DowntimeUnknown => "downtime_unknown",
         }
     }
 }
@@ -104,6 +111,9 @@ pub struct Inputs {
     pub oldest_unsent: Option<Duration>,
     /// Offline time booked to the current calendar month.
     pub month_used: Duration,
+    /// Part of the offline time cannot be known (see
+    /// [`Rule::DowntimeUnknown`]).
+    pub downtime_unknown: bool,
 }
 
 /// The lane's state with respect to its limits.
@@ -117,8 +127,17 @@ pub struct Verdict {
 
 /// Decides the lane state. The monthly budget only counts while the lane is
 /// offline, so it can suspend only an offline lane; the other rules apply
-/// whatever the last exchange did.
+/// whatever the last exchange did. An unknown downtime is past every limit
+/// on offline time: the strict side.
 pub fn verdict(limits: &Limits, i: Inputs) -> Verdict {
+    if i.downtime_unknown
+        && (limits.sync_ceiling.is_some() || limits.monthly_offline_budget.is_some())
+    {
+        return Verdict {
+            state: LaneState::Suspended,
+            nearest: Some((Rule::DowntimeUnknown, Duration::ZERO)),
+        };
+    }
     let mut nearest: Option<(Rule, Duration)> = None;
     let mut consider = |rule, limit: Duration, used: Duration| {
         let left = limit.saturating_sub(used);
@@ -209,15 +228,24 @@ pub struct Checkpoint {
     pub month: Option<Month>,
     /// Offline time booked to that month.
     pub month_used: Duration,
+    /// The boot clock at the checkpoint (a lower bound of it), where the
+    /// platform has one.
+    pub boot: Option<BootTime>,
+    /// Part of the offline time is unknown (see [`Rule::DowntimeUnknown`]).
+    pub downtime_unknown: bool,
 }
 
 /// Offline time, accumulated rather than read off the wall clock: while the
-/// daemon runs it grows with monotonic time; across a stop it grows by the
-/// wall time between the last checkpoint and the start (a till switched off
-/// is offline). A wall clock behind where it was adds nothing and is
-/// recorded as an anomaly; a wall clock ahead of monotonic time (set
-/// forward, or a till that slept) adds the difference: moving the clock can
-/// only make the lane stricter. Only a successful exchange resets it.
+/// daemon runs it grows with monotonic time; across a stop (clean, `kill
+/// -9` or a power cut) it grows by the downtime since the last checkpoint,
+/// because a till that is switched off is offline. Within one boot the
+/// downtime is measured with the boot clock, which nobody can set; across
+/// a reboot only the wall clock has kept time, and a wall clock found
+/// behind the last checkpoint leaves the downtime unknown, which counts as
+/// past every limit until the back-end is reached. A wall clock ahead adds
+/// its lead: moving the clock can only make the lane stricter. A wall clock
+/// set back is recorded as an anomaly. Only a successful exchange resets
+/// the offline time.
 ///
 /// It also keeps *lane time*, a wall-clock estimate that never goes back
 /// (it moves with the offline clock), used for the month of the budget and
@@ -235,6 +263,51 @@ pub struct OfflineClock {
     month_used: Duration,
     anomalies: Anomalies,
     tz: TimeZone,
+    /// The boot clock when the clock was resumed, and the monotonic time
+    /// then: the boot clock at a later look is at least that plus the
+    /// monotonic time since (it also runs while the machine sleeps).
+    boot: Option<(BootTime, Duration)>,
+    /// Part of the offline time is unknown, until the next success.
+    downtime_unknown: bool,
+}
+
+/// How long the daemon was down, as far as it can be known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Downtime {
+    /// This long at least.
+    Known(Duration),
+    /// Across a reboot, with the wall clock behind the checkpoint by this
+    /// much: nobody can tell.
+    Unknown(Duration),
+}
+
+/// The downtime between checkpoint `cp` and a start at `wall` / `boot`,
+/// and how far the wall clock was set back meanwhile, if it was.
+fn downtime(
+    cp: &Checkpoint,
+    wall: Timestamp,
+    boot: Option<&BootTime>,
+) -> (Downtime, Option<Duration>) {
+    let Some(at) = cp.at else {
+        // Never checkpointed: a new lane.
+        return (Downtime::Known(Duration::ZERO), None);
+    };
+    let by_wall = span(at, wall);
+    // Same boot: the boot clock measured the downtime exactly.
+    let by_boot = match (&cp.boot, boot) {
+        (Some(then), Some(now)) if then.boot_id == now.boot_id => {
+            now.since_boot.checked_sub(then.since_boot)
+        }
+        _ => None,
+    };
+    match (by_boot, by_wall) {
+        // A wall clock further ahead than the boot clock says was moved
+        // forward: its lead counts too.
+        (Some(b), Ok(w)) => (Downtime::Known(b.max(w)), None),
+        (Some(b), Err(back)) => (Downtime::Known(b), Some(back + b)),
+        (None, Ok(w)) => (Downtime::Known(w), None),
+        (None, Err(back)) => (Downtime::Unknown(back), Some(back)),
+    }
 }
 
 fn span(from: Timestamp, to: Timestamp) -> Result<Duration, Duration> {
@@ -245,7 +318,13 @@ fn span(from: Timestamp, to: Timestamp) -> Result<Duration, Duration> {
 impl OfflineClock {
     /// Resumes from the last checkpoint at start-up. The lane starts
     /// offline: it has not talked to the back-end yet.
-    pub fn resume(cp: &Checkpoint, tz: TimeZone, wall: Timestamp, mono: Duration) -> OfflineClock {
+    pub fn resume(
+        cp: &Checkpoint,
+        tz: TimeZone,
+        wall: Timestamp,
+        mono: Duration,
+        boot: Option<BootTime>,
+    ) -> OfflineClock {
         let mut c = OfflineClock {
             offline: cp.offline,
             lane_time: cp.lane_time.or(cp.at).unwrap_or(wall),
@@ -263,19 +342,22 @@ impl OfflineClock {
             month_used: cp.month_used,
             anomalies: cp.anomalies,
             tz,
+            downtime_unknown: cp.downtime_unknown,
+            boot: None,
         };
-        if let Some(at) = cp.at {
-            match span(at, wall) {
-                // The daemon was stopped this long: that time was offline.
-                Ok(down) => {
-                    c.offline += down;
-                    c.lane_time += down;
-                }
-                // The wall clock is behind the last checkpoint: someone set
-                // it back. Add nothing, and remember.
-                Err(back) => c.anomaly(wall, back),
+        let (down, set_back) = downtime(cp, wall, boot.as_ref());
+        match down {
+            // The daemon was down this long: that time was offline.
+            Downtime::Known(down) => {
+                c.offline += down;
+                c.lane_time += down;
             }
+            Downtime::Unknown(_) => c.downtime_unknown = true,
         }
+        if let Some(back) = set_back {
+            c.anomaly(wall, back);
+        }
+        c.boot = boot.map(|b| (b, mono));
         c.book();
         c
     }
@@ -339,6 +421,7 @@ impl OfflineClock {
     /// A successful exchange with the back-end: offline time is zero again.
     pub fn success(&mut self, wall: Timestamp, mono: Duration) {
         self.observe(wall, mono);
+        self.downtime_unknown = false;
         self.offline = Duration::ZERO;
         self.booked = Duration::ZERO;
         self.online = true;
@@ -359,6 +442,7 @@ impl OfflineClock {
             online: self.online,
             oldest_unsent: oldest_unsent_at.map(|t| span(t, self.lane_time).unwrap_or_default()),
             month_used: self.month_used_now(),
+            downtime_unknown: self.downtime_unknown,
         }
     }
 
@@ -382,6 +466,11 @@ impl OfflineClock {
             anomalies: self.anomalies,
             month: self.month,
             month_used: self.month_used,
+            boot: self.boot.as_ref().map(|(b, mono)| BootTime {
+                boot_id: b.boot_id.clone(),
+                since_boot: b.since_boot + self.last_mono.saturating_sub(*mono),
+            }),
+            downtime_unknown: self.downtime_unknown,
         }
     }
 
@@ -405,6 +494,12 @@ impl OfflineClock {
         self.anomalies
     }
 
+    /// Part of the offline time is unknown (restarted after a reboot with
+    /// the wall clock behind the last checkpoint), until the next success.
+    pub fn downtime_unknown(&self) -> bool {
+        self.downtime_unknown
+    }
+
     /// The month of the budget figure, and the figure.
     pub fn month(&self) -> (Option<Month>, Duration) {
         (self.month, self.month_used_now())
@@ -414,6 +509,7 @@ impl OfflineClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const H: u64 = 3600;
 
@@ -516,7 +612,7 @@ mod tests {
     #[test]
     fn offline_time_grows_with_monotonic_time_and_resets_on_success() {
         let t0 = ts("2026-11-22T10:00:00Z");
-        let mut c = OfflineClock::resume(&Checkpoint::default(), utc(), t0, Duration::ZERO);
+        let mut c = OfflineClock::resume(&Checkpoint::default(), utc(), t0, Duration::ZERO, None);
         c.observe(t0 + hours(5), hours(5));
         assert_eq!(c.offline(), hours(5));
         c.success(t0 + hours(5), hours(5));
@@ -540,7 +636,7 @@ mod tests {
             online: true,
             ..Default::default()
         };
-        let c = OfflineClock::resume(&cp, utc(), ts("2026-11-23T11:00:00Z"), Duration::ZERO);
+        let c = OfflineClock::resume(&cp, utc(), ts("2026-11-23T11:00:00Z"), Duration::ZERO, None);
         assert_eq!(c.offline(), hours(25));
         assert_eq!(
             verdict(&Limits::default(), c.inputs(None)).state,
@@ -553,40 +649,303 @@ mod tests {
             at: Some(ts("2026-11-22T10:00:00Z")),
             ..Default::default()
         };
-        let c = OfflineClock::resume(&cp, utc(), ts("2026-11-22T10:00:30Z"), Duration::ZERO);
+        let c = OfflineClock::resume(&cp, utc(), ts("2026-11-22T10:00:30Z"), Duration::ZERO, None);
         assert_eq!(c.offline(), hours(10) + Duration::from_secs(30));
     }
 
+    fn boot(id: &str, since_boot: Duration) -> Option<BootTime> {
+        Some(BootTime {
+            boot_id: id.into(),
+            since_boot,
+        })
+    }
+
     #[test]
-    fn setting_the_clock_back_while_stopped_adds_nothing_takes_nothing_and_is_recorded() {
+    fn within_one_boot_the_boot_clock_measures_the_downtime_whatever_the_wall_clock_says() {
+        // Checkpointed 5 h into the boot, 22 h offline; killed; started
+        // again 3 h later by the boot clock with the wall clock 27 h behind
+        // the checkpoint (set back 30 h).
         let cp = Checkpoint {
             offline: hours(22),
             at: Some(ts("2026-11-22T10:00:00Z")),
+            boot: boot("b1", hours(5)),
             ..Default::default()
         };
-        // 30 h back.
-        let mut c = OfflineClock::resume(&cp, utc(), ts("2026-11-21T04:00:00Z"), Duration::ZERO);
-        assert_eq!(c.offline(), hours(22), "accumulated time was reduced");
-        let a = c.anomalies();
-        assert_eq!(
-            (a.count, a.last_at, a.last_back),
-            (1, Some(ts("2026-11-21T04:00:00Z")), Some(hours(30)))
-        );
-        // Two more hours of running take it past the ceiling, whatever the
-        // wall clock says.
-        c.observe(ts("2026-11-21T06:00:00Z"), hours(2));
+        let now = ts("2026-11-21T07:00:00Z");
+        let c = OfflineClock::resume(&cp, utc(), now, Duration::ZERO, boot("b1", hours(8)));
+        assert_eq!(c.offline(), hours(25), "the downtime was not counted");
+        assert!(!c.downtime_unknown());
         assert_eq!(
             verdict(&Limits::default(), c.inputs(None)).state,
             LaneState::Suspended
         );
-        // The anomaly survives the next checkpoint.
-        assert_eq!(c.checkpoint().anomalies.count, 1);
+        // The set-back is recorded: 30 h, the 3 h of downtime included.
+        let a = c.anomalies();
+        assert_eq!(
+            (a.count, a.last_at, a.last_back),
+            (1, Some(now), Some(hours(30)))
+        );
+        // A wall clock moved forward while stopped counts its lead.
+        let ahead = ts("2026-11-22T20:00:00Z");
+        let c = OfflineClock::resume(&cp, utc(), ahead, Duration::ZERO, boot("b1", hours(8)));
+        assert_eq!(c.offline(), hours(32));
+        assert_eq!(c.anomalies().count, 0);
+    }
+
+    #[test]
+    fn a_reboot_with_the_clock_behind_the_checkpoint_leaves_the_downtime_unknown_and_suspends() {
+        let cp = Checkpoint {
+            offline: hours(2),
+            at: Some(ts("2026-11-22T10:00:00Z")),
+            boot: boot("b1", hours(5)),
+            ..Default::default()
+        };
+        // Another boot (or no boot clock at all), the clock 30 h back.
+        let back = ts("2026-11-21T04:00:00Z");
+        for b in [boot("b2", Duration::from_secs(40)), None] {
+            let mut c = OfflineClock::resume(&cp, utc(), back, Duration::ZERO, b);
+            assert!(c.downtime_unknown());
+            assert_eq!(c.offline(), hours(2), "the accumulated time is kept");
+            assert_eq!(c.anomalies().count, 1);
+            let v = verdict(&Limits::default(), c.inputs(None));
+            assert_eq!(v.state, LaneState::Suspended);
+            assert_eq!(v.nearest, Some((Rule::DowntimeUnknown, Duration::ZERO)));
+            // It survives a checkpoint and another restart, however the
+            // clock is set then.
+            let cp2 = c.checkpoint();
+            assert!(cp2.downtime_unknown);
+            let c2 = OfflineClock::resume(&cp2, utc(), back + hours(1), Duration::ZERO, None);
+            assert!(c2.downtime_unknown());
+            // Only a successful exchange clears it.
+            c.success(back, Duration::from_secs(1));
+            assert!(!c.downtime_unknown());
+            assert_eq!(
+                verdict(&Limits::default(), c.inputs(None)).state,
+                LaneState::Online
+            );
+        }
+        // Without any limit on offline time there is nothing to suspend.
+        let none = Limits {
+            sync_ceiling: None,
+            ..Limits::default()
+        };
+        let c = OfflineClock::resume(&cp, utc(), back, Duration::ZERO, None);
+        assert_ne!(verdict(&none, c.inputs(None)).state, LaneState::Suspended);
+        // A reboot with the clock ahead of the checkpoint counts the wall
+        // time since it: the only clock that ran while the till was off.
+        let c = OfflineClock::resume(
+            &cp,
+            utc(),
+            ts("2026-11-22T13:00:00Z"),
+            Duration::ZERO,
+            boot("b2", Duration::from_secs(40)),
+        );
+        assert_eq!((c.offline(), c.downtime_unknown()), (hours(5), false));
+    }
+
+    /// One step of the model in
+    /// [`no_mix_of_stops_reboots_and_clock_moves_shortens_the_offline_time`].
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// The daemon runs this many seconds; the wall clock is moved by
+        /// `jump` seconds meanwhile; it may checkpoint at the end.
+        Run {
+            secs: u32,
+            jump: i32,
+            checkpoint: bool,
+        },
+        /// An exchange with the back-end succeeds (checkpointed or not).
+        Success { checkpoint: bool },
+        /// The daemon stops: 0 clean (a last checkpoint), 1 `kill -9`,
+        /// 2 power cut (a new boot); it stays down `secs`, while the wall
+        /// clock is moved by `moved` seconds; the new daemon may or may not
+        /// get to write its first checkpoint.
+        Stop {
+            how: u8,
+            secs: u32,
+            moved: i32,
+            checkpoint: bool,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let moved = || prop_oneof![3 => Just(0i32), 2 => -300_000i32..300_000];
+        prop_oneof![
+            4 => (0u32..7200, moved(), any::<bool>())
+                .prop_map(|(secs, jump, checkpoint)| Step::Run { secs, jump, checkpoint }),
+            1 => any::<bool>().prop_map(|checkpoint| Step::Success { checkpoint }),
+            3 => (0u8..3, 0u32..200_000, moved(), any::<bool>()).prop_map(
+                |(how, secs, moved, checkpoint)| Step::Stop { how, secs, moved, checkpoint }
+            ),
+        ]
+    }
+
+    /// The simulated till: real time, its wall clock's offset from real
+    /// time, its boots; the daemon's clock and its last checkpoint on disk.
+    struct Till {
+        real: Duration,
+        offset: i64,
+        boot_no: u32,
+        boot_began: Duration,
+        c: OfflineClock,
+        /// The true time since the last success.
+        truth: Duration,
+        /// How far the counted time may lag the truth: only a wall clock
+        /// set back (net) between a checkpoint and a start after a reboot
+        /// can take time away, since no clock that ran while the till was
+        /// off says otherwise.
+        deficit: Duration,
+        /// Counted time equals the truth.
+        exact: bool,
+        saved: (Checkpoint, Duration, bool, u32),
+        /// Net wall-clock moves since the checkpoint on disk.
+        moves_since_saved: i64,
+    }
+
+    impl Till {
+        fn wall(&self) -> Timestamp {
+            ts("2026-11-22T10:00:00Z") + self.real + jiff::SignedDuration::from_secs(self.offset)
+        }
+
+        fn boot(&self) -> Option<BootTime> {
+            boot(&format!("b{}", self.boot_no), self.real - self.boot_began)
+        }
+
+        fn save(&mut self) {
+            self.saved = (self.c.checkpoint(), self.deficit, self.exact, self.boot_no);
+            self.moves_since_saved = 0;
+        }
+
+        fn move_clock(&mut self, by: i32) {
+            self.offset += i64::from(by);
+            self.moves_since_saved += i64::from(by);
+            self.exact &= by == 0;
+        }
+
+        fn apply(&mut self, s: &Step) {
+            match *s {
+                Step::Run {
+                    secs,
+                    jump,
+                    checkpoint,
+                } => {
+                    let d = Duration::from_secs(secs.into());
+                    self.real += d;
+                    self.truth += d;
+                    self.move_clock(jump);
+                    self.c.observe(self.wall(), self.real);
+                    if checkpoint {
+                        self.save();
+                    }
+                }
+                Step::Success { checkpoint } => {
+                    self.c.success(self.wall(), self.real);
+                    self.truth = Duration::ZERO;
+                    self.deficit = Duration::ZERO;
+                    self.exact = true;
+                    if checkpoint {
+                        self.save();
+                    } else {
+                        // The checkpoint on disk predates the success: a
+                        // restart from it counts more than the truth.
+                        self.saved.2 = false;
+                    }
+                }
+                Step::Stop {
+                    how,
+                    secs,
+                    moved,
+                    checkpoint,
+                } => {
+                    self.c.observe(self.wall(), self.real);
+                    if how == 0 {
+                        self.save();
+                    }
+                    let d = Duration::from_secs(secs.into());
+                    self.real += d;
+                    self.truth += d;
+                    self.move_clock(moved);
+                    if how == 2 {
+                        self.boot_no += 1;
+                        self.boot_began = self.real;
+                    }
+                    let (cp, deficit, exact, boot_no) = self.saved.clone();
+                    self.c = OfflineClock::resume(&cp, utc(), self.wall(), self.real, self.boot());
+                    let unwitnessed = if boot_no == self.boot_no {
+                        0
+                    } else {
+                        u64::try_from(-self.moves_since_saved).unwrap_or(0)
+                    };
+                    self.deficit = deficit + Duration::from_secs(unwitnessed);
+                    self.exact = exact && self.moves_since_saved == 0;
+                    if checkpoint {
+                        self.save();
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 2000,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+            )),
+            ..ProptestConfig::default()
+        })]
+        /// A lane whose back-end is mostly down goes through random runs,
+        /// clean stops, `kill -9`s (resuming from a checkpoint that may be
+        /// stale), power cuts and wall-clock moves either way, running or
+        /// stopped. At every point the offline time it counts is at least
+        /// the true time since its last success, or it knows that it cannot
+        /// know (and is suspended). The one exception is the one no clock
+        /// can witness: a wall clock set back while the till was switched
+        /// off, by less than the time since the checkpoint; the lag is then
+        /// at most the net amount set back. With no clock moved at all, it
+        /// counts the truth exactly.
+        #[test]
+        fn no_mix_of_stops_reboots_and_clock_moves_shortens_the_offline_time(
+            steps in proptest::collection::vec(step(), 1..40)
+        ) {
+            let start = ts("2026-11-22T10:00:00Z");
+            let c = OfflineClock::resume(
+                &Checkpoint::default(), utc(), start, Duration::ZERO, boot("b1", Duration::ZERO),
+            );
+            let mut t = Till {
+                real: Duration::ZERO, offset: 0, boot_no: 1, boot_began: Duration::ZERO,
+                saved: (c.checkpoint(), Duration::ZERO, true, 1), c,
+                truth: Duration::ZERO, deficit: Duration::ZERO, exact: true,
+                moves_since_saved: 0,
+            };
+            for (i, s) in steps.iter().enumerate() {
+                t.apply(s);
+                let (c, truth) = (&t.c, t.truth);
+                let v = verdict(&Limits::default(), c.inputs(None));
+                prop_assert!(
+                    c.downtime_unknown() || c.offline() + t.deficit >= truth,
+                    "step {i} ({s:?}): counted {:?} (allowed lag {:?}), truly offline {truth:?}",
+                    c.offline(), t.deficit
+                );
+                prop_assert!(
+                    !c.downtime_unknown() || v.state == LaneState::Suspended,
+                    "step {i}: unknown downtime but {v:?}"
+                );
+                if t.exact {
+                    prop_assert!(
+                        !c.downtime_unknown() && c.offline() == truth,
+                        "step {i} ({s:?}): no clock moved, yet counted {:?} of {truth:?}",
+                        c.offline()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
     fn setting_the_clock_back_while_running_is_recorded_and_changes_nothing() {
         let t0 = ts("2026-11-22T10:00:00Z");
-        let mut c = OfflineClock::resume(&Checkpoint::default(), utc(), t0, Duration::ZERO);
+        let mut c = OfflineClock::resume(&Checkpoint::default(), utc(), t0, Duration::ZERO, None);
         c.observe(t0 + hours(1), hours(1));
         // One minute later, the clock reads 30 h earlier.
         let back = t0 + hours(1) + Duration::from_secs(60) - hours(30);
@@ -609,6 +968,7 @@ mod tests {
             utc(),
             back + Duration::from_secs(55) + hours(1),
             Duration::ZERO,
+            None,
         );
         assert_eq!(c.offline(), hours(2) + Duration::from_secs(120));
     }
@@ -616,7 +976,7 @@ mod tests {
     #[test]
     fn a_clock_set_forward_or_a_till_that_slept_counts_the_gap() {
         let t0 = ts("2026-11-22T10:00:00Z");
-        let mut c = OfflineClock::resume(&Checkpoint::default(), utc(), t0, Duration::ZERO);
+        let mut c = OfflineClock::resume(&Checkpoint::default(), utc(), t0, Duration::ZERO, None);
         // Monotonic time moved a minute, the wall clock ten hours.
         c.observe(t0 + hours(10), Duration::from_secs(60));
         assert_eq!(c.offline(), hours(10));
@@ -628,7 +988,13 @@ mod tests {
         // Kyiv in winter is UTC+2: December begins at 2026-11-30T22:00Z.
         let kyiv = TimeZone::fixed(jiff::tz::offset(2));
         let t0 = ts("2026-11-30T20:00:00Z");
-        let mut c = OfflineClock::resume(&Checkpoint::default(), kyiv.clone(), t0, Duration::ZERO);
+        let mut c = OfflineClock::resume(
+            &Checkpoint::default(),
+            kyiv.clone(),
+            t0,
+            Duration::ZERO,
+            None,
+        );
         c.observe(t0 + hours(1), hours(1));
         assert_eq!(c.month(), (Some((2026, 11)), hours(1)));
         let cp = c.checkpoint();
@@ -638,7 +1004,7 @@ mod tests {
         assert_eq!(c.month(), (Some((2026, 12)), hours(2)));
         // Across a stop that spans the new month too: stopped at 21:00Z,
         // started at 01:00Z, three of those hours are December's.
-        let c = OfflineClock::resume(&cp, kyiv, t0 + hours(5), Duration::ZERO);
+        let c = OfflineClock::resume(&cp, kyiv, t0 + hours(5), Duration::ZERO, None);
         assert_eq!(c.offline(), hours(5));
         assert_eq!(c.month(), (Some((2026, 12)), hours(3)));
     }

@@ -57,6 +57,10 @@ pub struct Snapshot {
     pub time_zone: String,
     /// Clock anomalies seen.
     pub anomalies: Anomalies,
+    /// Part of the offline time cannot be known (restarted after a reboot
+    /// with the wall clock behind the last checkpoint): suspended until the
+    /// back-end is reached.
+    pub downtime_unknown: bool,
     /// Age of the oldest pending or stuck sale, by lane time.
     pub oldest_unsent_age: Option<Duration>,
     /// The back-end's clock, from the last answer with a `Date` header.
@@ -105,7 +109,7 @@ impl Ceiling {
         let cp = store.load_clock().await?;
         let oldest = store.oldest_unsent().await?;
         let time_zone = tz.iana_name().unwrap_or("local").to_owned();
-        let offline = OfflineClock::resume(&cp, tz, clock.wall(), clock.monotonic());
+        let offline = OfflineClock::resume(&cp, tz, clock.wall(), clock.monotonic(), clock.boot());
         let c = Ceiling {
             inner: Arc::new(Shared {
                 limits,
@@ -123,13 +127,23 @@ impl Ceiling {
                 checkpoints: watch::Sender::new(0),
             }),
         };
-        let a = c.lock().offline.anomalies();
-        if a.count > cp.anomalies.count {
+        let (a, unknown) = {
+            let live = c.lock();
+            (live.offline.anomalies(), live.offline.downtime_unknown())
+        };
+        let back_seconds = a.last_back.map_or(0, |d| d.as_secs());
+        if unknown && !cp.downtime_unknown {
+            tracing::error!(
+                back_seconds,
+                "the till restarted with its wall clock behind the last checkpoint of the \
+                 offline clock, so how long it was off cannot be known; it counts as past \
+                 every offline limit until the back-end is reached"
+            );
+        } else if a.count > cp.anomalies.count {
             tracing::warn!(
-                back_seconds = a.last_back.map_or(0, |d| d.as_secs()),
-                "the wall clock is behind the last checkpoint: it was set back while laned was \
-                 stopped; the downtime is not known and counts as nothing, the accumulated \
-                 offline time is kept"
+                back_seconds,
+                "the wall clock was set back while laned was stopped; the downtime was \
+                 measured with the boot clock instead and counts in full"
             );
         }
         c.snapshot();
@@ -173,6 +187,7 @@ impl Ceiling {
             month: live.offline.month(),
             time_zone: s.time_zone.clone(),
             anomalies: live.offline.anomalies(),
+            downtime_unknown: inputs.downtime_unknown,
             oldest_unsent_age: inputs.oldest_unsent,
             backend_clock: live.backend_clock,
         };
@@ -359,6 +374,9 @@ pub fn reason(s: &Snapshot) -> String {
             human(s.month.1),
             human(s.limits.monthly_offline_budget.unwrap_or_default())
         ),
+        Some(Rule::DowntimeUnknown) => "this till was switched off with its clock set back, so \
+             nobody can tell how long it was offline"
+            .to_owned(),
         Some(Rule::SyncCeiling) | None => format!(
             "this till has not reached head office for {}, and the limit is {}",
             human(s.offline),

@@ -39,7 +39,13 @@ fn gather(db: &ReadOnly) -> anyhow::Result<Value> {
     let cp = db.checkpoint()?;
     // As the daemon would count it if it started now: the checkpoint plus
     // the wall time since (a running daemon checkpoints every minute).
-    let clock = OfflineClock::resume(&cp, jiff::tz::TimeZone::system(), now, Default::default());
+    let clock = OfflineClock::resume(
+        &cp,
+        jiff::tz::TimeZone::system(),
+        now,
+        Default::default(),
+        laned::clock::Clock::boot(&laned::clock::SystemClock::new()),
+    );
     let oldest = c.oldest_pending_recorded_at.as_ref().map(|at| {
         let age = at
             .parse::<jiff::Timestamp>()
@@ -71,7 +77,8 @@ fn gather(db: &ReadOnly) -> anyhow::Result<Value> {
             "seconds": clock.offline().as_secs(),
             "checkpoint_at": cp.at.map(laned::store::fmt_ts),
             "online_at_checkpoint": cp.online,
-            "clock_anomalies": cp.anomalies,
+            "clock_anomalies": clock.anomalies(),
+            "downtime_unknown": clock.downtime_unknown(),
         },
     }))
 }
@@ -155,6 +162,15 @@ fn text(r: &Value) -> String {
             r["offline"]["checkpoint_at"].as_str().unwrap_or("none")
         ),
     );
+    if r["offline"]["downtime_unknown"] == true {
+        line(
+            &mut s,
+            "SALES REFUSED",
+            "the till restarted with its clock behind the last checkpoint: how long it was off \
+             is unknown until head office is reached"
+                .into(),
+        );
+    }
     if !r["restored_from_old_copy"].is_null() {
         line(
             &mut s,

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{StoreError, fmt_ts};
 use crate::ceiling::{Anomalies, Checkpoint, Month};
+use crate::clock::BootTime;
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -33,7 +34,8 @@ fn parse_month(s: &str) -> Option<Month> {
 pub fn load(conn: &Connection) -> Result<Checkpoint, StoreError> {
     conn.prepare_cached(
         "SELECT offline_ms, checkpoint_wall, lane_time, online, anomalies, last_anomaly_at,
-                last_anomaly_back_ms, budget_month, budget_month_ms
+                last_anomaly_back_ms, budget_month, budget_month_ms, boot_id, boot_ms,
+                downtime_unknown
          FROM lane_clock WHERE id = 1",
     )
     .and_then(|mut st| {
@@ -53,6 +55,14 @@ pub fn load(conn: &Connection) -> Result<Checkpoint, StoreError> {
                     .as_deref()
                     .and_then(parse_month),
                 month_used: from_ms(r.get(8)?),
+                boot: match (r.get::<_, Option<String>>(9)?, r.get::<_, Option<i64>>(10)?) {
+                    (Some(boot_id), Some(ms)) => Some(BootTime {
+                        boot_id,
+                        since_boot: from_ms(ms),
+                    }),
+                    _ => None,
+                },
+                downtime_unknown: r.get(11)?,
             })
         })
     })
@@ -64,7 +74,8 @@ pub fn save(conn: &Connection, cp: &Checkpoint) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE lane_clock SET offline_ms = ?1, checkpoint_wall = ?2, lane_time = ?3,
                 online = ?4, anomalies = ?5, last_anomaly_at = ?6, last_anomaly_back_ms = ?7,
-                budget_month = ?8, budget_month_ms = ?9
+                budget_month = ?8, budget_month_ms = ?9, boot_id = ?10, boot_ms = ?11,
+                downtime_unknown = ?12
          WHERE id = 1",
     )
     .and_then(|mut st| {
@@ -78,6 +89,11 @@ pub fn save(conn: &Connection, cp: &Checkpoint) -> Result<(), StoreError> {
             cp.anomalies.last_back.map(ms),
             cp.month.map(month_text),
             ms(cp.month_used),
+            cp.boot.as_ref().map(|b| b.boot_id.as_str()),
+            // Rounded down: the boot clock at the checkpoint is a lower
+            // bound, so the downtime measured from it is never too short.
+            cp.boot.as_ref().map(|b| ms(b.since_boot)),
+            cp.downtime_unknown,
         ])
     })
     .map(drop)
@@ -120,6 +136,11 @@ mod tests {
             },
             month: Some((2026, 11)),
             month_used: Duration::from_secs(7 * 3600),
+            boot: Some(BootTime {
+                boot_id: "5f2c7a0e-4b1d-4a8e-9c3f-1d2e3f4a5b6c".into(),
+                since_boot: Duration::from_millis(86_400_123),
+            }),
+            downtime_unknown: true,
         };
         save(&conn, &cp).unwrap();
         assert_eq!(load(&conn).unwrap(), cp);

@@ -26,6 +26,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_restore_guard",
         include_str!("../../schema/lane/0004_restore_guard.sql"),
     ),
+    (
+        "0005_boot_clock",
+        include_str!("../../schema/lane/0005_boot_clock.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -400,6 +400,17 @@ impl RealLane {
         self.child.wait().expect("reap");
     }
 
+    /// SIGTERM (a clean stop), then waits for the exit.
+    #[cfg(unix)]
+    pub fn terminate(&mut self) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success(), "kill -TERM failed");
+        self.wait_exit()
+    }
+
     /// Everything logged so far (all of it after [`RealLane::wait_exit`]).
     pub fn stderr(&self) -> String {
         self.logs.text()
@@ -443,5 +454,18 @@ pub fn laned_uuid_is_v4(s: &str) -> bool {
         && Uuid::try_parse(s).is_ok_and(|u| u.get_version_num() == 4)
 }
 pub mod backend;
+pub mod faketime;
 pub mod pg;
 pub mod salemap;
+
+/// The seed of a randomised test: `LANED_SEED` when set (to replay a
+/// failure), a fresh one otherwise. Printed either way, and to be named in
+/// every assertion message, so a failure can be replayed exactly.
+pub fn seed(test: &str) -> u64 {
+    let seed = std::env::var("LANED_SEED")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| Uuid::new_v4().as_u64_pair().0);
+    eprintln!("{test}: seed {seed} (replay with LANED_SEED={seed})");
+    seed
+}

@@ -145,7 +145,8 @@ impl Daemon {
         .await?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
         // A guard raised earlier (restored lane) holds until acknowledged.
-        let restore = Arc::new(watch::Sender::new(store.restore_guard().await?));
+        let numbers =
+            crate::drain::Numbers::new(store.restore_guard().await?, config.backend_url.is_some());
         let (stop_drain, drain_stop_rx) = watch::channel(false);
         let drain = match &config.backend_url {
             Some(url) => Some(drain::spawn(
@@ -154,7 +155,7 @@ impl Daemon {
                 config.drain.clone(),
                 clock.clone(),
                 ceiling.clone(),
-                restore.clone(),
+                numbers.clone(),
                 metrics.clone(),
                 drain_stop_rx,
             )?),
@@ -167,7 +168,7 @@ impl Daemon {
             store.clone(),
             clock.clone(),
             ceiling.clone(),
-            restore,
+            numbers,
             metrics,
             config.api_token.clone(),
             admin_token(&config.data_dir)?,

@@ -50,7 +50,7 @@ async fn the_kit_passes_against_the_salemap_binary() {
         "{table}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(table.contains("all 9 checks passed"), "{table}");
+    assert!(table.contains("all 10 checks passed"), "{table}");
     assert!(!table.contains(TOKEN), "the token was printed");
 }
 
@@ -71,14 +71,23 @@ async fn the_kit_passes_against_salemap_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_fails_a_backend_that_posts_every_repeat_anew() {
-    // Answers 201 with a new document to every PUT: the classic bug.
+    // Answers 201 with a new document to every PUT: the classic bug. Its
+    // heartbeat ignores lane_id and answers with every series it was sent.
     let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let series = std::sync::Arc::new(std::sync::Mutex::new(serde_json::Map::new()));
+    let seen = series.clone();
     let app = Router::new()
         .route(
             "/v1/sales/{id}",
             put(
-                move |axum::extract::Path(id): axum::extract::Path<String>| {
+                move |axum::extract::Path(id): axum::extract::Path<String>, body: String| {
                     let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    if let Some(s) = v["series"].as_str() {
+                        seen.lock()
+                            .unwrap()
+                            .insert(s.to_owned(), v["receipt_no"].clone());
+                    }
                     async move {
                         (
                             axum::http::StatusCode::CREATED,
@@ -91,7 +100,14 @@ async fn the_kit_fails_a_backend_that_posts_every_repeat_anew() {
         )
         .route(
             "/v1/heartbeat",
-            get(|| async { axum::Json(json!({"server_time": "2026-11-22T12:00:00Z"})) }),
+            get(move || {
+                let all = series.lock().unwrap().clone();
+                async move {
+                    axum::Json(
+                        json!({"server_time": "2026-11-22T12:00:00Z", "last_receipt_no": all}),
+                    )
+                }
+            }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -109,6 +125,7 @@ async fn the_kit_fails_a_backend_that_posts_every_repeat_anew() {
         "concurrent duplicates",
         "payload mismatch",
         "token required",
+        "heartbeat names the lane",
     ] {
         assert!(
             failed.contains(&must),

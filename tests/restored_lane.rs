@@ -129,3 +129,101 @@ async fn a_lane_restored_from_an_old_copy_waits_for_an_operator_and_never_reuses
     assert!(details.contains("\"backend\":5"), "{details}");
     sm.stop().await;
 }
+
+/// A lane whose data dir is replaced by an old copy of itself (two sales)
+/// after it had posted five; returns the old copy's directory.
+async fn restored_copy(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    let live = dir.join("lane");
+    let lane = Lane::start_with(cfg(&live, url)).await;
+    for _ in 0..2 {
+        assert_eq!(ring(&lane).await.0, 201);
+    }
+    lane.until("two posted", || async { posted(&lane).await == 2 })
+        .await;
+    let old = dir.join("old-copy");
+    std::fs::create_dir_all(&old).unwrap();
+    let conn = rusqlite::Connection::open(live.join(laned::store::DB_FILE)).unwrap();
+    conn.execute(
+        "VACUUM INTO ?1",
+        [old.join(laned::store::DB_FILE).to_str().unwrap()],
+    )
+    .unwrap();
+    drop(conn);
+    for _ in 0..3 {
+        assert_eq!(ring(&lane).await.0, 201);
+    }
+    lane.until("five posted", || async { posted(&lane).await == 5 })
+        .await;
+    lane.stop().await;
+    old
+}
+
+/// The first sale rung after the restored lane starts, while its back-end
+/// is reachable, must not take receipt 3 (the back-end holds 3..5): the
+/// lane compares numbers before it takes a new sale. Also against a
+/// back-end that accepts any lane (`--allow-any-lane`), which can only
+/// answer for the lane the heartbeat names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_sale_after_a_restore_waits_for_the_number_check_and_is_refused() {
+    for lanes in [Lanes::single("L03", TOKEN), Lanes::AnyLane] {
+        let dir = tempfile::tempdir().unwrap();
+        let sm = Salemap::start(&dir.path().join("salemap.db"), lanes.clone()).await;
+        let old = restored_copy(dir.path(), &sm.url).await;
+        let lane = Lane::start_with(cfg(&old, &sm.url)).await;
+        // At once: no waiting for the guard first.
+        let (code, body) = ring(&lane).await;
+        assert_eq!(
+            (code, body["code"].as_str()),
+            (409, Some("restored_from_old_copy")),
+            "{lanes:?}: the first sale after the restore was answered {body}"
+        );
+        let guard = lane.status().await["restored_from_old_copy"].clone();
+        assert_eq!(guard["series"]["L03"], json!({"lane": 2, "backend": 5}));
+        lane.stop().await;
+        sm.stop().await;
+    }
+}
+
+/// A back-end that takes its time over the start-up comparison holds new
+/// sales back for at most `NUMBER_CHECK_WAIT` (by the lane's clock); then
+/// the lane sells offline-first, and the comparison, when it comes,
+/// still raises the guard. The heartbeat names the lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_start_up_check_holds_new_sales_only_for_the_bounded_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = common::backend::Backend::start(Some(TOKEN)).await;
+    backend.hold_heartbeats();
+    backend.set_last_receipt_no(json!({"L03": 5}));
+    let clock = std::sync::Arc::new(laned::clock::ManualClock::new(
+        "2026-11-22T10:00:00Z".parse().unwrap(),
+    ));
+    let lane = Lane::start_with_clock(cfg(dir.path(), &backend.url), clock.clone()).await;
+    backend.wait_for_requests(1).await;
+    let first = &backend.received()[0];
+    assert_eq!(
+        (first.path.as_str(), first.query.as_deref()),
+        ("/v1/heartbeat", Some("lane_id=L03"))
+    );
+    let sale = tokio::spawn({
+        let (http, base) = (lane.http.clone(), lane.base.clone());
+        async move {
+            let r = http
+                .put(format!("{base}/v1/sales/{}", Uuid::new_v4()))
+                .json(&common::sale())
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    });
+    clock.advance(laned::drain::NUMBER_CHECK_WAIT);
+    let (code, body) = sale.await.unwrap();
+    assert_eq!((code, &body["receipt_no"]), (201, &json!(1)), "{body}");
+    backend.release_heartbeats();
+    lane.until("the guard is raised", || async {
+        !lane.status().await["restored_from_old_copy"].is_null()
+    })
+    .await;
+    assert_eq!(ring(&lane).await.0, 409);
+    lane.stop().await;
+}

@@ -14,15 +14,24 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// The schema version before the newest migration, and that migration.
-const PREVIOUS: i64 = 3;
-const NEWEST: &str = "0004_restore_guard";
+const PREVIOUS: i64 = 4;
+const NEWEST: &str = "0005_boot_clock";
+/// What the newest migration adds, taken out again.
+const UNDO_NEWEST: &str = "ALTER TABLE lane_clock DROP COLUMN boot_id;
+     ALTER TABLE lane_clock DROP COLUMN boot_ms;
+     ALTER TABLE lane_clock DROP COLUMN downtime_unknown;";
+/// Something the newest migration cannot get past (left, say, by a support
+/// session's experiment), and SQLite's complaint.
+const OBSTACLE: &str = "ALTER TABLE lane_clock ADD COLUMN boot_id TEXT";
+const OBSTACLE_GONE: &str = "ALTER TABLE lane_clock DROP COLUMN boot_id";
+const OBSTACLE_ERROR: &str = "duplicate column name: boot_id";
 
 /// A data directory as the previous release leaves it: the real binary
 /// records `n` sales and stops on SIGTERM, then the newest migration's
-/// objects are taken out and the version set back (0004 only adds the
-/// `restore_guard` table and its index; that every upgrade path ends in the
-/// schema of a fresh database is `store::migrate`'s unit test). Returns the
-/// sales as the lane reported them.
+/// objects are taken out and the version set back (0005 only adds three
+/// columns to `lane_clock`; that every upgrade path ends in the schema of a
+/// fresh database is `store::migrate`'s unit test). Returns the sales as
+/// the lane reported them.
 async fn previous_release_lane(dir: &Path, n: usize) -> Vec<Value> {
     let mut lane = RealLane::spawn(dir, "L03", &[]).expect("starts");
     let http = client();
@@ -47,7 +56,7 @@ async fn previous_release_lane(dir: &Path, n: usize) -> Vec<Value> {
         "a migration was added: make this test build the previous release's database"
     );
     c.execute_batch(&format!(
-        "BEGIN; DROP TABLE restore_guard; PRAGMA user_version = {PREVIOUS}; COMMIT;"
+        "BEGIN; {UNDO_NEWEST} PRAGMA user_version = {PREVIOUS}; COMMIT;"
     ))
     .unwrap();
     sales
@@ -116,11 +125,9 @@ async fn a_failing_migration_leaves_the_database_untouched_with_one_clear_line()
     let dir = tempfile::tempdir().unwrap();
     previous_release_lane(dir.path(), 3).await;
     let db = dir.path().join("lane.db");
-    // Something in the file that the migration cannot get past: a table of
-    // the name it creates (left, say, by a support session's experiment).
     rusqlite::Connection::open(&db)
         .unwrap()
-        .execute_batch("CREATE TABLE restore_guard (note TEXT)")
+        .execute_batch(OBSTACLE)
         .unwrap();
     let bytes = std::fs::read(&db).unwrap();
 
@@ -135,12 +142,7 @@ async fn a_failing_migration_leaves_the_database_untouched_with_one_clear_line()
         .filter(|l| l.to_ascii_lowercase().contains("error"))
         .collect();
     assert_eq!(errors.len(), 1, "one error line, not: {}", refused.stderr);
-    for what in [
-        NEWEST,
-        "at line 8",
-        "left at the previous version",
-        "table restore_guard already exists",
-    ] {
+    for what in [NEWEST, "left at the previous version", OBSTACLE_ERROR] {
         assert!(errors[0].contains(what), "{what:?} not in {:?}", errors[0]);
     }
     assert_eq!(
@@ -154,7 +156,7 @@ async fn a_failing_migration_leaves_the_database_untouched_with_one_clear_line()
     // Once the obstacle is gone (support's fix), the same binary upgrades.
     rusqlite::Connection::open(&db)
         .unwrap()
-        .execute_batch("DROP TABLE restore_guard")
+        .execute_batch(OBSTACLE_GONE)
         .unwrap();
     let mut lane = RealLane::spawn(dir.path(), "L03", &[]).expect("starts after the fix");
     assert_eq!(all_sales(&client(), &lane.base).await.len(), 3);

@@ -72,7 +72,7 @@ pub(super) async fn acknowledge_restore(
     else {
         return Err(ApiError::nothing_to_acknowledge());
     };
-    s.inner.restore.send_replace(None);
+    s.inner.numbers.set_guard(None);
     let continues_after: std::collections::BTreeMap<&String, i64> =
         g.series.iter().map(|(k, b)| (k, b.backend)).collect();
     tracing::warn!(actor = %actor, series = ?continues_after, "restored lane acknowledged; numbering continues above the back-end's numbers");

@@ -29,9 +29,8 @@ pub use error::ApiError;
 use crate::ceiling::Ceiling;
 use crate::clock::Clock;
 use crate::config::Secret;
-use crate::drain::DrainHandle;
+use crate::drain::{DrainHandle, Numbers};
 use crate::store::{RestoreGuard, Store};
-use tokio::sync::watch;
 
 /// Largest request body: a sale of [`sale::MAX_LINES`] long lines fits.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -47,7 +46,7 @@ struct Shared {
     clock: Arc<dyn Clock>,
     started: Duration,
     ceiling: Ceiling,
-    restore: Arc<watch::Sender<Option<RestoreGuard>>>,
+    numbers: Numbers,
     metrics: Arc<crate::metrics::Metrics>,
     api_token: Option<Secret>,
     admin_token: Secret,
@@ -62,7 +61,7 @@ impl AppState {
         store: Store,
         clock: Arc<dyn Clock>,
         ceiling: Ceiling,
-        restore: Arc<watch::Sender<Option<RestoreGuard>>>,
+        numbers: Numbers,
         metrics: Arc<crate::metrics::Metrics>,
         api_token: Option<Secret>,
         admin_token: Secret,
@@ -82,7 +81,7 @@ impl AppState {
                 store,
                 clock,
                 ceiling,
-                restore,
+                numbers,
                 metrics,
                 api_token,
                 admin_token,
@@ -102,7 +101,7 @@ impl AppState {
 
     /// The restored-lane guard, if one is raised.
     fn restore_guard(&self) -> Option<RestoreGuard> {
-        self.inner.restore.borrow().clone()
+        self.inner.numbers.guard()
     }
 }
 

@@ -111,6 +111,16 @@ async fn record(
     started: std::time::Duration,
 ) -> Result<Response, ApiError> {
     let by_key = client_key.is_some();
+    // Just after start, wait (briefly) for the lane's receipt numbers to be
+    // compared with the back-end's: a lane restored from an old copy must
+    // not hand out a number head office already holds.
+    s.inner
+        .numbers
+        .first_check(
+            s.inner.clock.as_ref(),
+            s.inner.started + crate::drain::NUMBER_CHECK_WAIT,
+        )
+        .await;
     // A suspended lane still answers a repeat of a sale it stored before.
     let ceiling = s.ceiling().snapshot();
     let guard = s.restore_guard();

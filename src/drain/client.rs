@@ -313,10 +313,16 @@ impl BackendClient {
         BatchAnswer::Items(items)
     }
 
-    /// `GET {base}/v1/heartbeat`.
+    /// `GET {base}/v1/heartbeat?lane_id={lane}`: the link, the back-end's
+    /// clock, and the highest receipt numbers it holds for this lane.
     pub async fn heartbeat(&self, now: jiff::Timestamp) -> Result<Heartbeat, Answer> {
         let resp = match self
-            .request(reqwest::Method::GET, "/v1/heartbeat")
+            // A lane id is letters, digits, '-' and '_' (checked by the
+            // config): nothing to escape.
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/heartbeat?lane_id={}", self.lane_id),
+            )
             .send()
             .await
         {

@@ -35,6 +35,71 @@ pub use client::{Answer, BackendClient, ClientError};
 /// (a busy or full disk); the back-end is not to blame, so no backoff state.
 const STORE_RETRY: Duration = Duration::from_secs(5);
 
+/// How long new sales wait after start for the drain's first comparison of
+/// the lane's receipt numbers with the back-end's: long enough for a
+/// back-end that answers, short enough that a till whose link is down is
+/// not kept waiting (it then sells offline-first).
+pub const NUMBER_CHECK_WAIT: Duration = Duration::from_secs(5);
+
+/// The lane's receipt numbers against the back-end's, shared by the drain
+/// (which compares them, at start and at every heartbeat) and the API
+/// (which holds new sales until the first comparison since start has been
+/// tried, for at most [`NUMBER_CHECK_WAIT`], and refuses them while the
+/// restored-lane guard is raised).
+#[derive(Clone, Debug)]
+pub struct Numbers {
+    guard: Arc<watch::Sender<Option<RestoreGuard>>>,
+    tried: Arc<watch::Sender<bool>>,
+}
+
+impl Numbers {
+    /// `guard`: one raised earlier, which holds until acknowledged.
+    /// `to_check`: a back-end is configured, so there is something to
+    /// compare with.
+    pub fn new(guard: Option<RestoreGuard>, to_check: bool) -> Numbers {
+        Numbers {
+            guard: Arc::new(watch::Sender::new(guard)),
+            tried: Arc::new(watch::Sender::new(!to_check)),
+        }
+    }
+
+    /// The restored-lane guard, if raised.
+    pub fn guard(&self) -> Option<RestoreGuard> {
+        self.guard.borrow().clone()
+    }
+
+    /// Replaces the guard (the drain's comparison, an acknowledgement).
+    pub fn set_guard(&self, guard: Option<RestoreGuard>) {
+        self.guard.send_replace(guard);
+    }
+
+    /// The first comparison since start was tried (it may have failed).
+    fn tried(&self) {
+        self.tried.send_replace(true);
+    }
+
+    /// Waits until the first comparison since start has been tried, or
+    /// `clock` reaches `deadline` (monotonic), whichever comes first.
+    pub async fn first_check(&self, clock: &dyn Clock, deadline: Duration) {
+        let mut rx = self.tried.subscribe();
+        if *rx.borrow_and_update() {
+            return;
+        }
+        tokio::select! {
+            // An error means the drain is gone: nothing to wait for.
+            _ = rx.wait_for(|tried| *tried) => {}
+            () = clock.sleep_until(deadline) => {
+                tracing::warn!(
+                    wait_seconds = NUMBER_CHECK_WAIT.as_secs(),
+                    "the back-end has not answered the start-up comparison of receipt numbers; \
+                     taking sales offline-first (a lane restored from an old copy is then caught \
+                     as receipt_no_conflict when its sales are delivered)"
+                );
+            }
+        }
+    }
+}
+
 /// Handle to a running drain.
 #[derive(Clone, Debug)]
 pub struct DrainHandle {
@@ -100,8 +165,8 @@ struct Drain {
     ticks: Arc<AtomicU64>,
     rounds: watch::Sender<u64>,
     ceiling: Ceiling,
-    /// The restored-lane guard, shared with the API.
-    restore: Arc<watch::Sender<Option<RestoreGuard>>>,
+    /// The receipt numbers check, shared with the API.
+    numbers: Numbers,
     /// The back-end's receipt numbers were compared since start.
     numbers_checked: bool,
     metrics: Arc<crate::metrics::Metrics>,
@@ -123,7 +188,7 @@ pub fn spawn(
     cfg: DrainConfig,
     clock: Arc<dyn Clock>,
     ceiling: Ceiling,
-    restore: Arc<watch::Sender<Option<RestoreGuard>>>,
+    numbers: Numbers,
     metrics: Arc<crate::metrics::Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(DrainHandle, tokio::task::JoinHandle<()>), ClientError> {
@@ -161,7 +226,7 @@ pub fn spawn(
         ticks,
         rounds,
         ceiling,
-        restore,
+        numbers,
         numbers_checked: false,
         metrics,
         single: false,
@@ -208,6 +273,13 @@ impl Drain {
         let now = self.clock.wall();
         let mono = self.clock.monotonic();
         let state = self.store.drain_state().await?;
+        // First thing after start: ask the back-end which receipt numbers
+        // it holds, before the lane sends anything (or, through the API,
+        // takes a new sale), whatever retry schedule an earlier run left.
+        if !*self.numbers.tried.borrow() {
+            self.heartbeat(state).await?;
+            return Ok(Wait::Now);
+        }
         if state.fault_code.is_some() {
             // Paused: no sale is sent. Probe the link with a heartbeat when
             // asked (reload, operator) or at the heartbeat interval.
@@ -266,6 +338,16 @@ impl Drain {
         self.exchange_started = self.clock.monotonic();
         let answer = self.client.heartbeat(now).await;
         self.note_backend_date();
+        // Sales waiting for the first comparison go ahead once it has been
+        // tried: after the comparison on success, offline-first on failure.
+        let first = !*self.numbers.tried.borrow();
+        // The start-up comparison does not wait for an earlier run's retry
+        // schedule, nor does it lift it: sales still wait for it (a
+        // back-end's Retry-After is about sales, not heartbeats).
+        let kept = state
+            .next_attempt_at
+            .clone()
+            .filter(|t| first && parse_ts(t).is_some_and(|t| t > now));
         state.last_attempt_at = Some(fmt_ts(now));
         match answer {
             Ok(hb) => {
@@ -273,8 +355,11 @@ impl Drain {
                     tracing::info!("the back-end accepts the lane again; resuming delivery");
                 }
                 self.succeeded(&mut state, now);
+                state.next_attempt_at = kept;
                 self.store.set_drain_state(state).await?;
-                return self.check_numbers(hb.last_receipt_no, now).await;
+                let checked = self.check_numbers(hb.last_receipt_no, now).await;
+                self.numbers.tried();
+                return checked;
             }
             Err(a) => {
                 let delay = self.failed(&mut state, &a.outcome);
@@ -288,9 +373,23 @@ impl Drain {
                     Outcome::LaneFault { .. } => None,
                     _ => Some(fmt_ts(now + delay)),
                 };
+                if let (Some(k), Some(new)) = (&kept, &state.next_attempt_at)
+                    && parse_ts(k) > parse_ts(new)
+                {
+                    state.next_attempt_at = kept.clone();
+                }
+                if first {
+                    tracing::warn!(
+                        code = %a.outcome.code(),
+                        "could not compare receipt numbers with the back-end at start; taking \
+                         sales offline-first"
+                    );
+                }
             }
         }
-        self.store.set_drain_state(state).await
+        let saved = self.store.set_drain_state(state).await;
+        self.numbers.tried();
+        saved
     }
 
     /// Compares the back-end's highest receipt numbers with the lane's own
@@ -304,7 +403,7 @@ impl Drain {
         self.numbers_checked = true;
         let guard = self.store.check_receipt_numbers(backend, now).await?;
         if let Some(g) = &guard
-            && self.restore.borrow().as_ref() != Some(g)
+            && self.numbers.guard().as_ref() != Some(g)
         {
             tracing::error!(
                 series = %serde_json::to_string(&g.series).unwrap_or_default(),
@@ -313,7 +412,7 @@ impl Drain {
                  acknowledges (POST /v1/admin/acknowledge-restore)"
             );
         }
-        self.restore.send_replace(guard);
+        self.numbers.set_guard(guard);
         Ok(())
     }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -224,6 +224,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A lane id or series: 1 to 32 letters, digits, '-' or '_'.
+fn plain_id(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Parses and checks one envelope; `lane` is the token's lane (None: any).
 fn item(bytes: &str, lane: Option<&str>) -> Result<Item, ApiError> {
     let env: Envelope = serde_json::from_str(bytes).map_err(ApiError::bad_body)?;
@@ -233,16 +240,11 @@ fn item(bytes: &str, lane: Option<&str>) -> Result<Item, ApiError> {
     {
         return Err(ApiError::wrong_lane(l, &env.lane_id));
     }
-    let plain = |s: &str| {
-        (1..=32).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
     let mut problems = vec![];
-    if !plain(&env.lane_id) {
+    if !plain_id(&env.lane_id) {
         problems.push(("lane_id", "must be 1 to 32 letters, digits, '-' or '_'"));
     }
-    if !plain(&env.series) {
+    if !plain_id(&env.series) {
         problems.push(("series", "must be 1 to 32 letters, digits, '-' or '_'"));
     }
     if env.receipt_no < 1 {
@@ -440,9 +442,42 @@ fn result(
     }
 }
 
-/// `GET /v1/heartbeat`.
-async fn heartbeat(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let lane = s.lane(&headers)?;
+/// Query of `GET /v1/heartbeat`. Other parameters are ignored (a newer
+/// lane may send more).
+#[derive(Deserialize)]
+struct HeartbeatQuery {
+    lane_id: Option<String>,
+}
+
+/// `GET /v1/heartbeat?lane_id=L03`: the highest receipt numbers held for
+/// the lane the heartbeat names (with a per-lane token, it must be the
+/// token's lane; without `lane_id`, the token's lane).
+async fn heartbeat(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HeartbeatQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let token_lane = s.lane(&headers)?;
+    let Query(q) = query.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "The query string cannot be read; the heartbeat takes lane_id=<lane>.",
+        )
+    })?;
+    if let Some(l) = q.lane_id.as_deref().filter(|l| !plain_id(l)) {
+        let shown: String = l.chars().take(40).collect();
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_lane_id",
+            format!("{shown:?} is not a lane id: 1 to 32 letters, digits, '-' or '_'."),
+        ));
+    }
+    let lane = match (token_lane, q.lane_id) {
+        (Some(t), Some(q)) if t != q => return Err(ApiError::wrong_lane(&t, &q)),
+        (Some(t), _) => Some(t),
+        (None, q) => q,
+    };
     let last_receipt_no = match lane {
         Some(l) => {
             s.inner
@@ -450,7 +485,8 @@ async fn heartbeat(State(s): State<AppState>, headers: HeaderMap) -> Result<Resp
                 .last_receipt_no(s.inner.tenant.clone(), l)
                 .await?
         }
-        // Any-lane mode cannot tell which lane asks.
+        // Any-lane mode, and a heartbeat that names no lane (a lane older
+        // than the lane_id parameter): nothing to compare with.
         None => Default::default(),
     };
     Ok(axum::Json(Heartbeat {

@@ -163,8 +163,15 @@ impl Kit {
     }
 
     async fn heartbeat(&self) -> Result<Answer, String> {
-        self.send(self.http.get(format!("{}/v1/heartbeat", self.base)))
-            .await
+        self.heartbeat_for(&self.lane).await
+    }
+
+    /// The heartbeat naming `lane`.
+    async fn heartbeat_for(&self, lane: &str) -> Result<Answer, String> {
+        let mut url = reqwest::Url::parse(&format!("{}/v1/heartbeat", self.base))
+            .map_err(|e| format!("bad URL: {e}"))?;
+        url.query_pairs_mut().append_pair("lane_id", lane);
+        self.send(self.http.get(url)).await
     }
 }
 
@@ -213,6 +220,10 @@ pub async fn run(url: &str, token: &str, lane: &str) -> Result<Report, KitError>
     report.record("batch semantics", batch_semantics(&kit).await);
     report.record("gap-free document numbers", gap_free(&kit).await);
     report.record("heartbeat last receipt", heartbeat_last_receipt(&kit).await);
+    report.record(
+        "heartbeat names the lane",
+        heartbeat_names_the_lane(&kit).await,
+    );
     report.record("token required", token_required(&kit).await);
     Ok(report)
 }
@@ -426,6 +437,32 @@ async fn heartbeat_last_receipt(kit: &Kit) -> Result<String, String> {
     match map.get(&s) {
         Some(3) => Ok(format!("last_receipt_no[{s}] = 3")),
         other => Err(format!("last_receipt_no[{s}] = {other:?}, expected 3")),
+    }
+}
+
+/// A heartbeat naming another lane must not answer with this lane's
+/// numbers: refused (a token that belongs to one lane) or answered for that
+/// other lane.
+async fn heartbeat_names_the_lane(kit: &Kit) -> Result<String, String> {
+    let s = series();
+    let id = Uuid::new_v4().to_string();
+    let a = kit.put(&id, &kit.envelope(&id, &s, 1, 1)).await?;
+    expect_status(&a, 201, "a new sale")?;
+    let other = format!("CONF{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let hb = kit.heartbeat_for(&other).await?;
+    match hb.status {
+        403 => Ok(format!("lane_id={other}: 403, not this token's lane")),
+        200 if hb.body["last_receipt_no"].get(&s).is_none() => {
+            Ok(format!("lane_id={other}: answered for {other}"))
+        }
+        200 => Err(format!(
+            "lane_id={other} answered with lane {}'s series {s}: the back-end ignores lane_id",
+            kit.lane
+        )),
+        st => Err(format!(
+            "lane_id={other}: expected 403 or 200, got {st} {}",
+            hb.body
+        )),
     }
 }
 

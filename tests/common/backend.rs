@@ -22,6 +22,8 @@ use tokio::sync::{Notify, oneshot};
 pub struct Received {
     pub method: String,
     pub path: String,
+    /// The query string, if any.
+    pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -76,6 +78,8 @@ struct Inner {
     token: Option<String>,
     /// Answer every request, heartbeats included, with 503.
     down: bool,
+    /// The heartbeat's `last_receipt_no`.
+    last_receipt_no: Value,
 }
 
 #[derive(Clone)]
@@ -85,6 +89,8 @@ pub struct Backend {
     pub url: String,
     pub addr: SocketAddr,
     stop: Arc<Mutex<Option<oneshot::Sender<()>>>>,
+    /// Heartbeats wait while this is true.
+    held: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The lane sent no or the wrong token.
@@ -134,6 +140,7 @@ impl Backend {
             url: format!("http://{addr}"),
             addr,
             stop: Arc::new(Mutex::new(None)),
+            held: Arc::new(tokio::sync::watch::Sender::new(false)),
         };
         let app = Router::new()
             .route("/v1/sales/{id}", put(put_sale))
@@ -174,6 +181,22 @@ impl Backend {
     /// Changes the token the back-end accepts.
     pub fn set_token(&self, token: Option<&str>) {
         self.lock().token = token.map(String::from);
+    }
+
+    /// Heartbeats are kept waiting (after being recorded) until
+    /// [`Backend::release_heartbeats`].
+    pub fn hold_heartbeats(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Answers the heartbeats held, and every one from now on.
+    pub fn release_heartbeats(&self) {
+        self.held.send_replace(false);
+    }
+
+    /// What heartbeats answer as `last_receipt_no` (default `{}`).
+    pub fn set_last_receipt_no(&self, v: Value) {
+        self.lock().last_receipt_no = v;
     }
 
     /// Takes the back-end down (every request answered 503) or up again.
@@ -222,7 +245,7 @@ impl Backend {
     fn record(
         &self,
         method: &str,
-        path: String,
+        uri: (String, Option<&str>),
         headers: &HeaderMap,
         body: &Bytes,
         consume: bool,
@@ -230,7 +253,8 @@ impl Backend {
         let mut g = self.lock();
         g.received.push(Received {
             method: method.into(),
-            path,
+            path: uri.0,
+            query: uri.1.map(String::from),
             headers: headers.clone(),
             body: body.clone(),
         });
@@ -320,7 +344,13 @@ async fn put_sale(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let reply = match b.record("PUT", format!("/v1/sales/{id}"), &headers, &body, true) {
+    let reply = match b.record(
+        "PUT",
+        (format!("/v1/sales/{id}"), None),
+        &headers,
+        &body,
+        true,
+    ) {
         Ok(r) => r,
         Err(unauthorized) => {
             b.arrived.notify_waiters();
@@ -355,7 +385,13 @@ async fn put_sale(
 
 async fn batch(State(b): State<Backend>, headers: HeaderMap, body: Bytes) -> Response {
     let supported = b.lock().batch_supported;
-    let reply = match b.record("POST", "/v1/sales:batch".into(), &headers, &body, supported) {
+    let reply = match b.record(
+        "POST",
+        ("/v1/sales:batch".into(), None),
+        &headers,
+        &body,
+        supported,
+    ) {
         Ok(r) => r,
         Err(unauthorized) => {
             b.arrived.notify_waiters();
@@ -414,20 +450,27 @@ async fn batch(State(b): State<Backend>, headers: HeaderMap, body: Bytes) -> Res
     resp
 }
 
-async fn heartbeat(State(b): State<Backend>, headers: HeaderMap) -> Response {
-    let resp = match b.record(
+async fn heartbeat(State(b): State<Backend>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    let recorded = b.record(
         "GET",
-        "/v1/heartbeat".into(),
+        (uri.path().to_owned(), uri.query()),
         &headers,
         &Bytes::new(),
         false,
-    ) {
+    );
+    b.arrived.notify_waiters();
+    let _ = b.held.subscribe().wait_for(|held| !*held).await;
+    let resp = match recorded {
         Ok(Reply::Status(s, v, h)) => status_reply(s, v, h),
-        Ok(_) => status_reply(
-            200,
-            json!({"server_time": "2026-11-22T12:00:00Z", "last_receipt_no": {}}),
-            vec![],
-        ),
+        Ok(_) => {
+            let last = b.lock().last_receipt_no.clone();
+            let last = if last.is_null() { json!({}) } else { last };
+            status_reply(
+                200,
+                json!({"server_time": "2026-11-22T12:00:00Z", "last_receipt_no": last}),
+                vec![],
+            )
+        }
         Err(unauthorized) => unauthorized.into_response(),
     };
     b.arrived.notify_waiters();

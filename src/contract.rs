@@ -72,6 +72,8 @@ pub mod codes {
     pub const PAYLOAD_MISMATCH: &str = "payload_mismatch";
     /// This lane, series and receipt number is posted under another id.
     pub const RECEIPT_NO_CONFLICT: &str = "receipt_no_conflict";
+    /// The receipt series belongs to another lane (`403`, lane-level).
+    pub const SERIES_OF_ANOTHER_LANE: &str = "series_of_another_lane";
 }
 
 /// `201`/`200` answer to a posted sale: the back-end's document for it.

@@ -69,6 +69,8 @@ both!(
     a_winner_that_rolls_back_leaves_the_gate_to_a_waiting_duplicate,
     document_numbers_stay_gap_free_per_series_under_concurrency_and_aborts,
     a_batch_is_one_transaction_with_an_answer_per_sale,
+    a_series_belongs_to_the_lane_that_first_posted_in_it,
+    an_upgraded_database_gives_each_series_to_the_lane_of_its_first_document,
 );
 
 fn lanes() -> Lanes {
@@ -439,5 +441,154 @@ async fn a_batch_is_one_transaction_with_an_answer_per_sale(b: Backing) {
     // A batch naming another lane is refused whole.
     let (status, body) = batch(&http, &sm.url, "L04", &[]).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("wrong_lane")));
+    sm.stop().await;
+}
+
+/// Lane L04's token may not post into lane L03's receipt series (which
+/// would take L03's document numbers): the whole request is refused with
+/// `403 series_of_another_lane`, nothing is posted, and L03's numbering
+/// goes on without a gap.
+async fn a_series_belongs_to_the_lane_that_first_posted_in_it(b: Backing) {
+    let sm = Salemap::start_on(b.db.clone(), lanes()).await;
+    let http = common::client();
+    let first = id();
+    let r = put(
+        &http,
+        &sm.url,
+        &first,
+        &envelope(&first, "L03", "L03", 1),
+        TOKEN,
+    )
+    .await;
+    assert_eq!((r.status, doc_number(&r.body)), (201, 1), "{}", r.body);
+
+    let intruder = id();
+    let env = envelope(&intruder, "L04", "L03", 1);
+    let r = put(&http, &sm.url, &intruder, &env, "lane-L04-token").await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (403, Some("series_of_another_lane")),
+        "{}",
+        r.body
+    );
+    let msg = r.body["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("L03") && msg.contains("L04"), "{msg}");
+    // In a batch too, with a sale of its own series before it.
+    let own = id();
+    let body = format!(
+        "{{\"lane_id\":\"L04\",\"sales\":[{},{}]}}",
+        envelope(&own, "L04", "L04", 1),
+        envelope(&intruder, "L04", "L03", 1)
+    );
+    let r = http
+        .post(format!("{}/v1/sales:batch", sm.url))
+        .bearer_auth("lane-L04-token")
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "series_of_another_lane", "{v}");
+    for refused in [&intruder, &own] {
+        let r = http
+            .get(format!("{}/v1/sales/{refused}", sm.url))
+            .bearer_auth("lane-L04-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{refused} was posted");
+    }
+    // L03's own next sale takes document 2: nothing was taken from it.
+    let second = id();
+    let r = put(
+        &http,
+        &sm.url,
+        &second,
+        &envelope(&second, "L03", "L03", 2),
+        TOKEN,
+    )
+    .await;
+    assert_eq!((r.status, doc_number(&r.body)), (201, 2), "{}", r.body);
+    // L04 still posts in its own series.
+    let r = put(
+        &http,
+        &sm.url,
+        &own,
+        &envelope(&own, "L04", "L04", 1),
+        "lane-L04-token",
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    sm.stop().await;
+}
+
+/// Runs `sql` on the scenario's database, as a tool would.
+async fn execute(db: &Database, sql: &str) {
+    match db {
+        Database::Sqlite(path) => rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap(),
+        Database::Postgres { url, .. } => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client.batch_execute(sql).await.unwrap();
+        }
+    }
+}
+
+/// A database from before series had owners: on upgrade, each series
+/// goes to the lane of its first document, and is closed to the others.
+async fn an_upgraded_database_gives_each_series_to_the_lane_of_its_first_document(b: Backing) {
+    let sm = Salemap::start_on(b.db.clone(), lanes()).await;
+    let http = common::client();
+    let first = id();
+    let r = put(
+        &http,
+        &sm.url,
+        &first,
+        &envelope(&first, "L03", "L03", 1),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let (db, lanes, _) = sm.stop().await;
+    // Back to schema 1.
+    match &db {
+        Database::Sqlite(_) => {
+            execute(
+                &db,
+                "ALTER TABLE doc_counters DROP COLUMN lane_id; PRAGMA user_version = 1;",
+            )
+            .await
+        }
+        Database::Postgres { .. } => {
+            execute(
+                &db,
+                "ALTER TABLE doc_counters DROP COLUMN lane_id;
+                 DELETE FROM salemap_schema WHERE version > 1;",
+            )
+            .await
+        }
+    }
+    let sm = Salemap::start_on(db, lanes).await;
+    let intruder = id();
+    let env = envelope(&intruder, "L04", "L03", 1);
+    let r = put(&http, &sm.url, &intruder, &env, "lane-L04-token").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let second = id();
+    let r = put(
+        &http,
+        &sm.url,
+        &second,
+        &envelope(&second, "L03", "L03", 2),
+        TOKEN,
+    )
+    .await;
+    assert_eq!((r.status, doc_number(&r.body)), (201, 2), "{}", r.body);
     sm.stop().await;
 }

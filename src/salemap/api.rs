@@ -185,13 +185,31 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        if let StoreError::InFlight = e {
-            return ApiError::new(
-                StatusCode::CONFLICT,
-                codes::IN_FLIGHT,
-                "A sale of this request is being posted by another request right now; \
-                 nothing was posted. Try again shortly.",
-            );
+        match e {
+            StoreError::InFlight => {
+                return ApiError::new(
+                    StatusCode::CONFLICT,
+                    codes::IN_FLIGHT,
+                    "A sale of this request is being posted by another request right now; \
+                     nothing was posted. Try again shortly.",
+                );
+            }
+            StoreError::SeriesOfAnotherLane {
+                series,
+                owner,
+                lane,
+            } => {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    codes::SERIES_OF_ANOTHER_LANE,
+                    format!(
+                        "Receipt series {series} belongs to lane {owner}; lane {lane} cannot \
+                         post in it. Check the lane's series setting. Nothing was posted."
+                    ),
+                )
+                .with_details(json!({"series": series, "owner": owner}));
+            }
+            _ => {}
         }
         tracing::error!(error = %e, source = ?std::error::Error::source(&e), "database error");
         ApiError::new(

@@ -62,6 +62,17 @@ pub enum StoreError {
     /// posted (`409 in_flight`).
     #[error("a sale of this request is being posted by another request right now")]
     InFlight,
+    /// A lane posted in a receipt series another lane owns; nothing of the
+    /// request was posted (`403 series_of_another_lane`).
+    #[error("series {series} belongs to lane {owner}, not to lane {lane}")]
+    SeriesOfAnotherLane {
+        /// The series.
+        series: String,
+        /// The lane that owns it (the first to post in it).
+        owner: String,
+        /// The lane that tried.
+        lane: String,
+    },
     /// A fault injected by a test: the transaction was rolled back.
     #[error("injected fault: the transaction was rolled back")]
     Injected,

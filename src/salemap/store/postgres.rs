@@ -22,10 +22,16 @@ use super::{Aborts, Day, Doc, Item, Outcome, StoreError, Stored};
 use crate::contract::Kind;
 
 /// The schema, one file per version.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../../../schema/salemap/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../../../schema/salemap/postgres/0001_initial.sql"),
+    ),
+    (
+        "0002_series_owner",
+        include_str!("../../../schema/salemap/postgres/0002_series_owner.sql"),
+    ),
+];
 
 /// Key of the advisory lock that serialises migrations between salemaps
 /// starting at once ("SMAP").
@@ -291,19 +297,22 @@ async fn post_all(
         .await
         .map_err(pg("prepare the insert"))?;
     // The winner's number (the series counter, in this transaction) and
-    // its document, in one statement.
+    // its document, in one statement; the counter row also names the lane
+    // that owns the series (the first to post in it).
     let number = tx
         .prepare_cached(
             "WITH n AS (
-                 INSERT INTO doc_counters (tenant, series, last_no) VALUES ($1, $2, 1)
+                 INSERT INTO doc_counters (tenant, series, last_no, lane_id)
+                 VALUES ($1, $2, 1, $4)
                  ON CONFLICT (tenant, series)
-                 DO UPDATE SET last_no = doc_counters.last_no + 1
-                 RETURNING last_no)
+                 DO UPDATE SET last_no = doc_counters.last_no + 1,
+                     lane_id = COALESCE(doc_counters.lane_id, excluded.lane_id)
+                 RETURNING last_no, lane_id)
              UPDATE posted SET doc_no = $2 || '/' || CASE
                      WHEN n.last_no < 100000000 THEN lpad(n.last_no::text, 8, '0')
                      ELSE n.last_no::text END
              FROM n WHERE tenant = $1 AND transaction_id = $3
-             RETURNING doc_no",
+             RETURNING doc_no, n.lane_id",
         )
         .await
         .map_err(pg("prepare the numbering"))?;
@@ -353,11 +362,13 @@ async fn post_all(
         .filter(|(_, n)| **n == 0)
         .map(|(it, _)| it)
         .collect();
-    let numbered = super::super::join_all(
-        winners
-            .iter()
-            .map(|it| first_row(tx, &number, vec![&tenant, &it.series, &it.transaction_id])),
-    );
+    let numbered = super::super::join_all(winners.iter().map(|it| {
+        first_row(
+            tx,
+            &number,
+            vec![&tenant, &it.series, &it.transaction_id, &it.lane_id],
+        )
+    }));
     let found = super::super::join_all(
         losers
             .iter()
@@ -369,13 +380,22 @@ async fn post_all(
     let mut out = Vec::with_capacity(items.len());
     for (it, n) in items.iter().zip(&inserted) {
         if *n > 0 {
-            let doc_no: String = numbered
+            let (doc_no, owner): (String, Option<String>) = numbered
                 .next()
                 .transpose()
                 .map_err(gate_error("number a document"))?
                 .flatten()
-                .map(|r| r.get(0))
+                .map(|r| (r.get(0), r.get(1)))
                 .unwrap_or_default();
+            if let Some(owner) = owner.filter(|o| *o != it.lane_id) {
+                // The whole request is refused: dropping the transaction
+                // rolls it back.
+                return Err(StoreError::SeriesOfAnotherLane {
+                    series: it.series.clone(),
+                    owner,
+                    lane: it.lane_id.clone(),
+                });
+            }
             if let (Kind::Void, Some(original)) = (it.kind, &it.references) {
                 tx.execute(
                     "UPDATE posted SET voided_by = $3

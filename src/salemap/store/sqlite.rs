@@ -17,10 +17,16 @@ use crate::contract::Kind;
 pub const APPLICATION_ID: i64 = 0x534D_4150;
 
 /// The schema, one file per version.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../../../schema/salemap/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../../../schema/salemap/sqlite/0001_initial.sql"),
+    ),
+    (
+        "0002_series_owner",
+        include_str!("../../../schema/salemap/sqlite/0002_series_owner.sql"),
+    ),
+];
 
 fn sql(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { what, source }
@@ -307,15 +313,31 @@ fn post_one(
             }
         }
         Ok(_) => {
-            // The winner: take the next number of the series.
-            let no: i64 = tx
+            // The winner: take the next number of the series, which the
+            // first lane to post in it owns.
+            let (no, owner): (i64, String) = tx
                 .prepare_cached(
-                    "INSERT INTO doc_counters (tenant, series, last_no) VALUES (?1, ?2, 1)
-                     ON CONFLICT (tenant, series) DO UPDATE SET last_no = last_no + 1
-                     RETURNING last_no",
+                    "INSERT INTO doc_counters (tenant, series, last_no, lane_id)
+                     VALUES (?1, ?2, 1, ?3)
+                     ON CONFLICT (tenant, series) DO UPDATE SET last_no = last_no + 1,
+                         lane_id = COALESCE(lane_id, excluded.lane_id)
+                     RETURNING last_no, lane_id",
                 )
-                .and_then(|mut st| st.query_row(params![tenant, item.series], |r| r.get(0)))
+                .and_then(|mut st| {
+                    st.query_row(params![tenant, item.series, item.lane_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                })
                 .map_err(sql("take a document number"))?;
+            if owner != item.lane_id {
+                // The whole request is refused: dropping the transaction
+                // rolls it back.
+                return Err(StoreError::SeriesOfAnotherLane {
+                    series: item.series.clone(),
+                    owner,
+                    lane: item.lane_id.clone(),
+                });
+            }
             let doc_no = doc_no(&item.series, no);
             tx.prepare_cached(
                 "UPDATE posted SET doc_no = ?3 WHERE tenant = ?1 AND transaction_id = ?2",

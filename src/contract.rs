@@ -59,6 +59,16 @@ pub struct Envelope<S = Box<RawValue>> {
     pub sale: S,
 }
 
+/// The largest envelope a lane sends, in bytes, and the largest a back-end
+/// must accept, on `PUT` and inside a batch. The lane refuses at intake a
+/// sale whose envelope would be larger.
+pub const MAX_ENVELOPE_BYTES: usize = 1024 * 1024;
+
+/// The largest batch body a lane sends: it puts fewer sales in a batch
+/// rather than go over (a batch always has room for one envelope of
+/// [`MAX_ENVELOPE_BYTES`]).
+pub const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
+
 /// Header carrying the transaction id on every `PUT` of a sale.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// Header the back-end sets to `true` when it answers with a stored result.

@@ -130,3 +130,67 @@ async fn through_restarts(dir: &std::path::Path, db: Database) {
     lane.stop().await;
     sm.stop().await;
 }
+
+/// The length of a stored sale's envelope, read from the lane's database.
+fn envelope_len(dir: &std::path::Path, id: &str) -> usize {
+    let conn = rusqlite::Connection::open(dir.join(laned::store::DB_FILE)).unwrap();
+    let len: i64 = conn
+        .query_row(
+            "SELECT length(body) FROM sales WHERE transaction_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    usize::try_from(len).unwrap()
+}
+
+/// The contract's largest envelope, to the byte: a sale whose envelope is
+/// exactly that size is taken, delivered and posted; one byte more is
+/// refused at intake (413, nothing stored, no number taken), instead of
+/// being stored and then stuck forever at the back-end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_sale_is_posted_and_one_byte_more_is_refused_at_intake() {
+    let max = laned::contract::MAX_ENVELOPE_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let sm = Salemap::start(&dir.path().join("salemap.db"), Lanes::single("L03", TOKEN)).await;
+    let lane_dir = dir.path().join("lane");
+    let mut cfg = common::config(&lane_dir);
+    cfg.backend_url = Some(sm.url.clone());
+    cfg.drain.backend_token = Some(secret(TOKEN));
+    let lane = Lane::start_with(cfg).await;
+    // Calibrate: 930 lines of 256 four-byte characters come within 8 KiB
+    // of the limit; the padding makes up the rest.
+    let probe = Uuid::new_v4().to_string();
+    let (code, body) = lane.put(&probe, &common::big_sale(930, 0)).await;
+    assert_eq!(code, 201, "{body}");
+    let base = envelope_len(&lane_dir, &probe);
+    assert!(base < max && max - base < 8000, "calibration: {base}");
+    let pad = max - base;
+
+    let over = Uuid::new_v4().to_string();
+    let (code, body) = lane.put(&over, &common::big_sale(930, pad + 1)).await;
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "an envelope of {} bytes was taken: {body}",
+        max + 1
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&max.to_string())),
+        "{body}"
+    );
+    assert_eq!(lane.get(&format!("/v1/sales/{over}")).await.0, 404);
+
+    let exact = Uuid::new_v4().to_string();
+    let (code, body) = lane.put(&exact, &common::big_sale(930, pad)).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["receipt_no"], 2, "the refused sale took a number");
+    assert_eq!(envelope_len(&lane_dir, &exact), max);
+    lane.until("both posted", || async { posted(&lane).await == 2 })
+        .await;
+    assert_eq!(lane.sale_state(&exact).await, "posted");
+    lane.stop().await;
+    sm.stop().await;
+}

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::pg::PgDb;
-use common::salemap::{Salemap, envelope, envelope_of};
+use common::salemap::{Salemap, envelope, envelope_of, envelope_of_size};
 use laned::salemap::{Database, Lanes};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -71,6 +71,7 @@ both!(
     a_batch_is_one_transaction_with_an_answer_per_sale,
     a_series_belongs_to_the_lane_that_first_posted_in_it,
     an_upgraded_database_gives_each_series_to_the_lane_of_its_first_document,
+    envelopes_up_to_the_largest_size_are_posted_on_both_routes,
 );
 
 fn lanes() -> Lanes {
@@ -590,5 +591,50 @@ async fn an_upgraded_database_gives_each_series_to_the_lane_of_its_first_documen
     )
     .await;
     assert_eq!((r.status, doc_number(&r.body)), (201, 2), "{}", r.body);
+    sm.stop().await;
+}
+
+/// The contract's largest envelope is posted by `PUT` and inside a batch;
+/// one byte more is `413 payload_too_large` (the whole `PUT`, or that item
+/// of a batch).
+async fn envelopes_up_to_the_largest_size_are_posted_on_both_routes(b: Backing) {
+    let max = laned::contract::MAX_ENVELOPE_BYTES;
+    let sm = Salemap::start_on(b.db.clone(), lanes()).await;
+    let http = common::client();
+    let a = id();
+    let r = put(
+        &http,
+        &sm.url,
+        &a,
+        &envelope_of_size(&a, "L03", "L03", 1, max),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let over = id();
+    let r = put(
+        &http,
+        &sm.url,
+        &over,
+        &envelope_of_size(&over, "L03", "L03", 2, max + 1),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{}",
+        r.body
+    );
+    let b2 = id();
+    let envs = [
+        envelope_of_size(&b2, "L03", "L03", 2, max),
+        envelope_of_size(&over, "L03", "L03", 3, max + 1),
+    ];
+    let (status, v) = batch(&http, &sm.url, "L03", &envs).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["results"][0]["status"], 201, "{v}");
+    assert_eq!(v["results"][1]["status"], 413, "{v}");
+    assert_eq!(v["results"][1]["code"], "payload_too_large", "{v}");
     sm.stop().await;
 }

@@ -303,6 +303,16 @@ impl From<StoreError> for ApiError {
                      free disk space, then ring the sale again.",
                 )
             }
+            StoreError::EnvelopeTooLarge { bytes, limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "This sale is too large to send to head office: its document would be \
+                     {bytes} bytes, and the largest is {limit} bytes. It was NOT recorded; \
+                     split it into two sales or shorten its text."
+                ),
+            )
+            .with_details(json!({"limit_bytes": limit, "envelope_bytes": bytes})),
             StoreError::Busy { .. } | StoreError::Closed => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -311,11 +311,19 @@ impl Drain {
             OnReject::Park => Policy::Park,
             OnReject::Block => Policy::Block,
         };
-        let plan = self
+        let mut plan = self
             .store
             .plan_delivery(now, self.cfg.stuck_recheck, self.cfg.batch_size, policy)
             .await?;
         if !plan.sales.is_empty() {
+            // A batch body stays within the contract's limit; the sales left
+            // out go in the next round, in the same order.
+            let fits = batch_prefix(
+                &self.store.identity().lane_id,
+                plan.sales.iter().map(|s| s.body.len()),
+                crate::contract::MAX_BATCH_BYTES,
+            );
+            plan.sales.truncate(fits);
             self.deliver(plan.sales, state).await?;
             return Ok(Wait::Now);
         }
@@ -649,6 +657,23 @@ impl Drain {
     }
 }
 
+/// How many of the envelopes (of the lengths given, in order) fit in one
+/// batch body of at most `limit` bytes; at least one, so an envelope of the
+/// contract's largest size always goes (alone if need be).
+fn batch_prefix(lane_id: &str, lens: impl IntoIterator<Item = usize>, limit: usize) -> usize {
+    let mut total = crate::contract::batch_body(lane_id, []).len();
+    let mut n = 0;
+    for len in lens {
+        // The envelope and the comma before it (none before the first).
+        total += len + usize::from(n > 0);
+        if total > limit && n > 0 {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 fn parse_ts(s: &str) -> Option<jiff::Timestamp> {
     s.parse().ok()
 }
@@ -656,4 +681,32 @@ fn parse_ts(s: &str) -> Option<jiff::Timestamp> {
 /// Time from `now` until `t` (zero if `t` has passed).
 fn until_from(now: jiff::Timestamp, t: jiff::Timestamp) -> Duration {
     Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_prefix;
+
+    #[test]
+    fn a_batch_body_stays_within_the_limit_and_always_holds_one_envelope() {
+        let lens = [10, 20, 30];
+        let body = |n: usize| {
+            let envs: Vec<Vec<u8>> = lens[..n].iter().map(|&l| vec![b'x'; l]).collect();
+            crate::contract::batch_body("L03", envs.iter().map(Vec::as_slice)).len()
+        };
+        for limit in [
+            0,
+            body(1),
+            body(2) - 1,
+            body(2),
+            body(3) - 1,
+            body(3),
+            1 << 20,
+        ] {
+            let n = batch_prefix("L03", lens, limit);
+            assert!(n >= 1);
+            assert!(n == 1 || body(n) <= limit, "{n} for {limit}");
+            assert!(n == lens.len() || body(n + 1) > limit, "{n} for {limit}");
+        }
+    }
 }

@@ -22,12 +22,12 @@ use crate::contract::{
     BatchResponse, Envelope, Heartbeat, IDEMPOTENCY_KEY, IDEMPOTENCY_REPLAYED, ItemResult, codes,
 };
 
-/// Largest single sale envelope.
-pub const MAX_SALE_BYTES: usize = 1024 * 1024;
+/// Largest single sale envelope: the contract's.
+pub const MAX_SALE_BYTES: usize = crate::contract::MAX_ENVELOPE_BYTES;
 /// Most sales in one batch request.
 pub const MAX_BATCH: usize = 1000;
-/// Largest batch body.
-pub const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
+/// Largest batch body: the contract's.
+pub const MAX_BATCH_BYTES: usize = crate::contract::MAX_BATCH_BYTES;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -143,6 +143,15 @@ impl ApiError {
             "wrong_lane",
             format!("This token belongs to lane {token_lane}; it cannot post for lane {sent}."),
         )
+    }
+
+    fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("The body is larger than {limit} bytes."),
+        )
+        .with_details(json!({"limit_bytes": limit}))
     }
 
     fn bad_body(what: impl std::fmt::Display) -> Self {
@@ -315,11 +324,7 @@ fn item(bytes: &str, lane: Option<&str>) -> Result<Item, ApiError> {
 fn body_text(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<String, ApiError> {
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("The body is larger than {limit} bytes."),
-            )
+            ApiError::too_large(limit)
         } else {
             ApiError::bad_body(r.body_text())
         }
@@ -411,9 +416,13 @@ async fn batch(
         if env.lane_id != b.lane_id {
             return Err(ApiError::wrong_lane(&b.lane_id, &env.lane_id));
         }
-        slots.push(
-            item(raw.get(), lane.as_deref()).map_err(|e| (env.transaction_id.to_string(), e)),
-        );
+        let id = env.transaction_id.to_string();
+        // The same limit as a PUT of this envelope.
+        if raw.get().len() > MAX_SALE_BYTES {
+            slots.push(Err((id, ApiError::too_large(MAX_SALE_BYTES))));
+            continue;
+        }
+        slots.push(item(raw.get(), lane.as_deref()).map_err(|e| (id, e)));
     }
     let valid: Vec<Item> = slots
         .iter()

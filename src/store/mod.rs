@@ -162,6 +162,15 @@ pub enum StoreError {
     /// Something that cannot happen did; a bug, reported rather than a panic.
     #[error("internal store error: {0}")]
     Internal(&'static str),
+    /// The sale's envelope would be larger than the back-end contract
+    /// allows; nothing was stored and no number taken.
+    #[error("the sale's envelope would be {bytes} bytes, over the {limit} the contract allows")]
+    EnvelopeTooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The contract's largest envelope.
+        limit: usize,
+    },
     /// A stored row could not be decoded.
     #[error("stored data for {what} is not readable")]
     Decode {

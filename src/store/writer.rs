@@ -384,6 +384,15 @@ fn insert_sale(conn: &Connection, ctx: &Ctx, sale: NewSale) -> Result<InsertOutc
         what: format!("envelope of {id}"),
         source,
     })?;
+    // A back-end need not take a larger envelope: refuse the sale now (the
+    // error rolls back the number just taken) rather than store a sale
+    // that could never be delivered.
+    if body.len() > crate::contract::MAX_ENVELOPE_BYTES {
+        return Err(StoreError::EnvelopeTooLarge {
+            bytes: body.len(),
+            limit: crate::contract::MAX_ENVELOPE_BYTES,
+        });
+    }
     let body_sha = sha256_hex(&body);
     let row = SaleRow {
         seq,

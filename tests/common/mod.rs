@@ -28,6 +28,29 @@ pub fn sale_with(sku: &str, qty: i64, price: i64) -> Value {
     })
 }
 
+/// A valid sale of `lines` lines, each named with 256 four-byte characters,
+/// and `pad` ASCII characters in `extra`: big, to the byte. 930 lines make
+/// an envelope a few KiB under the contract's largest.
+pub fn big_sale(lines: usize, pad: usize) -> Value {
+    let name: String = std::iter::repeat_n('\u{1D11E}', 256).collect();
+    let lines: Vec<Value> = (0..lines)
+        .map(|i| {
+            json!({"sku": format!("SKU{i:05}"), "name": name, "quantity": "1",
+                   "unit_price": 100, "discount": 0, "tax_code": "A", "amount": 100})
+        })
+        .collect();
+    let total = 100 * lines.len() as i64;
+    json!({
+        "kind": "sale", "references": null, "business_date": "2026-11-22",
+        "occurred_at": "2026-11-22T14:03:11+03:00", "currency": "KES", "cashier": "E042",
+        "lines": lines,
+        "payments": [{"payment_id": Uuid::new_v4(), "method": "cash", "amount": total}],
+        "total": total, "change": 0,
+        "till": {"invoice_no": "000123", "register": "R3"},
+        "extra": {"pad": "x".repeat(pad)}
+    })
+}
+
 /// The example sale of DESIGN §8.
 pub fn sale() -> Value {
     sale_with("4006381333931", 2, 12_500)

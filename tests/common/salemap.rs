@@ -84,3 +84,25 @@ pub fn envelope_of(id: &str, lane: &str, series: &str, receipt_no: i64, sale: Va
     })
     .to_string()
 }
+
+/// An envelope of exactly `size` bytes (within a few KiB under the
+/// contract's largest, or above it).
+pub fn envelope_of_size(
+    id: &str,
+    lane: &str,
+    series: &str,
+    receipt_no: i64,
+    size: usize,
+) -> String {
+    let base = envelope_of(id, lane, series, receipt_no, super::big_sale(930, 0)).len();
+    assert!(base <= size && size - base <= 8 * 1024, "{base} vs {size}");
+    let env = envelope_of(
+        id,
+        lane,
+        series,
+        receipt_no,
+        super::big_sale(930, size - base),
+    );
+    assert_eq!(env.len(), size);
+    env
+}

@@ -442,14 +442,22 @@ async fn the_monthly_budget_counts_in_the_lane_time_zone_across_the_month_bounda
     clock.advance(Duration::from_secs(200));
     assert_eq!(ceiling(&lane).await.1["month_offline_seconds"], used);
 
-    // Offline again: the same month's budget runs out.
+    // Offline again: the heartbeat 300 s after the last exchange fails, and
+    // so does every retry for a minute, after which the lane is offline
+    // (since its last success); the same month's budget runs out.
     backend.set_down(true);
     clock.advance(Duration::from_secs(100));
+    lane.until("the failed heartbeat is recorded", || async {
+        !lane.status().await["backend"]["last_error"].is_null()
+    })
+    .await;
+    assert_eq!(ceiling(&lane).await.0, "online", "a blip is not an outage");
+    clock.advance(laned::ceiling::OFFLINE_AFTER);
     wait_state(&lane, "offline").await;
     let left = ceiling(&lane).await.1["remaining_seconds"]
         .as_u64()
         .unwrap();
-    assert_eq!(left, 6 * 3600 - 16 - 300);
+    assert_eq!(left, 6 * 3600 - 16 - 300 - 60);
     clock.advance(Duration::from_secs(left) - SECOND);
     assert_eq!(ceiling(&lane).await.0, "offline");
     clock.advance(SECOND);

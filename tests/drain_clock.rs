@@ -238,3 +238,108 @@ async fn a_clock_set_back_delays_neither_a_retry_nor_a_stuck_recheck_beyond_thei
     .await;
     lane.stop().await;
 }
+
+/// A lossy back-end: 12% of requests fail at random (seeded; 503 or 429
+/// with `Retry-After: 1`, 500, answers lost after the commit), sales sent
+/// by single `PUT`s, so a round often posts some sales and then fails. The
+/// clock moves only to each scheduled retry. Every wait must follow the
+/// policy: the backoff grows only with rounds that failed without posting
+/// anything, and a round that made progress starts it over; the lane stays
+/// online throughout (a blip is not an outage); every sale is posted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_lossy_backend_progress_resets_the_backoff_and_the_lane_stays_online() {
+    let seed = common::seed("through_a_lossy_backend");
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    backend.without_batch();
+    let clock = start();
+    let lane = lane_with_clock(dir.path(), &backend, clock.clone()).await;
+    lane.until("online", || async {
+        lane.status().await["lane_state"] == "online"
+    })
+    .await;
+    backend.random_faults(seed, 0.12);
+    let ids = lane.ring(120).await;
+    let mut rounds = lane.drain.as_ref().unwrap().rounds();
+    let mut states = std::collections::BTreeSet::new();
+    loop {
+        let st = lane.status().await;
+        states.insert(st["lane_state"].as_str().unwrap_or("?").to_owned());
+        if st["counts"]["posted"] == 120 {
+            break;
+        }
+        let next = st["backend"]["next_attempt_at"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        if let Some(next) = next.filter(|n| *n > clock.wall()) {
+            clock.advance(Duration::try_from(next.duration_since(clock.wall())).unwrap());
+        }
+        // A safety net, not synchronisation: a drain that never finishes
+        // another round fails the test instead of hanging it.
+        tokio::time::timeout(Duration::from_secs(60), rounds.changed())
+            .await
+            .unwrap_or_else(|_| panic!("seed {seed}: the drain stopped making rounds"))
+            .unwrap();
+    }
+    let faults = backend.faults_injected();
+    lane.stop().await;
+
+    // Rounds from the attempts recorded: (started_at, posted any, failed).
+    let conn = rusqlite::Connection::open(dir.path().join(laned::store::DB_FILE)).unwrap();
+    let mut st = conn
+        .prepare(
+            "SELECT started_at, SUM(outcome = 'posted'), SUM(outcome = 'retry')
+             FROM attempts GROUP BY started_at ORDER BY started_at",
+        )
+        .unwrap();
+    let rounds: Vec<(jiff::Timestamp, bool, bool)> = st
+        .query_map([], |r| {
+            let at: String = r.get(0)?;
+            Ok((
+                at.parse().unwrap(),
+                r.get::<_, i64>(1)? > 0,
+                r.get::<_, i64>(2)? > 0,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut in_a_row = 0u32;
+    let mut waited = Duration::ZERO;
+    for pair in rounds.windows(2) {
+        let ((at, progress, failed), (next, _, _)) = (pair[0], pair[1]);
+        if !failed {
+            in_a_row = 0;
+            continue;
+        }
+        in_a_row = if progress { 1 } else { in_a_row + 1 };
+        // Full jitter under base × 2^(n-1) (capped at 16 s), or the
+        // back-end's Retry-After of 1 s, whichever is longer.
+        let ceiling = Duration::from_secs((1u64 << (in_a_row - 1).min(4)).max(1));
+        let wait = Duration::try_from(next.duration_since(at)).unwrap();
+        waited += wait;
+        assert!(
+            wait <= ceiling + Duration::from_millis(1),
+            "seed {seed}: after a round at {at} (posted some: {progress}, failed rounds in a \
+             row: {in_a_row}) the lane waited {wait:?}, over {ceiling:?}; faults {faults:?}"
+        );
+    }
+    assert!(
+        !states.contains("offline"),
+        "seed {seed}: the lane went offline on a link that works ({states:?}, faults {faults:?})"
+    );
+    let counts = backend.post_counts();
+    assert!(
+        ids.iter().all(|id| counts.get(id) == Some(&1)),
+        "seed {seed}: a sale was not posted exactly once"
+    );
+    assert_eq!(
+        backend.posted_order(),
+        ids,
+        "seed {seed}: out of lane order"
+    );
+    eprintln!(
+        "seed {seed}: {} rounds, {waited:?} of backoff, faults {faults:?}",
+        rounds.len()
+    );
+}

@@ -17,6 +17,13 @@ use crate::clock::BootTime;
 
 pub use monitor::{Ceiling, CeilingError, Snapshot};
 
+/// An online lane stays online through failed exchanges until they have
+/// gone on this long without a success: a blip on a link that works (a
+/// failed request, retried and delivered a second later) is not an outage,
+/// and the lane's state and log do not flap with it. Offline time is still
+/// counted from the last success.
+pub const OFFLINE_AFTER: Duration = Duration::from_secs(60);
+
 /// A wall clock that moves this much more or less than monotonic time
 /// between two looks has been changed (or the till slept). Smaller steps
 /// (NTP corrections) are ignored.
@@ -114,6 +121,9 @@ pub struct Inputs {
     /// Part of the offline time cannot be known (see
     /// [`Rule::DowntimeUnknown`]).
     pub downtime_unknown: bool,
+    /// An online lane whose exchanges are failing goes offline in this long
+    /// (see [`OFFLINE_AFTER`]).
+    pub offline_in: Option<Duration>,
 }
 
 /// The lane's state with respect to its limits.
@@ -173,6 +183,7 @@ pub fn verdict(limits: &Limits, i: Inputs) -> Verdict {
 pub fn next_change(limits: &Limits, i: Inputs) -> Option<Duration> {
     let ahead = |limit: Duration, used: Duration| limit.checked_sub(used).filter(|d| !d.is_zero());
     [
+        i.offline_in.filter(|d| !d.is_zero()),
         limits.sync_ceiling.and_then(|c| ahead(c, i.offline)),
         ahead(limits.warn_after, i.offline),
         limits
@@ -269,6 +280,9 @@ pub struct OfflineClock {
     boot: Option<(BootTime, Duration)>,
     /// Part of the offline time is unknown, until the next success.
     downtime_unknown: bool,
+    /// Monotonic time of the first failed exchange since the last success,
+    /// while the lane is still online (see [`OFFLINE_AFTER`]).
+    failing_since: Option<Duration>,
 }
 
 /// How long the daemon was down, as far as it can be known.
@@ -344,6 +358,7 @@ impl OfflineClock {
             tz,
             downtime_unknown: cp.downtime_unknown,
             boot: None,
+            failing_since: None,
         };
         let (down, set_back) = downtime(cp, wall, boot.as_ref());
         match down {
@@ -383,6 +398,15 @@ impl OfflineClock {
         self.lane_time += passed;
         self.last_wall = wall;
         self.last_mono = mono;
+        if self
+            .failing_since
+            .is_some_and(|f| mono.saturating_sub(f) >= OFFLINE_AFTER)
+        {
+            // Failing for long enough: the lane is offline, and has been
+            // since its last success.
+            self.online = false;
+            self.failing_since = None;
+        }
         self.book();
     }
 
@@ -421,18 +445,21 @@ impl OfflineClock {
     /// A successful exchange with the back-end: offline time is zero again.
     pub fn success(&mut self, wall: Timestamp, mono: Duration) {
         self.observe(wall, mono);
+        self.failing_since = None;
         self.downtime_unknown = false;
         self.offline = Duration::ZERO;
         self.booked = Duration::ZERO;
         self.online = true;
     }
 
-    /// A failed exchange: the lane is offline, and has been since the last
-    /// success.
+    /// A failed exchange. A lane that was online stays online until its
+    /// exchanges have failed for [`OFFLINE_AFTER`] without a success; then
+    /// it is offline, and has been since its last success.
     pub fn failure(&mut self, wall: Timestamp, mono: Duration) {
         self.observe(wall, mono);
-        self.online = false;
-        self.book();
+        if self.online && self.failing_since.is_none() {
+            self.failing_since = Some(mono);
+        }
     }
 
     /// The inputs of [`verdict`], as of the last observation.
@@ -443,6 +470,9 @@ impl OfflineClock {
             oldest_unsent: oldest_unsent_at.map(|t| span(t, self.lane_time).unwrap_or_default()),
             month_used: self.month_used_now(),
             downtime_unknown: self.downtime_unknown,
+            offline_in: self
+                .failing_since
+                .map(|f| OFFLINE_AFTER.saturating_sub(self.last_mono.saturating_sub(f))),
         }
     }
 

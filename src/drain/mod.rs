@@ -35,6 +35,10 @@ pub use client::{Answer, BackendClient, ClientError};
 /// (a busy or full disk); the back-end is not to blame, so no backoff state.
 const STORE_RETRY: Duration = Duration::from_secs(5);
 
+/// Failed exchanges in a row (none getting anything through) before the
+/// drain logs a warning, and after which it logs the recovery.
+const FAILURES_WORTH_A_WARNING: i64 = 3;
+
 /// How long new sales wait after start for the drain's first comparison of
 /// the lane's receipt numbers with the back-end's: long enough for a
 /// back-end that answers, short enough that a till whose link is down is
@@ -370,7 +374,7 @@ impl Drain {
                 return checked;
             }
             Err(a) => {
-                let delay = self.failed(&mut state, &a.outcome);
+                let delay = self.failed(&mut state, &a.outcome, false);
                 // While failing, probe again after the backoff, but never
                 // later than the regular heartbeat.
                 self.next_heartbeat =
@@ -449,7 +453,7 @@ impl Drain {
             .any(|a| matches!(a.outcome, Outcome::Posted { .. } | Outcome::Stuck { .. }));
         let retry_at = match (fault, retry) {
             (Some(f), _) => {
-                self.failed(&mut state, &f.outcome);
+                self.failed(&mut state, &f.outcome, answered);
                 None
             }
             (None, Some(r)) => {
@@ -469,7 +473,13 @@ impl Drain {
                     },
                     (o, _) => o.clone(),
                 };
-                let delay = self.failed(&mut state, &outcome);
+                // Progress (some sales posted or refused this round) starts
+                // the backoff over: only rounds that got nothing through
+                // make it grow.
+                if answered {
+                    state.consecutive_failures = 0;
+                }
+                let delay = self.failed(&mut state, &outcome, answered);
                 Some(fmt_ts(now + delay))
             }
             (None, None) => {
@@ -481,6 +491,10 @@ impl Drain {
             // The back-end did answer for some sales: the link works.
             state.last_success_at = Some(fmt_ts(now));
             self.ceiling.exchange_ok();
+            tracing::debug!(
+                code = %retry.or(fault).map_or("", |a| a.outcome.code()),
+                "part of a delivery round went through; the rest is retried"
+            );
         }
         state.next_attempt_at = retry_at.clone();
 
@@ -608,7 +622,7 @@ impl Drain {
     }
 
     fn succeeded(&mut self, state: &mut DrainState, now: jiff::Timestamp) {
-        if state.consecutive_failures > 0 || state.fault_code.is_some() {
+        if state.consecutive_failures >= FAILURES_WORTH_A_WARNING || state.fault_code.is_some() {
             tracing::info!(
                 after_failures = state.consecutive_failures,
                 "back-end reachable again"
@@ -626,7 +640,9 @@ impl Drain {
     }
 
     /// Records a failure; returns the delay before the next try.
-    fn failed(&mut self, state: &mut DrainState, outcome: &Outcome) -> Duration {
+    /// `link_ok`: the same round got answers for other sales, so the link
+    /// works and the lane's offline clock is not concerned.
+    fn failed(&mut self, state: &mut DrainState, outcome: &Outcome, link_ok: bool) -> Duration {
         state.consecutive_failures += 1;
         let (code, message) = match outcome {
             Outcome::Retry { code, message, .. }
@@ -641,12 +657,23 @@ impl Drain {
             state.fault_code = Some(code.clone());
             state.fault_message = Some(message.clone());
             self.next_heartbeat = self.exchange_started + self.cfg.heartbeat_interval;
-        } else if state.consecutive_failures == 1 {
-            tracing::warn!(code = %code, message = %message, "delivery failed; retrying with backoff");
+        } else if state.consecutive_failures == FAILURES_WORTH_A_WARNING {
+            // A blip (a failure or two, then success) is not worth a warning
+            // on a link that mostly works; a streak is.
+            tracing::warn!(
+                code = %code,
+                message = %message,
+                failures = state.consecutive_failures,
+                "delivery keeps failing; retrying with backoff"
+            );
+        } else {
+            tracing::debug!(code = %code, message = %message, failures = state.consecutive_failures, "delivery failed; retrying with backoff");
         }
         state.last_error_code = Some(code);
         state.last_error = Some(message);
-        self.ceiling.exchange_failed();
+        if !link_ok {
+            self.ceiling.exchange_failed();
+        }
         let retry_after = match outcome {
             Outcome::Retry { retry_after, .. } => *retry_after,
             _ => None,

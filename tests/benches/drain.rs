@@ -1,7 +1,10 @@
-//! Drain benchmark (issue 3): how fast a lane empties a backlog into the
-//! scripted back-end over loopback, with batches of 100 and with single
-//! PUTs. `cargo bench --bench drain`; under `cargo test` it runs a few
-//! hundred sales only, so the benchmark itself stays working.
+//! Drain benchmark: how fast a lane empties a backlog into the scripted
+//! back-end over loopback, with batches of 100 and with single PUTs; then
+//! the same through a lossy back-end (a share of requests failing at
+//! random, seeded: 503 or 429 with `Retry-After: 1`, 500, answers lost
+//! after the commit), as a share of the clean rate. `cargo bench --bench
+//! drain` (`LANED_SEED` picks the faults); under `cargo test` it runs a
+//! few hundred sales only, so the benchmark itself stays working.
 
 #[path = "../common/backend.rs"]
 #[allow(dead_code)]
@@ -18,11 +21,19 @@ use laned::daemon::Daemon;
 use support::{backlog, config};
 
 /// Starts the lane on its backlog and times the drain until the back-end
-/// holds every sale.
-async fn drain(dir: &std::path::Path, n: usize, batch: bool) -> Duration {
+/// holds every sale; `faults`: (seed, share of requests that fail).
+async fn drain(
+    dir: &std::path::Path,
+    n: usize,
+    batch: bool,
+    faults: Option<(u64, f64)>,
+) -> (Duration, u32) {
     let backend = Backend::start(Some("bench")).await;
     if !batch {
         backend.without_batch();
+    }
+    if let Some((seed, rate)) = faults {
+        backend.random_faults(seed, rate);
     }
     let start = Instant::now();
     let d = Daemon::start(
@@ -40,12 +51,18 @@ async fn drain(dir: &std::path::Path, n: usize, batch: bool) -> Duration {
     assert!(backend.post_counts().values().all(|c| *c == 1));
     let _ = stop.send(());
     run.await.expect("join").expect("stop");
-    took
+    (took, backend.faults_injected().values().sum())
 }
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let n = if full { 100_000 } else { 300 };
+    // The lossy runs wait out every failure (a second or so: the back-end's
+    // Retry-After, or the backoff's jitter), so they drain fewer sales.
+    let (n, lossy_n) = if full { (100_000, 2_000) } else { (300, 40) };
+    let seed: u64 = std::env::var("LANED_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,19 +71,32 @@ fn main() {
         .map(Into::into)
         .unwrap_or_else(|| env!("CARGO_TARGET_TMPDIR").into());
     std::fs::create_dir_all(&base).expect("bench dir");
-    println!("| drain of a {n}-sale backlog | seconds | sales/s |");
-    println!("|---|---:|---:|");
+    let run = |n: usize, batch: bool, faults: Option<(u64, f64)>| {
+        let dir = tempfile::tempdir_in(&base).expect("temp dir");
+        rt.block_on(backlog(dir.path(), n));
+        let (took, injected) = rt.block_on(drain(dir.path(), n, batch, faults));
+        (n as f64 / took.as_secs_f64(), took, injected)
+    };
+    println!("faults seeded with {seed} (LANED_SEED)");
+    println!("| drain | sales | faults injected | seconds | sales/s | share of the clean rate |");
+    println!("|---|---:|---:|---:|---:|---:|");
     for (label, batch) in [
         ("batches of 100 (POST /v1/sales:batch)", true),
         ("single PUTs", false),
     ] {
-        let dir = tempfile::tempdir_in(&base).expect("temp dir");
-        rt.block_on(backlog(dir.path(), n));
-        let took = rt.block_on(drain(dir.path(), n, batch));
+        let (clean, took, _) = run(n, batch, None);
         println!(
-            "| {label} | {:.1} | {:.0} |",
-            took.as_secs_f64(),
-            n as f64 / took.as_secs_f64()
+            "| {label}, clean | {n} | 0 | {:.1} | {clean:.0} | 100% |",
+            took.as_secs_f64()
         );
+        for rate in [0.01, 0.12] {
+            let (rate_sales, took, injected) = run(lossy_n, batch, Some((seed, rate)));
+            println!(
+                "| {label}, {:.0}% of requests failing | {lossy_n} | {injected} | {:.1} | {rate_sales:.0} | {:.1}% |",
+                rate * 100.0,
+                took.as_secs_f64(),
+                100.0 * rate_sales / clean
+            );
+        }
     }
 }

@@ -80,6 +80,49 @@ struct Inner {
     down: bool,
     /// The heartbeat's `last_receipt_no`.
     last_receipt_no: Value,
+    /// Seeded random faults on the sale routes, when set.
+    faults: Option<Faults>,
+}
+
+/// Seeded random faults: each sale request (a `PUT` or a batch), when no
+/// scripted reply is queued, fails with probability `rate`, in one of the
+/// ways a lossy link or a busy back-end fails.
+struct Faults {
+    rng: rand::rngs::Xoshiro256PlusPlus,
+    rate: f64,
+    /// How many of each kind were injected.
+    injected: std::collections::BTreeMap<&'static str, u32>,
+}
+
+impl Faults {
+    fn next(&mut self) -> Reply {
+        use rand::RngExt;
+        if !self.rng.random_bool(self.rate) {
+            return Reply::Normal;
+        }
+        let (kind, reply) = match self.rng.random_range(0..4) {
+            0 => (
+                "503 Retry-After: 1",
+                Reply::Status(
+                    503,
+                    json!({"code": "busy", "message": "injected"}),
+                    vec![("retry-after", "1".into())],
+                ),
+            ),
+            1 => (
+                "429 Retry-After: 1",
+                Reply::Status(
+                    429,
+                    json!({"code": "slow_down", "message": "injected"}),
+                    vec![("retry-after", "1".into())],
+                ),
+            ),
+            2 => ("500", Reply::Status(500, json!({}), vec![])),
+            _ => ("answer lost after commit", Reply::CommitThenDrop),
+        };
+        *self.injected.entry(kind).or_default() += 1;
+        reply
+    }
 }
 
 #[derive(Clone)]
@@ -194,6 +237,27 @@ impl Backend {
         self.held.send_replace(false);
     }
 
+    /// From now on, each sale request fails at random with probability
+    /// `rate` (seeded): 503 or 429 with `Retry-After: 1`, 500, or the answer
+    /// lost after the sales were posted.
+    pub fn random_faults(&self, seed: u64, rate: f64) {
+        use rand::SeedableRng;
+        self.lock().faults = Some(Faults {
+            rng: rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed),
+            rate,
+            injected: Default::default(),
+        });
+    }
+
+    /// Faults injected so far, by kind.
+    pub fn faults_injected(&self) -> std::collections::BTreeMap<&'static str, u32> {
+        self.lock()
+            .faults
+            .as_ref()
+            .map(|f| f.injected.clone())
+            .unwrap_or_default()
+    }
+
     /// What heartbeats answer as `last_receipt_no` (default `{}`).
     pub fn set_last_receipt_no(&self, v: Value) {
         self.lock().last_receipt_no = v;
@@ -266,7 +330,10 @@ impl Backend {
                 vec![],
             )
         } else if consume {
-            g.script.pop_front().unwrap_or(Reply::Normal)
+            match g.script.pop_front() {
+                Some(r) => r,
+                None => g.faults.as_mut().map_or(Reply::Normal, Faults::next),
+            }
         } else {
             Reply::Normal
         };

@@ -241,6 +241,11 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Connections open at once on the till API, by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Time to send a complete request head, by default.
+pub const DEFAULT_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The config file's keys. Every field is optional: what is missing comes
 /// from the defaults. Unknown keys are refused.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -264,6 +269,10 @@ pub struct ConfigFile {
     pub api_token_file: Option<PathBuf>,
     /// Extra `Host` header names accepted besides loopback and the listen address.
     pub allowed_hosts: Option<Vec<String>>,
+    /// Connections open at once on the till API.
+    pub max_connections: Option<usize>,
+    /// Time to send a complete request head (and the next, kept alive).
+    pub header_read_timeout: Option<Interval>,
     /// File holding the bearer token the lane sends to the back-end.
     pub backend_token_file: Option<PathBuf>,
     /// Sales per `POST /v1/sales:batch` (1 to 1000).
@@ -334,6 +343,12 @@ pub struct ConfigArgs {
         value_delimiter = ','
     )]
     pub allowed_hosts: Vec<String>,
+    /// Connections open at once; more are closed [default: 256].
+    #[arg(long, env = "LANED_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Time to send a complete request head; idle connections close after it too [default: 15s].
+    #[arg(long, env = "LANED_HEADER_READ_TIMEOUT", value_name = "DURATION")]
+    pub header_read_timeout: Option<Interval>,
     /// File holding the back-end bearer token (or set LANED_BACKEND_TOKEN).
     #[arg(long, env = "LANED_BACKEND_TOKEN_FILE", value_name = "FILE")]
     pub backend_token_file: Option<PathBuf>,
@@ -514,6 +529,8 @@ pub struct Config {
     pub api_token: Option<Secret>,
     /// Extra accepted `Host` names.
     pub allowed_hosts: Vec<String>,
+    /// What the till API allows its connections.
+    pub connections: crate::serve::Limits,
     /// The drain's settings.
     pub drain: DrainConfig,
     /// The sync ceiling's settings.
@@ -619,6 +636,31 @@ impl Config {
         }
         let mut allowed_hosts = file.allowed_hosts.unwrap_or_default();
         allowed_hosts.extend(args.allowed_hosts.iter().cloned());
+        let connections = crate::serve::Limits {
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            header_read_timeout: args
+                .header_read_timeout
+                .or(file.header_read_timeout)
+                .map_or(DEFAULT_HEADER_READ_TIMEOUT, |i| i.0),
+        };
+        if !(1..=65_536).contains(&connections.max_connections) {
+            return Err(ConfigError::Invalid {
+                key: "max_connections",
+                message: format!(
+                    "must be between 1 and 65536 (got {})",
+                    connections.max_connections
+                ),
+            });
+        }
+        if connections.header_read_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "header_read_timeout",
+                message: "must be longer than zero".into(),
+            });
+        }
         Ok(Config {
             listen,
             data_dir,
@@ -629,6 +671,7 @@ impl Config {
             log_level,
             api_token,
             allowed_hosts,
+            connections,
             drain,
             ceiling,
         })
@@ -857,6 +900,8 @@ mod tests {
             log_level,
             api_token_file,
             allowed_hosts,
+            max_connections,
+            header_read_timeout,
             backend_token_file,
             batch_size,
             on_reject,
@@ -876,6 +921,7 @@ mod tests {
         assert!(listen.is_some() && data_dir.is_some() && lane_id.is_some() && series.is_some());
         assert!(backend_url.is_some() && log_format.is_some() && log_level.is_some());
         assert!(api_token_file.is_some() && allowed_hosts.is_some());
+        assert!(max_connections.is_some() && header_read_timeout.is_some());
         assert!(backend_token_file.is_some() && batch_size.is_some() && on_reject.is_some());
         assert!(backoff_base.is_some() && backoff_cap.is_some() && retry_after_cap.is_some());
         assert!(stuck_recheck.is_some() && heartbeat_interval.is_some());

@@ -102,6 +102,7 @@ pub struct Daemon {
     stop_drain: watch::Sender<bool>,
     stop_ceiling: watch::Sender<bool>,
     clock: Arc<dyn Clock>,
+    limits: crate::serve::Limits,
 }
 
 impl Daemon {
@@ -190,6 +191,7 @@ impl Daemon {
             stop_drain,
             stop_ceiling,
             clock,
+            limits: config.connections,
         })
     }
 
@@ -240,7 +242,7 @@ impl Daemon {
             crate::service::stopping();
             let _ = fired_tx.send(true);
         };
-        let serve = api::serve(self.listener, self.state, shutdown);
+        let serve = api::serve(self.listener, self.state, self.limits, shutdown);
         let grace = async {
             // Resolves only once shutdown has begun and the grace has passed.
             let _ = fired.wait_for(|f| *f).await;

@@ -29,6 +29,7 @@ pub mod drain;
 pub mod metrics;
 pub mod money;
 pub mod salemap;
+pub mod serve;
 pub mod service;
 pub mod shutdown;
 pub mod store;

@@ -67,6 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             database: salemap::Database::Sqlite(args.data_dir.join("salemap").join("salemap.db")),
             lanes: Lanes::single(&config.lane_id, &token),
             tenant: salemap::DEFAULT_TENANT.into(),
+            connections: salemap::Config::default_connections(),
         };
         let backend = salemap::Server::start(&sm_config, clock.clone()).await?;
         let backend_url = format!("http://{}", backend.addr());

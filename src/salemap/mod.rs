@@ -60,6 +60,24 @@ pub struct Config {
     pub lanes: Lanes,
     /// The tenant the documents belong to.
     pub tenant: String,
+    /// What the server allows its connections.
+    pub connections: crate::serve::Limits,
+}
+
+/// Connections open at once, by default: a fleet's lanes each keep one
+/// alive between exchanges.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Time to send a complete request head, by default.
+pub const DEFAULT_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+impl Config {
+    /// The default connection limits.
+    pub fn default_connections() -> crate::serve::Limits {
+        crate::serve::Limits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        }
+    }
 }
 
 /// Where the posted sale map lives.
@@ -104,6 +122,7 @@ pub struct Server {
     store: Store,
     state: api::AppState,
     clock: Arc<dyn Clock>,
+    limits: crate::serve::Limits,
 }
 
 impl Server {
@@ -151,6 +170,7 @@ impl Server {
             store,
             state,
             clock,
+            limits: config.connections,
         })
     }
 
@@ -189,10 +209,14 @@ impl Server {
             crate::service::stopping();
             let _ = stopping.send(true);
         };
-        let served = axum::serve(self.listener, api::router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(SalemapError::Serve);
+        let served = crate::serve::serve(
+            self.listener,
+            api::router(self.state),
+            self.limits,
+            shutdown,
+        )
+        .await
+        .map_err(SalemapError::Serve);
         if let Some(w) = watchdog {
             w.abort();
             let _ = w.await;

@@ -41,6 +41,7 @@ async fn salemap(db: Database) -> Running {
         database: db,
         lanes: Lanes::single("BENCH", TOKEN),
         tenant: DEFAULT_TENANT.into(),
+        connections: laned::salemap::Config::default_connections(),
     };
     let server = Server::start(&cfg, Arc::new(SystemClock::new()))
         .await

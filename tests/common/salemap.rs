@@ -39,6 +39,7 @@ impl Salemap {
             database: db.clone(),
             lanes: lanes.clone(),
             tenant: DEFAULT_TENANT.into(),
+            connections: Config::default_connections(),
         };
         let server = Server::start(&cfg, Arc::new(SystemClock::new()))
             .await

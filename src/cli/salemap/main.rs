@@ -82,6 +82,14 @@ struct ServeArgs {
     /// Tenant the documents belong to.
     #[arg(long, env = "SALEMAP_TENANT", default_value = DEFAULT_TENANT)]
     tenant: String,
+    /// Connections open at once; more are closed as they arrive [default: 4096].
+    #[arg(long, env = "SALEMAP_MAX_CONNECTIONS", value_name = "N",
+          default_value_t = laned::salemap::DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Time to send a complete request head; idle connections close after it too [default: 15s].
+    #[arg(long, env = "SALEMAP_HEADER_READ_TIMEOUT", value_name = "DURATION")]
+    header_read_timeout: Option<Interval>,
     /// Log format.
     #[arg(long, env = "SALEMAP_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -249,6 +257,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         database: database(&a)?,
         lanes,
         tenant: a.tenant.clone(),
+        connections: laned::serve::Limits {
+            max_connections: usize::try_from(a.max_connections).unwrap_or(usize::MAX),
+            header_read_timeout: a
+                .header_read_timeout
+                .map_or(laned::salemap::DEFAULT_HEADER_READ_TIMEOUT, |i| i.0),
+        },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -28,6 +28,7 @@ pub mod daemon;
 pub mod drain;
 pub mod metrics;
 pub mod money;
+pub mod owner_only;
 pub mod salemap;
 pub mod serve;
 pub mod service;

@@ -638,3 +638,48 @@ async fn envelopes_up_to_the_largest_size_are_posted_on_both_routes(b: Backing) 
     assert_eq!(v["results"][1]["code"], "payload_too_large", "{v}");
     sm.stop().await;
 }
+
+/// salemap keeps its data like laned: the data directory `0700` (created
+/// so, or tightened), the database (created so, or tightened) and its WAL
+/// `0600`.
+#[cfg(unix)]
+#[test]
+fn salemap_keeps_its_data_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let top = tempfile::tempdir().unwrap();
+    let fresh = top.path().join("fresh");
+    let loose = top.path().join("loose");
+    std::fs::create_dir(&loose).unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // As an older salemap left it: an (empty) database others could read.
+    let db = loose.join("salemap.db");
+    std::fs::write(&db, b"").unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for dir in [fresh, loose] {
+        let mut cmd = std::process::Command::new(common::salemap_bin());
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-any-lane",
+            "--data-dir",
+        ])
+        .arg(&dir);
+        let server = common::RealLane::spawn_command(cmd).expect("salemap starts");
+        let a = id();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let r = rt.block_on(put(
+            &common::client(),
+            &server.base,
+            &a,
+            &envelope(&a, "L03", "L03", 1),
+            "any",
+        ));
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        for f in ["salemap.db", "salemap.db-wal"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f} in {}", dir.display());
+        }
+    }
+}

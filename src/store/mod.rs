@@ -529,24 +529,8 @@ fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
         path: dir.to_owned(),
         source,
     };
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
-        .map_err(|e| io("create the data directory", e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(dir).map_err(|e| io("inspect the data directory", e))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(dir = %dir.display(), "data directory was readable by others; setting it to 0700");
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| io("restrict the data directory", e))?;
-        }
+    if crate::owner_only::ensure_dir(dir).map_err(|e| io("create the data directory", e))? {
+        tracing::warn!(dir = %dir.display(), "data directory was readable by others; set it to 0700");
     }
     Ok(())
 }
@@ -554,14 +538,7 @@ fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
 /// Creates an empty database file readable by the owner only. SQLite gives
 /// its `-wal` and `-shm` files the same mode.
 fn create_private_file(path: &Path) -> Result<(), StoreError> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path).map(drop).map_err(|source| StoreError::Io {
+    crate::owner_only::create_file(path).map_err(|source| StoreError::Io {
         what: "create the database",
         path: path.to_owned(),
         source,

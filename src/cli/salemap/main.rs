@@ -226,6 +226,12 @@ fn database(a: &ServeArgs) -> anyhow::Result<Database> {
                         Usage("no home directory; give --data-dir or --database".into())
                     })?,
             };
+            // salemap's own directory: owner-only, like laned's.
+            if laned::owner_only::ensure_dir(&dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?
+            {
+                tracing::warn!(dir = %dir.display(), "data directory was readable by others; set it to 0700");
+            }
             Ok(Database::Sqlite(dir.join("salemap.db")))
         }
     }

@@ -49,6 +49,17 @@ pub enum StoreError {
     /// The PostgreSQL settings are not usable.
     #[error("the PostgreSQL URL is not usable: {0}")]
     BadUrl(String),
+    /// A file or directory of the SQLite database could not be made.
+    #[error("cannot {what} {path}")]
+    File {
+        /// What was being done.
+        what: &'static str,
+        /// The database file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The database belongs to another program or a newer salemap.
     #[error("{path} is not a salemap database this version can use ({why})")]
     Refused {

@@ -62,11 +62,31 @@ fn open(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Refused {
+        use crate::owner_only;
+        let file = |what| {
+            move |source| StoreError::File {
+                what,
                 path: path.to_owned(),
-                why: format!("cannot create its directory: {e}"),
-            })?;
+                source,
+            }
+        };
+        // Sales are private: missing directories are created owner-only
+        // (existing ones are left alone: they may be shared), the database
+        // is owner-only, and SQLite gives its -wal and -shm files the
+        // database's mode.
+        owner_only::ensure_parent(path).map_err(file("create the directory of"))?;
+        if path.exists() {
+            for f in [
+                path.to_owned(),
+                sidecar(path, "-wal"),
+                sidecar(path, "-shm"),
+            ] {
+                if f.exists() && owner_only::tighten_file(&f).map_err(file("restrict"))? {
+                    tracing::warn!(file = %f.display(), "was readable by others; set it to 0600");
+                }
+            }
+        } else {
+            owner_only::create_file(path).map_err(file("create"))?;
         }
         let mut writer = open(
             path,
@@ -361,6 +381,13 @@ fn post_one(
     };
     tx.execute_batch("RELEASE item").map_err(sql("release"))?;
     Ok(outcome)
+}
+
+/// The database's `-wal` or `-shm` file.
+fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    s.into()
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

@@ -72,6 +72,7 @@ both!(
     a_series_belongs_to_the_lane_that_first_posted_in_it,
     an_upgraded_database_gives_each_series_to_the_lane_of_its_first_document,
     envelopes_up_to_the_largest_size_are_posted_on_both_routes,
+    every_envelope_field_is_checked_and_unknown_fields_are_allowed,
 );
 
 fn lanes() -> Lanes {
@@ -682,4 +683,80 @@ fn salemap_keeps_its_data_readable_by_its_owner_only() {
             assert_eq!(mode(&dir.join(f)), 0o600, "{f} in {}", dir.display());
         }
     }
+}
+
+/// An envelope field the contract defines that is malformed is refused
+/// with its field named, and nothing is posted; fields the contract does
+/// not define are accepted (a newer lane may send more); a transaction id
+/// in a path must be a UUID.
+async fn every_envelope_field_is_checked_and_unknown_fields_are_allowed(b: Backing) {
+    let sm = Salemap::start_on(b.db.clone(), lanes()).await;
+    let http = common::client();
+    let set = |env: &str, field: &str, v: Value| {
+        let mut e: Value = serde_json::from_str(env).unwrap();
+        e[field] = v;
+        e.to_string()
+    };
+    let a = id();
+    let good = envelope(&a, "L03", "L03", 1);
+    for (field, bad) in [
+        ("recorded_at", json!("yesterday")),
+        ("recorded_at", json!("2026-11-22")),
+        ("lane_seq", json!(0)),
+        ("receipt_no", json!(-1)),
+        ("series", json!("L 03")),
+        ("series", json!("")),
+    ] {
+        let r = put(&http, &sm.url, &a, &set(&good, field, bad.clone()), TOKEN).await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (422, Some("validation_failed")),
+            "{field} = {bad}: {}",
+            r.body
+        );
+        let fields = r.body["details"]["fields"].to_string();
+        assert!(fields.contains(field), "{field} = {bad}: {}", r.body);
+    }
+    // Not a version 4 UUID, in an envelope (of a batch) and in a path.
+    let v1 = "c232ab00-9414-11ec-b3c8-9f6bdeced846";
+    let (status, v) = batch(
+        &http,
+        &sm.url,
+        "L03",
+        &[set(&good, "transaction_id", json!(v1))],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["results"][0]["status"], 422, "{v}");
+    assert!(v["results"][0]["message"].as_str().is_some(), "{v}");
+    for path in ["xyz", "c232ab00-9414-11ec-b3c8-9f6bdeced846"] {
+        let r = http
+            .get(format!("{}/v1/sales/{path}", sm.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "GET {path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "invalid_transaction_id", "{v}");
+        let r = put(&http, &sm.url, path, &good, TOKEN).await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (400, Some("invalid_transaction_id")),
+            "PUT {path}: {}",
+            r.body
+        );
+    }
+    // Nothing of that was posted; the good envelope with a field this
+    // salemap does not know is.
+    let r = put(
+        &http,
+        &sm.url,
+        &a,
+        &set(&good, "from_the_future", json!({"x": 1})),
+        TOKEN,
+    )
+    .await;
+    assert_eq!((r.status, doc_number(&r.body)), (201, 1), "{}", r.body);
+    sm.stop().await;
 }

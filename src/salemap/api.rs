@@ -251,6 +251,21 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The transaction id of a path, lower case; `400 invalid_transaction_id`
+/// if it is not a version 4 UUID.
+fn path_id(id: &str) -> Result<String, ApiError> {
+    sale::parse_v4(id).map(|u| u.to_string()).ok_or_else(|| {
+        let shown: String = id.chars().take(64).collect();
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_transaction_id",
+            "A transaction id is a version 4 UUID such as \
+             0b6f3c1e-8d4a-4c1b-9a57-2f0e6d9b1c3a.",
+        )
+        .with_details(json!({"transaction_id": shown}))
+    })
+}
+
 /// A lane id or series: 1 to 32 letters, digits, '-' or '_'.
 fn plain_id(s: &str) -> bool {
     (1..=32).contains(&s.len())
@@ -267,7 +282,19 @@ fn item(bytes: &str, lane: Option<&str>) -> Result<Item, ApiError> {
     {
         return Err(ApiError::wrong_lane(l, &env.lane_id));
     }
+    // Every field the contract defines is checked; fields it does not
+    // define are accepted (a newer lane may send more) and kept in the
+    // stored envelope.
     let mut problems = vec![];
+    if sale::parse_v4(&id).is_none() {
+        problems.push(("transaction_id", "must be a version 4 UUID"));
+    }
+    if env.recorded_at.parse::<jiff::Timestamp>().is_err() {
+        problems.push((
+            "recorded_at",
+            "must be an RFC 3339 timestamp such as 2026-11-22T11:03:11.482Z",
+        ));
+    }
     if !plain_id(&env.lane_id) {
         problems.push(("lane_id", "must be 1 to 32 letters, digits, '-' or '_'"));
     }
@@ -340,9 +367,10 @@ async fn put_sale(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let lane = s.lane(&headers)?;
+    let id = path_id(&id)?;
     let text = body_text(body, MAX_SALE_BYTES)?;
     let it = item(&text, lane.as_deref())?;
-    if it.transaction_id != id.to_ascii_lowercase() {
+    if it.transaction_id != id {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "id_mismatch",
@@ -556,10 +584,11 @@ async fn get_sale(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let lane = s.lane(&headers)?;
+    let id = path_id(&id)?;
     let found = s
         .inner
         .store
-        .get(s.inner.tenant.clone(), id.to_ascii_lowercase())
+        .get(s.inner.tenant.clone(), id.clone())
         .await?
         .filter(|d| lane.as_deref().is_none_or(|l| l == d.lane_id));
     match found {

@@ -101,6 +101,16 @@ impl<'de> Deserialize<'de> for Interval {
     }
 }
 
+impl std::fmt::Display for Interval {
+    /// As it is written in the config: `24h`, `1h 30m`, `500ms`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match jiff::SignedDuration::try_from(self.0) {
+            Ok(d) => write!(f, "{d:#}"),
+            Err(_) => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
 impl Serialize for Interval {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let d = jiff::SignedDuration::try_from(self.0).map_err(serde::ser::Error::custom)?;
@@ -370,7 +380,7 @@ pub struct ConfigArgs {
     /// Automatic re-check of stuck sales [default: 1h].
     #[arg(long, env = "LANED_STUCK_RECHECK", value_name = "DURATION")]
     pub stuck_recheck: Option<Interval>,
-    /// Heartbeat of an idle lane [default: 5m].
+    /// Heartbeat of an idle lane [default: 5m, or a tenth of warn_after if shorter].
     #[arg(long, env = "LANED_HEARTBEAT_INTERVAL", value_name = "DURATION")]
     pub heartbeat_interval: Option<Interval>,
     /// Timeout of one back-end request [default: 30s].
@@ -382,7 +392,7 @@ pub struct ConfigArgs {
     /// Offline time after which new sales are refused, or "off" [default: 24h].
     #[arg(long, env = "LANED_SYNC_CEILING", value_name = "DURATION|off")]
     pub sync_ceiling: Option<Limit>,
-    /// Offline time after which the lane warns [default: 20h].
+    /// Offline time after which the lane warns [default: five sixths of the sync ceiling].
     #[arg(long, env = "LANED_WARN_AFTER", value_name = "DURATION")]
     pub warn_after: Option<Interval>,
     /// Age of the oldest unsent sale that suspends the lane [default: off].
@@ -570,8 +580,12 @@ impl Config {
         args: &ConfigArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let drain = drain_config(&file, args, &env)?;
-        let ceiling = ceiling_config(&file, args, &drain)?;
+        let mut drain = drain_config(&file, args, &env)?;
+        let heartbeat_written = args
+            .heartbeat_interval
+            .or(file.heartbeat_interval)
+            .is_some();
+        let ceiling = ceiling_config(&file, args, &mut drain, heartbeat_written)?;
         let listen = args.listen.or(file.listen).unwrap_or_else(|| {
             DEFAULT_LISTEN
                 .parse()
@@ -734,20 +748,43 @@ fn drain_config(
     Ok(c)
 }
 
+/// The warning that comes with a ceiling, when the user sets no warning of
+/// their own: at five sixths of it (20 h of the default 24 h).
+fn warning_for(ceiling: std::time::Duration) -> std::time::Duration {
+    ceiling * 5 / 6
+}
+
+/// The heartbeat that comes with a warning, when the user sets none: the
+/// default, or a tenth of the warning if that is shorter, so an idle lane
+/// proves it is online well before it would warn.
+fn heartbeat_for(warn_after: std::time::Duration) -> std::time::Duration {
+    DrainConfig::default()
+        .heartbeat_interval
+        .min(warn_after / 10)
+}
+
+/// The sync ceiling's settings. Settings that depend on the ceiling (the
+/// warning, then the heartbeat) follow it unless the user wrote them; only
+/// a contradiction with something the user wrote is refused.
 fn ceiling_config(
     file: &ConfigFile,
     args: &ConfigArgs,
-    drain: &DrainConfig,
+    drain: &mut DrainConfig,
+    heartbeat_written: bool,
 ) -> Result<CeilingConfig, ConfigError> {
     let mut limits = args
         .ceiling_preset
         .or(file.ceiling_preset)
         .map_or_else(crate::ceiling::Limits::default, Preset::limits);
-    if let Some(l) = args.sync_ceiling.or(file.sync_ceiling) {
+    let ceiling_written = args.sync_ceiling.or(file.sync_ceiling);
+    if let Some(l) = ceiling_written {
         limits.sync_ceiling = l.duration();
     }
-    if let Some(w) = args.warn_after.or(file.warn_after) {
-        limits.warn_after = w.0;
+    let warn_written = args.warn_after.or(file.warn_after);
+    match (warn_written, ceiling_written.and(limits.sync_ceiling)) {
+        (Some(w), _) => limits.warn_after = w.0,
+        (None, Some(c)) => limits.warn_after = warning_for(c),
+        (None, None) => {}
     }
     if let Some(l) = args.max_unsent_age.or(file.max_unsent_age) {
         limits.max_unsent_age = l.duration();
@@ -755,22 +792,37 @@ fn ceiling_config(
     if let Some(l) = args.monthly_offline_budget.or(file.monthly_offline_budget) {
         limits.monthly_offline_budget = l.duration();
     }
+    let show = |d: std::time::Duration| Interval(d).to_string();
     if let Some(c) = limits.sync_ceiling
         && limits.warn_after >= c
     {
+        let ceiling_from = if ceiling_written.is_some() {
+            ""
+        } else {
+            ", the default"
+        };
         return Err(ConfigError::Invalid {
             key: "warn_after",
-            message: "must be shorter than sync_ceiling, or the lane would be suspended \
-                      before it warns"
-                .into(),
+            message: format!(
+                "{} must be shorter than sync_ceiling ({}{ceiling_from}), or the lane would \
+                 be suspended before it warns",
+                show(limits.warn_after),
+                show(c)
+            ),
         });
+    }
+    if !heartbeat_written {
+        drain.heartbeat_interval = heartbeat_for(limits.warn_after);
     }
     if drain.heartbeat_interval >= limits.warn_after {
         return Err(ConfigError::Invalid {
             key: "heartbeat_interval",
-            message: "must be shorter than warn_after: an idle lane proves it is online \
-                      with a heartbeat, and would otherwise warn between two of them"
-                .into(),
+            message: format!(
+                "{} must be shorter than warn_after ({}): an idle lane proves it is online \
+                 with a heartbeat, and would otherwise warn between two of them",
+                show(drain.heartbeat_interval),
+                show(limits.warn_after)
+            ),
         });
     }
     let time_zone = match args.time_zone.as_ref().or(file.time_zone.as_ref()) {
@@ -982,9 +1034,23 @@ mod tests {
                 other => panic!("accepted: {other:?}"),
             }
         };
-        assert_eq!(bad("sync_ceiling = '10h'").0, "warn_after");
+        // Contradictions the user wrote, between keys or against a default.
         assert_eq!(
-            bad("warn_after = '4m'\nsync_ceiling = '5m'").0,
+            bad("sync_ceiling = '10h'\nwarn_after = '10h'").0,
+            "warn_after"
+        );
+        let (key, message) = bad("warn_after = '30h'");
+        assert_eq!(key, "warn_after");
+        assert!(
+            message.contains("24h") && message.contains("default"),
+            "{message}"
+        );
+        assert_eq!(
+            bad("heartbeat_interval = '5m'\nwarn_after = '4m'\nsync_ceiling = '5m'").0,
+            "heartbeat_interval"
+        );
+        assert_eq!(
+            bad("heartbeat_interval = '1h'\nsync_ceiling = '30m'").0,
             "heartbeat_interval"
         );
         let (key, message) = bad("time_zone = 'Mars/Olympus_Mons'");
@@ -992,6 +1058,41 @@ mod tests {
         assert!(message.contains("Mars/Olympus_Mons"), "{message}");
         assert!(toml::from_str::<ConfigFile>("sync_ceiling = 'never'").is_err());
         assert!("0s".parse::<Limit>().is_err());
+    }
+
+    #[test]
+    fn settings_that_depend_on_the_ceiling_follow_it_unless_written() {
+        use std::time::Duration;
+        let merge = |toml_text: &str, a: &ConfigArgs| {
+            let file: ConfigFile = toml::from_str(toml_text).unwrap();
+            Config::merge(file, a, no_env).unwrap()
+        };
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        // A ceiling alone: the warning comes at five sixths of it (as 20 h
+        // of 24 h), the heartbeat stays at 5 min.
+        let c = merge("sync_ceiling = '12h'", &args("L1"));
+        assert_eq!(c.ceiling.limits.warn_after, h(10));
+        assert_eq!(c.drain.heartbeat_interval, Duration::from_secs(300));
+        // A short one: the heartbeat comes often enough to keep an idle
+        // lane from warning between two of them.
+        let c = merge("sync_ceiling = '2s'", &args("L1"));
+        let warn = c.ceiling.limits.warn_after;
+        assert!(
+            warn < Duration::from_secs(2) && warn > Duration::ZERO,
+            "{warn:?}"
+        );
+        assert!(c.drain.heartbeat_interval < warn);
+        // As a flag over a preset, the preset's warning follows too.
+        let mut a = args("L1");
+        a.sync_ceiling = Some("12h".parse().unwrap());
+        let c = merge("ceiling_preset = 'ke-etims'", &a);
+        assert_eq!(c.ceiling.limits.warn_after, h(10));
+        // What the user wrote stands.
+        let c = merge("sync_ceiling = '12h'\nwarn_after = '11h'", &args("L1"));
+        assert_eq!(c.ceiling.limits.warn_after, h(11));
+        // Without a ceiling the warning keeps its default.
+        let c = merge("sync_ceiling = 'off'", &args("L1"));
+        assert_eq!(c.ceiling.limits.warn_after, h(20));
     }
 
     #[test]

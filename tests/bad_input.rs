@@ -514,3 +514,41 @@ async fn a_lane_with_a_token_refuses_requests_without_it() {
     );
     lane.stop().await;
 }
+
+/// A query laned cannot use is `400 invalid_query` with a sentence a
+/// person can read (no parser's text, no field named twice), whatever is
+/// wrong with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_errors_are_400_with_a_plain_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let lane = Lane::start(dir.path()).await;
+    for (query, mentions) in [
+        ("bogus=1", "bogus"),
+        ("limit=abc", "limit"),
+        ("limit=0", "limit"),
+        ("limit=5000", "limit"),
+        ("after=-1", "after"),
+        ("after=1.5", "after"),
+        ("state=done", "pending, posted, stuck, resolved or all"),
+        ("limit=1&limit=2", "limit"),
+        ("%zz=1", "query"),
+    ] {
+        let (status, body) = lane.get(&format!("/v1/sales?{query}")).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_query")),
+            "{query}: {body}"
+        );
+        let m = body["message"].as_str().unwrap_or_default();
+        assert!(m.contains(mentions), "{query}: {m}");
+        for leak in ["deserialize", "Failed", "expected one of", "invalid digit"] {
+            assert!(!m.contains(leak), "{query}: {m}");
+        }
+        let words: Vec<&str> = m.split_whitespace().collect();
+        assert!(
+            words.windows(2).all(|w| w[0] != w[1]),
+            "{query}: a word repeated in {m:?}"
+        );
+    }
+    lane.stop().await;
+}

@@ -139,3 +139,43 @@ fn a_plain_http_backend_on_another_machine_is_a_configuration_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("https://"), "{err}");
 }
+
+/// A ceiling alone brings its warning (and heartbeat) with it; only a
+/// contradiction with something written is refused, and the message says
+/// which values met.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ceiling_alone_brings_its_warning_and_only_written_contradictions_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), "");
+    let data = tmp.path().join("data");
+    let base = [
+        "--lane-id",
+        "L03",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let lane = spawn(&cfg, &[], &[&base[..], &["--sync-ceiling", "12h"]].concat());
+    let s = common::get_json(&client(), &format!("{}/v1/status", lane.base)).await;
+    let limits = &s["ceiling"]["limits"];
+    assert_eq!(limits["sync_ceiling_seconds"], 12 * 3600, "{s}");
+    assert_eq!(limits["warn_after_seconds"], 10 * 3600, "{s}");
+    drop(lane);
+
+    let out = Command::new(common::laned_bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .args(base)
+        .args(["--warn-after", "30h"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warn_after") && err.contains("30h") && err.contains("24h, the default"),
+        "{err}"
+    );
+}

@@ -257,14 +257,24 @@ impl ApiError {
         )
     }
 
-    /// 422 `validation_failed` for a bad query parameter.
+    /// 400 `invalid_query` for a bad query parameter.
     pub fn invalid_query(error: FieldError) -> Self {
         Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
             format!("The query is not valid: {} {}.", error.field, error.message),
         )
         .with_details(json!({"fields": [error]}))
+    }
+
+    /// 400 `invalid_query`: the query string is not readable at all.
+    pub fn unreadable_query() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "The query string cannot be read: write it as name=value pairs joined by &, \
+             with special characters percent-encoded.",
+        )
     }
 
     /// 422 `validation_failed` with one entry per bad field.

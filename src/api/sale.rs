@@ -531,7 +531,7 @@ impl V {
                 ),
                 None => self.err(
                     "total",
-                    "the line amounts add up to more than laned can represent",
+                    "cannot be checked: the line amounts add up to more than laned can represent",
                 ),
             }
         }
@@ -540,13 +540,13 @@ impl V {
                 Some(paid) if paid - change == total => {}
                 Some(paid) if paid - change < total => self.err(
                     "payments",
-                    format!("payments ({paid}) minus change ({change}) come to {}, short of the total {total}", paid - change),
+                    format!("add up to {paid}, less change ({change}) that is {}, short of the total {total}", paid - change),
                 ),
                 Some(paid) => self.err(
                     "payments",
-                    format!("payments ({paid}) minus change ({change}) come to {}, more than the total {total}; give the difference as change", paid - change),
+                    format!("add up to {paid}, less change ({change}) that is {}, more than the total {total}; give the difference as change", paid - change),
                 ),
-                None => self.err("payments", "the payments add up to more than laned can represent"),
+                None => self.err("payments", "add up to more than laned can represent"),
             }
         }
         (lines, payments, total, change)
@@ -596,7 +596,7 @@ impl V {
             None => {
                 self.err(
                     path(&at, "amount"),
-                    "quantity × unit_price − discount is negative or too large",
+                    "cannot be checked: quantity × unit_price − discount is negative or too large",
                 );
                 return None;
             }
@@ -670,6 +670,51 @@ mod tests {
             Ok(_) => vec![],
             Err(e) => e.into_iter().map(|f| f.field).collect(),
         }
+    }
+
+    /// Every message is written to follow its field ("payments add up to
+    /// …"): none repeats the field's name or reads as a sentence of its own.
+    #[test]
+    fn messages_read_after_their_field_without_repeating_it() {
+        let mut docs = vec![];
+        let mut with = |k: &str, v: Value| {
+            let mut d = good();
+            d[k] = v;
+            docs.push(d);
+        };
+        with("payments", json!([]));
+        with(
+            "payments",
+            json!([{"payment_id": "0b6f3c1e-8d4a-4c1b-9a57-2f0e6d9b1c3a", "method": "cash", "amount": 90000}]),
+        );
+        with(
+            "payments",
+            json!([{"payment_id": "0b6f3c1e-8d4a-4c1b-9a57-2f0e6d9b1c3a", "method": "cash", "amount": i64::MAX}, {"payment_id": "1b6f3c1e-8d4a-4c1b-9a57-2f0e6d9b1c3a", "method": "cash", "amount": i64::MAX}]),
+        );
+        with("total", json!(1));
+        with(
+            "lines",
+            json!([{"sku": "A", "quantity": "999999999", "unit_price": i64::MAX, "discount": 0, "amount": 1}]),
+        );
+        with("kind", json!("refund"));
+        with("currency", json!("shillings"));
+        with("extra", json!(3));
+        let mut seen = 0;
+        for d in docs {
+            for e in validate(&d, None).err().unwrap_or_default() {
+                seen += 1;
+                let name = e.field.rsplit(['.', '[']).next().unwrap_or("");
+                let first = e.message.split([' ', '(']).next().unwrap_or("");
+                assert!(
+                    !first.eq_ignore_ascii_case(name) && first != "the",
+                    "{:?} reads \"{} {}\"",
+                    e.field,
+                    e.field,
+                    e.message
+                );
+            }
+        }
+        assert!(seen >= 8, "{seen}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -283,49 +283,72 @@ pub(super) async fn get_sale(
     .into_response())
 }
 
-/// Query of `GET /v1/sales`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListQuery {
-    state: Option<String>,
-    after: Option<i64>,
-    limit: Option<i64>,
-}
-
 /// `GET /v1/sales?state=&after=&limit=`: a page in lane order. Pass the
 /// answer's `next_after` as `after` for the next page.
 pub(super) async fn list_sales(
     State(s): State<AppState>,
-    q: Result<Query<ListQuery>, QueryRejection>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(pairs) = q.map_err(|_| ApiError::unreadable_query())?;
     let bad = |field: &str, message: String| {
         ApiError::invalid_query(FieldError {
             field: field.into(),
             message,
         })
     };
-    let Query(q) = q.map_err(|r| {
-        bad(
-            "query",
-            format!("{} (accepted: state, after, limit)", r.body_text()),
-        )
-    })?;
-    let state = match q.state.as_deref() {
-        None | Some("") | Some("all") => None,
-        Some(st) => Some(SaleState::parse(st).ok_or_else(|| {
-            bad(
-                "state",
-                format!("must be pending, posted, stuck, resolved or all, not {st:?}"),
-            )
-        })?),
-    };
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(bad("limit", format!("must be between 1 and {MAX_PAGE}")));
-    }
-    let after = q.after.unwrap_or(0);
-    if after < 0 {
-        return Err(bad("after", "must not be negative".into()));
+    let mut state = None;
+    let mut after = 0;
+    let mut limit = DEFAULT_PAGE;
+    let mut seen = std::collections::BTreeSet::new();
+    for (key, value) in &pairs {
+        if !seen.insert(key.as_str()) {
+            return Err(bad(key, "is given more than once".into()));
+        }
+        match key.as_str() {
+            "state" => {
+                state = match value.as_str() {
+                    "" | "all" => None,
+                    st => Some(SaleState::parse(st).ok_or_else(|| {
+                        bad(
+                            "state",
+                            format!("must be pending, posted, stuck, resolved or all, not {st:?}"),
+                        )
+                    })?),
+                }
+            }
+            "after" => {
+                after = value
+                    .parse()
+                    .ok()
+                    .filter(|a: &i64| *a >= 0)
+                    .ok_or_else(|| {
+                        bad(
+                        "after",
+                        "must be a whole number, 0 or more (the next_after of the previous page)"
+                            .into(),
+                    )
+                    })?
+            }
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|l: &i64| (1..=MAX_PAGE).contains(l))
+                    .ok_or_else(|| {
+                        bad(
+                            "limit",
+                            format!("must be a whole number between 1 and {MAX_PAGE}"),
+                        )
+                    })?
+            }
+            other => {
+                let shown: String = other.chars().take(40).collect();
+                return Err(bad(
+                    &shown,
+                    "is not a parameter of this list, which takes state, after and limit".into(),
+                ));
+            }
+        }
     }
     let rows = s
         .store()

@@ -10,17 +10,28 @@ use common::{RealLane, client};
 use serde_json::Value;
 use uuid::Uuid;
 
-fn spawn(dir: &std::path::Path, backend_url: &str) -> RealLane {
+/// `laned serve` on `dir` delivering to `backend_url`, with the ceiling
+/// settings given and quick heartbeats and retries.
+fn command(dir: &std::path::Path, backend_url: &str, ceiling: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new(common::laned_bin());
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--lane-id", "L03"])
         .args(["--backend-url", backend_url])
-        .args(["--sync-ceiling", "2s", "--warn-after", "1s"])
+        .args(ceiling)
         .args(["--heartbeat-interval", "500ms"])
         .args(["--backoff-base", "100ms", "--backoff-cap", "200ms"])
         .arg("--data-dir")
         .arg(dir)
         .env_remove("LANED_BACKEND_TOKEN")
         .env_remove("LANED_CONFIG");
+    cmd
+}
+
+fn spawn(dir: &std::path::Path, backend_url: &str) -> RealLane {
+    let cmd = command(
+        dir,
+        backend_url,
+        &["--sync-ceiling", "2s", "--warn-after", "1s"],
+    );
     RealLane::spawn_command(cmd).expect("laned starts")
 }
 
@@ -101,16 +112,7 @@ fn spawn_faked(
     offset: i64,
     ceiling: &[&str],
 ) -> RealLane {
-    let mut cmd = std::process::Command::new(common::laned_bin());
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--lane-id", "L03"])
-        .args(["--backend-url", backend_url])
-        .args(ceiling)
-        .args(["--heartbeat-interval", "500ms"])
-        .args(["--backoff-base", "100ms", "--backoff-cap", "200ms"])
-        .arg("--data-dir")
-        .arg(dir)
-        .env_remove("LANED_BACKEND_TOKEN")
-        .env_remove("LANED_CONFIG");
+    let mut cmd = command(dir, backend_url, ceiling);
     common::faketime::offset(&mut cmd, lib, offset);
     RealLane::spawn_command(cmd).expect("laned starts")
 }

@@ -38,29 +38,7 @@ async fn posted(lane: &Lane) -> u64 {
 async fn a_lane_restored_from_an_old_copy_waits_for_an_operator_and_never_reuses_a_number() {
     let dir = tempfile::tempdir().unwrap();
     let sm = Salemap::start(&dir.path().join("salemap.db"), Lanes::single("L03", TOKEN)).await;
-    let live = dir.path().join("lane");
-    let lane = Lane::start_with(cfg(&live, &sm.url)).await;
-    for _ in 0..2 {
-        assert_eq!(ring(&lane).await.0, 201);
-    }
-    lane.until("two posted", || async { posted(&lane).await == 2 })
-        .await;
-    // The backup: a consistent copy of the database with two sales.
-    let old = dir.path().join("old-copy");
-    std::fs::create_dir_all(&old).unwrap();
-    let conn = rusqlite::Connection::open(live.join(laned::store::DB_FILE)).unwrap();
-    conn.execute(
-        "VACUUM INTO ?1",
-        [old.join(laned::store::DB_FILE).to_str().unwrap()],
-    )
-    .unwrap();
-    drop(conn);
-    for _ in 0..3 {
-        assert_eq!(ring(&lane).await.0, 201);
-    }
-    lane.until("five posted", || async { posted(&lane).await == 5 })
-        .await;
-    lane.stop().await;
+    let old = restored_copy(dir.path(), &sm.url).await;
 
     // The till's disk dies; the backup goes back on.
     let lane = Lane::start_with(cfg(&old, &sm.url)).await;
@@ -130,8 +108,9 @@ async fn a_lane_restored_from_an_old_copy_waits_for_an_operator_and_never_reuses
     sm.stop().await;
 }
 
-/// A lane whose data dir is replaced by an old copy of itself (two sales)
-/// after it had posted five; returns the old copy's directory.
+/// A lane that posts two sales, is backed up (a consistent copy of its
+/// database), then posts three more and stops; returns the backup's
+/// directory, for a lane that comes back from it.
 async fn restored_copy(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
     let live = dir.join("lane");
     let lane = Lane::start_with(cfg(&live, url)).await;

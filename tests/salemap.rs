@@ -123,6 +123,30 @@ fn id() -> String {
     Uuid::new_v4().to_string()
 }
 
+/// `PUT`s a new sale of `lane` in `series` with `receipt_no`, with that
+/// lane's token; returns its id and the answer.
+async fn post_new(
+    http: &reqwest::Client,
+    base: &str,
+    (lane, series, receipt_no): (&str, &str, i64),
+) -> (String, Resp) {
+    let token = if lane == "L03" {
+        TOKEN
+    } else {
+        "lane-L04-token"
+    };
+    let id = id();
+    let r = put(
+        http,
+        base,
+        &id,
+        &envelope(&id, lane, series, receipt_no),
+        token,
+    )
+    .await;
+    (id, r)
+}
+
 /// The number part of a document number `SERIES/NNNNNNNN`.
 fn doc_number(v: &Value) -> i64 {
     v["doc_no"]
@@ -453,20 +477,10 @@ async fn a_batch_is_one_transaction_with_an_answer_per_sale(b: Backing) {
 async fn a_series_belongs_to_the_lane_that_first_posted_in_it(b: Backing) {
     let sm = Salemap::start_on(b.db.clone(), lanes()).await;
     let http = common::client();
-    let first = id();
-    let r = put(
-        &http,
-        &sm.url,
-        &first,
-        &envelope(&first, "L03", "L03", 1),
-        TOKEN,
-    )
-    .await;
+    let (_, r) = post_new(&http, &sm.url, ("L03", "L03", 1)).await;
     assert_eq!((r.status, doc_number(&r.body)), (201, 1), "{}", r.body);
 
-    let intruder = id();
-    let env = envelope(&intruder, "L04", "L03", 1);
-    let r = put(&http, &sm.url, &intruder, &env, "lane-L04-token").await;
+    let (intruder, r) = post_new(&http, &sm.url, ("L04", "L03", 1)).await;
     assert_eq!(
         (r.status, r.body["code"].as_str()),
         (403, Some("series_of_another_lane")),
@@ -503,15 +517,7 @@ async fn a_series_belongs_to_the_lane_that_first_posted_in_it(b: Backing) {
         assert_eq!(r.status(), 404, "{refused} was posted");
     }
     // L03's own next sale takes document 2: nothing was taken from it.
-    let second = id();
-    let r = put(
-        &http,
-        &sm.url,
-        &second,
-        &envelope(&second, "L03", "L03", 2),
-        TOKEN,
-    )
-    .await;
+    let (_, r) = post_new(&http, &sm.url, ("L03", "L03", 2)).await;
     assert_eq!((r.status, doc_number(&r.body)), (201, 2), "{}", r.body);
     // L04 still posts in its own series.
     let r = put(
@@ -548,15 +554,7 @@ async fn execute(db: &Database, sql: &str) {
 async fn an_upgraded_database_gives_each_series_to_the_lane_of_its_first_document(b: Backing) {
     let sm = Salemap::start_on(b.db.clone(), lanes()).await;
     let http = common::client();
-    let first = id();
-    let r = put(
-        &http,
-        &sm.url,
-        &first,
-        &envelope(&first, "L03", "L03", 1),
-        TOKEN,
-    )
-    .await;
+    let (_, r) = post_new(&http, &sm.url, ("L03", "L03", 1)).await;
     assert_eq!(r.status, 201);
     let (db, lanes, _) = sm.stop().await;
     // Back to schema 1.
@@ -578,19 +576,9 @@ async fn an_upgraded_database_gives_each_series_to_the_lane_of_its_first_documen
         }
     }
     let sm = Salemap::start_on(db, lanes).await;
-    let intruder = id();
-    let env = envelope(&intruder, "L04", "L03", 1);
-    let r = put(&http, &sm.url, &intruder, &env, "lane-L04-token").await;
+    let (_, r) = post_new(&http, &sm.url, ("L04", "L03", 1)).await;
     assert_eq!(r.status, 403, "{}", r.body);
-    let second = id();
-    let r = put(
-        &http,
-        &sm.url,
-        &second,
-        &envelope(&second, "L03", "L03", 2),
-        TOKEN,
-    )
-    .await;
+    let (_, r) = post_new(&http, &sm.url, ("L03", "L03", 2)).await;
     assert_eq!((r.status, doc_number(&r.body)), (201, 2), "{}", r.body);
     sm.stop().await;
 }

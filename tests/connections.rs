@@ -93,6 +93,31 @@ fn request_headers_that_never_finish_are_closed_after_the_header_read_timeout() 
 }
 
 #[test]
+fn a_body_that_stops_arriving_is_answered_408_and_closed() {
+    for (bin, path) in [
+        (common::laned_bin(), "/v1/sales"),
+        (common::salemap_bin(), "/v1/sales:batch"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = spawn(bin, dir.path(), &["--header-read-timeout", "1s"]);
+        // A complete head announcing 1,000 bytes, ten of them, then nothing.
+        let mut slow = connect(&server);
+        write!(
+            slow,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: 1000\r\n\r\n{{\"lines\": ["
+        )
+        .unwrap();
+        let answer = read_to_close(&mut slow, bin);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{bin}: {answer}");
+        assert!(
+            answer.contains("\"code\":\"request_timeout\""),
+            "{bin}: {answer}"
+        );
+    }
+}
+
+#[test]
 fn beyond_the_connection_limit_new_connections_are_closed_and_logged() {
     for bin in both() {
         let dir = tempfile::tempdir().unwrap();

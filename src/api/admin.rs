@@ -84,9 +84,7 @@ pub(super) async fn acknowledge_restore(
 }
 
 fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let body = body.map_err(|r| {
-        ApiError::invalid_json(&serde_json::Error::io(std::io::Error::other(r.body_text())))
-    })?;
+    let body = body.map_err(|r| ApiError::unreadable_body(&r, super::MAX_BODY_BYTES))?;
     serde_json::from_slice(&body).map_err(|e| ApiError::invalid_json(&e))
 }
 

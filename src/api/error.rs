@@ -248,6 +248,28 @@ impl ApiError {
         .with_details(json!({"limit_bytes": limit}))
     }
 
+    /// A body that could not be read: too large (413), stopped arriving
+    /// (408), or broken on the way (400).
+    pub fn unreadable_body(r: &axum::extract::rejection::BytesRejection, limit: usize) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::payload_too_large(limit)
+        } else if crate::serve::BodyTimeout::caused(r) {
+            Self::request_timeout()
+        } else {
+            Self::invalid_json(&serde_json::Error::io(std::io::Error::other(r.body_text())))
+        }
+    }
+
+    /// 408 `request_timeout`: the body stopped arriving.
+    fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The request body stopped arriving before it was complete; nothing was stored. \
+             Send the same request again.",
+        )
+    }
+
     /// 415 `unsupported_media_type`.
     pub fn unsupported_media_type() -> Self {
         Self::new(

@@ -79,13 +79,7 @@ fn idempotency_key(v: &HeaderValue) -> Result<String, ApiError> {
 }
 
 fn parse_sale(body: Result<Bytes, BytesRejection>, own_id: Option<Uuid>) -> Result<Sale, ApiError> {
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::payload_too_large(MAX_BODY_BYTES)
-        } else {
-            ApiError::invalid_json(&serde_json::Error::io(std::io::Error::other(r.body_text())))
-        }
-    })?;
+    let body = body.map_err(|r| ApiError::unreadable_body(&r, MAX_BODY_BYTES))?;
     let doc: Value = serde_json::from_slice(&body).map_err(|e| ApiError::invalid_json(&e))?;
     sale::validate(&doc, own_id).map_err(ApiError::validation_failed)
 }

@@ -352,6 +352,12 @@ fn body_text(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<String
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(limit)
+        } else if crate::serve::BodyTimeout::caused(&r) {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "The request body stopped arriving before it was complete; nothing was stored.",
+            )
         } else {
             ApiError::bad_body(r.body_text())
         }

@@ -1,0 +1,278 @@
+//! The reliability suite: attacks on the real `laned` and `salemap`
+//! binaries, from a printed seed, checked by a checker that trusts neither.
+//! RELIABILITY.md says what is attacked, how, and what a full-size run
+//! found.
+//!
+//! Sizes: `LANED_ATTACK_SCALE` multiplies kills, tills and time (1, the
+//! default, is CI's bounded size); `LANED_SEED` replays a run.
+//! `LANED_ATTACK_LANED` and `LANED_ATTACK_SALEMAP` attack other builds of
+//! the binaries (an older release, to see what the suite finds there).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod checker;
+mod cluster;
+mod proxy;
+mod tills;
+
+use std::ffi::OsString;
+use std::time::{Duration, Instant};
+
+use laned::salemap::Database;
+use rand::{RngExt, SeedableRng};
+use serde_json::Value;
+
+use cluster::{Proc, binary, free_port};
+
+const TOKEN: &str = "attack-lane-token";
+
+/// The size of a run: 1 in CI, more by `LANED_ATTACK_SCALE`.
+fn scale() -> u32 {
+    std::env::var("LANED_ATTACK_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s| *s >= 1)
+        .unwrap_or(1)
+}
+
+fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+/// The back-end: `salemap serve` on a fixed port, with a tokens file for
+/// lane L03.
+fn salemap(dir: &std::path::Path, db: &Database, port: u16) -> Proc {
+    let tokens = dir.join("lanes.toml");
+    std::fs::write(
+        &tokens,
+        format!(
+            "[lanes]\nL03 = \"{}\"\n",
+            laned::salemap::tokens::hash(TOKEN)
+        ),
+    )
+    .expect("tokens file");
+    let mut args = os(&["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    args.push("--lane-tokens".into());
+    args.push(tokens.into());
+    match db {
+        Database::Sqlite(path) => {
+            args.push("--database".into());
+            args.push(format!("sqlite:{}", path.display()).into());
+        }
+        Database::Postgres { url, .. } => {
+            args.push("--database".into());
+            args.push(url.into());
+        }
+    }
+    Proc::new(
+        "salemap",
+        binary("LANED_ATTACK_SALEMAP", common::salemap_bin()),
+        args,
+    )
+}
+
+/// The lane: `laned serve` on a fixed port, delivering through `backend`
+/// with short timeouts and retries, so faults cost little time.
+fn laned(dir: &std::path::Path, port: u16, backend: &str, batch: usize) -> Proc {
+    let mut args = os(&[
+        "serve",
+        "--lane-id",
+        "L03",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--backend-url",
+        backend,
+        "--request-timeout",
+        "2s",
+        "--backoff-base",
+        "100ms",
+        "--backoff-cap",
+        "2s",
+        "--retry-after-cap",
+        "2s",
+        "--heartbeat-interval",
+        "1s",
+        "--batch-size",
+        &batch.to_string(),
+    ]);
+    args.push("--data-dir".into());
+    args.push(dir.into());
+    Proc::new(
+        "laned",
+        binary("LANED_ATTACK_LANED", common::laned_bin()),
+        args,
+    )
+    .env("LANED_BACKEND_TOKEN", TOKEN)
+}
+
+/// Reads the lane's status until its backlog is empty (every sale posted
+/// or stuck); the time it took. The checker then says whether anything
+/// is stuck.
+async fn drained(base: &str, within: Duration) -> Duration {
+    let http = common::client();
+    let began = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{base}/v1/status")).send().await
+            && let Ok(s) = r.json::<Value>().await
+            && s["counts"]["pending"] == 0
+        {
+            return began.elapsed();
+        }
+        assert!(
+            began.elapsed() < within,
+            "the lane did not drain its backlog within {within:?}"
+        );
+        // Measuring, not synchronising: the status is read every 50 ms.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Tills, a lossy link, and `kill -9` of laned, salemap or both at random
+/// moments (laned's wall clock moved back or forward before some
+/// restarts); then the faults stop, the backlog drains, and the checker
+/// compares what the tills were told with both databases.
+async fn crash_and_fault_loop(store: &str, db: Database, dir: &std::path::Path) {
+    let seed = common::seed(&format!("crash_and_fault_loop on {store}"));
+    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+    let scale = scale();
+    let faketime = common::faketime::preload("the clock moves of the crash loop");
+    let (lane_port, backend_port) = (free_port(), free_port());
+    let mut backend = salemap(dir, &db, backend_port);
+    backend.start(None);
+    let proxy = proxy::Proxy::start(([127, 0, 0, 1], backend_port).into(), seed).await;
+    let lane_dir = dir.join("lane");
+    let batch = [1, 10, 100][rng.random_range(0..3)];
+    // A back-end without the batch route, one run in three: the lane then
+    // sends single PUTs.
+    let singles = rng.random_range(0..3) == 0;
+    if singles {
+        proxy.refuse_batches();
+    }
+    let mut lane = laned(
+        &lane_dir,
+        lane_port,
+        &format!("http://{}", proxy.addr),
+        batch,
+    );
+    lane.start(None);
+    let base = format!("http://127.0.0.1:{lane_port}");
+
+    let ledger = tills::Shared::default();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let tills: Vec<_> = (0..2 + 2 * scale)
+        .map(|n| {
+            tokio::spawn(
+                tills::Till {
+                    number: n,
+                    base: base.clone(),
+                    seed: seed ^ u64::from(n + 1),
+                    ledger: ledger.clone(),
+                    stop: stop_rx.clone(),
+                }
+                .run(),
+            )
+        })
+        .collect();
+
+    proxy.set_rate(0.1);
+    let began = Instant::now();
+    let (mut clock_moves, mut offset) = (0u32, 0i64);
+    for _ in 0..6 * scale {
+        // The chaos schedule: the tills sell through the lossy link for a
+        // while between kills.
+        tokio::time::sleep(Duration::from_millis(rng.random_range(500..2500))).await;
+        // laned, salemap, or both.
+        let victim = rng.random_range(0..5);
+        if victim != 2 && victim != 3 {
+            lane.kill9();
+        }
+        if victim >= 2 {
+            backend.kill9();
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
+        if !backend.is_running() {
+            backend.start(None);
+        }
+        if !lane.is_running() {
+            let moved = faketime.as_deref().filter(|_| rng.random_bool(0.5));
+            if moved.is_some() {
+                // Back up to three days, or forward up to an hour.
+                offset += if rng.random_bool(0.7) {
+                    -rng.random_range(60..3 * 86_400)
+                } else {
+                    rng.random_range(1..3600)
+                };
+                clock_moves += 1;
+            }
+            lane.start(moved.map(|lib| (lib, offset)));
+        }
+    }
+    let attacked = began.elapsed();
+    proxy.set_rate(0.0);
+    let _ = stop.send(true);
+    for t in tills {
+        t.await.expect("till");
+    }
+    let drain = drained(&base, Duration::from_secs(120)).await;
+    lane.stop();
+    backend.stop();
+
+    let ledger = ledger.take();
+    let (sales, lane_integrity) = checker::lane(&lane_dir);
+    let (docs, backend_integrity) = checker::backend(&db).await;
+    let mut integrity = vec![("lane", lane_integrity.as_str())];
+    if let Some(i) = &backend_integrity {
+        integrity.push(("salemap", i.as_str()));
+    }
+    let verdict = checker::check(
+        &ledger.acked,
+        &sales,
+        &docs,
+        &integrity,
+        &[("laned", lane.logs()), ("salemap", backend.logs())],
+    );
+    let report = format!(
+        "crash_and_fault_loop on {store}, seed {seed}, scale {scale}, {}\n  \
+         attacked for {attacked:.1?}; kill -9: laned {}, salemap {}; laned's clock moved {clock_moves} \
+         times; backlog drained {drain:.1?} after the faults stopped\n  \
+         faults by kind: {:?}\n  till answers: {:?}\n{}",
+        if singles {
+            "single PUTs (no batch route)".to_owned()
+        } else {
+            format!("batches of up to {batch}")
+        },
+        lane.kills,
+        backend.kills,
+        proxy.counts(),
+        ledger.answers,
+        verdict.table()
+    );
+    println!("{report}");
+    assert!(
+        verdict.violations.is_empty() && ledger.unexpected.is_empty(),
+        "{report}\nviolations:\n{}\nanswers a till does not expect:\n{}",
+        verdict.violations.join("\n"),
+        ledger.unexpected.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_and_fault_loop_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::Sqlite(dir.path().join("salemap.db"));
+    crash_and_fault_loop("SQLite", db, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_and_fault_loop_on_postgres() {
+    let Some(pg) = common::pg::database().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::Postgres {
+        url: pg.url.clone(),
+        lock_timeout: laned::salemap::DEFAULT_LOCK_TIMEOUT,
+    };
+    crash_and_fault_loop("PostgreSQL", db, dir.path()).await;
+}

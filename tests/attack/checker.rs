@@ -143,15 +143,30 @@ fn is_one_to_n(mut numbers: Vec<i64>) -> bool {
     numbers.iter().enumerate().all(|(i, n)| *n == i as i64 + 1)
 }
 
+/// A lane whose database was replaced by an older backup during the run.
+#[derive(Debug, Default)]
+pub struct Restore {
+    /// Acknowledged sales the backup does not hold: the restore took them
+    /// off the lane, so they must be at the back-end (the scenario lets
+    /// the backlog drain before the disk "dies").
+    pub gone: HashSet<String>,
+}
+
 /// Every check, over what the tills were told (`acked`), the lane's
-/// database and the back-end's, and the logs of every run.
+/// database and the back-end's, and the logs of every run. With a
+/// `restore`, the lane's receipt numbers jump past the back-end's after the
+/// acknowledgement, so on the lane they need only be distinct; at the
+/// back-end they are still exactly 1..n.
 pub fn check(
     acked: &[Acked],
     lane: &[LaneSale],
     docs: &[Document],
     integrity: &[(&str, &str)],
     logs: &[(&str, String)],
+    restore: Option<&Restore>,
 ) -> Verdict {
+    let gone = restore.map(|r| &r.gone);
+    let is_gone = |id: &str| gone.is_some_and(|g| g.contains(id));
     let mut v = Verdict::default();
     // The counts that must be zero are there even when they are.
     for k in [
@@ -162,6 +177,7 @@ pub fn check(
         "unexpected at the back-end",
         "not posted",
         "receipt series not 1..n",
+        "receipt number held twice at the back-end",
         "document series not 1..n",
         "document number differs lane / back-end",
         "integrity_check not ok",
@@ -172,6 +188,12 @@ pub fn check(
     v.count("acknowledged sales", acked.len());
     v.count("sales on the lane", lane.len());
     v.count("documents at the back-end", docs.len());
+    if let Some(g) = gone {
+        v.count(
+            "taken off the lane by the restore (at the back-end)",
+            g.len(),
+        );
+    }
 
     let on_lane: HashMap<&str, &LaneSale> = lane
         .iter()
@@ -192,6 +214,7 @@ pub fn check(
             );
         }
         match on_lane.get(a.transaction_id.as_str()) {
+            None if is_gone(&a.transaction_id) => {}
             None => v.violation(
                 "lost (told recorded, not on the lane)",
                 format!(
@@ -220,13 +243,22 @@ pub fn check(
             v.violation("not posted", format!("{} is {}", s.transaction_id, s.state));
         }
     }
-    for (series, numbers) in by_series {
-        if !is_one_to_n(numbers) {
+    for (series, mut numbers) in by_series {
+        let fine = if restore.is_some() {
+            let n = numbers.len();
+            numbers.sort_unstable();
+            numbers.dedup();
+            numbers.len() == n
+        } else {
+            is_one_to_n(numbers)
+        };
+        if !fine {
             v.violation("receipt series not 1..n", series.to_owned());
         }
     }
 
     let mut doc_series: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    let mut receipts: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     let mut held = HashSet::new();
     for d in docs {
         if !held.insert(d.transaction_id.as_str()) {
@@ -241,7 +273,9 @@ pub fn check(
             .and_then(|(_, n)| n.parse().ok())
             .unwrap_or(-1);
         doc_series.entry(&d.series).or_default().push(number);
+        receipts.entry(&d.series).or_default().push(d.receipt_no);
         match on_lane.get(d.transaction_id.as_str()) {
+            None if is_gone(&d.transaction_id) => {}
             None => v.violation("unexpected at the back-end", d.transaction_id.clone()),
             Some(s) => {
                 if s.doc_no.as_deref() != Some(d.doc_no.as_str())
@@ -273,6 +307,30 @@ pub fn check(
     for (series, numbers) in doc_series {
         if !is_one_to_n(numbers) {
             v.violation("document series not 1..n", series.to_owned());
+        }
+    }
+    for (series, mut numbers) in receipts {
+        numbers.sort_unstable();
+        for w in numbers.windows(2).filter(|w| w[0] == w[1]) {
+            v.violation(
+                "receipt number held twice at the back-end",
+                format!("{series}-{}", w[0]),
+            );
+        }
+        numbers.dedup();
+        if !is_one_to_n(numbers) {
+            v.violation(
+                "receipt series not 1..n",
+                format!("{series} at the back-end"),
+            );
+        }
+    }
+    if let Some(g) = gone {
+        for id in g.iter().filter(|id| !held.contains(id.as_str())) {
+            v.violation(
+                "lost (told recorded, not on the lane)",
+                format!("{id}: taken off the lane by the restore and not at the back-end"),
+            );
         }
     }
     for (what, result) in integrity {

@@ -50,6 +50,12 @@ impl Proc {
         }
     }
 
+    /// Adds an argument to every start.
+    pub fn arg(mut self, a: impl Into<OsString>) -> Proc {
+        self.args.push(a.into());
+        self
+    }
+
     /// Adds an environment variable to every start.
     pub fn env(mut self, k: &str, v: impl Into<OsString>) -> Proc {
         self.env.push((k.into(), v.into()));
@@ -59,6 +65,18 @@ impl Proc {
     /// Starts it (waiting for its readiness line), with its wall clock
     /// moved by `offset` seconds through libfaketime when given.
     pub fn start(&mut self, faketime: Option<(&Path, i64)>) {
+        if let Err(log) = self.try_start(faketime) {
+            panic!(
+                "{} did not start:\n{log}\nearlier runs:\n{}",
+                self.name,
+                self.logs.join("\n")
+            );
+        }
+    }
+
+    /// Starts it, or returns what it printed when it refused to start
+    /// (kept with its logs).
+    pub fn try_start(&mut self, faketime: Option<(&Path, i64)>) -> Result<(), String> {
         assert!(self.running.is_none(), "{} is already running", self.name);
         let mut cmd = std::process::Command::new(&self.bin);
         cmd.args(&self.args).env_remove("LANED_CONFIG");
@@ -69,16 +87,17 @@ impl Proc {
             common::faketime::offset(&mut cmd, lib, offset);
         }
         match RealLane::spawn_command(cmd) {
-            Ok(p) => self.running = Some(p),
-            Err(r) => panic!(
-                "{} did not start ({:?}):\n{}\nearlier runs:\n{}",
-                self.name,
-                r.status,
-                r.stderr,
-                self.logs.join("\n")
-            ),
+            Ok(p) => {
+                self.running = Some(p);
+                self.starts += 1;
+                Ok(())
+            }
+            Err(r) => {
+                let log = format!("({:?})\n{}", r.status, r.stderr);
+                self.logs.push(r.stderr);
+                Err(log)
+            }
         }
-        self.starts += 1;
     }
 
     /// `kill -9`; its log so far is kept.
@@ -105,6 +124,11 @@ impl Proc {
             );
             self.logs.push(log);
         }
+    }
+
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.running.as_ref().map(RealLane::pid)
     }
 
     pub fn is_running(&self) -> bool {

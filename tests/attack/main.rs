@@ -13,7 +13,11 @@ mod common;
 
 mod checker;
 mod cluster;
+#[cfg(target_os = "linux")]
+mod disk;
 mod proxy;
+mod restore;
+mod slow;
 mod tills;
 
 use std::ffi::OsString;
@@ -128,6 +132,83 @@ async fn drained(base: &str, within: Duration) -> Duration {
     }
 }
 
+/// Tills ringing at a lane until [`Tills::finish`].
+struct Tills {
+    stop: tokio::sync::watch::Sender<bool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Tills {
+    /// Tills numbered `numbers` (a till's number is in its invoice
+    /// numbers, so no two tills of a run share one), each with its own
+    /// seed from `seed`, refusing nothing but the codes in `tolerate`.
+    fn start(
+        numbers: std::ops::Range<u32>,
+        base: &str,
+        seed: u64,
+        ledger: &tills::Shared,
+        tolerate: &'static [&'static str],
+    ) -> Tills {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let handles = numbers
+            .map(|n| {
+                tokio::spawn(
+                    tills::Till {
+                        number: n,
+                        base: base.to_owned(),
+                        seed: seed ^ u64::from(n + 1),
+                        ledger: ledger.clone(),
+                        stop: stop_rx.clone(),
+                        tolerate,
+                    }
+                    .run(),
+                )
+            })
+            .collect();
+        Tills { stop, handles }
+    }
+
+    /// Stops them; each finishes the sale under way first.
+    async fn finish(self) {
+        let _ = self.stop.send(true);
+        for t in self.handles {
+            t.await.expect("till");
+        }
+    }
+}
+
+/// Runs the checker over a finished run (both binaries stopped), prints
+/// the report headed by `title`, and fails on any violation.
+async fn judge(
+    title: &str,
+    ledger: tills::Ledger,
+    lane_dir: &std::path::Path,
+    db: &Database,
+    logs: &[(&str, String)],
+    restore: Option<&checker::Restore>,
+) {
+    let (sales, lane_integrity) = checker::lane(lane_dir);
+    let (docs, backend_integrity) = checker::backend(db).await;
+    let mut integrity = vec![("lane", lane_integrity.as_str())];
+    if let Some(i) = &backend_integrity {
+        integrity.push(("salemap", i.as_str()));
+    }
+    let verdict = checker::check(&ledger.acked, &sales, &docs, &integrity, logs, restore);
+    let report = format!(
+        "{title}\n  till answers: {:?}\n  refused as expected: {:?}\n{}",
+        ledger.answers,
+        ledger.refused,
+        verdict.table()
+    );
+    println!("{report}");
+    assert!(
+        verdict.violations.is_empty() && ledger.unexpected.is_empty(),
+        "{report}\nviolations:\n{}\nanswers a till does not expect:\n{}",
+        verdict.violations.join("\n"),
+        ledger.unexpected.join("\n")
+    );
+}
+
 /// Tills, a lossy link, and `kill -9` of laned, salemap or both at random
 /// moments (laned's wall clock moved back or forward before some
 /// restarts); then the faults stop, the backlog drains, and the checker
@@ -159,21 +240,7 @@ async fn crash_and_fault_loop(store: &str, db: Database, dir: &std::path::Path) 
     let base = format!("http://127.0.0.1:{lane_port}");
 
     let ledger = tills::Shared::default();
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let tills: Vec<_> = (0..2 + 2 * scale)
-        .map(|n| {
-            tokio::spawn(
-                tills::Till {
-                    number: n,
-                    base: base.clone(),
-                    seed: seed ^ u64::from(n + 1),
-                    ledger: ledger.clone(),
-                    stop: stop_rx.clone(),
-                }
-                .run(),
-            )
-        })
-        .collect();
+    let tills = Tills::start(0..2 + 2 * scale, &base, seed, &ledger, &[]);
 
     proxy.set_rate(0.1);
     let began = Instant::now();
@@ -210,33 +277,16 @@ async fn crash_and_fault_loop(store: &str, db: Database, dir: &std::path::Path) 
     }
     let attacked = began.elapsed();
     proxy.set_rate(0.0);
-    let _ = stop.send(true);
-    for t in tills {
-        t.await.expect("till");
-    }
+    tills.finish().await;
     let drain = drained(&base, Duration::from_secs(120)).await;
     lane.stop();
     backend.stop();
 
-    let ledger = ledger.take();
-    let (sales, lane_integrity) = checker::lane(&lane_dir);
-    let (docs, backend_integrity) = checker::backend(&db).await;
-    let mut integrity = vec![("lane", lane_integrity.as_str())];
-    if let Some(i) = &backend_integrity {
-        integrity.push(("salemap", i.as_str()));
-    }
-    let verdict = checker::check(
-        &ledger.acked,
-        &sales,
-        &docs,
-        &integrity,
-        &[("laned", lane.logs()), ("salemap", backend.logs())],
-    );
-    let report = format!(
+    let title = format!(
         "crash_and_fault_loop on {store}, seed {seed}, scale {scale}, {}\n  \
          attacked for {attacked:.1?}; kill -9: laned {}, salemap {}; laned's clock moved {clock_moves} \
          times; backlog drained {drain:.1?} after the faults stopped\n  \
-         faults by kind: {:?}\n  till answers: {:?}\n{}",
+         faults by kind: {:?}",
         if singles {
             "single PUTs (no batch route)".to_owned()
         } else {
@@ -245,16 +295,9 @@ async fn crash_and_fault_loop(store: &str, db: Database, dir: &std::path::Path) 
         lane.kills,
         backend.kills,
         proxy.counts(),
-        ledger.answers,
-        verdict.table()
     );
-    println!("{report}");
-    assert!(
-        verdict.violations.is_empty() && ledger.unexpected.is_empty(),
-        "{report}\nviolations:\n{}\nanswers a till does not expect:\n{}",
-        verdict.violations.join("\n"),
-        ledger.unexpected.join("\n")
-    );
+    let logs = [("laned", lane.logs()), ("salemap", backend.logs())];
+    judge(&title, ledger.take(), &lane_dir, &db, &logs, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

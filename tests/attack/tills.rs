@@ -44,15 +44,58 @@ pub struct Ledger {
     pub answers: BTreeMap<String, u64>,
     /// Answers a till does not expect for a valid sale.
     pub unexpected: Vec<String>,
+    /// Sales refused with a code the attack expects (the sale was not
+    /// recorded, and the till says so to the cashier).
+    pub refused: BTreeMap<String, u64>,
 }
 
-/// Shared between the tills and the harness.
+/// Shared between the tills and the harness; the harness can wait for
+/// what the tills see.
 #[derive(Clone, Default)]
-pub struct Shared(Arc<Mutex<Ledger>>);
+pub struct Shared(Arc<(Mutex<Ledger>, tokio::sync::Notify)>);
+
+/// The ledger, locked; the harness's waiters look again when it is let go.
+pub struct Locked<'a>(std::sync::MutexGuard<'a, Ledger>, &'a tokio::sync::Notify);
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Ledger;
+    fn deref(&self) -> &Ledger {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Ledger {
+        &mut self.0
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.1.notify_waiters();
+    }
+}
 
 impl Shared {
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn lock(&self) -> Locked<'_> {
+        Locked(
+            self.0.0.lock().unwrap_or_else(|e| e.into_inner()),
+            &self.0.1,
+        )
+    }
+
+    /// Waits until `cond` holds of the ledger.
+    pub async fn until(&self, cond: impl Fn(&Ledger) -> bool) {
+        loop {
+            let changed = self.0.1.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            // Read without the notifying guard: looking is not a change.
+            if cond(&self.0.0.lock().unwrap_or_else(|e| e.into_inner())) {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Everything seen so far (the tills have stopped).
@@ -95,6 +138,9 @@ pub struct Till {
     pub seed: u64,
     pub ledger: Shared,
     pub stop: watch::Receiver<bool>,
+    /// Refusals (`4xx` codes) the attack expects: the sale is not
+    /// recorded, and the till goes on with the next one.
+    pub tolerate: &'static [&'static str],
 }
 
 impl Till {
@@ -164,6 +210,15 @@ impl Till {
                 Ok((status @ (500..=599), v)) => {
                     self.ledger
                         .answer(format!("{status} {}", v["code"].as_str().unwrap_or("")));
+                }
+                Ok((_, v))
+                    if v["code"]
+                        .as_str()
+                        .is_some_and(|c| self.tolerate.contains(&c)) =>
+                {
+                    let code = v["code"].as_str().unwrap_or("").to_owned();
+                    *self.ledger.lock().refused.entry(code).or_default() += 1;
+                    return None;
                 }
                 Ok((status, v)) => {
                     let what = format!("{style:?}: {status} {v}");

@@ -20,15 +20,19 @@ fn authorise(s: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
     if !bearer_matches(bearer(headers), &s.inner.admin_token) {
         return Err(ApiError::admin_unauthorized());
     }
-    // Operators may say who they are; it goes into the audit log.
-    Ok(headers
-        .get("x-laned-actor")
-        .and_then(|v| v.to_str().ok())
-        .filter(|a| {
-            (1..=64).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
-        })
-        .unwrap_or(DEFAULT_ACTOR)
-        .to_owned())
+    // Operators may say who they are; it goes into the audit log, so a
+    // name that cannot be recorded as given is refused, never replaced.
+    match headers.get("x-laned-actor") {
+        None => Ok(DEFAULT_ACTOR.to_owned()),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .filter(|a| {
+                (1..=64).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+            })
+            .map(str::to_owned)
+            .ok_or_else(ApiError::invalid_actor),
+    }
 }
 
 /// `POST /v1/admin/sync`: try the back-end now, re-check stuck sales now,

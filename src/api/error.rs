@@ -68,6 +68,18 @@ impl ApiError {
         .with_details(json!({"transaction_id": shown}))
     }
 
+    /// 400 `invalid_actor`: an admin action's `X-Laned-Actor` that the
+    /// audit log cannot record as given.
+    pub fn invalid_actor() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_actor",
+            "X-Laned-Actor names who acts, for the audit log: 1 to 64 printable ASCII \
+             characters (letters, digits, punctuation, spaces), or leave it out to be \
+             recorded as admin-api. Nothing was done.",
+        )
+    }
+
     /// 401 `unauthorized`.
     pub fn unauthorized() -> Self {
         Self::new(

@@ -15,6 +15,7 @@ mod checker;
 mod cluster;
 #[cfg(target_os = "linux")]
 mod disk;
+mod fuzz;
 mod proxy;
 mod restore;
 mod slow;

@@ -50,12 +50,6 @@ impl Proc {
         }
     }
 
-    /// Adds an argument to every start.
-    pub fn arg(mut self, a: impl Into<OsString>) -> Proc {
-        self.args.push(a.into());
-        self
-    }
-
     /// Adds an environment variable to every start.
     pub fn env(mut self, k: &str, v: impl Into<OsString>) -> Proc {
         self.env.push((k.into(), v.into()));

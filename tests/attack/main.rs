@@ -11,6 +11,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod ceiling;
 mod checker;
 mod cluster;
 #[cfg(target_os = "linux")]

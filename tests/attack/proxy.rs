@@ -60,6 +60,8 @@ struct Plan {
     rate: f64,
     /// Answer the batch route 404, as a back-end without it does.
     no_batches: bool,
+    /// The link is down: every connection is reset.
+    cut: bool,
 }
 
 /// The proxy: listening on `addr`, forwarding to `upstream`.
@@ -83,6 +85,7 @@ impl Proxy {
                 rng: rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed),
                 rate: 0.0,
                 no_batches: false,
+                cut: false,
             })),
             counts: Arc::default(),
         };
@@ -107,6 +110,11 @@ impl Proxy {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .no_batches = true;
+    }
+
+    /// Cuts the link (every connection reset, none forwarded) or mends it.
+    pub fn cut(&self, cut: bool) {
+        self.plan.lock().unwrap_or_else(|e| e.into_inner()).cut = cut;
     }
 
     /// Requests by what happened to them.
@@ -143,6 +151,10 @@ impl Proxy {
             let Some(request) = read_request(&mut client, &mut buf).await else {
                 return;
             };
+            if self.plan.lock().unwrap_or_else(|e| e.into_inner()).cut {
+                self.count("link cut (reset)");
+                return reset(client);
+            }
             let no_batches = self
                 .plan
                 .lock()

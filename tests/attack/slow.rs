@@ -224,11 +224,11 @@ async fn slow_and_idle_connections_hold_nothing_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::Sqlite(dir.path().join("salemap.db"));
     let (lane_port, backend_port) = (free_port(), free_port());
+    // The limits by environment, which an older build (without them)
+    // ignores: the attack then shows what it finds there.
     let mut backend = salemap(dir.path(), &db, backend_port)
-        .arg("--max-connections")
-        .arg(SALEMAP_LIMIT.to_string())
-        .arg("--header-read-timeout")
-        .arg("2s");
+        .env("SALEMAP_MAX_CONNECTIONS", SALEMAP_LIMIT.to_string())
+        .env("SALEMAP_HEADER_READ_TIMEOUT", "2s");
     backend.start(None);
     let proxy = proxy::Proxy::start(([127, 0, 0, 1], backend_port).into(), seed).await;
     let lane_dir = dir.path().join("lane");
@@ -239,10 +239,8 @@ async fn slow_and_idle_connections_hold_nothing_and_lose_nothing() {
         &format!("http://{}", proxy.addr),
         batch,
     )
-    .arg("--max-connections")
-    .arg(LANE_LIMIT.to_string())
-    .arg("--header-read-timeout")
-    .arg("2s");
+    .env("LANED_MAX_CONNECTIONS", LANE_LIMIT.to_string())
+    .env("LANED_HEADER_READ_TIMEOUT", "2s");
     lane.start(None);
     let base = format!("http://127.0.0.1:{lane_port}");
     let ledger = tills::Shared::default();

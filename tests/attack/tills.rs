@@ -34,6 +34,8 @@ pub struct Acked {
     pub receipt_no: i64,
     pub series: String,
     pub style: Style,
+    /// When the till was told.
+    pub at: std::time::Instant,
 }
 
 /// What the tills saw, for the checker and the report.
@@ -131,6 +133,30 @@ fn sale(till: u32, n: u64, big: bool) -> Value {
     })
 }
 
+/// The body of a sale whose envelope for head office is this many bytes
+/// under the contract's largest: accepted.
+const FITS: i64 = 1_000;
+/// ... or over it, although the body itself is under the 1 MiB a body may
+/// be: refused at intake, never stuck at the back-end.
+const TOO_BIG: i64 = -250;
+
+/// A sale near the contract's largest envelope: `margin` bytes under it
+/// (negative: over), estimating the envelope at the body plus 300 bytes;
+/// unique to the till and number like every other.
+fn huge(till: u32, n: u64, margin: i64) -> Value {
+    let mut v = crate::common::big_sale(930, 0);
+    v["till"] = json!({"invoice_no": format!("{till}-{n:06}"), "register": format!("R{till}")});
+    v["occurred_at"] = json!(format!(
+        "2026-11-22T11:{:02}:{:02}+03:00",
+        n / 60 % 60,
+        n % 60
+    ));
+    let len = serde_json::to_vec(&v).map_or(0, |b| b.len()) as i64;
+    let target = laned::contract::MAX_ENVELOPE_BYTES as i64 - 300 - margin;
+    v["extra"]["pad"] = json!("x".repeat(usize::try_from(target - len).unwrap_or(0)));
+    v
+}
+
 /// What the harness tells a till about the lane at `base`.
 pub struct Till {
     pub number: u32,
@@ -158,10 +184,17 @@ impl Till {
         while !*self.stop.borrow_and_update() {
             n += 1;
             let style = STYLES[rng.random_range(0..STYLES.len())];
-            let body = sale(self.number, n, rng.random_range(0..50) == 0);
+            // One sale in a hundred is as big as a sale can be (its
+            // envelope for head office just fits the contract's largest),
+            // one in a hundred a little bigger: refused at intake with 413.
+            let (body, refusal) = match rng.random_range(0..100) {
+                0 => (huge(self.number, n, FITS), None),
+                1 => (huge(self.number, n, TOO_BIG), Some("payload_too_large")),
+                r => (sale(self.number, n, r < 4), None),
+            };
             let id = Uuid::new_v4().to_string();
             let key = format!("till-{}-sale-{n}", self.number);
-            if let Some(acked) = self.ring(&http, style, &body, &id, &key).await {
+            if let Some(acked) = self.ring(&http, style, &body, &id, &key, refusal).await {
                 self.ledger.lock().acked.push(acked);
             }
             // The cashier scans the next basket (a busy lane: tens of sales
@@ -179,6 +212,7 @@ impl Till {
         body: &Value,
         id: &str,
         key: &str,
+        refusal: Option<&'static str>,
     ) -> Option<Acked> {
         loop {
             let rb = match style {
@@ -203,22 +237,25 @@ impl Till {
                         receipt_no: v["receipt_no"].as_i64()?,
                         series: v["series"].as_str()?.to_owned(),
                         style,
+                        at: std::time::Instant::now(),
                     });
+                }
+                // A refusal the attack expects: the sale is not recorded;
+                // the till tells the cashier and goes on.
+                Ok((_, v))
+                    if v["code"]
+                        .as_str()
+                        .is_some_and(|c| self.tolerate.contains(&c) || refusal == Some(c)) =>
+                {
+                    let code = v["code"].as_str().unwrap_or("").to_owned();
+                    *self.ledger.lock().refused.entry(code).or_default() += 1;
+                    return None;
                 }
                 // Busy, shutting down, or the disk is full: the same
                 // request again, a little later.
                 Ok((status @ (500..=599), v)) => {
                     self.ledger
                         .answer(format!("{status} {}", v["code"].as_str().unwrap_or("")));
-                }
-                Ok((_, v))
-                    if v["code"]
-                        .as_str()
-                        .is_some_and(|c| self.tolerate.contains(&c)) =>
-                {
-                    let code = v["code"].as_str().unwrap_or("").to_owned();
-                    *self.ledger.lock().refused.entry(code).or_default() += 1;
-                    return None;
                 }
                 Ok((status, v)) => {
                     let what = format!("{style:?}: {status} {v}");

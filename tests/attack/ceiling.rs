@@ -54,13 +54,23 @@ async fn no_clock_move_or_crash_stretches_the_sync_ceiling() {
         let cut = Instant::now();
         let down_for = CEILING + Duration::from_millis(rng.random_range(3000..8000));
         while cut.elapsed() < down_for {
-            tokio::time::sleep(Duration::from_millis(rng.random_range(300..1500))).await;
+            // Runs of every length: bursts of short ones (a lane that
+            // keeps crashing) and longer ones.
+            let run = if rng.random_bool(0.5) {
+                rng.random_range(50..300)
+            } else {
+                rng.random_range(300..1500)
+            };
+            tokio::time::sleep(Duration::from_millis(run)).await;
             // A crash or a clean stop, and a start with the clock moved.
             if rng.random_bool(0.8) {
                 lane.kill9();
             } else {
                 lane.stop();
             }
+            // Down for a while (a power cut, a reboot of the till
+            // software): time the lane must count although it did not run.
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..1500))).await;
             offset += if rng.random_bool(0.7) {
                 -rng.random_range(60..3 * 86_400)
             } else {

@@ -10,7 +10,7 @@ use laned::salemap::Database;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
 
-use crate::cluster::free_port;
+use crate::cluster::{binary, free_port};
 use crate::{Tills, checker, common, drained, judge, laned, proxy, salemap, scale, tills};
 
 /// The transaction ids a backup file holds.
@@ -27,9 +27,10 @@ fn ids_in(backup: &std::path::Path) -> HashSet<String> {
         .expect("rows")
 }
 
-/// `laned backup -o FILE` of the running lane, through the real CLI.
+/// `laned backup -o FILE` of the running lane, through the real CLI (of
+/// the build under attack).
 fn backup(lane_dir: &std::path::Path, to: &std::path::Path) {
-    let out = std::process::Command::new(common::laned_bin())
+    let out = std::process::Command::new(binary("LANED_ATTACK_LANED", common::laned_bin()))
         .arg("backup")
         .arg("--data-dir")
         .arg(lane_dir)

@@ -84,7 +84,7 @@ async fn no_clock_move_or_crash_stretches_the_sync_ceiling() {
     }
     tokio::time::sleep(Duration::from_millis(rng.random_range(1000..2000))).await;
     tills.finish().await;
-    let drain = drained(&base, Duration::from_secs(120)).await;
+    let drain = drained(&base, Duration::from_secs(120), &[&lane, &backend]).await;
     lane.stop();
     backend.stop();
 

@@ -123,7 +123,7 @@ async fn a_full_disk_while_sales_stream_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(rng.random_range(500..1500))).await;
     proxy.set_rate(0.0);
     tills.finish().await;
-    let drain = drained(&base, Duration::from_secs(120)).await;
+    let drain = drained(&base, Duration::from_secs(120), &[&lane, &backend]).await;
     lane.stop();
     backend.stop();
     let title = format!(

@@ -80,7 +80,7 @@ async fn schemathesis_finds_nothing_and_the_receipts_stay_one_to_n() {
             dir.path(),
         )
     });
-    let drain = drained(&base, Duration::from_secs(60)).await;
+    let drain = drained(&base, Duration::from_secs(60), &[&lane, &backend]).await;
     lane.stop();
     backend.stop();
 

@@ -114,20 +114,42 @@ fn laned(dir: &std::path::Path, port: u16, backend: &str, batch: usize) -> Proc 
 
 /// Reads the lane's status until its backlog is empty (every sale posted
 /// or stuck); the time it took. The checker then says whether anything
-/// is stuck.
-async fn drained(base: &str, within: Duration) -> Duration {
+/// is stuck. A backlog that stops shrinking for `within` fails the run
+/// (a big backlog may take longer, as long as it keeps moving).
+async fn drained(base: &str, within: Duration, procs: &[&Proc]) -> Duration {
     let http = common::client();
     let began = Instant::now();
+    let mut last = Value::Null;
+    let (mut fewest, mut progress) = (u64::MAX, Instant::now());
     loop {
         if let Ok(r) = http.get(format!("{base}/v1/status")).send().await
             && let Ok(s) = r.json::<Value>().await
-            && s["counts"]["pending"] == 0
         {
-            return began.elapsed();
+            let pending = s["counts"]["pending"].as_u64().unwrap_or(u64::MAX);
+            if pending == 0 {
+                return began.elapsed();
+            }
+            if pending < fewest {
+                (fewest, progress) = (pending, Instant::now());
+            }
+            last = s;
         }
         assert!(
-            began.elapsed() < within,
-            "the lane did not drain its backlog within {within:?}"
+            progress.elapsed() < within,
+            "the lane's backlog stopped draining for {within:?}; its status:\n{last:#}\n{}",
+            procs
+                .iter()
+                .map(|p| {
+                    let logs = p.logs();
+                    let lines: Vec<&str> = logs.lines().collect();
+                    format!(
+                        "the end of {}'s log:\n{}",
+                        p.name,
+                        lines[lines.len().saturating_sub(40)..].join("\n")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         // Measuring, not synchronising: the status is read every 50 ms.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -280,7 +302,7 @@ async fn crash_and_fault_loop(store: &str, db: Database, dir: &std::path::Path) 
     let attacked = began.elapsed();
     proxy.set_rate(0.0);
     tills.finish().await;
-    let drain = drained(&base, Duration::from_secs(120)).await;
+    let drain = drained(&base, Duration::from_secs(120), &[&lane, &backend]).await;
     lane.stop();
     backend.stop();
 

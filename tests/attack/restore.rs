@@ -105,7 +105,7 @@ async fn a_lane_restored_from_an_old_backup_never_reuses_a_number() {
         tokio::time::sleep(Duration::from_millis(rng.random_range(1000..3000))).await;
         tills.finish().await;
         proxy.set_rate(0.0);
-        drained(&base, Duration::from_secs(120)).await;
+        drained(&base, Duration::from_secs(120), &[&lane, &backend]).await;
         lane.kill9();
         let kept = ids_in(&copy);
         gone.extend(
@@ -159,7 +159,7 @@ async fn a_lane_restored_from_an_old_backup_never_reuses_a_number() {
         tills.finish().await;
     }
     proxy.set_rate(0.0);
-    let drain = drained(&base, Duration::from_secs(120)).await;
+    let drain = drained(&base, Duration::from_secs(120), &[&lane, &backend]).await;
     lane.stop();
     backend.stop();
     let refused = ledger.lock().refused.get("restored_from_old_copy").copied();

@@ -282,7 +282,7 @@ async fn slow_and_idle_connections_hold_nothing_and_lose_nothing() {
     tokio::time::sleep(Duration::from_millis(rng.random_range(500..1500))).await;
     proxy.set_rate(0.0);
     tills.finish().await;
-    let drain = drained(&base, Duration::from_secs(120)).await;
+    let drain = drained(&base, Duration::from_secs(120), &[&lane, &backend]).await;
     lane.stop();
     backend.stop();
 

@@ -135,7 +135,9 @@ async fn a_lane_restored_from_an_old_backup_never_reuses_a_number() {
         // The first refusal: the guard is up (raised by the first
         // heartbeat, within the lane's start-up wait).
         ledger
-            .until(|l| l.refused.values().sum::<u64>() > refused_before)
+            .until("a sale refused after the restore", |l| {
+                l.refused.values().sum::<u64>() > refused_before
+            })
             .await;
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
         let token = std::fs::read_to_string(lane_dir.join("admin-token")).expect("admin token");

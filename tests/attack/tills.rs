@@ -86,8 +86,14 @@ impl Shared {
         )
     }
 
-    /// Waits until `cond` holds of the ledger.
-    pub async fn until(&self, cond: impl Fn(&Ledger) -> bool) {
+    /// Waits until `cond` holds of the ledger; two minutes without it is
+    /// a hung run, which fails naming `what` it waited for.
+    pub async fn until(&self, what: &str, cond: impl Fn(&Ledger) -> bool) {
+        let waited = tokio::time::timeout(Duration::from_secs(120), self.wait(cond)).await;
+        assert!(waited.is_ok(), "the tills never saw {what} (two minutes)");
+    }
+
+    async fn wait(&self, cond: impl Fn(&Ledger) -> bool) {
         loop {
             let changed = self.0.1.notified();
             tokio::pin!(changed);
@@ -214,7 +220,16 @@ impl Till {
         key: &str,
         refusal: Option<&'static str>,
     ) -> Option<Acked> {
+        let began = std::time::Instant::now();
         loop {
+            // A sale still not taken after three minutes of retries is a
+            // hung lane: recorded, so that the run fails instead of hanging.
+            if began.elapsed() > Duration::from_secs(180) {
+                self.ledger.lock().unexpected.push(format!(
+                    "{style:?}: no answer but retries for three minutes"
+                ));
+                return None;
+            }
             let rb = match style {
                 Style::Put => http.put(format!("{}/v1/sales/{id}", self.base)),
                 Style::PostWithKey => http

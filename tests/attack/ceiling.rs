@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use laned::salemap::Database;
 use rand::{RngExt, SeedableRng};
 
-use crate::cluster::free_port;
-use crate::{Tills, common, drained, judge, laned, proxy, salemap, scale, tills};
+use crate::{Rig, Setup, Tills, any_batch, common, drained, judge, scale, tills};
 
 /// The ceiling of this attack, and its warning.
 const CEILING: Duration = Duration::from_secs(6);
@@ -27,22 +26,30 @@ async fn no_clock_move_or_crash_stretches_the_sync_ceiling() {
     let scale = scale();
     let dir = tempfile::tempdir().unwrap();
     let db = Database::Sqlite(dir.path().join("salemap.db"));
-    let (lane_port, backend_port) = (free_port(), free_port());
-    let mut backend = salemap(dir.path(), &db, backend_port);
-    backend.start(None);
-    let proxy = proxy::Proxy::start(([127, 0, 0, 1], backend_port).into(), seed).await;
     let lane_dir = dir.path().join("lane");
-    let batch = [1, 10, 100][rng.random_range(0..3)];
-    let mut lane = laned(
+    let batch = any_batch(&mut rng);
+    let laned_env = [
+        ("LANED_SYNC_CEILING", format!("{}s", CEILING.as_secs())),
+        ("LANED_WARN_AFTER", format!("{}s", CEILING.as_secs() / 2)),
+    ];
+    let Rig {
+        mut backend,
+        proxy,
+        mut lane,
+        base,
+        ..
+    } = Rig::start(
+        dir.path(),
+        &db,
         &lane_dir,
-        lane_port,
-        &format!("http://{}", proxy.addr),
+        seed,
         batch,
+        Setup {
+            laned_env: &laned_env,
+            ..Setup::default()
+        },
     )
-    .env("LANED_SYNC_CEILING", format!("{}s", CEILING.as_secs()))
-    .env("LANED_WARN_AFTER", format!("{}s", CEILING.as_secs() / 2));
-    lane.start(None);
-    let base = format!("http://127.0.0.1:{lane_port}");
+    .await;
     let ledger = tills::Shared::default();
     let tills = Tills::start(0..2 + scale, &base, seed, &ledger, &["lane_suspended"]);
 

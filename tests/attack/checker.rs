@@ -138,7 +138,7 @@ impl Verdict {
 }
 
 /// Whether `numbers` is exactly 1..n.
-fn is_one_to_n(mut numbers: Vec<i64>) -> bool {
+pub fn is_one_to_n(mut numbers: Vec<i64>) -> bool {
     numbers.sort_unstable();
     numbers.iter().enumerate().all(|(i, n)| *n == i as i64 + 1)
 }

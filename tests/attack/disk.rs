@@ -14,8 +14,7 @@ use std::time::Duration;
 use laned::salemap::Database;
 use rand::{RngExt, SeedableRng};
 
-use crate::cluster::free_port;
-use crate::{Tills, common, drained, judge, laned, proxy, salemap, scale, tills};
+use crate::{Rig, Setup, Tills, any_batch, common, drained, judge, scale, tills};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -79,20 +78,15 @@ async fn a_full_disk_while_sales_stream_loses_nothing() {
     let seed = common::seed("a_full_disk_while_sales_stream");
     let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
     let db = Database::Sqlite(fs.0.join("salemap.db"));
-    let (lane_port, backend_port) = (free_port(), free_port());
-    let mut backend = salemap(dir.path(), &db, backend_port);
-    backend.start(None);
-    let proxy = proxy::Proxy::start(([127, 0, 0, 1], backend_port).into(), seed).await;
     let lane_dir = fs.0.join("lane");
-    let batch = [1, 10, 100][rng.random_range(0..3)];
-    let mut lane = laned(
-        &lane_dir,
-        lane_port,
-        &format!("http://{}", proxy.addr),
-        batch,
-    );
-    lane.start(None);
-    let base = format!("http://127.0.0.1:{lane_port}");
+    let batch = any_batch(&mut rng);
+    let Rig {
+        mut backend,
+        proxy,
+        mut lane,
+        base,
+        ..
+    } = Rig::start(dir.path(), &db, &lane_dir, seed, batch, Setup::default()).await;
     let ledger = tills::Shared::default();
     let tills = Tills::start(0..2 + 2 * scale, &base, seed, &ledger, &[]);
     proxy.set_rate(0.05);

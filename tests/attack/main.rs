@@ -112,6 +112,73 @@ fn laned(dir: &std::path::Path, port: u16, backend: &str, batch: usize) -> Proc 
     .env("LANED_BACKEND_TOKEN", TOKEN)
 }
 
+/// What a scenario adds to the common set-up.
+#[derive(Default)]
+struct Setup<'a> {
+    /// Extra environment of salemap and of laned.
+    salemap_env: &'a [(&'a str, String)],
+    laned_env: &'a [(&'a str, String)],
+    /// The proxy refuses the batch route from the start (the lane sends
+    /// single `PUT`s).
+    singles: bool,
+}
+
+/// Both binaries running: salemap on `db`, the fault proxy in front of it
+/// (no faults yet), and a lane in `lane_dir` delivering through the proxy
+/// in batches of up to `batch`.
+struct Rig {
+    backend: Proc,
+    proxy: proxy::Proxy,
+    lane: Proc,
+    lane_port: u16,
+    backend_port: u16,
+    /// The lane's base URL.
+    base: String,
+}
+
+impl Rig {
+    async fn start(
+        dir: &std::path::Path,
+        db: &Database,
+        lane_dir: &std::path::Path,
+        seed: u64,
+        batch: usize,
+        setup: Setup<'_>,
+    ) -> Rig {
+        let (lane_port, backend_port) = (free_port(), free_port());
+        let mut backend = setup
+            .salemap_env
+            .iter()
+            .fold(salemap(dir, db, backend_port), |p, (k, v)| p.env(k, v));
+        backend.start(None);
+        let proxy = proxy::Proxy::start(([127, 0, 0, 1], backend_port).into(), seed).await;
+        if setup.singles {
+            proxy.refuse_batches();
+        }
+        let lane = laned(
+            lane_dir,
+            lane_port,
+            &format!("http://{}", proxy.addr),
+            batch,
+        );
+        let mut lane = setup.laned_env.iter().fold(lane, |p, (k, v)| p.env(k, v));
+        lane.start(None);
+        Rig {
+            backend,
+            proxy,
+            lane,
+            lane_port,
+            backend_port,
+            base: format!("http://127.0.0.1:{lane_port}"),
+        }
+    }
+}
+
+/// Batches of up to 1, 10 or 100 sales, at random.
+fn any_batch(rng: &mut impl rand::Rng) -> usize {
+    [1, 10, 100][rng.random_range(0..3)]
+}
+
 /// Reads the lane's status until its backlog is empty (every sale posted
 /// or stuck); the time it took. The checker then says whether anything
 /// is stuck. A backlog that stops shrinking for `within` fails the run
@@ -242,26 +309,29 @@ async fn crash_and_fault_loop(store: &str, db: Database, dir: &std::path::Path) 
     let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
     let scale = scale();
     let faketime = common::faketime::preload("the clock moves of the crash loop");
-    let (lane_port, backend_port) = (free_port(), free_port());
-    let mut backend = salemap(dir, &db, backend_port);
-    backend.start(None);
-    let proxy = proxy::Proxy::start(([127, 0, 0, 1], backend_port).into(), seed).await;
-    let lane_dir = dir.join("lane");
-    let batch = [1, 10, 100][rng.random_range(0..3)];
+    let batch = any_batch(&mut rng);
     // A back-end without the batch route, one run in three: the lane then
     // sends single PUTs.
     let singles = rng.random_range(0..3) == 0;
-    if singles {
-        proxy.refuse_batches();
-    }
-    let mut lane = laned(
+    let lane_dir = dir.join("lane");
+    let Rig {
+        mut backend,
+        proxy,
+        mut lane,
+        base,
+        ..
+    } = Rig::start(
+        dir,
+        &db,
         &lane_dir,
-        lane_port,
-        &format!("http://{}", proxy.addr),
+        seed,
         batch,
-    );
-    lane.start(None);
-    let base = format!("http://127.0.0.1:{lane_port}");
+        Setup {
+            singles,
+            ..Setup::default()
+        },
+    )
+    .await;
 
     let ledger = tills::Shared::default();
     let tills = Tills::start(0..2 + 2 * scale, &base, seed, &ledger, &[]);

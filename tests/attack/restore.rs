@@ -10,8 +10,8 @@ use laned::salemap::Database;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
 
-use crate::cluster::{binary, free_port};
-use crate::{Tills, checker, common, drained, judge, laned, proxy, salemap, scale, tills};
+use crate::cluster::binary;
+use crate::{Rig, Setup, Tills, any_batch, checker, common, drained, judge, scale, tills};
 
 /// The transaction ids a backup file holds.
 fn ids_in(backup: &std::path::Path) -> HashSet<String> {
@@ -67,20 +67,15 @@ async fn a_lane_restored_from_an_old_backup_never_reuses_a_number() {
     let scale = scale();
     let dir = tempfile::tempdir().unwrap();
     let db = Database::Sqlite(dir.path().join("salemap.db"));
-    let (lane_port, backend_port) = (free_port(), free_port());
-    let mut backend = salemap(dir.path(), &db, backend_port);
-    backend.start(None);
-    let proxy = proxy::Proxy::start(([127, 0, 0, 1], backend_port).into(), seed).await;
     let lane_dir = dir.path().join("lane");
-    let batch = [1, 10, 100][rng.random_range(0..3)];
-    let mut lane = laned(
-        &lane_dir,
-        lane_port,
-        &format!("http://{}", proxy.addr),
-        batch,
-    );
-    lane.start(None);
-    let base = format!("http://127.0.0.1:{lane_port}");
+    let batch = any_batch(&mut rng);
+    let Rig {
+        mut backend,
+        proxy,
+        mut lane,
+        base,
+        ..
+    } = Rig::start(dir.path(), &db, &lane_dir, seed, batch, Setup::default()).await;
     let ledger = tills::Shared::default();
     let tills_per_phase = 2 + scale;
     let mut restores = 0;

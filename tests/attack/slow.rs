@@ -12,8 +12,7 @@ use rand::{RngExt, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cluster::free_port;
-use crate::{Tills, common, drained, judge, laned, proxy, salemap, scale, tills};
+use crate::{Rig, Setup, Tills, any_batch, common, drained, judge, scale, tills};
 
 /// The lane's and salemap's connection limits in this attack.
 const LANE_LIMIT: usize = 128;
@@ -232,26 +231,38 @@ async fn slow_and_idle_connections_hold_nothing_and_lose_nothing() {
     let scale = scale();
     let dir = tempfile::tempdir().unwrap();
     let db = Database::Sqlite(dir.path().join("salemap.db"));
-    let (lane_port, backend_port) = (free_port(), free_port());
+    let lane_dir = dir.path().join("lane");
+    let batch = any_batch(&mut rng);
     // The limits by environment, which an older build (without them)
     // ignores: the attack then shows what it finds there.
-    let mut backend = salemap(dir.path(), &db, backend_port)
-        .env("SALEMAP_MAX_CONNECTIONS", SALEMAP_LIMIT.to_string())
-        .env("SALEMAP_HEADER_READ_TIMEOUT", "2s");
-    backend.start(None);
-    let proxy = proxy::Proxy::start(([127, 0, 0, 1], backend_port).into(), seed).await;
-    let lane_dir = dir.path().join("lane");
-    let batch = [1, 10, 100][rng.random_range(0..3)];
-    let mut lane = laned(
-        &lane_dir,
+    let salemap_env = [
+        ("SALEMAP_MAX_CONNECTIONS", SALEMAP_LIMIT.to_string()),
+        ("SALEMAP_HEADER_READ_TIMEOUT", "2s".to_owned()),
+    ];
+    let laned_env = [
+        ("LANED_MAX_CONNECTIONS", LANE_LIMIT.to_string()),
+        ("LANED_HEADER_READ_TIMEOUT", "2s".to_owned()),
+    ];
+    let Rig {
+        mut backend,
+        proxy,
+        mut lane,
         lane_port,
-        &format!("http://{}", proxy.addr),
+        backend_port,
+        base,
+    } = Rig::start(
+        dir.path(),
+        &db,
+        &lane_dir,
+        seed,
         batch,
+        Setup {
+            salemap_env: &salemap_env,
+            laned_env: &laned_env,
+            ..Setup::default()
+        },
     )
-    .env("LANED_MAX_CONNECTIONS", LANE_LIMIT.to_string())
-    .env("LANED_HEADER_READ_TIMEOUT", "2s");
-    lane.start(None);
-    let base = format!("http://127.0.0.1:{lane_port}");
+    .await;
     let ledger = tills::Shared::default();
     let tills = Tills::start(0..2 + 2 * scale, &base, seed, &ledger, &[]);
     proxy.set_rate(0.05);

@@ -18,20 +18,7 @@ pub const VERSION: &str = concat!(
 /// The git commit this build comes from (`unknown` outside a git checkout).
 pub const GIT_COMMIT: &str = env!("LANED_GIT_COMMIT");
 
-pub mod api;
-pub mod assets;
-pub mod ceiling;
-pub mod clock;
-pub mod config;
+pub mod common;
 pub mod contract;
-pub mod daemon;
-pub mod drain;
-pub mod metrics;
-pub mod money;
-pub mod owner_only;
+pub mod lane;
 pub mod salemap;
-pub mod serve;
-pub mod service;
-pub mod shutdown;
-pub mod store;
-pub mod telemetry;

@@ -130,7 +130,7 @@ async fn a_backup_taken_while_selling_is_whole_and_a_lane_starts_from_it() {
 
     // Restored into a new data directory, the copy is a working lane.
     let restored = tempfile::tempdir().unwrap();
-    std::fs::copy(&copy, restored.path().join(laned::store::DB_FILE)).unwrap();
+    std::fs::copy(&copy, restored.path().join(laned::lane::store::DB_FILE)).unwrap();
     let lane = RealLane::spawn(restored.path(), "L05", &[]).expect("the copy starts");
     let status = common::get_json(&http, &format!("{}/v1/status", lane.base)).await;
     assert_eq!(status["counts"]["pending"], n);

@@ -10,9 +10,9 @@ use std::time::Duration;
 use common::backend::{Backend, Reply};
 use common::{Lane, secret};
 use jiff::tz::TimeZone;
-use laned::ceiling::Limits;
-use laned::clock::{Clock, ManualClock};
-use laned::config::Config;
+use laned::common::clock::{Clock, ManualClock};
+use laned::lane::ceiling::Limits;
+use laned::lane::config::Config;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -233,8 +233,8 @@ async fn a_crash_mid_offline_loses_at_most_one_checkpoint_interval() {
     clock.advance(Duration::from_secs(30));
     // The database as a crash right now would leave it.
     let crashed = tempfile::tempdir().unwrap();
-    let copy = crashed.path().join(laned::store::DB_FILE);
-    let conn = rusqlite::Connection::open(dir.path().join(laned::store::DB_FILE)).unwrap();
+    let copy = crashed.path().join(laned::lane::store::DB_FILE);
+    let conn = rusqlite::Connection::open(dir.path().join(laned::lane::store::DB_FILE)).unwrap();
     conn.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
         .unwrap();
     drop(conn);
@@ -268,8 +268,8 @@ async fn a_power_cut_and_a_clock_behind_the_checkpoint_suspend_until_the_backend
         .expect("a checkpoint");
     // The database as the power cut leaves it.
     let cut = tempfile::tempdir().unwrap();
-    let conn = rusqlite::Connection::open(dir.path().join(laned::store::DB_FILE)).unwrap();
-    let copy = cut.path().join(laned::store::DB_FILE);
+    let conn = rusqlite::Connection::open(dir.path().join(laned::lane::store::DB_FILE)).unwrap();
+    let copy = cut.path().join(laned::lane::store::DB_FILE);
     conn.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
         .unwrap();
     drop(conn);
@@ -452,7 +452,7 @@ async fn the_monthly_budget_counts_in_the_lane_time_zone_across_the_month_bounda
     })
     .await;
     assert_eq!(ceiling(&lane).await.0, "online", "a blip is not an outage");
-    clock.advance(laned::ceiling::OFFLINE_AFTER);
+    clock.advance(laned::lane::ceiling::OFFLINE_AFTER);
     wait_state(&lane, "offline").await;
     let left = ceiling(&lane).await.1["remaining_seconds"]
         .as_u64()

@@ -257,13 +257,13 @@ fn support_commands_refuse_a_newer_database_and_wait_for_a_starting_daemon() {
     // A database from a newer laned: every reading command refuses it with
     // exit code 4 and leaves it byte-identical.
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join(laned::store::DB_FILE);
+    let db = dir.path().join(laned::lane::store::DB_FILE);
     {
         let c = rusqlite::Connection::open(&db).unwrap();
         c.execute_batch(&format!(
             "CREATE TABLE sales (seq INTEGER PRIMARY KEY); PRAGMA application_id = {};
              PRAGMA user_version = 99;",
-            laned::store::APPLICATION_ID
+            laned::lane::store::APPLICATION_ID
         ))
         .unwrap();
     }
@@ -289,7 +289,7 @@ fn support_commands_refuse_a_newer_database_and_wait_for_a_starting_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let lane = RealLane::spawn(dir.path(), "L03", &[]).expect("starts");
     drop(lane);
-    let mut lock = laned::store::InstanceLock::acquire(dir.path()).unwrap();
+    let mut lock = laned::lane::store::InstanceLock::acquire(dir.path()).unwrap();
     lock.describe("laned pid 1 (lane L03, starting since 2026-11-23T00:00:00.000Z)")
         .unwrap();
     let (code, _, err) = laned(&["retry", "--all-stuck"], dir.path());

@@ -13,7 +13,7 @@ async fn the_demo_lane_delivers_a_sale_to_its_embedded_backend() {
     let mut cmd = std::process::Command::new(common::laned_bin());
     cmd.args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
-        .args(["--log-level", "info,laned::drain=debug"])
+        .args(["--log-level", "info,laned::lane::drain=debug"])
         .env_remove("RUST_LOG");
     let mut lane = RealLane::spawn_command(cmd).expect("the demo starts");
     // The example sale it writes is accepted as is.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::backend::{Backend, Reply};
 use common::{Lane, sale_with, secret};
-use laned::config::{Config, OnReject};
+use laned::lane::config::{Config, OnReject};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::backend::{Backend, Reply};
 use common::{Lane, secret};
-use laned::clock::{Clock, ManualClock};
+use laned::common::clock::{Clock, ManualClock};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -285,7 +285,7 @@ async fn through_a_lossy_backend_progress_resets_the_backoff_and_the_lane_stays_
     lane.stop().await;
 
     // Rounds from the attempts recorded: (started_at, posted any, failed).
-    let conn = rusqlite::Connection::open(dir.path().join(laned::store::DB_FILE)).unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join(laned::lane::store::DB_FILE)).unwrap();
     let mut st = conn
         .prepare(
             "SELECT started_at, SUM(outcome = 'posted'), SUM(outcome = 'retry')

@@ -133,7 +133,7 @@ async fn through_restarts(dir: &std::path::Path, db: Database) {
 
 /// The length of a stored sale's envelope, read from the lane's database.
 fn envelope_len(dir: &std::path::Path, id: &str) -> usize {
-    let conn = rusqlite::Connection::open(dir.join(laned::store::DB_FILE)).unwrap();
+    let conn = rusqlite::Connection::open(dir.join(laned::lane::store::DB_FILE)).unwrap();
     let len: i64 = conn
         .query_row(
             "SELECT length(body) FROM sales WHERE transaction_id = ?1",

@@ -1,6 +1,6 @@
 //! The OpenAPI documents in docs/openapi/ stay true to the code.
 //!
-//! `till-api.json` describes the routes of `src/api/mod.rs`, and
+//! `till-api.json` describes the routes of `src/lane/api/mod.rs`, and
 //! `backend-contract.json` those of `src/salemap/api.rs`. The routes and
 //! the error codes are read from the source text, so a route or a code
 //! added without documentation fails here; the error tables of the README,
@@ -223,12 +223,12 @@ fn status_number(name: &str) -> u16 {
     }
 }
 
-/// The constants of `pub mod codes` in src/contract.rs: name → code.
+/// The constants of `pub mod codes` in src/contract/mod.rs: name → code.
 fn contract_codes() -> BTreeMap<String, String> {
-    let src = read("src/contract.rs");
+    let src = read("src/contract/mod.rs");
     let start = src
         .find("pub mod codes {")
-        .expect("pub mod codes in src/contract.rs");
+        .expect("pub mod codes in src/contract/mod.rs");
     let body = &src[start..];
     let body = &body[..body.find("\n}").expect("end of mod codes")];
     let mut out = BTreeMap::new();
@@ -267,7 +267,7 @@ fn source_codes(file: &str) -> BTreeSet<(u16, String)> {
             let c: String = c.chars().take_while(|c| is_ident(*c)).collect();
             consts
                 .get(&c)
-                .unwrap_or_else(|| panic!("{file}: codes::{c} is not in src/contract.rs"))
+                .unwrap_or_else(|| panic!("{file}: codes::{c} is not in src/contract/mod.rs"))
                 .clone()
         } else {
             continue;
@@ -542,7 +542,7 @@ fn both_documents_are_openapi_3_1_at_the_crate_version() {
 #[test]
 fn every_route_is_documented_with_its_methods() {
     for (file, doc) in [
-        ("src/api/mod.rs", till()),
+        ("src/lane/api/mod.rs", till()),
         ("src/salemap/api.rs", backend()),
     ] {
         let served = source_routes(file);
@@ -558,10 +558,10 @@ fn every_route_is_documented_with_its_methods() {
 
 #[test]
 fn every_error_code_is_documented_with_its_status() {
-    let till_src = source_codes("src/api/error.rs");
+    let till_src = source_codes("src/lane/api/error.rs");
     let salemap_src = source_codes("src/salemap/api.rs");
     for (file, src, doc) in [
-        ("src/api/error.rs", till_src, till()),
+        ("src/lane/api/error.rs", till_src, till()),
         ("src/salemap/api.rs", salemap_src.clone(), backend()),
     ] {
         let documented = documented_codes(&doc);

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 const TOKEN: &str = "restore-lane-token";
 
-fn cfg(dir: &std::path::Path, url: &str) -> laned::config::Config {
+fn cfg(dir: &std::path::Path, url: &str) -> laned::lane::config::Config {
     let mut c = common::config(dir);
     c.backend_url = Some(url.to_owned());
     c.drain.backend_token = Some(secret(TOKEN));
@@ -94,7 +94,7 @@ async fn a_lane_restored_from_an_old_copy_waits_for_an_operator_and_never_reuses
     assert!(lane.status().await["restored_from_old_copy"].is_null());
     lane.stop().await;
     // The acknowledgement is in the audit log, with who and why.
-    let conn = rusqlite::Connection::open(old.join(laned::store::DB_FILE)).unwrap();
+    let conn = rusqlite::Connection::open(old.join(laned::lane::store::DB_FILE)).unwrap();
     let (actor, reason, details): (String, String, String) = conn
         .query_row(
             "SELECT actor, reason, details FROM audit_log WHERE action = 'acknowledge_restore'",
@@ -121,10 +121,10 @@ async fn restored_copy(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
         .await;
     let old = dir.join("old-copy");
     std::fs::create_dir_all(&old).unwrap();
-    let conn = rusqlite::Connection::open(live.join(laned::store::DB_FILE)).unwrap();
+    let conn = rusqlite::Connection::open(live.join(laned::lane::store::DB_FILE)).unwrap();
     conn.execute(
         "VACUUM INTO ?1",
-        [old.join(laned::store::DB_FILE).to_str().unwrap()],
+        [old.join(laned::lane::store::DB_FILE).to_str().unwrap()],
     )
     .unwrap();
     drop(conn);
@@ -173,7 +173,7 @@ async fn a_slow_start_up_check_holds_new_sales_only_for_the_bounded_wait() {
     let backend = common::backend::Backend::start(Some(TOKEN)).await;
     backend.hold_heartbeats();
     backend.set_last_receipt_no(json!({"L03": 5}));
-    let clock = std::sync::Arc::new(laned::clock::ManualClock::new(
+    let clock = std::sync::Arc::new(laned::common::clock::ManualClock::new(
         "2026-11-22T10:00:00Z".parse().unwrap(),
     ));
     let lane = Lane::start_with_clock(cfg(dir.path(), &backend.url), clock.clone()).await;
@@ -195,7 +195,7 @@ async fn a_slow_start_up_check_holds_new_sales_only_for_the_bounded_wait() {
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     });
-    clock.advance(laned::drain::NUMBER_CHECK_WAIT);
+    clock.advance(laned::lane::drain::NUMBER_CHECK_WAIT);
     let (code, body) = sale.await.unwrap();
     assert_eq!((code, &body["receipt_no"]), (201, &json!(1)), "{body}");
     backend.release_heartbeats();

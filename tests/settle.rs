@@ -38,7 +38,7 @@ async fn cli(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
 
 /// (state, doc_no) of every sale, from the database.
 fn states(dir: &std::path::Path) -> Vec<(String, String, Option<String>)> {
-    let c = rusqlite::Connection::open(dir.join(laned::store::DB_FILE)).unwrap();
+    let c = rusqlite::Connection::open(dir.join(laned::lane::store::DB_FILE)).unwrap();
     let mut st = c
         .prepare("SELECT transaction_id, state, doc_no FROM sales ORDER BY seq")
         .unwrap();
@@ -50,7 +50,7 @@ fn states(dir: &std::path::Path) -> Vec<(String, String, Option<String>)> {
 
 /// (actor, action, transaction id, reason, details) of every audit entry.
 fn audit(dir: &std::path::Path) -> Vec<(String, String, Option<String>, String, Value)> {
-    let c = rusqlite::Connection::open(dir.join(laned::store::DB_FILE)).unwrap();
+    let c = rusqlite::Connection::open(dir.join(laned::lane::store::DB_FILE)).unwrap();
     let mut st = c
         .prepare("SELECT actor, action, transaction_id, reason, details FROM audit_log ORDER BY id")
         .unwrap();

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use common::backend::{Backend, Reply};
 use common::{Lane, secret};
-use laned::clock::ManualClock;
+use laned::common::clock::ManualClock;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 const TOKEN: &str = "t";
 
-fn cfg(dir: &std::path::Path, backend: &Backend) -> laned::config::Config {
+fn cfg(dir: &std::path::Path, backend: &Backend) -> laned::lane::config::Config {
     let mut c = common::config(dir);
     c.backend_url = Some(backend.url.clone());
     c.drain.backend_token = Some(secret(TOKEN));
@@ -336,7 +336,7 @@ async fn chromium_finds_the_status_figures_and_presses_sync_now() {
     drop(driver);
 
     let db = rusqlite::Connection::open_with_flags(
-        dir.path().join(laned::store::DB_FILE),
+        dir.path().join(laned::lane::store::DB_FILE),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .unwrap();

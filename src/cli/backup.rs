@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use laned::config::ConfigArgs;
-use laned::store::ReadOnly;
+use laned::lane::config::ConfigArgs;
+use laned::lane::store::ReadOnly;
 
 /// Options of `laned backup`.
 #[derive(Debug, clap::Args)]
@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let db = ReadOnly::open(&laned::config::data_dir(&args.config)?)?;
+    let db = ReadOnly::open(&laned::lane::config::data_dir(&args.config)?)?;
     let s = db.backup(&args.output)?;
     println!(
         "laned: backed up lane {} ({} sales, schema version {}, {} bytes) to {}; integrity check ok",

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use laned::clock::{Clock, SystemClock};
-use laned::config::{Config, LogFormat, Secret};
-use laned::daemon::Daemon;
+use laned::common::clock::{Clock, SystemClock};
+use laned::lane::config::{Config, LogFormat, Secret};
+use laned::lane::daemon::Daemon;
 use laned::salemap::{self, Lanes};
 use tokio::sync::watch;
 
@@ -42,7 +42,7 @@ const EXAMPLE_SALE: &str = r#"{"kind": "sale", "references": null, "business_dat
 "#;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    laned::telemetry::init(LogFormat::Text, &args.log_level);
+    laned::common::telemetry::init(LogFormat::Text, &args.log_level);
     let mut config = Config::defaults(&args.lane_id, &args.data_dir.join("lane"))?;
     config.listen = args.listen;
     std::fs::create_dir_all(&args.data_dir)
@@ -75,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config.drain.backend_token = Some(Secret::new(token));
         let daemon = Daemon::start(&config, clock).await?;
         let addr = daemon.addr();
-        let shutdown = laned::shutdown::signal();
+        let shutdown = laned::common::shutdown::signal();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "laned: listening on http://{addr}");
         let _ = writeln!(

@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use laned::config::ConfigArgs;
-use laned::drain::{BackendClient, DeliveryOutcome};
-use laned::store::ReadOnly;
+use laned::lane::config::ConfigArgs;
+use laned::lane::drain::{BackendClient, DeliveryOutcome};
+use laned::lane::store::ReadOnly;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -70,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     add("version", Verdict::Ok, format!("laned {}", laned::VERSION));
 
     // The data directory and the database.
-    let dir = match laned::config::data_dir(&args.config) {
+    let dir = match laned::lane::config::data_dir(&args.config) {
         Ok(d) => d,
         Err(e) => {
             add("config", Verdict::Fail, format!("{e}"));
@@ -99,7 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     "{} (lane {}, schema version {}): integrity check ok",
                     db.path().display(),
                     lane_id.as_deref().unwrap_or("?"),
-                    laned::store::latest_schema_version()
+                    laned::lane::store::latest_schema_version()
                 ),
             ),
             Ok(p) => add(
@@ -114,13 +114,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The configuration, as the daemon would load it.
     let config = match &lane_id {
         Some(id) => super::operator::config_for(&args.config, id),
-        None => {
-            laned::config::Config::load(&args.config, |k| std::env::var(k).ok()).map_err(Into::into)
-        }
+        None => laned::lane::config::Config::load(&args.config, |k| std::env::var(k).ok())
+            .map_err(Into::into),
     };
     let config = match config {
         Ok(c) => {
-            let from = laned::config::config_path(&args.config)
+            let from = laned::lane::config::config_path(&args.config)
                 .map_or("flags and LANED_* variables".into(), |p| {
                     p.display().to_string()
                 });
@@ -148,7 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (verdict, detail) = rt.block_on(daemon(&dir, lane_id.as_deref()));
     add("daemon", verdict, detail);
 
-    let token = dir.join(laned::daemon::ADMIN_TOKEN_FILE);
+    let token = dir.join(laned::lane::daemon::ADMIN_TOKEN_FILE);
     add(
         "admin token",
         private_file(&token).0,
@@ -359,9 +358,10 @@ fn private_file(path: &Path) -> (Verdict, String) {
 
 /// Whether a daemon holds the lock, and whether it answers on its address.
 async fn daemon(dir: &Path, lane_id: Option<&str>) -> (Verdict, String) {
-    let holder = std::fs::read_to_string(dir.join(laned::store::LOCK_FILE)).unwrap_or_default();
+    let holder =
+        std::fs::read_to_string(dir.join(laned::lane::store::LOCK_FILE)).unwrap_or_default();
     let holder = holder.trim();
-    let Some(addr) = laned::store::listening_on(holder) else {
+    let Some(addr) = laned::lane::store::listening_on(holder) else {
         return (
             Verdict::Warn,
             "not running (no daemon has written its address to the lock file)".into(),

@@ -6,8 +6,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use laned::config::ConfigArgs;
-use laned::store::{Attempt, ReadOnly, SaleRow, SaleState, StoreError, receipt_label};
+use laned::lane::config::ConfigArgs;
+use laned::lane::store::{Attempt, ReadOnly, SaleRow, SaleState, StoreError, receipt_label};
 use serde_json::{Value, json};
 
 /// Options of `laned export`.
@@ -113,15 +113,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let since = match &args.since {
         None => None,
-        Some(t) => Some(laned::store::fmt_ts(t.parse::<jiff::Timestamp>().map_err(
-            |_| {
+        Some(t) => Some(laned::lane::store::fmt_ts(
+            t.parse::<jiff::Timestamp>().map_err(|_| {
                 super::sales::BadArgument(format!(
                     "--since {t:?}: use a time like 2026-11-22T00:00:00Z"
                 ))
-            },
-        )?)),
+            })?,
+        )),
     };
-    let db = ReadOnly::open(&laned::config::data_dir(&args.config)?)?;
+    let db = ReadOnly::open(&laned::lane::config::data_dir(&args.config)?)?;
     let total = db.export_count(state, since.as_deref())?;
     let sink: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(

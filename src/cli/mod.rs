@@ -87,7 +87,7 @@ pub fn main() -> ExitCode {
         Command::Resolve(args) => resolve::run(*args),
         Command::GenerateAssets { dir } => {
             use clap::CommandFactory;
-            laned::assets::write(Cli::command(), &dir)
+            laned::common::assets::write(Cli::command(), &dir)
                 .map_err(|e| anyhow::anyhow!("cannot write to {}: {e}", dir.display()))
         }
     };
@@ -101,17 +101,17 @@ pub fn main() -> ExitCode {
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
-    use laned::daemon::DaemonError;
-    use laned::store::StoreError;
+    use laned::lane::daemon::DaemonError;
+    use laned::lane::store::StoreError;
     for cause in e.chain() {
         if cause.is::<report::Difference>() {
             return exit::DIFFERENCE;
         }
-        if cause.is::<laned::config::ConfigError>()
+        if cause.is::<laned::lane::config::ConfigError>()
             || cause.is::<sales::BadArgument>()
             || matches!(
-                cause.downcast_ref::<laned::drain::ClientError>(),
-                Some(laned::drain::ClientError::BadUrl { .. })
+                cause.downcast_ref::<laned::lane::drain::ClientError>(),
+                Some(laned::lane::drain::ClientError::BadUrl { .. })
             )
         {
             return exit::CONFIG;

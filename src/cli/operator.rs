@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use laned::clock::{Clock, SystemClock};
-use laned::store::{
+use laned::common::clock::{Clock, SystemClock};
+use laned::lane::store::{
     InstanceLock, LaneIdentity, ReadOnly, SettleOutcome, Settled, Store, StoreError,
 };
 use serde_json::Value;
@@ -72,7 +72,7 @@ pub async fn open(dir: &Path) -> anyhow::Result<Lane> {
     match opened {
         Ok((store, lock)) => Ok(Lane::Stopped { store, _lock: lock }),
         Err(StoreError::Locked { holder, path }) => {
-            let Some(addr) = laned::store::listening_on(&holder) else {
+            let Some(addr) = laned::lane::store::listening_on(&holder) else {
                 return Err(StoreError::Locked { holder, path })
                     .context("the daemon is starting; try again in a moment");
             };
@@ -99,7 +99,7 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
 }
 
 fn admin_token(dir: &Path) -> anyhow::Result<String> {
-    let path: PathBuf = dir.join(laned::daemon::ADMIN_TOKEN_FILE);
+    let path: PathBuf = dir.join(laned::lane::daemon::ADMIN_TOKEN_FILE);
     let token = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "a daemon is running; cannot read its admin token {} (run as the service user or root)",
@@ -170,14 +170,14 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// variables, flags), with the lane id taken from the database when none
 /// is given: what `report` and `doctor` need to reach the back-end.
 pub fn config_for(
-    args: &laned::config::ConfigArgs,
+    args: &laned::lane::config::ConfigArgs,
     lane_id: &str,
-) -> anyhow::Result<laned::config::Config> {
+) -> anyhow::Result<laned::lane::config::Config> {
     let mut args = args.clone();
     if args.lane_id.is_none() {
         args.lane_id = Some(lane_id.to_owned());
     }
-    Ok(laned::config::Config::load(&args, |k| {
+    Ok(laned::lane::config::Config::load(&args, |k| {
         std::env::var(k).ok()
     })?)
 }

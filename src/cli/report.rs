@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use anyhow::Context;
-use laned::config::{Config, ConfigArgs};
+use laned::contract::money::display;
 use laned::contract::{Day, KindTotals};
-use laned::drain::{BackendClient, DeliveryOutcome as Outcome};
-use laned::money::display;
-use laned::store::{LaneDay, ReadOnly};
+use laned::lane::config::{Config, ConfigArgs};
+use laned::lane::drain::{BackendClient, DeliveryOutcome as Outcome};
+use laned::lane::store::{LaneDay, ReadOnly};
 use serde_json::json;
 
 /// Options of `laned report`.
@@ -50,7 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ))
         })?
         .to_string();
-    let db = ReadOnly::open(&laned::config::data_dir(&args.config)?)?;
+    let db = ReadOnly::open(&laned::lane::config::data_dir(&args.config)?)?;
     let lane_id = db.lane_id()?.context("the database has no lane id yet")?;
     let mut lane = db.day(&date)?;
     lane.all.lane_id = lane_id.clone();

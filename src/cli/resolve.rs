@@ -2,8 +2,8 @@
 //! settled by hand with the back-end's document number, through the running
 //! daemon or, when it is down, under the instance lock. Audit-logged.
 
-use laned::config::ConfigArgs;
-use laned::store::Operator;
+use laned::lane::config::ConfigArgs;
+use laned::lane::store::Operator;
 use serde_json::json;
 
 use super::operator::{self, Lane};
@@ -28,13 +28,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let id = uuid::Uuid::parse_str(&args.id)
         .map_err(|_| BadArgument(format!("{:?} is not a transaction id (a UUID)", args.id)))?
         .to_string();
-    let doc_no = laned::store::valid_doc_no(&args.doc_no)
+    let doc_no = laned::lane::store::valid_doc_no(&args.doc_no)
         .ok_or_else(|| BadArgument("--doc-no: 1 to 64 printable characters".into()))?
         .to_owned();
-    let reason = laned::store::valid_reason(&args.reason)
+    let reason = laned::lane::store::valid_reason(&args.reason)
         .ok_or_else(|| BadArgument("--reason: say why in 1 to 500 characters".into()))?
         .to_owned();
-    let dir = laned::config::data_dir(&args.config)?;
+    let dir = laned::lane::config::data_dir(&args.config)?;
     let rt = operator::runtime()?;
     let sales = rt.block_on(async {
         match operator::open(&dir).await? {

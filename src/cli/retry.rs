@@ -2,8 +2,8 @@
 //! through the running daemon or, when it is down, under the instance lock.
 //! Audit-logged with who and why.
 
-use laned::config::ConfigArgs;
-use laned::store::{Operator, RetryTarget};
+use laned::lane::config::ConfigArgs;
+use laned::lane::store::{Operator, RetryTarget};
 use serde_json::json;
 
 use super::operator::{self, Lane};
@@ -25,7 +25,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let reason = laned::store::valid_reason(&args.reason)
+    let reason = laned::lane::store::valid_reason(&args.reason)
         .ok_or_else(|| {
             super::sales::BadArgument("--reason: say why in 1 to 500 characters".into())
         })?
@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
         None => RetryTarget::AllStuck,
     };
-    let dir = laned::config::data_dir(&args.config)?;
+    let dir = laned::lane::config::data_dir(&args.config)?;
     let rt = operator::runtime()?;
     let sales = rt.block_on(async {
         match operator::open(&dir).await? {

@@ -4,9 +4,9 @@
 use std::io::Write;
 
 use anyhow::Context;
-use laned::config::ConfigArgs;
 use laned::contract::Envelope;
-use laned::store::{ListFilter, ReadOnly, SaleRow, SaleState, receipt_label};
+use laned::lane::config::ConfigArgs;
+use laned::lane::store::{ListFilter, ReadOnly, SaleRow, SaleState, receipt_label};
 use serde_json::{Value, json};
 
 /// Options of `laned sales`.
@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             limit,
             json,
         } => {
-            let db = ReadOnly::open(&laned::config::data_dir(&config)?)?;
+            let db = ReadOnly::open(&laned::lane::config::data_dir(&config)?)?;
             let state = match state.as_deref() {
                 None => None,
                 Some(s) => Some(SaleState::parse(s).ok_or_else(|| {
@@ -101,8 +101,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         Command::Show { config, id } => {
-            let db = ReadOnly::open(&laned::config::data_dir(&config)?)?;
-            let uuid = laned::api::sale::parse_v4(&id).ok_or_else(|| {
+            let db = ReadOnly::open(&laned::lane::config::data_dir(&config)?)?;
+            let uuid = laned::contract::sale::parse_v4(&id).ok_or_else(|| {
                 BadArgument(format!("{id:?} is not a transaction id (a v4 UUID)"))
             })?;
             let Some(r) = db.sale(uuid)? else {

@@ -4,9 +4,9 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
-use laned::clock::SystemClock;
-use laned::config::{Config, ConfigArgs};
-use laned::daemon::Daemon;
+use laned::common::clock::SystemClock;
+use laned::lane::config::{Config, ConfigArgs};
+use laned::lane::daemon::Daemon;
 
 /// Options of `laned serve`.
 #[derive(Debug, clap::Args)]
@@ -17,7 +17,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::load(&args.config, |k| std::env::var(k).ok())?;
-    laned::telemetry::init(config.log_format, &config.log_level);
+    laned::common::telemetry::init(config.log_format, &config.log_level);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("laned")
@@ -39,7 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         // Signal handlers first: a SIGTERM right after readiness must be a
         // clean shutdown.
-        let shutdown = laned::shutdown::signal();
+        let shutdown = laned::common::shutdown::signal();
         // The readiness line on stdout: scripts and tests wait for it
         // (logs go to stderr).
         let mut out = std::io::stdout().lock();
@@ -47,7 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let _ = out.flush();
         drop(out);
         // The database is open and migrated and the listener bound.
-        laned::service::ready(&format!(
+        laned::common::service::ready(&format!(
             "lane {} listening on {}",
             config.lane_id,
             daemon.addr()
@@ -76,10 +76,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 async fn reload_on_sighup(
     mut hup: tokio::signal::unix::Signal,
     args: ConfigArgs,
-    drain: Option<laned::drain::DrainHandle>,
+    drain: Option<laned::lane::drain::DrainHandle>,
 ) {
     while hup.recv().await.is_some() {
-        laned::service::reloading();
+        laned::common::service::reloading();
         match Config::load(&args, |k| std::env::var(k).ok()) {
             Ok(c) => {
                 if let Some(drain) = &drain {
@@ -93,6 +93,6 @@ async fn reload_on_sighup(
                 tracing::error!(error = %e, "SIGHUP: the configuration is not valid; keeping the running one")
             }
         }
-        laned::service::ready("configuration reloaded");
+        laned::common::service::ready("configuration reloaded");
     }
 }

@@ -4,9 +4,9 @@
 use std::io::Write;
 
 use anyhow::Context;
-use laned::ceiling::OfflineClock;
-use laned::config::ConfigArgs;
-use laned::store::ReadOnly;
+use laned::lane::ceiling::OfflineClock;
+use laned::lane::config::ConfigArgs;
+use laned::lane::store::ReadOnly;
 use serde_json::{Value, json};
 
 /// Options of `laned status`.
@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dir = laned::config::data_dir(&args.config)?;
+    let dir = laned::lane::config::data_dir(&args.config)?;
     let db = ReadOnly::open(&dir)?;
     let report = gather(&db).context("cannot read the lane database")?;
     let mut out = std::io::stdout().lock();
@@ -44,7 +44,7 @@ fn gather(db: &ReadOnly) -> anyhow::Result<Value> {
         jiff::tz::TimeZone::system(),
         now,
         Default::default(),
-        laned::clock::Clock::boot(&laned::clock::SystemClock::new()),
+        laned::common::clock::Clock::boot(&laned::common::clock::SystemClock::new()),
     );
     let oldest = c.oldest_pending_recorded_at.as_ref().map(|at| {
         let age = at
@@ -75,7 +75,7 @@ fn gather(db: &ReadOnly) -> anyhow::Result<Value> {
         "restored_from_old_copy": db.restore_guard()?,
         "offline": {
             "seconds": clock.offline().as_secs(),
-            "checkpoint_at": cp.at.map(laned::store::fmt_ts),
+            "checkpoint_at": cp.at.map(laned::lane::store::fmt_ts),
             "online_at_checkpoint": cp.online,
             "clock_anomalies": clock.anomalies(),
             "downtime_unknown": clock.downtime_unknown(),

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use super::store::{Item, Outcome, Store, StoreError};
 use super::tokens::{Caller, Lanes};
-use crate::api::sale;
-use crate::clock::Clock;
+use crate::common::clock::Clock;
+use crate::contract::sale;
 use crate::contract::{
     BatchResponse, Envelope, Heartbeat, IDEMPOTENCY_KEY, IDEMPOTENCY_REPLAYED, ItemResult, codes,
 };
@@ -56,7 +56,7 @@ impl AppState {
     }
 
     fn now(&self) -> String {
-        crate::store::fmt_ts(self.inner.clock.wall())
+        crate::lane::store::fmt_ts(self.inner.clock.wall())
     }
 
     /// The lane the request's token belongs to (`None`: any lane, demo).
@@ -343,7 +343,7 @@ fn item(bytes: &str, lane: Option<&str>) -> Result<Item, ApiError> {
         business_date: s.business_date.clone(),
         currency: s.currency.clone(),
         total: s.total,
-        fingerprint: crate::store::sha256_hex(bytes.as_bytes()),
+        fingerprint: crate::lane::store::sha256_hex(bytes.as_bytes()),
         envelope: bytes.to_owned(),
     })
 }
@@ -352,7 +352,7 @@ fn body_text(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<String
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(limit)
-        } else if crate::serve::BodyTimeout::caused(&r) {
+        } else if crate::common::serve::BodyTimeout::caused(&r) {
             ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::clock::Clock;
+use crate::common::clock::Clock;
 pub use store::{PgStore, SqliteStore, Store};
 pub use tokens::Lanes;
 
@@ -61,7 +61,7 @@ pub struct Config {
     /// The tenant the documents belong to.
     pub tenant: String,
     /// What the server allows its connections.
-    pub connections: crate::serve::Limits,
+    pub connections: crate::common::serve::Limits,
 }
 
 /// Connections open at once, by default: a fleet's lanes each keep one
@@ -72,8 +72,8 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration
 
 impl Config {
     /// The default connection limits.
-    pub fn default_connections() -> crate::serve::Limits {
-        crate::serve::Limits {
+    pub fn default_connections() -> crate::common::serve::Limits {
+        crate::common::serve::Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
@@ -122,7 +122,7 @@ pub struct Server {
     store: Store,
     state: api::AppState,
     clock: Arc<dyn Clock>,
-    limits: crate::serve::Limits,
+    limits: crate::common::serve::Limits,
 }
 
 impl Server {
@@ -192,9 +192,9 @@ impl Server {
         let (stopping, stopped) = tokio::sync::watch::channel(false);
         // Under systemd with a watchdog: pings only after a round trip to
         // the database (SQLite's writing connection or the PostgreSQL pool).
-        let watchdog = crate::service::watchdog_interval().map(|interval| {
+        let watchdog = crate::common::service::watchdog_interval().map(|interval| {
             let store = self.store.clone();
-            tokio::spawn(crate::service::watchdog(
+            tokio::spawn(crate::common::service::watchdog(
                 self.clock.clone(),
                 interval,
                 move || {
@@ -206,10 +206,10 @@ impl Server {
         });
         let shutdown = async move {
             shutdown.await;
-            crate::service::stopping();
+            crate::common::service::stopping();
             let _ = stopping.send(true);
         };
-        let served = crate::serve::serve(
+        let served = crate::common::serve::serve(
             self.listener,
             api::router(self.state),
             self.limits,

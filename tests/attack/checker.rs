@@ -33,7 +33,7 @@ pub struct Document {
 /// The lane's sales and its `PRAGMA integrity_check`.
 pub fn lane(data_dir: &Path) -> (Vec<LaneSale>, String) {
     let conn = rusqlite::Connection::open_with_flags(
-        data_dir.join(laned::store::DB_FILE),
+        data_dir.join(laned::lane::store::DB_FILE),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .expect("open the lane database");

@@ -48,7 +48,7 @@ fn backup(lane_dir: &std::path::Path, to: &std::path::Path) {
 
 /// The disk "dies": the lane's database files are replaced by the backup.
 fn put_back(backup: &std::path::Path, lane_dir: &std::path::Path) {
-    let db = lane_dir.join(laned::store::DB_FILE);
+    let db = lane_dir.join(laned::lane::store::DB_FILE);
     for suffix in ["", "-wal", "-shm"] {
         let f = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
         match std::fs::remove_file(&f) {

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backend::Backend;
-use laned::clock::SystemClock;
-use laned::daemon::Daemon;
+use laned::common::clock::SystemClock;
+use laned::lane::daemon::Daemon;
 use support::{backlog, config};
 
 /// Starts the lane on its backlog and times the drain until the back-end

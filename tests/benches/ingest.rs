@@ -11,11 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use laned::clock::SystemClock;
-use laned::config::Config;
+use laned::common::clock::SystemClock;
 use laned::contract::Kind;
-use laned::daemon::Daemon;
-use laned::store::{InsertOutcome, NewSale, Store};
+use laned::lane::config::Config;
+use laned::lane::daemon::Daemon;
+use laned::lane::store::{InsertOutcome, NewSale, Store};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -146,7 +146,7 @@ async fn store_direct(store: &Store, callers: usize, total: usize) -> Run {
                     kind: Kind::Sale,
                     references: None,
                     client_key: None,
-                    sale_sha256: laned::store::sha256_hex(sale_json.as_bytes()),
+                    sale_sha256: laned::lane::store::sha256_hex(sale_json.as_bytes()),
                     sale_json,
                     currency: "KES".into(),
                     total: 0,

@@ -14,8 +14,8 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use laned::clock::SystemClock;
-use laned::daemon::Daemon;
+use laned::common::clock::SystemClock;
+use laned::lane::daemon::Daemon;
 use laned::salemap::{Config, DEFAULT_TENANT, Database, Lanes, Server, Store};
 use serde_json::json;
 use support::{backlog, config};
@@ -95,7 +95,7 @@ async fn ingest(db: Database, n: usize, clients: usize) -> Duration {
                                 "payments": [{"payment_id": Uuid::new_v4(), "method": "cash", "amount": 2 * price}],
                                 "total": 2 * price, "change": 0,
                                 "till": {"invoice_no": format!("{i}"), "register": "R3"}, "extra": {}});
-                            let sale = laned::api::sale::validate(&doc, Some(id))
+                            let sale = laned::contract::sale::validate(&doc, Some(id))
                                 .expect("valid")
                                 .canonical_json();
                             format!(

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use laned::clock::SystemClock;
-use laned::config::{Config, Secret};
+use laned::common::clock::SystemClock;
 use laned::contract::Kind;
-use laned::daemon::Daemon;
-use laned::store::{NewSale, sha256_hex};
+use laned::lane::config::{Config, Secret};
+use laned::lane::daemon::Daemon;
+use laned::lane::store::{NewSale, sha256_hex};
 use uuid::Uuid;
 
 /// Lane "BENCH" in `dir`, delivering to `backend_url` (if any) in batches
@@ -46,7 +46,7 @@ pub async fn backlog(dir: &std::path::Path, n: usize) {
                     "total": 2 * price, "change": 0,
                     "till": {"invoice_no": format!("{i}"), "register": "R3"}, "extra": {}});
                 let id = Uuid::new_v4();
-                let sale_json = laned::api::sale::validate(&doc, Some(id))
+                let sale_json = laned::contract::sale::validate(&doc, Some(id))
                     .expect("a valid sale")
                     .canonical_json();
                 store

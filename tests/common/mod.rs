@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 
-use laned::clock::SystemClock;
-use laned::config::{Config, Secret};
-use laned::daemon::Daemon;
+use laned::common::clock::SystemClock;
+use laned::lane::config::{Config, Secret};
+use laned::lane::daemon::Daemon;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -81,11 +81,11 @@ pub struct Lane {
     pub base: String,
     pub addr: SocketAddr,
     pub http: reqwest::Client,
-    pub drain: Option<laned::drain::DrainHandle>,
-    pub ceiling: laned::ceiling::Ceiling,
+    pub drain: Option<laned::lane::drain::DrainHandle>,
+    pub ceiling: laned::lane::ceiling::Ceiling,
     pub admin_token: String,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), laned::daemon::DaemonError>>,
+    task: tokio::task::JoinHandle<Result<(), laned::lane::daemon::DaemonError>>,
 }
 
 impl Lane {
@@ -97,7 +97,10 @@ impl Lane {
         Self::start_with_clock(cfg, Arc::new(SystemClock::new())).await
     }
 
-    pub async fn start_with_clock(cfg: Config, clock: Arc<dyn laned::clock::Clock>) -> Lane {
+    pub async fn start_with_clock(
+        cfg: Config,
+        clock: Arc<dyn laned::common::clock::Clock>,
+    ) -> Lane {
         let daemon = Daemon::start(&cfg, clock).await.expect("start lane");
         let addr = daemon.addr();
         let drain = daemon.drain().cloned();

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use laned::clock::SystemClock;
+use laned::common::clock::SystemClock;
 use laned::salemap::{Config, DEFAULT_TENANT, Database, Lanes, Server, Store};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use laned::clock::SystemClock;
-use laned::config::Interval;
-use laned::config::LogFormat;
+use laned::common::clock::SystemClock;
+use laned::lane::config::Interval;
+use laned::lane::config::LogFormat;
 use laned::salemap::{Config, DEFAULT_TENANT, Database, Lanes, Server};
 
 /// salemap: the reference back-end for laned (a posted sale map).
@@ -118,7 +118,7 @@ fn main() -> ExitCode {
         Command::Conformance(a) => conformance(a),
         Command::GenerateAssets { dir } => {
             use clap::CommandFactory;
-            laned::assets::write(Cli::command(), &dir)
+            laned::common::assets::write(Cli::command(), &dir)
                 .map_err(|e| anyhow::anyhow!("cannot write to {}: {e}", dir.display()))
         }
     };
@@ -227,7 +227,7 @@ fn database(a: &ServeArgs) -> anyhow::Result<Database> {
                     })?,
             };
             // salemap's own directory: owner-only, like laned's.
-            if laned::owner_only::ensure_dir(&dir)
+            if laned::common::owner_only::ensure_dir(&dir)
                 .with_context(|| format!("cannot create the data directory {}", dir.display()))?
             {
                 tracing::warn!(dir = %dir.display(), "data directory was readable by others; set it to 0700");
@@ -238,7 +238,7 @@ fn database(a: &ServeArgs) -> anyhow::Result<Database> {
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    laned::telemetry::init(a.log_format, &a.log_level);
+    laned::common::telemetry::init(a.log_format, &a.log_level);
     let lanes = match (&a.lane_tokens, a.allow_any_lane) {
         (Some(path), _) => Lanes::load(path)?,
         (None, true) => Lanes::AnyLane,
@@ -263,7 +263,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         database: database(&a)?,
         lanes,
         tenant: a.tenant.clone(),
-        connections: laned::serve::Limits {
+        connections: laned::common::serve::Limits {
             max_connections: usize::try_from(a.max_connections).unwrap_or(usize::MAX),
             header_read_timeout: a
                 .header_read_timeout
@@ -278,12 +278,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     rt.block_on(async move {
         let server = Server::start(&config, Arc::new(SystemClock::new())).await?;
         tracing::info!(addr = %server.addr(), db = %config.database, "salemap ready");
-        let shutdown = laned::shutdown::signal();
+        let shutdown = laned::common::shutdown::signal();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "salemap: listening on http://{}", server.addr());
         let _ = out.flush();
         drop(out);
-        laned::service::ready(&format!("listening on {}", server.addr()));
+        laned::common::service::ready(&format!("listening on {}", server.addr()));
         server.run(shutdown).await?;
         tracing::info!("salemap stopped");
         anyhow::Ok(())

@@ -62,7 +62,7 @@ fn open(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        use crate::owner_only;
+        use crate::common::owner_only;
         let file = |what| {
             move |source| StoreError::File {
                 what,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::clock::Clock;
+use crate::common::clock::Clock;
 
 /// Tells the service manager the service is ready, with a status line.
 pub fn ready(status: &str) {
@@ -136,7 +136,7 @@ mod tests {
     use tokio::sync::watch;
 
     use super::pings;
-    use crate::clock::{Clock, ManualClock};
+    use crate::common::clock::{Clock, ManualClock};
 
     const INTERVAL: Duration = Duration::from_secs(8);
 

@@ -185,18 +185,18 @@ pub enum Preset {
 
 impl Preset {
     /// The limits the preset stands for.
-    pub fn limits(self) -> crate::ceiling::Limits {
+    pub fn limits(self) -> crate::lane::ceiling::Limits {
         use std::time::Duration;
         let h = |n: u64| Duration::from_secs(n * 3600);
         match self {
-            Preset::KeEtims => crate::ceiling::Limits::default(),
-            Preset::UaPrro => crate::ceiling::Limits {
+            Preset::KeEtims => crate::lane::ceiling::Limits::default(),
+            Preset::UaPrro => crate::lane::ceiling::Limits {
                 sync_ceiling: Some(h(36)),
                 warn_after: h(30),
                 max_unsent_age: None,
                 monthly_offline_budget: Some(h(168)),
             },
-            Preset::Ru30d => crate::ceiling::Limits {
+            Preset::Ru30d => crate::lane::ceiling::Limits {
                 sync_ceiling: None,
                 warn_after: h(20),
                 max_unsent_age: Some(h(30 * 24)),
@@ -210,7 +210,7 @@ impl Preset {
 #[derive(Debug, Clone)]
 pub struct CeilingConfig {
     /// The limits.
-    pub limits: crate::ceiling::Limits,
+    pub limits: crate::lane::ceiling::Limits,
     /// The time zone whose calendar months the budget counts.
     pub time_zone: jiff::tz::TimeZone,
 }
@@ -218,7 +218,7 @@ pub struct CeilingConfig {
 impl Default for CeilingConfig {
     fn default() -> Self {
         CeilingConfig {
-            limits: crate::ceiling::Limits::default(),
+            limits: crate::lane::ceiling::Limits::default(),
             time_zone: jiff::tz::TimeZone::system(),
         }
     }
@@ -540,7 +540,7 @@ pub struct Config {
     /// Extra accepted `Host` names.
     pub allowed_hosts: Vec<String>,
     /// What the till API allows its connections.
-    pub connections: crate::serve::Limits,
+    pub connections: crate::common::serve::Limits,
     /// The drain's settings.
     pub drain: DrainConfig,
     /// The sync ceiling's settings.
@@ -650,7 +650,7 @@ impl Config {
         }
         let mut allowed_hosts = file.allowed_hosts.unwrap_or_default();
         allowed_hosts.extend(args.allowed_hosts.iter().cloned());
-        let connections = crate::serve::Limits {
+        let connections = crate::common::serve::Limits {
             max_connections: args
                 .max_connections
                 .or(file.max_connections)
@@ -775,7 +775,7 @@ fn ceiling_config(
     let mut limits = args
         .ceiling_preset
         .or(file.ceiling_preset)
-        .map_or_else(crate::ceiling::Limits::default, Preset::limits);
+        .map_or_else(crate::lane::ceiling::Limits::default, Preset::limits);
     let ceiling_written = args.sync_ceiling.or(file.sync_ceiling);
     if let Some(l) = ceiling_written {
         limits.sync_ceiling = l.duration();

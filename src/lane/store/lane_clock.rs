@@ -6,8 +6,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{StoreError, fmt_ts};
-use crate::ceiling::{Anomalies, Checkpoint, Month};
-use crate::clock::BootTime;
+use crate::common::clock::BootTime;
+use crate::lane::ceiling::{Anomalies, Checkpoint, Month};
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

@@ -11,11 +11,11 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::sale::{self, FieldError, Sale};
 use super::{ApiError, AppState, MAX_BODY_BYTES};
-use crate::ceiling::LaneState;
 use crate::contract::Envelope;
-use crate::store::{
+use crate::contract::sale::{self, FieldError, Sale};
+use crate::lane::ceiling::LaneState;
+use crate::lane::store::{
     ClientKey, InsertOutcome, ListFilter, NewSale, SaleRow, SaleState, receipt_label,
 };
 
@@ -112,7 +112,7 @@ async fn record(
         .numbers
         .first_check(
             s.inner.clock.as_ref(),
-            s.inner.started + crate::drain::NUMBER_CHECK_WAIT,
+            s.inner.started + crate::lane::drain::NUMBER_CHECK_WAIT,
         )
         .await;
     // A suspended lane still answers a repeat of a sale it stored before.
@@ -121,7 +121,7 @@ async fn record(
     let suspended = ceiling.state == LaneState::Suspended;
     let sale_json = sale.canonical_json();
     let new = NewSale {
-        sale_sha256: crate::store::sha256_hex(sale_json.as_bytes()),
+        sale_sha256: crate::lane::store::sha256_hex(sale_json.as_bytes()),
         transaction_id: id,
         kind: sale.kind,
         references: sale.references,
@@ -264,7 +264,7 @@ pub(super) async fn get_sale(
     }
     let waiting_for = s.store().waiting_for(row.transaction_id.clone()).await?;
     let envelope: Envelope = serde_json::from_slice(&row.body).map_err(|source| {
-        ApiError::from(crate::store::StoreError::Decode {
+        ApiError::from(crate::lane::store::StoreError::Decode {
             what: format!("sale {uuid}"),
             source,
         })

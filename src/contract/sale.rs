@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::contract::Kind;
-use crate::money::{self, MAX_AMOUNT, Quantity};
+use crate::contract::money::{self, MAX_AMOUNT, Quantity};
 
 /// Most lines in one sale.
 pub const MAX_LINES: usize = 1000;
@@ -103,7 +103,7 @@ impl Sale {
             .parse::<jiff::Timestamp>()
             .map_or_else(|_| self.occurred_at.clone(), |t| t.to_string());
         let key = serde_json::json!([self.kind, register, invoice, at, lines]);
-        Some(crate::store::sha256_hex(key.to_string().as_bytes()))
+        Some(crate::lane::store::sha256_hex(key.to_string().as_bytes()))
     }
 }
 

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::store::{Operator, RetryTarget, SettleOutcome, valid_doc_no, valid_reason};
+use crate::lane::store::{Operator, RetryTarget, SettleOutcome, valid_doc_no, valid_reason};
 
 use super::{ApiError, AppState, bearer, bearer_matches};
 
@@ -93,7 +93,7 @@ fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
 }
 
 fn field_error(field: &str, message: &str) -> ApiError {
-    ApiError::validation_failed(vec![super::sale::FieldError {
+    ApiError::validation_failed(vec![crate::contract::sale::FieldError {
         field: field.into(),
         message: message.into(),
     }])

@@ -2,6 +2,9 @@
 //! drain and the reference back-end. Changing them changes the contract:
 //! update `docs/` and the tests in the same commit.
 
+pub mod money;
+pub mod sale;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

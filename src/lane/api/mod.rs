@@ -7,7 +7,7 @@
 mod admin;
 mod error;
 mod page;
-pub mod sale;
+
 mod sales;
 mod status;
 
@@ -26,11 +26,11 @@ use tokio::net::TcpListener;
 
 pub use error::ApiError;
 
-use crate::ceiling::Ceiling;
-use crate::clock::Clock;
-use crate::config::Secret;
-use crate::drain::{DrainHandle, Numbers};
-use crate::store::{RestoreGuard, Store};
+use crate::common::clock::Clock;
+use crate::lane::ceiling::Ceiling;
+use crate::lane::config::Secret;
+use crate::lane::drain::{DrainHandle, Numbers};
+use crate::lane::store::{RestoreGuard, Store};
 
 /// Largest request body: a sale of [`sale::MAX_LINES`] long lines fits.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -47,7 +47,7 @@ struct Shared {
     started: Duration,
     ceiling: Ceiling,
     numbers: Numbers,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::lane::metrics::Metrics>,
     api_token: Option<Secret>,
     admin_token: Secret,
     drain: Option<DrainHandle>,
@@ -62,7 +62,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         ceiling: Ceiling,
         numbers: Numbers,
-        metrics: Arc<crate::metrics::Metrics>,
+        metrics: Arc<crate::lane::metrics::Metrics>,
         api_token: Option<Secret>,
         admin_token: Secret,
         drain: Option<DrainHandle>,
@@ -135,10 +135,10 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
-    limits: crate::serve::Limits,
+    limits: crate::common::serve::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::serve::serve(listener, router(state), limits, shutdown).await
+    crate::common::serve::serve(listener, router(state), limits, shutdown).await
 }
 
 /// Host, token and content-type checks for every request.

@@ -13,8 +13,8 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use super::{Anomalies, LaneState, Limits, Month, OfflineClock, Rule, next_change, verdict};
-use crate::clock::Clock;
-use crate::store::{Store, StoreError};
+use crate::common::clock::Clock;
+use crate::lane::store::{Store, StoreError};
 
 /// How often the offline clock is written to disk while running. A crash
 /// loses at most this much offline time.

@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{ApiError, AppState};
-use crate::ceiling::LaneState;
-use crate::ceiling::monitor::{Snapshot, human};
-use crate::money::display;
-use crate::store::{ListFilter, SaleState, receipt_label};
+use crate::contract::money::display;
+use crate::lane::ceiling::LaneState;
+use crate::lane::ceiling::monitor::{Snapshot, human};
+use crate::lane::store::{ListFilter, SaleState, receipt_label};
 
 /// Seconds between the page's own refreshes.
 const REFRESH_SECONDS: u32 = 10;
@@ -35,7 +35,7 @@ struct StuckSale {
 }
 
 #[derive(Template)]
-#[template(path = "status.html", config = "src/api/askama.toml")]
+#[template(path = "status.html", config = "src/lane/api/askama.toml")]
 struct Page {
     lane_id: String,
     version: &'static str,
@@ -148,7 +148,7 @@ fn headline(
             ),
             Some(format!(
                 "{}. Check the till's network connection; sales resume by themselves once head office answers.",
-                capitalise(&crate::ceiling::monitor::reason(snap))
+                capitalise(&crate::lane::ceiling::monitor::reason(snap))
             )),
         ),
     }

@@ -5,14 +5,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::sale::FieldError;
-use crate::ceiling::Snapshot;
-use crate::store::RestoreGuard;
+use crate::contract::sale::FieldError;
+use crate::lane::ceiling::Snapshot;
+use crate::lane::store::RestoreGuard;
 
 /// `Retry-After` of a `lane_suspended` answer: a hint only, the lane takes
 /// sales again the moment an exchange with the back-end succeeds.
 const SUSPENDED_RETRY_AFTER: u32 = 60;
-use crate::store::StoreError;
+use crate::lane::store::StoreError;
 
 /// An error answer: `{code, message, details}`.
 #[derive(Debug)]
@@ -118,7 +118,7 @@ impl ApiError {
                 "This till cannot take new sales: {}. Check the till's network connection; \
                  sales resume by themselves as soon as the till reaches head office again. \
                  If the connection looks fine, call support. Sales already rung up are safe.",
-                crate::ceiling::monitor::reason(s)
+                crate::lane::ceiling::monitor::reason(s)
             ),
         )
         .with_details(json!({
@@ -140,11 +140,11 @@ impl ApiError {
                 let ours = if b.lane == 0 {
                     "none in that series".to_owned()
                 } else {
-                    crate::store::receipt_label(s, b.lane)
+                    crate::lane::store::receipt_label(s, b.lane)
                 };
                 format!(
                     "head office already has receipt {} while this till's last is {ours}",
-                    crate::store::receipt_label(s, b.backend),
+                    crate::lane::store::receipt_label(s, b.backend),
                 )
             })
             .collect();
@@ -265,7 +265,7 @@ impl ApiError {
     pub fn unreadable_body(r: &axum::extract::rejection::BytesRejection, limit: usize) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Self::payload_too_large(limit)
-        } else if crate::serve::BodyTimeout::caused(r) {
+        } else if crate::common::serve::BodyTimeout::caused(r) {
             Self::request_timeout()
         } else {
             Self::invalid_json(&serde_json::Error::io(std::io::Error::other(r.body_text())))

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+use crate::lane::config::LogFormat;
 
 /// Installs the global subscriber: logs go to stderr, as text or JSON.
 /// `RUST_LOG`, when set, overrides `level`. Under systemd (stderr is the

@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use crate::ceiling::Ceiling;
-use crate::clock::Clock;
-use crate::config::{DrainConfig, OnReject, Secret};
-use crate::store::{
+use crate::common::clock::Clock;
+use crate::lane::ceiling::Ceiling;
+use crate::lane::config::{DrainConfig, OnReject, Secret};
+use crate::lane::store::{
     AttemptRecord, Candidate, Delivery, DrainState, Policy, RestoreGuard, SaleState, Store,
     StoreError, fmt_ts,
 };
@@ -173,7 +173,7 @@ struct Drain {
     numbers: Numbers,
     /// The back-end's receipt numbers were compared since start.
     numbers_checked: bool,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::lane::metrics::Metrics>,
     backoff: Backoff,
     /// The back-end has no batch route: send single PUTs from now on.
     single: bool,
@@ -193,7 +193,7 @@ pub fn spawn(
     clock: Arc<dyn Clock>,
     ceiling: Ceiling,
     numbers: Numbers,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::lane::metrics::Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(DrainHandle, tokio::task::JoinHandle<()>), ClientError> {
     let client = Arc::new(BackendClient::new(

@@ -24,7 +24,7 @@ use rusqlite::ErrorCode;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::clock::Clock;
+use crate::common::clock::Clock;
 
 pub use backup::BackupSummary;
 pub use drain::{AttemptRecord, Candidate, Delivery, DrainState, Plan, Policy};
@@ -499,12 +499,12 @@ impl Store {
     }
 
     /// The offline clock's last checkpoint.
-    pub async fn load_clock(&self) -> Result<crate::ceiling::Checkpoint, StoreError> {
+    pub async fn load_clock(&self) -> Result<crate::lane::ceiling::Checkpoint, StoreError> {
         self.inner.readers.run(lane_clock::load).await
     }
 
     /// Writes the offline clock's checkpoint (durably, like every write).
-    pub async fn save_clock(&self, cp: crate::ceiling::Checkpoint) -> Result<(), StoreError> {
+    pub async fn save_clock(&self, cp: crate::lane::ceiling::Checkpoint) -> Result<(), StoreError> {
         self.inner
             .writer
             .call(move |c, _| lane_clock::save(c, &cp))
@@ -529,7 +529,7 @@ fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
         path: dir.to_owned(),
         source,
     };
-    if crate::owner_only::ensure_dir(dir).map_err(|e| io("create the data directory", e))? {
+    if crate::common::owner_only::ensure_dir(dir).map_err(|e| io("create the data directory", e))? {
         tracing::warn!(dir = %dir.display(), "data directory was readable by others; set it to 0700");
     }
     Ok(())
@@ -538,7 +538,7 @@ fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
 /// Creates an empty database file readable by the owner only. SQLite gives
 /// its `-wal` and `-shm` files the same mode.
 fn create_private_file(path: &Path) -> Result<(), StoreError> {
-    crate::owner_only::create_file(path).map_err(|source| StoreError::Io {
+    crate::common::owner_only::create_file(path).map_err(|source| StoreError::Io {
         what: "create the database",
         path: path.to_owned(),
         source,
@@ -571,7 +571,7 @@ pub fn receipt_label(series: &str, receipt_no: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::SystemClock;
+    use crate::common::clock::SystemClock;
     use crate::contract::Kind;
 
     fn new_sale(i: usize) -> NewSale {
@@ -623,7 +623,7 @@ mod tests {
         assert_eq!(counts.by_state["pending"], stored as i64);
         assert_eq!(counts.last_receipt_no["L03"], stored as i64);
         // And the API answers 507 storage_full for it.
-        assert_eq!(crate::api::ApiError::from(err).code(), "storage_full");
+        assert_eq!(crate::lane::api::ApiError::from(err).code(), "storage_full");
         store.close().await;
     }
 }

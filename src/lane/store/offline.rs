@@ -13,7 +13,7 @@ use super::read::{self, ListFilter, SaleRow, StatusCounts};
 use super::{
     DB_FILE, DrainState, Mode, RestoreGuard, StoreError, drain, lane_clock, migrate, open, restore,
 };
-use crate::ceiling::Checkpoint;
+use crate::lane::ceiling::Checkpoint;
 
 /// A read-only view of a lane database.
 pub struct ReadOnly {

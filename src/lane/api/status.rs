@@ -8,8 +8,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use super::{ApiError, AppState};
-use crate::ceiling::monitor::BackendClock;
-use crate::ceiling::{Anomalies, LaneState, Rule, Snapshot};
+use crate::lane::ceiling::monitor::BackendClock;
+use crate::lane::ceiling::{Anomalies, LaneState, Rule, Snapshot};
 
 #[derive(Serialize)]
 struct Status {
@@ -28,7 +28,7 @@ struct Status {
     ceiling: Ceiling,
     /// Raised when the back-end holds higher receipt numbers than this lane
     /// (restored from an old copy): new sales wait for an operator.
-    restored_from_old_copy: Option<crate::store::RestoreGuard>,
+    restored_from_old_copy: Option<crate::lane::store::RestoreGuard>,
     /// Delivery to the back-end; null when none is configured.
     backend: Option<Backend>,
 }
@@ -181,7 +181,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response, ApiEr
         .and_then(|at| at.parse::<jiff::Timestamp>().ok())
         .map_or(0, |t| now.duration_since(t).as_secs().max(0));
     let snap = s.ceiling().snapshot();
-    let g = crate::metrics::Gauges {
+    let g = crate::lane::metrics::Gauges {
         by_state: c
             .by_state
             .iter()

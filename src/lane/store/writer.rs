@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::read::{self, SaleRow};
 use super::{LaneIdentity, SaleState, StoreError, fmt_ts, sha256_hex};
-use crate::clock::Clock;
+use crate::common::clock::Clock;
 use crate::contract::Kind;
 
 /// Most jobs committed in one transaction. Large enough that 32 or more
@@ -481,7 +481,7 @@ fn envelope_bytes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::SystemClock;
+    use crate::common::clock::SystemClock;
     use crate::contract::Envelope;
     use serde_json::value::RawValue;
 

@@ -12,23 +12,23 @@ use super::open::APPLICATION_ID;
 pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0001_initial",
-        include_str!("../../schema/lane/0001_initial.sql"),
+        include_str!("../../../schema/lane/0001_initial.sql"),
     ),
     (
         "0002_drain",
-        include_str!("../../schema/lane/0002_drain.sql"),
+        include_str!("../../../schema/lane/0002_drain.sql"),
     ),
     (
         "0003_lane_clock",
-        include_str!("../../schema/lane/0003_lane_clock.sql"),
+        include_str!("../../../schema/lane/0003_lane_clock.sql"),
     ),
     (
         "0004_restore_guard",
-        include_str!("../../schema/lane/0004_restore_guard.sql"),
+        include_str!("../../../schema/lane/0004_restore_guard.sql"),
     ),
     (
         "0005_boot_clock",
-        include_str!("../../schema/lane/0005_boot_clock.sql"),
+        include_str!("../../../schema/lane/0005_boot_clock.sql"),
     ),
 ];
 

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::api::{self, AppState};
-use crate::ceiling::{Ceiling, CeilingError};
-use crate::clock::Clock;
-use crate::config::{Config, Secret};
-use crate::drain::{self, DrainHandle};
-use crate::store::{InstanceLock, LaneIdentity, Store, StoreError};
+use crate::common::clock::Clock;
+use crate::lane::api::{self, AppState};
+use crate::lane::ceiling::{Ceiling, CeilingError};
+use crate::lane::config::{Config, Secret};
+use crate::lane::drain::{self, DrainHandle};
+use crate::lane::store::{InstanceLock, LaneIdentity, Store, StoreError};
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +38,7 @@ pub enum DaemonError {
     Serve(#[source] std::io::Error),
     /// The back-end URL or HTTPS client is not usable.
     #[error("cannot deliver to the back-end")]
-    Backend(#[from] crate::drain::ClientError),
+    Backend(#[from] crate::lane::drain::ClientError),
     /// The admin token file could not be created or read.
     #[error("cannot {what} the admin token file {path}")]
     AdminToken {
@@ -102,7 +102,7 @@ pub struct Daemon {
     stop_drain: watch::Sender<bool>,
     stop_ceiling: watch::Sender<bool>,
     clock: Arc<dyn Clock>,
-    limits: crate::serve::Limits,
+    limits: crate::common::serve::Limits,
 }
 
 impl Daemon {
@@ -129,10 +129,10 @@ impl Daemon {
             addr: config.listen,
             source,
         })?;
-        lock.describe(&crate::store::serving_description(
+        lock.describe(&crate::lane::store::serving_description(
             &config.lane_id,
             addr,
-            &crate::store::fmt_ts(clock.wall()),
+            &crate::lane::store::fmt_ts(clock.wall()),
         ))?;
         // The lane is offline until the drain's first successful exchange;
         // without a back-end, no limit applies.
@@ -144,10 +144,12 @@ impl Daemon {
             config.backend_url.is_some(),
         )
         .await?;
-        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let metrics = Arc::new(crate::lane::metrics::Metrics::new());
         // A guard raised earlier (restored lane) holds until acknowledged.
-        let numbers =
-            crate::drain::Numbers::new(store.restore_guard().await?, config.backend_url.is_some());
+        let numbers = crate::lane::drain::Numbers::new(
+            store.restore_guard().await?,
+            config.backend_url.is_some(),
+        );
         let (stop_drain, drain_stop_rx) = watch::channel(false);
         let drain = match &config.backend_url {
             Some(url) => Some(drain::spawn(
@@ -225,9 +227,9 @@ impl Daemon {
         let (fired_tx, mut fired) = watch::channel(false);
         // Under systemd with a watchdog: pings only after a round trip
         // through the writer thread, so a wedged writer gets us restarted.
-        let watchdog = crate::service::watchdog_interval().map(|interval| {
+        let watchdog = crate::common::service::watchdog_interval().map(|interval| {
             let store = self.store.clone();
-            tokio::spawn(crate::service::watchdog(
+            tokio::spawn(crate::common::service::watchdog(
                 self.clock.clone(),
                 interval,
                 move || {
@@ -239,7 +241,7 @@ impl Daemon {
         });
         let shutdown = async move {
             shutdown.await;
-            crate::service::stopping();
+            crate::common::service::stopping();
             let _ = fired_tx.send(true);
         };
         let serve = api::serve(self.listener, self.state, self.limits, shutdown);

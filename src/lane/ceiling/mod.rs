@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::clock::BootTime;
+use crate::common::clock::BootTime;
 
 pub use monitor::{Ceiling, CeilingError, Snapshot};
 

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use laned::common::clock::{Clock, SystemClock};
-use laned::lane::config::{Config, LogFormat, Secret};
+use laned::common::secret::Secret;
+use laned::common::telemetry::LogFormat;
+use laned::lane::config::Config;
 use laned::lane::daemon::Daemon;
 use laned::salemap::{self, Lanes};
 use tokio::sync::watch;

@@ -113,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let since = match &args.since {
         None => None,
-        Some(t) => Some(laned::lane::store::fmt_ts(
+        Some(t) => Some(laned::common::time::fmt_ts(
             t.parse::<jiff::Timestamp>().map_err(|_| {
                 super::sales::BadArgument(format!(
                     "--since {t:?}: use a time like 2026-11-22T00:00:00Z"

@@ -75,7 +75,7 @@ fn gather(db: &ReadOnly) -> anyhow::Result<Value> {
         "restored_from_old_copy": db.restore_guard()?,
         "offline": {
             "seconds": clock.offline().as_secs(),
-            "checkpoint_at": cp.at.map(laned::lane::store::fmt_ts),
+            "checkpoint_at": cp.at.map(laned::common::time::fmt_ts),
             "online_at_checkpoint": cp.online,
             "clock_anomalies": clock.anomalies(),
             "downtime_unknown": clock.downtime_unknown(),

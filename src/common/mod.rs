@@ -4,8 +4,12 @@
 
 pub mod assets;
 pub mod clock;
+pub mod duration;
+pub mod hash;
 pub mod owner_only;
+pub mod secret;
 pub mod serve;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+pub mod time;

@@ -103,7 +103,7 @@ impl Sale {
             .parse::<jiff::Timestamp>()
             .map_or_else(|_| self.occurred_at.clone(), |t| t.to_string());
         let key = serde_json::json!([self.kind, register, invoice, at, lines]);
-        Some(crate::lane::store::sha256_hex(key.to_string().as_bytes()))
+        Some(crate::common::hash::sha256_hex(key.to_string().as_bytes()))
     }
 }
 

@@ -5,11 +5,15 @@
 //! under `/etc`): the API token comes from `LANED_API_TOKEN` or from the file
 //! named by `api_token_file`.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::common::duration::Interval;
+use crate::common::secret::Secret;
+use crate::common::telemetry::LogFormat;
+use crate::lane::ceiling::Preset;
 
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7410";
@@ -54,17 +58,6 @@ pub enum ConfigError {
     },
 }
 
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 /// What the drain does with a sale the back-end refuses (DESIGN §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -74,48 +67,6 @@ pub enum OnReject {
     Park,
     /// Stop the drain at it, for back-ends that need an unbroken sequence.
     Block,
-}
-
-/// A positive duration written like `30s`, `5m`, `1h` or `1h 30m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Interval(pub std::time::Duration);
-
-impl std::str::FromStr for Interval {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let d: jiff::SignedDuration = s
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration like \"30s\", \"5m\" or \"1h\""))?;
-        match std::time::Duration::try_from(d) {
-            Ok(d) if !d.is_zero() => Ok(Interval(d)),
-            _ => Err(format!("{s:?} must be a positive duration")),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Interval {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl std::fmt::Display for Interval {
-    /// As it is written in the config: `24h`, `1h 30m`, `500ms`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match jiff::SignedDuration::try_from(self.0) {
-            Ok(d) => write!(f, "{d:#}"),
-            Err(_) => write!(f, "{:?}", self.0),
-        }
-    }
-}
-
-impl Serialize for Interval {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let d = jiff::SignedDuration::try_from(self.0).map_err(serde::ser::Error::custom)?;
-        s.serialize_str(&format!("{d:#}"))
-    }
 }
 
 /// A limit of the sync ceiling: a duration, or `off`.
@@ -165,47 +116,6 @@ impl Serialize for Limit {
     }
 }
 
-/// Named sets of sync ceiling limits for fiscal regimes (see
-/// `docs/sync-ceiling.md`). Keys set explicitly override the preset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-pub enum Preset {
-    /// Kenya eTIMS (VSCU): 24 h without a successful sync.
-    #[serde(rename = "ke-etims")]
-    #[value(name = "ke-etims")]
-    KeEtims,
-    /// Ukraine PRRO: 36 h offline in a row, 168 h per calendar month.
-    #[serde(rename = "ua-prro")]
-    #[value(name = "ua-prro")]
-    UaPrro,
-    /// Russia: no document may stay unsent for 30 days.
-    #[serde(rename = "ru-30d")]
-    #[value(name = "ru-30d")]
-    Ru30d,
-}
-
-impl Preset {
-    /// The limits the preset stands for.
-    pub fn limits(self) -> crate::lane::ceiling::Limits {
-        use std::time::Duration;
-        let h = |n: u64| Duration::from_secs(n * 3600);
-        match self {
-            Preset::KeEtims => crate::lane::ceiling::Limits::default(),
-            Preset::UaPrro => crate::lane::ceiling::Limits {
-                sync_ceiling: Some(h(36)),
-                warn_after: h(30),
-                max_unsent_age: None,
-                monthly_offline_budget: Some(h(168)),
-            },
-            Preset::Ru30d => crate::lane::ceiling::Limits {
-                sync_ceiling: None,
-                warn_after: h(20),
-                max_unsent_age: Some(h(30 * 24)),
-                monthly_offline_budget: None,
-            },
-        }
-    }
-}
-
 /// The sync ceiling's settings.
 #[derive(Debug, Clone)]
 pub struct CeilingConfig {
@@ -221,33 +131,6 @@ impl Default for CeilingConfig {
             limits: crate::lane::ceiling::Limits::default(),
             time_zone: jiff::tz::TimeZone::system(),
         }
-    }
-}
-
-/// A secret string whose `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The secret itself, for comparison or sending; never for logs.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
     }
 }
 
@@ -474,7 +357,7 @@ fn token(
                 message: "a LANED_*_TOKEN variable is set but empty".into(),
             });
         }
-        return Ok(Some(Secret(t.to_owned())));
+        return Ok(Some(Secret::new(t)));
     }
     if let Some(path) = credential {
         match std::fs::read_to_string(&path) {
@@ -515,7 +398,7 @@ pub fn read_token_file(path: &Path) -> Result<Secret, ConfigError> {
             message: format!("{} is empty", path.display()),
         });
     }
-    Ok(Secret(t.to_owned()))
+    Ok(Secret::new(t))
 }
 
 /// The resolved configuration.

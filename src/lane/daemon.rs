@@ -9,10 +9,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::common::clock::Clock;
+use crate::common::secret::Secret;
 use crate::lane::api::{self, AppState};
-use crate::lane::ceiling::{Ceiling, CeilingError};
-use crate::lane::config::{Config, Secret};
+use crate::lane::config::Config;
 use crate::lane::drain::{self, DrainHandle};
+use crate::lane::guard::{Ceiling, CeilingError};
 use crate::lane::store::{InstanceLock, LaneIdentity, Store, StoreError};
 
 /// Why the daemon could not start or stopped with an error.
@@ -132,7 +133,7 @@ impl Daemon {
         lock.describe(&crate::lane::store::serving_description(
             &config.lane_id,
             addr,
-            &crate::lane::store::fmt_ts(clock.wall()),
+            &crate::common::time::fmt_ts(clock.wall()),
         ))?;
         // The lane is offline until the drain's first successful exchange;
         // without a back-end, no limit applies.

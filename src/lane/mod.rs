@@ -7,5 +7,6 @@ pub mod ceiling;
 pub mod config;
 pub mod daemon;
 pub mod drain;
+pub mod guard;
 pub mod metrics;
 pub mod store;

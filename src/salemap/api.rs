@@ -56,7 +56,7 @@ impl AppState {
     }
 
     fn now(&self) -> String {
-        crate::lane::store::fmt_ts(self.inner.clock.wall())
+        crate::common::time::fmt_ts(self.inner.clock.wall())
     }
 
     /// The lane the request's token belongs to (`None`: any lane, demo).
@@ -343,7 +343,7 @@ fn item(bytes: &str, lane: Option<&str>) -> Result<Item, ApiError> {
         business_date: s.business_date.clone(),
         currency: s.currency.clone(),
         total: s.total,
-        fingerprint: crate::lane::store::sha256_hex(bytes.as_bytes()),
+        fingerprint: crate::common::hash::sha256_hex(bytes.as_bytes()),
         envelope: bytes.to_owned(),
     })
 }

@@ -110,7 +110,7 @@ impl Kit {
         json!({
             "transaction_id": id, "lane_id": self.lane, "series": series,
             "receipt_no": receipt_no, "lane_seq": receipt_no,
-            "recorded_at": crate::lane::store::fmt_ts(jiff::Timestamp::now()),
+            "recorded_at": crate::common::time::fmt_ts(jiff::Timestamp::now()),
             "sale": sale(units),
         })
         .to_string()

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 /// Why the tokens file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +61,7 @@ pub enum Lanes {
 
 /// The hex SHA-256 of a token, as the tokens file stores it.
 pub fn hash(token: &str) -> String {
-    let d = Sha256::digest(token.as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    crate::common::hash::sha256_hex(token.as_bytes())
 }
 
 impl Lanes {

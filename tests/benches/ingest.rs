@@ -146,7 +146,7 @@ async fn store_direct(store: &Store, callers: usize, total: usize) -> Run {
                     kind: Kind::Sale,
                     references: None,
                     client_key: None,
-                    sale_sha256: laned::lane::store::sha256_hex(sale_json.as_bytes()),
+                    sale_sha256: laned::common::hash::sha256_hex(sale_json.as_bytes()),
                     sale_json,
                     currency: "KES".into(),
                     total: 0,

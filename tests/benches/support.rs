@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use laned::common::clock::SystemClock;
+use laned::common::hash::sha256_hex;
+use laned::common::secret::Secret;
 use laned::contract::Kind;
-use laned::lane::config::{Config, Secret};
+use laned::lane::config::Config;
 use laned::lane::daemon::Daemon;
-use laned::lane::store::{NewSale, sha256_hex};
+use laned::lane::store::NewSale;
 use uuid::Uuid;
 
 /// Lane "BENCH" in `dir`, delivering to `backend_url` (if any) in batches

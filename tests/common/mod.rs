@@ -8,7 +8,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 
 use laned::common::clock::SystemClock;
-use laned::lane::config::{Config, Secret};
+use laned::common::secret::Secret;
+use laned::lane::config::Config;
 use laned::lane::daemon::Daemon;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -82,7 +83,7 @@ pub struct Lane {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub drain: Option<laned::lane::drain::DrainHandle>,
-    pub ceiling: laned::lane::ceiling::Ceiling,
+    pub ceiling: laned::lane::guard::Ceiling,
     pub admin_token: String,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), laned::lane::daemon::DaemonError>>,

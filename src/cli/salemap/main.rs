@@ -11,8 +11,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use laned::common::clock::SystemClock;
-use laned::lane::config::Interval;
-use laned::lane::config::LogFormat;
+use laned::common::duration::Interval;
+use laned::common::telemetry::LogFormat;
 use laned::salemap::{Config, DEFAULT_TENANT, Database, Lanes, Server};
 
 /// salemap: the reference back-end for laned (a posted sale map).

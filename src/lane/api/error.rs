@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::contract::sale::FieldError;
-use crate::lane::ceiling::Snapshot;
+use crate::lane::guard::Snapshot;
 use crate::lane::store::RestoreGuard;
 
 /// `Retry-After` of a `lane_suspended` answer: a hint only, the lane takes
@@ -118,7 +118,7 @@ impl ApiError {
                 "This till cannot take new sales: {}. Check the till's network connection; \
                  sales resume by themselves as soon as the till reaches head office again. \
                  If the connection looks fine, call support. Sales already rung up are safe.",
-                crate::lane::ceiling::monitor::reason(s)
+                crate::lane::guard::reason(s)
             ),
         )
         .with_details(json!({
@@ -388,5 +388,32 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// SQLite's "database or disk is full", as the writer meets it.
+    fn disk_full() -> StoreError {
+        StoreError::sqlite(
+            "insert a sale",
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                None,
+            ),
+        )
+    }
+
+    #[test]
+    fn a_full_disk_is_answered_507_storage_full_alone_or_through_its_batch() {
+        for err in [disk_full(), StoreError::Batch(Arc::new(disk_full()))] {
+            let api = ApiError::from(err);
+            assert_eq!(api.code(), "storage_full");
+            assert_eq!(api.status, StatusCode::INSUFFICIENT_STORAGE);
+        }
     }
 }

@@ -27,9 +27,9 @@ use tokio::net::TcpListener;
 pub use error::ApiError;
 
 use crate::common::clock::Clock;
-use crate::lane::ceiling::Ceiling;
-use crate::lane::config::Secret;
+use crate::common::secret::Secret;
 use crate::lane::drain::{DrainHandle, Numbers};
+use crate::lane::guard::Ceiling;
 use crate::lane::store::{RestoreGuard, Store};
 
 /// Largest request body: a sale of [`sale::MAX_LINES`] long lines fits.

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{ApiError, AppState};
 use crate::contract::money::display;
 use crate::lane::ceiling::LaneState;
-use crate::lane::ceiling::monitor::{Snapshot, human};
+use crate::lane::guard::{Snapshot, human};
 use crate::lane::store::{ListFilter, SaleState, receipt_label};
 
 /// Seconds between the page's own refreshes.
@@ -148,7 +148,7 @@ fn headline(
             ),
             Some(format!(
                 "{}. Check the till's network connection; sales resume by themselves once head office answers.",
-                capitalise(&crate::lane::ceiling::monitor::reason(snap))
+                capitalise(&crate::lane::guard::reason(snap))
             )),
         ),
     }

@@ -121,7 +121,7 @@ async fn record(
     let suspended = ceiling.state == LaneState::Suspended;
     let sale_json = sale.canonical_json();
     let new = NewSale {
-        sale_sha256: crate::lane::store::sha256_hex(sale_json.as_bytes()),
+        sale_sha256: crate::common::hash::sha256_hex(sale_json.as_bytes()),
         transaction_id: id,
         kind: sale.kind,
         references: sale.references,

@@ -8,8 +8,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use super::{ApiError, AppState};
-use crate::lane::ceiling::monitor::BackendClock;
-use crate::lane::ceiling::{Anomalies, LaneState, Rule, Snapshot};
+use crate::lane::ceiling::{Anomalies, LaneState, Rule};
+use crate::lane::guard::BackendClock;
+use crate::lane::guard::Snapshot;
 
 #[derive(Serialize)]
 struct Status {

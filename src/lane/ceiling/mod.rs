@@ -2,10 +2,11 @@
 //! offline clock that winding the wall clock back cannot fool, and the rules
 //! that turn offline time into online, offline, warning or suspended.
 //!
-//! This module is pure: time comes in as arguments. [`monitor`] holds the
-//! live state, checkpoints it and logs state changes.
+//! This module is pure: time comes in as arguments. [`crate::lane::guard`]
+//! holds the live state, checkpoints it and logs state changes.
 
-pub mod monitor;
+mod preset;
+pub use preset::Preset;
 
 use std::time::Duration;
 
@@ -14,8 +15,6 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::common::clock::BootTime;
-
-pub use monitor::{Ceiling, CeilingError, Snapshot};
 
 /// An online lane stays online through failed exchanges until they have
 /// gone on this long without a success: a blip on a link that works (a

@@ -8,8 +8,8 @@ use reqwest::{StatusCode, Url};
 
 use super::backoff::parse_retry_after;
 use super::classify::{ErrorInfo, Outcome, classify_failure};
+use crate::common::secret::Secret;
 use crate::contract::{self, BatchResponse, ErrorBody, Heartbeat, Posted};
-use crate::lane::config::Secret;
 
 /// Why the back-end URL cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -292,7 +292,7 @@ impl BackendClient {
                         doc_no: doc_no.clone(),
                         posted_at: posted_at
                             .clone()
-                            .unwrap_or_else(|| crate::lane::store::fmt_ts(now)),
+                            .unwrap_or_else(|| crate::common::time::fmt_ts(now)),
                     },
                     (200 | 201, _, _) => bad_response(r.status),
                     (s, _, _) => classify_failure(

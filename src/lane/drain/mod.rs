@@ -18,11 +18,12 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::common::clock::Clock;
-use crate::lane::ceiling::Ceiling;
-use crate::lane::config::{DrainConfig, OnReject, Secret};
+use crate::common::secret::Secret;
+use crate::common::time::fmt_ts;
+use crate::lane::config::{DrainConfig, OnReject};
+use crate::lane::guard::Ceiling;
 use crate::lane::store::{
-    AttemptRecord, Candidate, Delivery, DrainState, Policy, RestoreGuard, SaleState, Store,
-    StoreError, fmt_ts,
+    AttemptRecord, Candidate, Delivery, DrainState, RestoreGuard, SaleState, Store, StoreError,
 };
 use backoff::Backoff;
 use classify::Outcome;
@@ -311,10 +312,7 @@ impl Drain {
             self.heartbeat(state).await?;
             return Ok(Wait::Now);
         }
-        let policy = match self.cfg.on_reject {
-            OnReject::Park => Policy::Park,
-            OnReject::Block => Policy::Block,
-        };
+        let policy = self.cfg.on_reject;
         let mut plan = self
             .store
             .plan_delivery(now, self.cfg.stuck_recheck, self.cfg.batch_size, policy)

@@ -43,17 +43,15 @@ impl ReadOnly {
     /// Copies the database to `dest`, which must not exist yet.
     pub fn backup(&self, dest: &Path) -> Result<BackupSummary, StoreError> {
         if dest.exists() {
-            return Err(StoreError::Unsupported(format!(
-                "{} already exists; a backup never overwrites a file",
-                dest.display()
-            )));
+            return Err(StoreError::BackupExists {
+                path: dest.to_owned(),
+            });
         }
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned());
         let Some(name) = name else {
-            return Err(StoreError::Unsupported(format!(
-                "{} is not a file name",
-                dest.display()
-            )));
+            return Err(StoreError::BackupNotAFile {
+                path: dest.to_owned(),
+            });
         };
         let partial = dest.with_file_name(format!(".{name}.partial"));
         let _ = std::fs::remove_file(&partial);
@@ -94,9 +92,9 @@ impl ReadOnly {
             match backup.step(-1).map_err(sql("copy the database"))? {
                 rusqlite::backup::StepResult::Done => {}
                 other => {
-                    return Err(StoreError::Unsupported(format!(
-                        "the backup did not finish ({other:?}); try again"
-                    )));
+                    return Err(StoreError::BackupUnfinished {
+                        step: format!("{other:?}"),
+                    });
                 }
             }
             drop(backup);
@@ -113,10 +111,7 @@ impl ReadOnly {
             .map_err(sql("open the backup to check it"))?;
         let problems = integrity(&check)?;
         if !problems.is_empty() {
-            return Err(StoreError::Unsupported(format!(
-                "the copy failed its integrity check: {}",
-                problems.join("; ")
-            )));
+            return Err(StoreError::BackupDamaged { problems });
         }
         let sales: i64 = check
             .query_row("SELECT COUNT(*) FROM sales", [], |r| r.get(0))

@@ -2,6 +2,7 @@
 //! order, with the park/block policy and references respected), the
 //! lane-level delivery state, and the outcome of each attempt.
 
+use crate::lane::config::OnReject;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SaleState, StoreError};
@@ -31,22 +32,13 @@ pub struct Plan {
     pub held: usize,
 }
 
-/// Whether a refused sale stops the drain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    /// Park it; later sales go on.
-    Park,
-    /// Stop at it.
-    Block,
-}
-
 /// Plans the next batch of at most `limit` sales at time `now` (UTC text).
 pub fn plan(
     conn: &Connection,
     now: &str,
     horizon: &str,
     limit: usize,
-    policy: Policy,
+    policy: OnReject,
 ) -> Result<Plan, StoreError> {
     let q = || -> rusqlite::Result<Plan> {
         let tx = conn.unchecked_transaction()?;
@@ -66,8 +58,8 @@ pub fn plan(
         // Stuck sales due for their re-check go first (they are the oldest).
         // In block mode only the first stuck sale may go: nothing passes it.
         let recheck_limit = match policy {
-            Policy::Park => limit,
-            Policy::Block => 1,
+            OnReject::Park => limit,
+            OnReject::Block => 1,
         };
         let mut st = tx.prepare_cached(
             "SELECT seq, transaction_id, body FROM sales
@@ -85,7 +77,7 @@ pub fn plan(
         })?;
         for c in due {
             let c = c?;
-            if policy == Policy::Block && first_stuck.as_ref().is_some_and(|(s, _)| *s != c.seq) {
+            if policy == OnReject::Block && first_stuck.as_ref().is_some_and(|(s, _)| *s != c.seq) {
                 break;
             }
             plan.sales.push(c);
@@ -93,8 +85,8 @@ pub fn plan(
         // In block mode a stuck sale holds everything after it; once it is
         // re-sent and posted, the next plan goes on.
         let barrier = match policy {
-            Policy::Block => first_stuck.map(|(s, _)| s),
-            Policy::Park => None,
+            OnReject::Block => first_stuck.map(|(s, _)| s),
+            OnReject::Park => None,
         };
         let mut pending = tx.prepare_cached(
             "SELECT seq, transaction_id, references_id, body FROM sales
@@ -133,7 +125,7 @@ pub fn plan(
                         matches!(state.as_deref(), None | Some("posted") | Some("resolved"));
                     if !ready {
                         plan.held += 1;
-                        if policy == Policy::Block {
+                        if policy == OnReject::Block {
                             break 'pages;
                         }
                         continue;

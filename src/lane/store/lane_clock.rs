@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{StoreError, fmt_ts};
+use super::StoreError;
 use crate::common::clock::BootTime;
+use crate::common::time::fmt_ts;
 use crate::lane::ceiling::{Anomalies, Checkpoint, Month};
 
 fn ms(d: Duration) -> i64 {

@@ -25,9 +25,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::common::clock::Clock;
+use crate::common::time::fmt_ts;
 
 pub use backup::BackupSummary;
-pub use drain::{AttemptRecord, Candidate, Delivery, DrainState, Plan, Policy};
+pub use drain::{AttemptRecord, Candidate, Delivery, DrainState, Plan};
 pub use lock::{InstanceLock, LOCK_FILE, listening_on, serving_description};
 pub use migrate::{MIGRATIONS, latest as latest_schema_version};
 pub use offline::{Attempt, LaneDay, ReadOnly};
@@ -149,9 +150,57 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    /// The platform cannot give SQLite what laned needs.
-    #[error("{0}")]
-    Unsupported(String),
+    /// The file system refused SQLite's write-ahead log, which concurrent
+    /// reads and the commit rule need.
+    #[error("the file system refused WAL journaling (journal_mode is {journal_mode})")]
+    NoWal {
+        /// The journal mode SQLite reported instead.
+        journal_mode: String,
+    },
+    /// There is no database where a command that only reads expects one.
+    #[error("there is no lane database at {path} (check --data-dir)")]
+    NoDatabase {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// A command that only reads met a database an older laned wrote and
+    /// the daemon has not upgraded yet.
+    #[error(
+        "{path} is at schema version {found}, older than this laned's {latest}; start the \
+         lane's daemon once to upgrade it"
+    )]
+    OlderSchema {
+        /// The database.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// The version this binary writes.
+        latest: i64,
+    },
+    /// A backup's destination already exists: a backup never overwrites.
+    #[error("{path} already exists; a backup never overwrites a file")]
+    BackupExists {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// A backup's destination names a directory, not a file.
+    #[error("{path} is not a file name")]
+    BackupNotAFile {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// SQLite's online backup stopped before copying every page.
+    #[error("the backup did not finish ({step}); try again")]
+    BackupUnfinished {
+        /// What the last backup step reported.
+        step: String,
+    },
+    /// The copy failed `PRAGMA integrity_check`; it was not kept.
+    #[error("the copy failed its integrity check: {}", problems.join("; "))]
+    BackupDamaged {
+        /// What the integrity check reported.
+        problems: Vec<String>,
+    },
     /// The writer thread has stopped (the daemon is shutting down).
     #[error("the store is shutting down")]
     Closed,
@@ -373,7 +422,7 @@ impl Store {
         now: jiff::Timestamp,
         recheck: std::time::Duration,
         limit: usize,
-        policy: Policy,
+        policy: crate::lane::config::OnReject,
     ) -> Result<Plan, StoreError> {
         let horizon = fmt_ts(now + recheck);
         let now = fmt_ts(now);
@@ -545,24 +594,6 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
     })
 }
 
-/// Formats a timestamp the way the store keeps it: UTC, milliseconds,
-/// fixed width, so text order is time order.
-pub fn fmt_ts(ts: jiff::Timestamp) -> String {
-    ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-/// Hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    use std::fmt::Write;
-    let d = sha2::Sha256::digest(bytes);
-    let mut s = String::with_capacity(64);
-    for b in d {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 /// The printable receipt number, e.g. `L03-000042`.
 pub fn receipt_label(series: &str, receipt_no: i64) -> String {
     format!("{series}-{receipt_no:06}")
@@ -582,7 +613,7 @@ mod tests {
             client_key: None,
             // Large enough that a few dozen sales fill the capped file.
             sale_json: format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(2000)),
-            sale_sha256: sha256_hex(i.to_string().as_bytes()),
+            sale_sha256: crate::common::hash::sha256_hex(i.to_string().as_bytes()),
             currency: "KES".into(),
             total: 100,
             business_date: "2026-11-22".into(),
@@ -622,8 +653,7 @@ mod tests {
         let counts = store.status_counts().await.unwrap();
         assert_eq!(counts.by_state["pending"], stored as i64);
         assert_eq!(counts.last_receipt_no["L03"], stored as i64);
-        // And the API answers 507 storage_full for it.
-        assert_eq!(crate::lane::api::ApiError::from(err).code(), "storage_full");
+        // (The API answers such an error 507 storage_full: api/error.rs.)
         store.close().await;
     }
 }

@@ -27,22 +27,17 @@ impl ReadOnly {
     pub fn open(data_dir: &Path) -> Result<ReadOnly, StoreError> {
         let path = data_dir.join(DB_FILE);
         if !path.is_file() {
-            return Err(StoreError::Unsupported(format!(
-                "there is no lane database at {} (check --data-dir)",
-                path.display()
-            )));
+            return Err(StoreError::NoDatabase { path });
         }
         let conn = open::open(&path, Mode::ReadOnly)?;
         let h = migrate::header(&conn)?;
         migrate::check_compatible(h, &path)?;
         if h.user_version < migrate::latest() {
-            return Err(StoreError::Unsupported(format!(
-                "{} is at schema version {}, older than this laned's {}; start the lane's \
-                 daemon once to upgrade it",
-                path.display(),
-                h.user_version,
-                migrate::latest()
-            )));
+            return Err(StoreError::OlderSchema {
+                path,
+                found: h.user_version,
+                latest: migrate::latest(),
+            });
         }
         Ok(ReadOnly { conn, path })
     }

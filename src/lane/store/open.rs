@@ -53,9 +53,7 @@ pub fn open(path: &Path, mode: Mode) -> Result<Connection, StoreError> {
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
                 .map_err(|e| StoreError::sqlite("set journal_mode", e))?;
             if !jm.eq_ignore_ascii_case("wal") {
-                return Err(StoreError::Unsupported(format!(
-                    "the file system refused WAL journaling (journal_mode is {jm})"
-                )));
+                return Err(StoreError::NoWal { journal_mode: jm });
             }
             // FULL: a commit in WAL mode is fsynced before it returns. This
             // is invariant 1 (an acknowledged sale survives a power cut);

@@ -14,8 +14,10 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::read::{self, SaleRow};
-use super::{LaneIdentity, SaleState, StoreError, fmt_ts, sha256_hex};
+use super::{LaneIdentity, SaleState, StoreError};
 use crate::common::clock::Clock;
+use crate::common::hash::sha256_hex;
+use crate::common::time::fmt_ts;
 use crate::contract::Kind;
 
 /// Most jobs committed in one transaction. Large enough that 32 or more

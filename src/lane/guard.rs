@@ -12,8 +12,10 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
-use super::{Anomalies, LaneState, Limits, Month, OfflineClock, Rule, next_change, verdict};
 use crate::common::clock::Clock;
+use crate::lane::ceiling::{
+    Anomalies, LaneState, Limits, Month, OfflineClock, Rule, next_change, verdict,
+};
 use crate::lane::store::{Store, StoreError};
 
 /// How often the offline clock is written to disk while running. A crash

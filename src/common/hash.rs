@@ -1,0 +1,27 @@
+//! SHA-256 fingerprints, as lowercase hex: of a sale's canonical bytes, of
+//! an envelope, of a token.
+
+use sha2::{Digest, Sha256};
+
+/// The lowercase hex SHA-256 of `bytes` (64 characters).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(64);
+    for b in Sha256::digest(bytes) {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_digest() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -273,15 +273,16 @@ fn every_module_names_only_its_own_layer_and_below() {
 #[test]
 fn every_lane_module_is_ranked() {
     for f in files(&root()) {
-        if let Some(m) = &f.module {
-            if m.len() > 1 && m[0] == "lane" {
-                assert!(
-                    LANE_ORDER.contains(&m[1].as_str()),
-                    "{}: lane::{} is not in LANE_ORDER",
-                    f.path.display(),
-                    m[1]
-                );
-            }
+        if let Some(m) = &f.module
+            && m.len() > 1
+            && m[0] == "lane"
+        {
+            assert!(
+                LANE_ORDER.contains(&m[1].as_str()),
+                "{}: lane::{} is not in LANE_ORDER",
+                f.path.display(),
+                m[1]
+            );
         }
     }
 }

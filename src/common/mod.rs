@@ -6,6 +6,7 @@ pub mod assets;
 pub mod clock;
 pub mod duration;
 pub mod hash;
+pub mod http;
 pub mod owner_only;
 pub mod secret;
 pub mod serve;

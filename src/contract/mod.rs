@@ -100,16 +100,6 @@ pub struct Posted {
     pub posted_at: String,
 }
 
-/// Any error answer: a stable code and a sentence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// Stable code, e.g. `payload_mismatch`.
-    pub code: String,
-    /// Human sentence.
-    #[serde(default)]
-    pub message: String,
-}
-
 /// The answer to `POST {base}/v1/sales:batch`: one result per sale, in
 /// request order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

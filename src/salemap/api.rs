@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::store::{Item, Outcome, Store, StoreError};
 use super::tokens::{Caller, Lanes};
 use crate::common::clock::Clock;
+use crate::common::http::HttpError;
 use crate::contract::sale;
 use crate::contract::{
     BatchResponse, Envelope, Heartbeat, IDEMPOTENCY_KEY, IDEMPOTENCY_REPLAYED, ItemResult, codes,
@@ -60,7 +61,7 @@ impl AppState {
     }
 
     /// The lane the request's token belongs to (`None`: any lane, demo).
-    fn lane(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    fn lane(&self, headers: &HeaderMap) -> Result<Option<String>, HttpError> {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -69,7 +70,7 @@ impl AppState {
         match self.inner.lanes.caller(bearer) {
             Some(Caller::Lane(l)) => Ok(Some(l.to_owned())),
             Some(Caller::Anyone) => Ok(None),
-            None => Err(ApiError::unauthorized()),
+            None => Err(unauthorized()),
         }
     }
 }
@@ -90,14 +91,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/heartbeat", get(heartbeat))
         .route("/v1/lanes/{lane}/days/{date}", get(day))
         .fallback(|req: Request| async move {
-            ApiError::new(
+            HttpError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 format!("There is nothing at {}.", req.uri().path()),
             )
         })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
+            HttpError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "This path does not accept that method.",
@@ -106,109 +107,85 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// An error answer: `{code, message, details}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    details: Value,
-}
-
 /// `Retry-After` of a `409 in_flight`: the request holding the id should
 /// be done by then.
-const IN_FLIGHT_RETRY_AFTER: &str = "2";
+const IN_FLIGHT_RETRY_AFTER: u32 = 2;
 
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            details: Value::Null,
-        }
-    }
+fn unauthorized() -> HttpError {
+    HttpError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Send this lane's token as Authorization: Bearer <token>.",
+    )
+}
 
-    fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Send this lane's token as Authorization: Bearer <token>.",
-        )
-    }
+fn wrong_lane(token_lane: &str, sent: &str) -> HttpError {
+    HttpError::new(
+        StatusCode::FORBIDDEN,
+        "wrong_lane",
+        format!("This token belongs to lane {token_lane}; it cannot post for lane {sent}."),
+    )
+}
 
-    fn wrong_lane(token_lane: &str, sent: &str) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "wrong_lane",
-            format!("This token belongs to lane {token_lane}; it cannot post for lane {sent}."),
-        )
-    }
+fn too_large(limit: usize) -> HttpError {
+    HttpError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("The body is larger than {limit} bytes."),
+    )
+    .with_details(json!({"limit_bytes": limit}))
+}
 
-    fn too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("The body is larger than {limit} bytes."),
-        )
-        .with_details(json!({"limit_bytes": limit}))
-    }
+fn bad_body(what: impl std::fmt::Display) -> HttpError {
+    HttpError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+        format!("The body is not a sale envelope: {what}."),
+    )
+}
 
-    fn bad_body(what: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("The body is not a sale envelope: {what}."),
-        )
-    }
-
-    fn from_outcome(o: &Outcome) -> Option<Self> {
-        match o {
-            Outcome::Mismatch => Some(Self::new(
+fn from_outcome(o: &Outcome) -> Option<HttpError> {
+    match o {
+        Outcome::Mismatch => Some(HttpError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::PAYLOAD_MISMATCH,
+            "This transaction id was posted before with a different document; nothing \
+             was changed.",
+        )),
+        Outcome::ReceiptConflict { holder } => Some(
+            HttpError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                codes::PAYLOAD_MISMATCH,
-                "This transaction id was posted before with a different document; nothing \
-                 was changed.",
-            )),
-            Outcome::ReceiptConflict { holder } => Some(
-                Self::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    codes::RECEIPT_NO_CONFLICT,
-                    format!(
-                        "This lane, series and receipt number are already posted under \
-                         transaction {holder}: the lane's data was probably restored from an \
-                         old copy. Nothing was changed."
-                    ),
-                )
-                .with_details(json!({"holder": holder})),
-            ),
-            Outcome::Posted(_) | Outcome::Replayed(_) => None,
-        }
-    }
-
-    fn with_details(mut self, details: Value) -> Self {
-        self.details = details;
-        self
+                codes::RECEIPT_NO_CONFLICT,
+                format!(
+                    "This lane, series and receipt number are already posted under \
+                     transaction {holder}: the lane's data was probably restored from an \
+                     old copy. Nothing was changed."
+                ),
+            )
+            .with_details(json!({"holder": holder})),
+        ),
+        Outcome::Posted(_) | Outcome::Replayed(_) => None,
     }
 }
 
-impl From<StoreError> for ApiError {
+impl From<StoreError> for HttpError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::InFlight => {
-                return ApiError::new(
+                return HttpError::new(
                     StatusCode::CONFLICT,
                     codes::IN_FLIGHT,
                     "A sale of this request is being posted by another request right now; \
                      nothing was posted. Try again shortly.",
-                );
+                )
+                .with_retry_after(IN_FLIGHT_RETRY_AFTER);
             }
             StoreError::SeriesOfAnotherLane {
                 series,
                 owner,
                 lane,
             } => {
-                return ApiError::new(
+                return HttpError::new(
                     StatusCode::FORBIDDEN,
                     codes::SERIES_OF_ANOTHER_LANE,
                     format!(
@@ -221,7 +198,7 @@ impl From<StoreError> for ApiError {
             _ => {}
         }
         tracing::error!(error = %e, source = ?std::error::Error::source(&e), "database error");
-        ApiError::new(
+        HttpError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "The database is not available right now; nothing was posted. Try again.",
@@ -229,34 +206,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"code": self.code, "message": self.message, "details": self.details});
-        let mut r = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        if self.code == codes::IN_FLIGHT {
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(IN_FLIGHT_RETRY_AFTER),
-            );
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        r
-    }
-}
-
 /// The transaction id of a path, lower case; `400 invalid_transaction_id`
 /// if it is not a version 4 UUID.
-fn path_id(id: &str) -> Result<String, ApiError> {
+fn path_id(id: &str) -> Result<String, HttpError> {
     sale::parse_v4(id).map(|u| u.to_string()).ok_or_else(|| {
         let shown: String = id.chars().take(64).collect();
-        ApiError::new(
+        HttpError::new(
             StatusCode::BAD_REQUEST,
             "invalid_transaction_id",
             "A transaction id is a version 4 UUID such as \
@@ -274,13 +229,13 @@ fn plain_id(s: &str) -> bool {
 }
 
 /// Parses and checks one envelope; `lane` is the token's lane (None: any).
-fn item(bytes: &str, lane: Option<&str>) -> Result<Item, ApiError> {
-    let env: Envelope = serde_json::from_str(bytes).map_err(ApiError::bad_body)?;
+fn item(bytes: &str, lane: Option<&str>) -> Result<Item, HttpError> {
+    let env: Envelope = serde_json::from_str(bytes).map_err(bad_body)?;
     let id = env.transaction_id.to_string();
     if let Some(l) = lane
         && env.lane_id != l
     {
-        return Err(ApiError::wrong_lane(l, &env.lane_id));
+        return Err(wrong_lane(l, &env.lane_id));
     }
     // Every field the contract defines is checked; fields it does not
     // define are accepted (a newer lane may send more) and kept in the
@@ -307,7 +262,7 @@ fn item(bytes: &str, lane: Option<&str>) -> Result<Item, ApiError> {
     if env.lane_seq < 1 {
         problems.push(("lane_seq", "must be 1 or more"));
     }
-    let doc: Value = serde_json::from_str(env.sale.get()).map_err(ApiError::bad_body)?;
+    let doc: Value = serde_json::from_str(env.sale.get()).map_err(bad_body)?;
     let checked = sale::validate(&doc, Some(env.transaction_id));
     let mut fields: Vec<Value> = problems
         .iter()
@@ -321,7 +276,7 @@ fn item(bytes: &str, lane: Option<&str>) -> Result<Item, ApiError> {
     let s = match checked {
         Ok(s) if fields.is_empty() => s,
         _ => {
-            return Err(ApiError::new(
+            return Err(HttpError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation_failed",
                 format!(
@@ -348,21 +303,21 @@ fn item(bytes: &str, lane: Option<&str>) -> Result<Item, ApiError> {
     })
 }
 
-fn body_text(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<String, ApiError> {
+fn body_text(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<String, HttpError> {
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(limit)
+            too_large(limit)
         } else if crate::common::serve::BodyTimeout::caused(&r) {
-            ApiError::new(
+            HttpError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",
                 "The request body stopped arriving before it was complete; nothing was stored.",
             )
         } else {
-            ApiError::bad_body(r.body_text())
+            bad_body(r.body_text())
         }
     })?;
-    String::from_utf8(body.to_vec()).map_err(|_| ApiError::bad_body("it is not UTF-8"))
+    String::from_utf8(body.to_vec()).map_err(|_| bad_body("it is not UTF-8"))
 }
 
 /// `PUT /v1/sales/{id}`.
@@ -371,13 +326,13 @@ async fn put_sale(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let lane = s.lane(&headers)?;
     let id = path_id(&id)?;
     let text = body_text(body, MAX_SALE_BYTES)?;
     let it = item(&text, lane.as_deref())?;
     if it.transaction_id != id {
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
             "id_mismatch",
             "The transaction id in the path differs from the one in the envelope.",
@@ -386,7 +341,7 @@ async fn put_sale(
     if let Some(k) = headers.get(IDEMPOTENCY_KEY)
         && k.to_str().map(str::to_ascii_lowercase).ok().as_deref() != Some(&it.transaction_id)
     {
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
             "id_mismatch",
             "The Idempotency-Key differs from the transaction id.",
@@ -408,7 +363,7 @@ async fn put_sale(
                 .insert(IDEMPOTENCY_REPLAYED, HeaderValue::from_static("true"));
             Ok(r)
         }
-        other => Err(ApiError::from_outcome(&other).unwrap_or_else(|| StoreError::Task.into())),
+        other => Err(from_outcome(&other).unwrap_or_else(|| StoreError::Task.into())),
     }
 }
 
@@ -424,18 +379,18 @@ async fn batch(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let lane = s.lane(&headers)?;
     let text = body_text(body, MAX_BATCH_BYTES)?;
-    let b: BatchBody<'_> = serde_json::from_str(&text).map_err(ApiError::bad_body)?;
+    let b: BatchBody<'_> = serde_json::from_str(&text).map_err(bad_body)?;
     if let Some(l) = &lane
         && b.lane_id != *l
     {
-        return Err(ApiError::wrong_lane(l, &b.lane_id));
+        return Err(wrong_lane(l, &b.lane_id));
     }
     tracing::debug!(lane = %b.lane_id, sales = b.sales.len(), "batch received");
     if b.sales.len() > MAX_BATCH {
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!("A batch holds at most {MAX_BATCH} sales."),
@@ -444,16 +399,16 @@ async fn batch(
     // Parse every item first: an envelope that cannot be read fails the
     // request (the lane then sends its sales one by one); a sale that breaks
     // a rule is refused on its own.
-    let mut slots: Vec<Result<Item, (String, ApiError)>> = Vec::with_capacity(b.sales.len());
+    let mut slots: Vec<Result<Item, (String, HttpError)>> = Vec::with_capacity(b.sales.len());
     for raw in &b.sales {
-        let env: Envelope = serde_json::from_str(raw.get()).map_err(ApiError::bad_body)?;
+        let env: Envelope = serde_json::from_str(raw.get()).map_err(bad_body)?;
         if env.lane_id != b.lane_id {
-            return Err(ApiError::wrong_lane(&b.lane_id, &env.lane_id));
+            return Err(wrong_lane(&b.lane_id, &env.lane_id));
         }
         let id = env.transaction_id.to_string();
         // The same limit as a PUT of this envelope.
         if raw.get().len() > MAX_SALE_BYTES {
-            slots.push(Err((id, ApiError::too_large(MAX_SALE_BYTES))));
+            slots.push(Err((id, too_large(MAX_SALE_BYTES))));
             continue;
         }
         slots.push(item(raw.get(), lane.as_deref()).map_err(|e| (id, e)));
@@ -471,13 +426,13 @@ async fn batch(
     let results = slots
         .into_iter()
         .map(|slot| match slot {
-            Err((id, e)) => result(&id, e.status.as_u16(), None, Some(e)),
+            Err((id, e)) => result(&id, e.status().as_u16(), None, Some(e)),
             Ok(it) => match outcomes.next() {
                 Some(Outcome::Posted(d)) => result(&it.transaction_id, 201, Some(d), None),
                 Some(Outcome::Replayed(d)) => result(&it.transaction_id, 200, Some(d), None),
                 Some(o) => {
-                    let e = ApiError::from_outcome(&o);
-                    let status = e.as_ref().map_or(422, |e| e.status.as_u16());
+                    let e = from_outcome(&o);
+                    let status = e.as_ref().map_or(422, |e| e.status().as_u16());
                     result(&it.transaction_id, status, None, e)
                 }
                 None => result(&it.transaction_id, 503, None, Some(StoreError::Task.into())),
@@ -491,15 +446,15 @@ fn result(
     id: &str,
     status: u16,
     doc: Option<super::store::Doc>,
-    err: Option<ApiError>,
+    err: Option<HttpError>,
 ) -> ItemResult {
     ItemResult {
         transaction_id: id.parse().unwrap_or_default(),
         status,
         doc_no: doc.as_ref().map(|d| d.doc_no.clone()),
         posted_at: doc.map(|d| d.posted_at),
-        code: err.as_ref().map(|e| e.code.to_owned()),
-        message: err.map(|e| e.message),
+        code: err.as_ref().map(|e| e.code().to_owned()),
+        message: err.map(|e| e.message().to_owned()),
     }
 }
 
@@ -517,10 +472,10 @@ async fn heartbeat(
     State(s): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<HeartbeatQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let token_lane = s.lane(&headers)?;
     let Query(q) = query.map_err(|_| {
-        ApiError::new(
+        HttpError::new(
             StatusCode::BAD_REQUEST,
             "invalid_query",
             "The query string cannot be read; the heartbeat takes lane_id=<lane>.",
@@ -528,14 +483,14 @@ async fn heartbeat(
     })?;
     if let Some(l) = q.lane_id.as_deref().filter(|l| !plain_id(l)) {
         let shown: String = l.chars().take(40).collect();
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
             "invalid_lane_id",
             format!("{shown:?} is not a lane id: 1 to 32 letters, digits, '-' or '_'."),
         ));
     }
     let lane = match (token_lane, q.lane_id) {
-        (Some(t), Some(q)) if t != q => return Err(ApiError::wrong_lane(&t, &q)),
+        (Some(t), Some(q)) if t != q => return Err(wrong_lane(&t, &q)),
         (Some(t), _) => Some(t),
         (None, q) => q,
     };
@@ -562,14 +517,14 @@ async fn day(
     State(s): State<AppState>,
     Path((lane_id, date)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     if let Some(l) = s.lane(&headers)?
         && l != lane_id
     {
-        return Err(ApiError::wrong_lane(&l, &lane_id));
+        return Err(wrong_lane(&l, &lane_id));
     }
     if jiff::civil::Date::strptime("%Y-%m-%d", &date).is_err() {
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
             "invalid_date",
             format!("{date:?} is not a date like 2026-11-22."),
@@ -588,7 +543,7 @@ async fn get_sale(
     State(s): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let lane = s.lane(&headers)?;
     let id = path_id(&id)?;
     let found = s
@@ -599,7 +554,7 @@ async fn get_sale(
         .filter(|d| lane.as_deref().is_none_or(|l| l == d.lane_id));
     match found {
         Some(d) => Ok(axum::Json(d).into_response()),
-        None => Err(ApiError::new(
+        None => Err(HttpError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("No sale {id} is posted for this lane."),

@@ -11,14 +11,15 @@ use serde_json::{Value, json};
 
 use crate::lane::store::{Operator, RetryTarget, SettleOutcome, valid_doc_no, valid_reason};
 
-use super::{ApiError, AppState, bearer, bearer_matches};
+use super::{AppState, bearer, bearer_matches, error};
+use crate::common::http::HttpError;
 
 /// Who an admin action is recorded as, unless the caller names itself.
 const DEFAULT_ACTOR: &str = "admin-api";
 
-fn authorise(s: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+fn authorise(s: &AppState, headers: &HeaderMap) -> Result<String, HttpError> {
     if !bearer_matches(bearer(headers), &s.inner.admin_token) {
-        return Err(ApiError::admin_unauthorized());
+        return Err(error::admin_unauthorized());
     }
     // Operators may say who they are; it goes into the audit log, so a
     // name that cannot be recorded as given is refused, never replaced.
@@ -31,7 +32,7 @@ fn authorise(s: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
                 (1..=64).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
             })
             .map(str::to_owned)
-            .ok_or_else(ApiError::invalid_actor),
+            .ok_or_else(error::invalid_actor),
     }
 }
 
@@ -40,10 +41,10 @@ fn authorise(s: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
 pub(super) async fn sync(
     State(s): State<AppState>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let actor = authorise(&s, &headers)?;
     let Some(drain) = &s.inner.drain else {
-        return Err(ApiError::no_backend());
+        return Err(error::no_backend());
     };
     s.store()
         .sync_now(s.inner.clock.wall(), actor.clone(), "sync requested".into())
@@ -64,7 +65,7 @@ pub(super) async fn acknowledge_restore(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let actor = authorise(&s, &headers)?;
     super::require_json(&headers)?;
     let doc = json_body(body)?;
@@ -74,7 +75,7 @@ pub(super) async fn acknowledge_restore(
         .acknowledge_restore(s.inner.clock.wall(), actor.clone(), reason)
         .await?
     else {
-        return Err(ApiError::nothing_to_acknowledge());
+        return Err(error::nothing_to_acknowledge());
     };
     s.inner.numbers.set_guard(None);
     let continues_after: std::collections::BTreeMap<&String, i64> =
@@ -87,20 +88,20 @@ pub(super) async fn acknowledge_restore(
         .into_response())
 }
 
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let body = body.map_err(|r| ApiError::unreadable_body(&r, super::MAX_BODY_BYTES))?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::invalid_json(&e))
+fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, HttpError> {
+    let body = body.map_err(|r| error::unreadable_body(&r, super::MAX_BODY_BYTES))?;
+    serde_json::from_slice(&body).map_err(|e| error::invalid_json(&e))
 }
 
-fn field_error(field: &str, message: &str) -> ApiError {
-    ApiError::validation_failed(vec![crate::contract::sale::FieldError {
+fn field_error(field: &str, message: &str) -> HttpError {
+    error::validation_failed(vec![crate::contract::sale::FieldError {
         field: field.into(),
         message: message.into(),
     }])
 }
 
 /// The required `reason`: 1 to 500 characters.
-fn reason(doc: &Value) -> Result<String, ApiError> {
+fn reason(doc: &Value) -> Result<String, HttpError> {
     doc.get("reason")
         .and_then(Value::as_str)
         .and_then(valid_reason)
@@ -108,13 +109,13 @@ fn reason(doc: &Value) -> Result<String, ApiError> {
         .ok_or_else(|| field_error("reason", "must say why, in 1 to 500 characters"))
 }
 
-fn settled(outcome: SettleOutcome, what: &str, actor: &str) -> Result<Response, ApiError> {
+fn settled(outcome: SettleOutcome, what: &str, actor: &str) -> Result<Response, HttpError> {
     match outcome {
-        SettleOutcome::NotFound(id) => Err(ApiError::sale_not_found(&id)),
+        SettleOutcome::NotFound(id) => Err(error::sale_not_found(&id)),
         SettleOutcome::NotStuck {
             transaction_id,
             state,
-        } => Err(ApiError::not_stuck(&transaction_id, &state)),
+        } => Err(error::not_stuck(&transaction_id, &state)),
         SettleOutcome::Done(sales) => {
             for sale in &sales {
                 tracing::info!(actor = %actor, transaction_id = %sale.transaction_id,
@@ -125,10 +126,10 @@ fn settled(outcome: SettleOutcome, what: &str, actor: &str) -> Result<Response, 
     }
 }
 
-fn transaction_id(id: &str) -> Result<String, ApiError> {
+fn transaction_id(id: &str) -> Result<String, HttpError> {
     uuid::Uuid::parse_str(id)
         .map(|u| u.to_string())
-        .map_err(|_| ApiError::invalid_transaction_id(id))
+        .map_err(|_| error::invalid_transaction_id(id))
 }
 
 /// `POST /v1/admin/sales/{id}/retry` with `{"reason": "..."}`: a stuck sale
@@ -138,7 +139,7 @@ pub(super) async fn retry(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let actor = authorise(&s, &headers)?;
     super::require_json(&headers)?;
     let id = transaction_id(&id)?;
@@ -163,7 +164,7 @@ pub(super) async fn retry_all_stuck(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let actor = authorise(&s, &headers)?;
     super::require_json(&headers)?;
     let reason = reason(&json_body(body)?)?;
@@ -189,7 +190,7 @@ pub(super) async fn resolve(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let actor = authorise(&s, &headers)?;
     super::require_json(&headers)?;
     let id = transaction_id(&id)?;

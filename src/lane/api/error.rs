@@ -1,336 +1,302 @@
-//! The one place where errors become HTTP answers. Every error the till can
-//! see has a stable `code` (DESIGN §8), a sentence, and optional details.
+//! The till API's catalogue of errors: every error the till can see, with
+//! its status, stable `code` (docs/till-api.md), sentence and details, and
+//! the mapping from the store's errors. Each is a
+//! [`crate::common::http::HttpError`], the one type both servers answer
+//! errors with.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::http::StatusCode;
+use serde_json::json;
 
+use crate::common::http::HttpError;
 use crate::contract::sale::FieldError;
 use crate::lane::guard::Snapshot;
-use crate::lane::store::RestoreGuard;
+use crate::lane::store::{RestoreGuard, StoreError};
 
 /// `Retry-After` of a `lane_suspended` answer: a hint only, the lane takes
 /// sales again the moment an exchange with the back-end succeeds.
 const SUSPENDED_RETRY_AFTER: u32 = 60;
-use crate::lane::store::StoreError;
 
-/// An error answer: `{code, message, details}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    details: Value,
-    /// `Retry-After` in seconds, for a 503.
-    retry_after: u32,
+/// 400 `invalid_json`.
+pub fn invalid_json(e: &serde_json::Error) -> HttpError {
+    HttpError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+        format!("The body is not valid JSON: {e}."),
+    )
+    .with_details(json!({"line": e.line(), "column": e.column()}))
 }
 
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            details: Value::Null,
-            retry_after: 1,
-        }
-    }
+/// 400 `invalid_transaction_id`.
+pub fn invalid_transaction_id(got: &str) -> HttpError {
+    let shown: String = got.chars().take(64).collect();
+    HttpError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_transaction_id",
+        "The transaction id must be a version 4 UUID like 0b6f3c1e-8d4a-4c1b-9a57-2f0e6d9b1c3a; \
+         get one from POST /v1/transactions.",
+    )
+    .with_details(json!({"transaction_id": shown}))
+}
 
-    fn with_details(mut self, details: Value) -> Self {
-        self.details = details;
-        self
-    }
+/// 400 `invalid_actor`: an admin action's `X-Laned-Actor` that the
+/// audit log cannot record as given.
+pub fn invalid_actor() -> HttpError {
+    HttpError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_actor",
+        "X-Laned-Actor names who acts, for the audit log: 1 to 64 printable ASCII \
+         characters (letters, digits, punctuation, spaces), or leave it out to be \
+         recorded as admin-api. Nothing was done.",
+    )
+}
 
-    /// The stable error code.
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
+/// 401 `unauthorized`.
+pub fn unauthorized() -> HttpError {
+    HttpError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "This laned requires an API token: send Authorization: Bearer <token>.",
+    )
+}
 
-    /// 400 `invalid_json`.
-    pub fn invalid_json(e: &serde_json::Error) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("The body is not valid JSON: {e}."),
-        )
-        .with_details(json!({"line": e.line(), "column": e.column()}))
-    }
+/// 401 `unauthorized` on an admin route.
+pub fn admin_unauthorized() -> HttpError {
+    HttpError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Admin actions need the admin token: send Authorization: Bearer <token>, \
+         with the token from the file admin-token in laned's data directory.",
+    )
+}
 
-    /// 400 `invalid_transaction_id`.
-    pub fn invalid_transaction_id(got: &str) -> Self {
-        let shown: String = got.chars().take(64).collect();
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_transaction_id",
-            "The transaction id must be a version 4 UUID like 0b6f3c1e-8d4a-4c1b-9a57-2f0e6d9b1c3a; \
-             get one from POST /v1/transactions.",
-        )
-        .with_details(json!({"transaction_id": shown}))
-    }
+/// 409 `no_backend`: an action that needs a back-end, on a lane without one.
+pub fn no_backend() -> HttpError {
+    HttpError::new(
+        StatusCode::CONFLICT,
+        "no_backend",
+        "This lane has no back-end configured (backend_url), so there is nothing to sync with.",
+    )
+}
 
-    /// 400 `invalid_actor`: an admin action's `X-Laned-Actor` that the
-    /// audit log cannot record as given.
-    pub fn invalid_actor() -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_actor",
-            "X-Laned-Actor names who acts, for the audit log: 1 to 64 printable ASCII \
-             characters (letters, digits, punctuation, spaces), or leave it out to be \
-             recorded as admin-api. Nothing was done.",
-        )
-    }
+/// 503 `lane_suspended`: the lane is past a sync ceiling limit and takes
+/// no new sales until the back-end is reached.
+pub fn lane_suspended(s: &Snapshot) -> HttpError {
+    HttpError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "lane_suspended",
+        format!(
+            "This till cannot take new sales: {}. Check the till's network connection; \
+             sales resume by themselves as soon as the till reaches head office again. \
+             If the connection looks fine, call support. Sales already rung up are safe.",
+            crate::lane::guard::reason(s)
+        ),
+    )
+    .with_details(json!({
+        "lane_state": s.state,
+        "rule": s.nearest.map(|(r, _)| r),
+        "offline_seconds": s.offline.as_secs(),
+    }))
+    .with_retry_after(SUSPENDED_RETRY_AFTER)
+}
 
-    /// 401 `unauthorized`.
-    pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "This laned requires an API token: send Authorization: Bearer <token>.",
-        )
-    }
-
-    /// 401 `unauthorized` on an admin route.
-    pub fn admin_unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Admin actions need the admin token: send Authorization: Bearer <token>, \
-             with the token from the file admin-token in laned's data directory.",
-        )
-    }
-
-    /// 409 `no_backend`: an action that needs a back-end, on a lane without one.
-    pub fn no_backend() -> Self {
-        Self::new(
-            StatusCode::CONFLICT,
-            "no_backend",
-            "This lane has no back-end configured (backend_url), so there is nothing to sync with.",
-        )
-    }
-
-    /// 503 `lane_suspended`: the lane is past a sync ceiling limit and takes
-    /// no new sales until the back-end is reached.
-    pub fn lane_suspended(s: &Snapshot) -> Self {
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "lane_suspended",
+/// 409 `restored_from_old_copy`: the back-end holds higher receipt
+/// numbers than this lane; new sales wait for an operator.
+pub fn restored_from_old_copy(g: &RestoreGuard) -> HttpError {
+    let detail: Vec<String> = g
+        .series
+        .iter()
+        .map(|(s, b)| {
+            let ours = if b.lane == 0 {
+                "none in that series".to_owned()
+            } else {
+                crate::lane::store::receipt_label(s, b.lane)
+            };
             format!(
-                "This till cannot take new sales: {}. Check the till's network connection; \
-                 sales resume by themselves as soon as the till reaches head office again. \
-                 If the connection looks fine, call support. Sales already rung up are safe.",
-                crate::lane::guard::reason(s)
-            ),
-        )
-        .with_details(json!({
-            "lane_state": s.state,
-            "rule": s.nearest.map(|(r, _)| r),
-            "offline_seconds": s.offline.as_secs(),
-        }));
-        e.retry_after = SUSPENDED_RETRY_AFTER;
-        e
-    }
+                "head office already has receipt {} while this till's last is {ours}",
+                crate::lane::store::receipt_label(s, b.backend),
+            )
+        })
+        .collect();
+    HttpError::new(
+        StatusCode::CONFLICT,
+        "restored_from_old_copy",
+        format!(
+            "This till cannot take new sales: its data is older than head office's ({}). \
+             It was probably restored from an old backup. So that no receipt number is \
+             used twice, support must acknowledge this first \
+             (POST /v1/admin/acknowledge-restore); numbering then continues after head \
+             office's last number. Sales already rung up are safe.",
+            detail.join("; ")
+        ),
+    )
+    .with_details(json!({"detected_at": g.detected_at, "series": g.series}))
+}
 
-    /// 409 `restored_from_old_copy`: the back-end holds higher receipt
-    /// numbers than this lane; new sales wait for an operator.
-    pub fn restored_from_old_copy(g: &RestoreGuard) -> Self {
-        let detail: Vec<String> = g
-            .series
-            .iter()
-            .map(|(s, b)| {
-                let ours = if b.lane == 0 {
-                    "none in that series".to_owned()
-                } else {
-                    crate::lane::store::receipt_label(s, b.lane)
-                };
-                format!(
-                    "head office already has receipt {} while this till's last is {ours}",
-                    crate::lane::store::receipt_label(s, b.backend),
-                )
-            })
-            .collect();
-        Self::new(
-            StatusCode::CONFLICT,
-            "restored_from_old_copy",
-            format!(
-                "This till cannot take new sales: its data is older than head office's ({}). \
-                 It was probably restored from an old backup. So that no receipt number is \
-                 used twice, support must acknowledge this first \
-                 (POST /v1/admin/acknowledge-restore); numbering then continues after head \
-                 office's last number. Sales already rung up are safe.",
-                detail.join("; ")
-            ),
-        )
-        .with_details(json!({"detected_at": g.detected_at, "series": g.series}))
-    }
+/// 409 `nothing_to_acknowledge`.
+pub fn nothing_to_acknowledge() -> HttpError {
+    HttpError::new(
+        StatusCode::CONFLICT,
+        "nothing_to_acknowledge",
+        "This lane is not guarded against a restored copy; there is nothing to acknowledge.",
+    )
+}
 
-    /// 409 `nothing_to_acknowledge`.
-    pub fn nothing_to_acknowledge() -> Self {
-        Self::new(
-            StatusCode::CONFLICT,
-            "nothing_to_acknowledge",
-            "This lane is not guarded against a restored copy; there is nothing to acknowledge.",
-        )
-    }
+/// 409 `not_stuck`: only a stuck sale can be retried or resolved.
+pub fn not_stuck(id: &str, state: &str) -> HttpError {
+    HttpError::new(
+        StatusCode::CONFLICT,
+        "not_stuck",
+        format!("Sale {id} is {state}, not stuck: only a stuck sale can be retried or resolved."),
+    )
+    .with_details(json!({"transaction_id": id, "state": state}))
+}
 
-    /// 409 `not_stuck`: only a stuck sale can be retried or resolved.
-    pub fn not_stuck(id: &str, state: &str) -> Self {
-        Self::new(
-            StatusCode::CONFLICT,
-            "not_stuck",
-            format!(
-                "Sale {id} is {state}, not stuck: only a stuck sale can be retried or resolved."
-            ),
-        )
-        .with_details(json!({"transaction_id": id, "state": state}))
-    }
+/// 500 `internal` for a page that could not be rendered.
+pub fn page_failed(e: &dyn std::error::Error) -> HttpError {
+    tracing::error!(error = %e, "the status page could not be rendered");
+    HttpError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "The status page could not be shown; the error is in laned's log. GET /v1/status has the same figures.",
+    )
+}
 
-    /// 500 `internal` for a page that could not be rendered.
-    pub fn page_failed(e: &dyn std::error::Error) -> Self {
-        tracing::error!(error = %e, "the status page could not be rendered");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "The status page could not be shown; the error is in laned's log. GET /v1/status has the same figures.",
-        )
-    }
+/// 403 `forbidden_host`.
+pub fn forbidden_host(host: Option<&str>) -> HttpError {
+    HttpError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden_host",
+        "The Host header names a host this laned does not serve; use http://127.0.0.1 or \
+         the configured listen address.",
+    )
+    .with_details(json!({"host": host.map(|h| h.chars().take(255).collect::<String>())}))
+}
 
-    /// 403 `forbidden_host`.
-    pub fn forbidden_host(host: Option<&str>) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "forbidden_host",
-            "The Host header names a host this laned does not serve; use http://127.0.0.1 or \
-             the configured listen address.",
-        )
-        .with_details(json!({"host": host.map(|h| h.chars().take(255).collect::<String>())}))
-    }
+/// 404 `not_found` for an unknown sale.
+pub fn sale_not_found(id: &str) -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("No sale with transaction id {id} is stored on this lane."),
+    )
+}
 
-    /// 404 `not_found` for an unknown sale.
-    pub fn sale_not_found(id: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("No sale with transaction id {id} is stored on this lane."),
-        )
-    }
+/// 404 `not_found` for an unknown path.
+pub fn no_route(path: &str) -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("There is nothing at {path}; see the till API in the README."),
+    )
+}
 
-    /// 404 `not_found` for an unknown path.
-    pub fn no_route(path: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("There is nothing at {path}; see the till API in the README."),
-        )
-    }
+/// 405 `method_not_allowed`.
+pub fn method_not_allowed() -> HttpError {
+    HttpError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This path does not accept that method; see the till API in the README.",
+    )
+}
 
-    /// 405 `method_not_allowed`.
-    pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "This path does not accept that method; see the till API in the README.",
-        )
-    }
+/// 409 `transaction_id_reused`.
+pub fn transaction_id_reused(id: &str, receipt: &str, by_key: bool) -> HttpError {
+    let (what, new) = if by_key {
+        ("This Idempotency-Key was already used", "Idempotency-Key")
+    } else {
+        ("This transaction id was already used", "transaction id")
+    };
+    HttpError::new(
+        StatusCode::CONFLICT,
+        "transaction_id_reused",
+        format!(
+            "{what} for a different sale (receipt {receipt}). Nothing was changed; \
+             a new sale needs a new {new}."
+        ),
+    )
+    .with_details(json!({"transaction_id": id, "receipt": receipt}))
+}
 
-    /// 409 `transaction_id_reused`.
-    pub fn transaction_id_reused(id: &str, receipt: &str, by_key: bool) -> Self {
-        let (what, new) = if by_key {
-            ("This Idempotency-Key was already used", "Idempotency-Key")
-        } else {
-            ("This transaction id was already used", "transaction id")
-        };
-        Self::new(
-            StatusCode::CONFLICT,
-            "transaction_id_reused",
-            format!(
-                "{what} for a different sale (receipt {receipt}). Nothing was changed; \
-                 a new sale needs a new {new}."
-            ),
-        )
-        .with_details(json!({"transaction_id": id, "receipt": receipt}))
-    }
+/// 413 `payload_too_large`.
+pub fn payload_too_large(limit: usize) -> HttpError {
+    HttpError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("The body is larger than the {limit} bytes a sale may take."),
+    )
+    .with_details(json!({"limit_bytes": limit}))
+}
 
-    /// 413 `payload_too_large`.
-    pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("The body is larger than the {limit} bytes a sale may take."),
-        )
-        .with_details(json!({"limit_bytes": limit}))
-    }
-
-    /// A body that could not be read: too large (413), stopped arriving
-    /// (408), or broken on the way (400).
-    pub fn unreadable_body(r: &axum::extract::rejection::BytesRejection, limit: usize) -> Self {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Self::payload_too_large(limit)
-        } else if crate::common::serve::BodyTimeout::caused(r) {
-            Self::request_timeout()
-        } else {
-            Self::invalid_json(&serde_json::Error::io(std::io::Error::other(r.body_text())))
-        }
-    }
-
-    /// 408 `request_timeout`: the body stopped arriving.
-    fn request_timeout() -> Self {
-        Self::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            "The request body stopped arriving before it was complete; nothing was stored. \
-             Send the same request again.",
-        )
-    }
-
-    /// 415 `unsupported_media_type`.
-    pub fn unsupported_media_type() -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Send the body as JSON with Content-Type: application/json.",
-        )
-    }
-
-    /// 400 `invalid_query` for a bad query parameter.
-    pub fn invalid_query(error: FieldError) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            format!("The query is not valid: {} {}.", error.field, error.message),
-        )
-        .with_details(json!({"fields": [error]}))
-    }
-
-    /// 400 `invalid_query`: the query string is not readable at all.
-    pub fn unreadable_query() -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "The query string cannot be read: write it as name=value pairs joined by &, \
-             with special characters percent-encoded.",
-        )
-    }
-
-    /// 422 `validation_failed` with one entry per bad field.
-    pub fn validation_failed(errors: Vec<FieldError>) -> Self {
-        let message = match errors.as_slice() {
-            [one] if one.field.is_empty() => format!("The sale is not valid: it {}.", one.message),
-            [one] => format!("The sale is not valid: {} {}.", one.field, one.message),
-            many => format!(
-                "The sale is not valid: {} problems, listed in details.",
-                many.len()
-            ),
-        };
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            message,
-        )
-        .with_details(json!({"fields": errors}))
+/// A body that could not be read: too large (413), stopped arriving
+/// (408), or broken on the way (400).
+pub fn unreadable_body(r: &axum::extract::rejection::BytesRejection, limit: usize) -> HttpError {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        payload_too_large(limit)
+    } else if crate::common::serve::BodyTimeout::caused(r) {
+        request_timeout()
+    } else {
+        invalid_json(&serde_json::Error::io(std::io::Error::other(r.body_text())))
     }
 }
 
-impl From<StoreError> for ApiError {
+/// 408 `request_timeout`: the body stopped arriving.
+pub(crate) fn request_timeout() -> HttpError {
+    HttpError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "The request body stopped arriving before it was complete; nothing was stored. \
+         Send the same request again.",
+    )
+}
+
+/// 415 `unsupported_media_type`.
+pub fn unsupported_media_type() -> HttpError {
+    HttpError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "Send the body as JSON with Content-Type: application/json.",
+    )
+}
+
+/// 400 `invalid_query` for a bad query parameter.
+pub fn invalid_query(error: FieldError) -> HttpError {
+    HttpError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        format!("The query is not valid: {} {}.", error.field, error.message),
+    )
+    .with_details(json!({"fields": [error]}))
+}
+
+/// 400 `invalid_query`: the query string is not readable at all.
+pub fn unreadable_query() -> HttpError {
+    HttpError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        "The query string cannot be read: write it as name=value pairs joined by &, \
+         with special characters percent-encoded.",
+    )
+}
+
+/// 422 `validation_failed` with one entry per bad field.
+pub fn validation_failed(errors: Vec<FieldError>) -> HttpError {
+    let message = match errors.as_slice() {
+        [one] if one.field.is_empty() => format!("The sale is not valid: it {}.", one.message),
+        [one] => format!("The sale is not valid: {} {}.", one.field, one.message),
+        many => format!(
+            "The sale is not valid: {} problems, listed in details.",
+            many.len()
+        ),
+    };
+    HttpError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+        message,
+    )
+    .with_details(json!({"fields": errors}))
+}
+
+impl From<StoreError> for HttpError {
     fn from(e: StoreError) -> Self {
         // Look through a failed batch to what made it fail.
         let root = match &e {
@@ -340,14 +306,14 @@ impl From<StoreError> for ApiError {
         match root {
             StoreError::Full { .. } => {
                 tracing::error!(error = %e, "storage full: refusing new sales");
-                ApiError::new(
+                HttpError::new(
                     StatusCode::INSUFFICIENT_STORAGE,
                     "storage_full",
                     "The till's disk is full: this sale was NOT recorded. Stored sales are safe; \
                      free disk space, then ring the sale again.",
                 )
             }
-            StoreError::EnvelopeTooLarge { bytes, limit } => ApiError::new(
+            StoreError::EnvelopeTooLarge { bytes, limit } => HttpError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 format!(
@@ -357,14 +323,14 @@ impl From<StoreError> for ApiError {
                 ),
             )
             .with_details(json!({"limit_bytes": limit, "envelope_bytes": bytes})),
-            StoreError::Busy { .. } | StoreError::Closed => ApiError::new(
+            StoreError::Busy { .. } | StoreError::Closed => HttpError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "laned is busy or shutting down; this sale was NOT recorded. Try again.",
             ),
             _ => {
                 tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store error");
-                ApiError::new(
+                HttpError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
                     "laned could not record this sale because of a storage error; it was NOT \
@@ -372,22 +338,6 @@ impl From<StoreError> for ApiError {
                 )
             }
         }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"code": self.code, "message": self.message, "details": self.details});
-        let mut r = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(self.retry_after));
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        r
     }
 }
 
@@ -411,9 +361,9 @@ mod tests {
     #[test]
     fn a_full_disk_is_answered_507_storage_full_alone_or_through_its_batch() {
         for err in [disk_full(), StoreError::Batch(Arc::new(disk_full()))] {
-            let api = ApiError::from(err);
+            let api = HttpError::from(err);
             assert_eq!(api.code(), "storage_full");
-            assert_eq!(api.status, StatusCode::INSUFFICIENT_STORAGE);
+            assert_eq!(api.status(), StatusCode::INSUFFICIENT_STORAGE);
         }
     }
 }

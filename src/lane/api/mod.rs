@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
 
-pub use error::ApiError;
+use crate::common::http::HttpError;
 
 use crate::common::clock::Clock;
 use crate::common::secret::Secret;
@@ -123,8 +123,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/sales/{id}/retry", post(admin::retry))
         .route("/v1/admin/sales/{id}/resolve", post(admin::resolve))
         .route("/v1/admin/retry-stuck", post(admin::retry_all_stuck))
-        .fallback(|req: Request| async move { ApiError::no_route(req.uri().path()) })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .fallback(|req: Request| async move { error::no_route(req.uri().path()) })
+        .method_not_allowed_fallback(|| async { error::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -149,14 +149,14 @@ async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response 
         .and_then(|h| h.to_str().ok());
     if !host.is_some_and(|h| host_allowed(h, &s.inner.allowed_hosts)) {
         tracing::warn!(host = ?host, "refused a request for a foreign Host");
-        return ApiError::forbidden_host(host).into_response();
+        return error::forbidden_host(host).into_response();
     }
     // Admin routes check the admin token themselves.
     let admin = req.uri().path().starts_with("/v1/admin/");
     if let Some(token) = s.inner.api_token.as_ref().filter(|_| !admin)
         && !bearer_matches(bearer(req.headers()), token)
     {
-        return ApiError::unauthorized().into_response();
+        return error::unauthorized().into_response();
     }
     next.run(req).await
 }
@@ -165,11 +165,11 @@ async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response 
 /// without a CORS preflight, so a web page on the till cannot post sales.
 /// Checked by the handlers that take a body, so that a wrong path or method
 /// still answers 404 or 405.
-pub(crate) fn require_json(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_json(headers: &axum::http::HeaderMap) -> Result<(), HttpError> {
     if is_json(headers.get(header::CONTENT_TYPE)) {
         Ok(())
     } else {
-        Err(ApiError::unsupported_media_type())
+        Err(error::unsupported_media_type())
     }
 }
 

@@ -9,7 +9,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{ApiError, AppState};
+use super::{AppState, error};
+use crate::common::http::HttpError;
 use crate::contract::money::display;
 use crate::lane::ceiling::LaneState;
 use crate::lane::guard::{Snapshot, human};
@@ -162,7 +163,7 @@ fn capitalise(s: &str) -> String {
 }
 
 /// `GET /`: the status page.
-pub(super) async fn page(State(s): State<AppState>) -> Result<Response, ApiError> {
+pub(super) async fn page(State(s): State<AppState>) -> Result<Response, HttpError> {
     let c = s.store().status_counts().await?;
     let now = s.inner.clock.wall();
     let snap = s.ceiling().snapshot();
@@ -228,7 +229,7 @@ pub(super) async fn page(State(s): State<AppState>) -> Result<Response, ApiError
         updated: now.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
         refresh_seconds: REFRESH_SECONDS,
     };
-    let html = page.render().map_err(|e| ApiError::page_failed(&e))?;
+    let html = page.render().map_err(|e| error::page_failed(&e))?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -250,10 +251,10 @@ pub(super) async fn page(State(s): State<AppState>) -> Result<Response, ApiError
 pub(super) async fn sync(
     State(s): State<AppState>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     super::require_json(&headers)?;
     let Some(drain) = &s.inner.drain else {
-        return Err(ApiError::no_backend());
+        return Err(error::no_backend());
     };
     s.store()
         .sync_now(

@@ -11,7 +11,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::{ApiError, AppState, MAX_BODY_BYTES};
+use super::{AppState, MAX_BODY_BYTES, error};
+use crate::common::http::HttpError;
 use crate::contract::Envelope;
 use crate::contract::sale::{self, FieldError, Sale};
 use crate::lane::ceiling::LaneState;
@@ -36,10 +37,10 @@ pub(super) async fn put_sale(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let started = s.inner.clock.monotonic();
     super::require_json(&headers)?;
-    let id = sale::parse_v4(&id).ok_or_else(|| ApiError::invalid_transaction_id(&id))?;
+    let id = sale::parse_v4(&id).ok_or_else(|| error::invalid_transaction_id(&id))?;
     let sale = parse_sale(body, Some(id))?;
     record(&s, id, sale, None, started).await
 }
@@ -50,7 +51,7 @@ pub(super) async fn post_sale(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let started = s.inner.clock.monotonic();
     super::require_json(&headers)?;
     let key = match headers.get("idempotency-key") {
@@ -64,24 +65,27 @@ pub(super) async fn post_sale(
     record(&s, Uuid::new_v4(), sale, client_key, started).await
 }
 
-fn idempotency_key(v: &HeaderValue) -> Result<String, ApiError> {
+fn idempotency_key(v: &HeaderValue) -> Result<String, HttpError> {
     let ok = v
         .to_str()
         .ok()
         .filter(|k| (1..=MAX_IDEMPOTENCY_KEY).contains(&k.len()))
         .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()));
     ok.map(str::to_owned).ok_or_else(|| {
-        ApiError::validation_failed(vec![FieldError {
+        error::validation_failed(vec![FieldError {
             field: "Idempotency-Key".into(),
             message: format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
         }])
     })
 }
 
-fn parse_sale(body: Result<Bytes, BytesRejection>, own_id: Option<Uuid>) -> Result<Sale, ApiError> {
-    let body = body.map_err(|r| ApiError::unreadable_body(&r, MAX_BODY_BYTES))?;
-    let doc: Value = serde_json::from_slice(&body).map_err(|e| ApiError::invalid_json(&e))?;
-    sale::validate(&doc, own_id).map_err(ApiError::validation_failed)
+fn parse_sale(
+    body: Result<Bytes, BytesRejection>,
+    own_id: Option<Uuid>,
+) -> Result<Sale, HttpError> {
+    let body = body.map_err(|r| error::unreadable_body(&r, MAX_BODY_BYTES))?;
+    let doc: Value = serde_json::from_slice(&body).map_err(|e| error::invalid_json(&e))?;
+    sale::validate(&doc, own_id).map_err(error::validation_failed)
 }
 
 /// The answer to a recorded sale.
@@ -103,7 +107,7 @@ async fn record(
     sale: Sale,
     client_key: Option<ClientKey>,
     started: std::time::Duration,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let by_key = client_key.is_some();
     // Just after start, wait (briefly) for the lane's receipt numbers to be
     // compared with the back-end's: a lane restored from an old copy must
@@ -159,7 +163,7 @@ async fn record(
             } else {
                 id.to_string()
             };
-            return Err(ApiError::transaction_id_reused(
+            return Err(error::transaction_id_reused(
                 &shown,
                 &receipt_label(&row.series, row.receipt_no),
                 by_key,
@@ -168,10 +172,10 @@ async fn record(
         InsertOutcome::NotStored => {
             if let Some(g) = &guard {
                 tracing::info!(transaction_id = %id, "sale refused: the lane was restored from an old copy");
-                return Err(ApiError::restored_from_old_copy(g));
+                return Err(error::restored_from_old_copy(g));
             }
             tracing::info!(transaction_id = %id, "sale refused: the lane is suspended");
-            return Err(ApiError::lane_suspended(&ceiling));
+            return Err(error::lane_suspended(&ceiling));
         }
     };
     let answer = Recorded {
@@ -247,13 +251,13 @@ fn summary(r: &SaleRow) -> Summary<'_> {
 pub(super) async fn get_sale(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let uuid = sale::parse_v4(&id).ok_or_else(|| ApiError::invalid_transaction_id(&id))?;
+) -> Result<Response, HttpError> {
+    let uuid = sale::parse_v4(&id).ok_or_else(|| error::invalid_transaction_id(&id))?;
     let row = s
         .store()
         .sale(uuid)
         .await?
-        .ok_or_else(|| ApiError::sale_not_found(&uuid.to_string()))?;
+        .ok_or_else(|| error::sale_not_found(&uuid.to_string()))?;
     #[derive(Serialize)]
     struct Full<'a> {
         #[serde(flatten)]
@@ -264,7 +268,7 @@ pub(super) async fn get_sale(
     }
     let waiting_for = s.store().waiting_for(row.transaction_id.clone()).await?;
     let envelope: Envelope = serde_json::from_slice(&row.body).map_err(|source| {
-        ApiError::from(crate::lane::store::StoreError::Decode {
+        HttpError::from(crate::lane::store::StoreError::Decode {
             what: format!("sale {uuid}"),
             source,
         })
@@ -282,10 +286,10 @@ pub(super) async fn get_sale(
 pub(super) async fn list_sales(
     State(s): State<AppState>,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(pairs) = q.map_err(|_| ApiError::unreadable_query())?;
+) -> Result<Response, HttpError> {
+    let Query(pairs) = q.map_err(|_| error::unreadable_query())?;
     let bad = |field: &str, message: String| {
-        ApiError::invalid_query(FieldError {
+        error::invalid_query(FieldError {
             field: field.into(),
             message,
         })

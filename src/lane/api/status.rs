@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::{ApiError, AppState};
+use super::AppState;
+use crate::common::http::HttpError;
 use crate::lane::ceiling::{Anomalies, LaneState, Rule};
 use crate::lane::guard::BackendClock;
 use crate::lane::guard::Snapshot;
@@ -121,7 +122,7 @@ struct OldestPending {
     age_seconds: i64,
 }
 
-pub(super) async fn status(State(s): State<AppState>) -> Result<Json<impl Serialize>, ApiError> {
+pub(super) async fn status(State(s): State<AppState>) -> Result<Json<impl Serialize>, HttpError> {
     let c = s.store().status_counts().await?;
     let now = s.inner.clock.wall();
     let oldest_pending = c.oldest_pending_recorded_at.map(|at| {
@@ -174,7 +175,7 @@ pub(super) async fn status(State(s): State<AppState>) -> Result<Json<impl Serial
 }
 
 /// `GET /metrics`: the Prometheus (OpenMetrics) text format.
-pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response, HttpError> {
     let c = s.store().status_counts().await?;
     let now = s.inner.clock.wall();
     let oldest_pending_age = c

@@ -8,8 +8,9 @@ use reqwest::{StatusCode, Url};
 
 use super::backoff::parse_retry_after;
 use super::classify::{ErrorInfo, Outcome, classify_failure};
+use crate::common::http::ErrorBody;
 use crate::common::secret::Secret;
-use crate::contract::{self, BatchResponse, ErrorBody, Heartbeat, Posted};
+use crate::contract::{self, BatchResponse, Heartbeat, Posted};
 
 /// Why the back-end URL cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -18,10 +18,12 @@ use super::store::{Item, Outcome, Store, StoreError};
 use super::tokens::{Caller, Lanes};
 use crate::common::clock::Clock;
 use crate::common::http::HttpError;
+use crate::contract::Posted;
 use crate::contract::sale;
 use crate::contract::{
     BatchResponse, Envelope, Heartbeat, IDEMPOTENCY_KEY, IDEMPOTENCY_REPLAYED, ItemResult, codes,
 };
+use uuid::Uuid;
 
 /// Largest single sale envelope: the contract's.
 pub const MAX_SALE_BYTES: usize = crate::contract::MAX_ENVELOPE_BYTES;
@@ -232,6 +234,7 @@ fn plain_id(s: &str) -> bool {
 fn item(bytes: &str, lane: Option<&str>) -> Result<Item, HttpError> {
     let env: Envelope = serde_json::from_str(bytes).map_err(bad_body)?;
     let id = env.transaction_id.to_string();
+    let transaction_id = env.transaction_id;
     if let Some(l) = lane
         && env.lane_id != l
     {
@@ -288,7 +291,7 @@ fn item(bytes: &str, lane: Option<&str>) -> Result<Item, HttpError> {
         }
     };
     Ok(Item {
-        transaction_id: id,
+        transaction_id,
         lane_id: env.lane_id,
         series: env.series,
         receipt_no: env.receipt_no,
@@ -331,7 +334,7 @@ async fn put_sale(
     let id = path_id(&id)?;
     let text = body_text(body, MAX_SALE_BYTES)?;
     let it = item(&text, lane.as_deref())?;
-    if it.transaction_id != id {
+    if it.transaction_id.to_string() != id {
         return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
             "id_mismatch",
@@ -339,7 +342,7 @@ async fn put_sale(
         ));
     }
     if let Some(k) = headers.get(IDEMPOTENCY_KEY)
-        && k.to_str().map(str::to_ascii_lowercase).ok().as_deref() != Some(&it.transaction_id)
+        && k.to_str().map(str::to_ascii_lowercase).ok().as_deref() != Some(id.as_str())
     {
         return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
@@ -399,13 +402,13 @@ async fn batch(
     // Parse every item first: an envelope that cannot be read fails the
     // request (the lane then sends its sales one by one); a sale that breaks
     // a rule is refused on its own.
-    let mut slots: Vec<Result<Item, (String, HttpError)>> = Vec::with_capacity(b.sales.len());
+    let mut slots: Vec<Result<Item, (Uuid, HttpError)>> = Vec::with_capacity(b.sales.len());
     for raw in &b.sales {
         let env: Envelope = serde_json::from_str(raw.get()).map_err(bad_body)?;
         if env.lane_id != b.lane_id {
             return Err(wrong_lane(&b.lane_id, &env.lane_id));
         }
-        let id = env.transaction_id.to_string();
+        let id = env.transaction_id;
         // The same limit as a PUT of this envelope.
         if raw.get().len() > MAX_SALE_BYTES {
             slots.push(Err((id, too_large(MAX_SALE_BYTES))));
@@ -426,30 +429,25 @@ async fn batch(
     let results = slots
         .into_iter()
         .map(|slot| match slot {
-            Err((id, e)) => result(&id, e.status().as_u16(), None, Some(e)),
+            Err((id, e)) => result(id, e.status().as_u16(), None, Some(e)),
             Ok(it) => match outcomes.next() {
-                Some(Outcome::Posted(d)) => result(&it.transaction_id, 201, Some(d), None),
-                Some(Outcome::Replayed(d)) => result(&it.transaction_id, 200, Some(d), None),
+                Some(Outcome::Posted(d)) => result(it.transaction_id, 201, Some(d), None),
+                Some(Outcome::Replayed(d)) => result(it.transaction_id, 200, Some(d), None),
                 Some(o) => {
                     let e = from_outcome(&o);
                     let status = e.as_ref().map_or(422, |e| e.status().as_u16());
-                    result(&it.transaction_id, status, None, e)
+                    result(it.transaction_id, status, None, e)
                 }
-                None => result(&it.transaction_id, 503, None, Some(StoreError::Task.into())),
+                None => result(it.transaction_id, 503, None, Some(StoreError::Task.into())),
             },
         })
         .collect();
     Ok(axum::Json(BatchResponse { results }).into_response())
 }
 
-fn result(
-    id: &str,
-    status: u16,
-    doc: Option<super::store::Doc>,
-    err: Option<HttpError>,
-) -> ItemResult {
+fn result(id: Uuid, status: u16, doc: Option<Posted>, err: Option<HttpError>) -> ItemResult {
     ItemResult {
-        transaction_id: id.parse().unwrap_or_default(),
+        transaction_id: id,
         status,
         doc_no: doc.as_ref().map(|d| d.doc_no.clone()),
         posted_at: doc.map(|d| d.posted_at),

@@ -18,9 +18,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
-use crate::contract::Kind;
+use crate::contract::{Kind, Posted};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+use uuid::Uuid;
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +97,7 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Item {
     /// The idempotency key.
-    pub transaction_id: String,
+    pub transaction_id: Uuid,
     /// The lane that sent it.
     pub lane_id: String,
     /// Its receipt series.
@@ -121,24 +122,13 @@ pub struct Item {
     pub envelope: String,
 }
 
-/// A posted document, as the lane receives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Doc {
-    /// The sale's id.
-    pub transaction_id: String,
-    /// salemap's document number: `SERIES/NNNNNNNN`, gap-free per series.
-    pub doc_no: String,
-    /// When it was posted (UTC, RFC 3339).
-    pub posted_at: String,
-}
-
 /// What posting one sale came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Posted now (`201`).
-    Posted(Doc),
+    Posted(Posted),
     /// Posted before with the same bytes (`200`, replayed).
-    Replayed(Doc),
+    Replayed(Posted),
     /// Posted before with other bytes (`422 payload_mismatch`).
     Mismatch,
     /// The lane, series and receipt number are posted under another id
@@ -154,7 +144,7 @@ pub enum Outcome {
 pub struct Stored {
     /// The document.
     #[serde(flatten)]
-    pub doc: Doc,
+    pub doc: Posted,
     /// The lane.
     pub lane_id: String,
     /// The receipt.

@@ -18,8 +18,9 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::{Aborts, Day, Doc, Item, Outcome, StoreError, Stored};
+use super::{Aborts, Day, Item, Outcome, StoreError, Stored};
 use crate::contract::Kind;
+use crate::contract::Posted;
 
 /// The schema, one file per version.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -208,8 +209,9 @@ impl PgStore {
         Ok(row.and_then(|r| {
             let envelope: String = r.get(8);
             Some(Stored {
-                doc: Doc {
-                    transaction_id: r.get(0),
+                doc: Posted {
+                    // Only version 4 UUIDs are ever stored.
+                    transaction_id: r.get::<_, String>(0).parse().ok()?,
                     doc_no: r.get::<_, Option<String>>(1).unwrap_or_default(),
                     posted_at: r.get(2),
                 },
@@ -324,61 +326,64 @@ async fn post_all(
         .await
         .map_err(pg("prepare the lookup"))?;
     let kinds: Vec<&str> = items.iter().map(|i| i.kind.as_str()).collect();
-    let inserted = super::super::join_all(items.iter().zip(&kinds).map(|(it, kind)| {
-        let params: Vec<&(dyn ToSql + Sync)> = vec![
-            &tenant,
-            &it.transaction_id,
-            &it.lane_id,
-            &it.series,
-            &it.receipt_no,
-            &it.lane_seq,
-            kind,
-            &it.references,
-            &it.business_date,
-            &it.currency,
-            &it.total,
-            &it.fingerprint,
-            &it.envelope,
-            &posted_at,
-        ];
-        let insert = &insert;
-        async move { tx.execute(insert, &params).await }
-    }))
+    // The ids as the table keeps them (lowercase hyphenated text).
+    let keys: Vec<String> = items.iter().map(|i| i.transaction_id.to_string()).collect();
+    let inserted = super::super::join_all(items.iter().zip(&kinds).zip(&keys).map(
+        |((it, kind), key)| {
+            let params: Vec<&(dyn ToSql + Sync)> = vec![
+                &tenant,
+                key,
+                &it.lane_id,
+                &it.series,
+                &it.receipt_no,
+                &it.lane_seq,
+                kind,
+                &it.references,
+                &it.business_date,
+                &it.currency,
+                &it.total,
+                &it.fingerprint,
+                &it.envelope,
+                &posted_at,
+            ];
+            let insert = &insert;
+            async move { tx.execute(insert, &params).await }
+        },
+    ))
     .await
     .into_iter()
     .collect::<Result<Vec<u64>, _>>()
     .map_err(gate_error("insert"))?;
     // Whoever held an id or number has committed (we waited for it), so
     // these statements see it. Winners are numbered in batch order.
-    let winners: Vec<&Item> = items
+    let winners: Vec<(&Item, &String)> = items
         .iter()
+        .zip(&keys)
         .zip(&inserted)
         .filter(|(_, n)| **n > 0)
         .map(|(it, _)| it)
         .collect();
-    let losers: Vec<&Item> = items
+    let losers: Vec<&String> = keys
         .iter()
         .zip(&inserted)
         .filter(|(_, n)| **n == 0)
-        .map(|(it, _)| it)
+        .map(|(key, _)| key)
         .collect();
-    let numbered = super::super::join_all(winners.iter().map(|it| {
-        first_row(
-            tx,
-            &number,
-            vec![&tenant, &it.series, &it.transaction_id, &it.lane_id],
-        )
-    }));
+    let numbered = super::super::join_all(
+        winners
+            .iter()
+            .map(|(it, key)| first_row(tx, &number, vec![&tenant, &it.series, *key, &it.lane_id])),
+    );
     let found = super::super::join_all(
         losers
             .iter()
-            .map(|it| first_row(tx, &lookup, vec![&tenant, &it.transaction_id])),
+            .map(|key| first_row(tx, &lookup, vec![&tenant, *key])),
     );
     let (numbered, found) = tokio::join!(numbered, found);
     let mut numbered = numbered.into_iter();
     let mut found = found.into_iter();
     let mut out = Vec::with_capacity(items.len());
-    for (it, n) in items.iter().zip(&inserted) {
+    for ((it, key), n) in items.iter().zip(&keys).zip(&inserted) {
         if *n > 0 {
             let (doc_no, owner): (String, Option<String>) = numbered
                 .next()
@@ -400,13 +405,13 @@ async fn post_all(
                 tx.execute(
                     "UPDATE posted SET voided_by = $3
                      WHERE tenant = $1 AND transaction_id = $2 AND voided_by IS NULL",
-                    &[&tenant, original, &it.transaction_id],
+                    &[&tenant, original, key],
                 )
                 .await
                 .map_err(gate_error("mark the original voided"))?;
             }
-            out.push(Outcome::Posted(Doc {
-                transaction_id: it.transaction_id.clone(),
+            out.push(Outcome::Posted(Posted {
+                transaction_id: it.transaction_id,
                 doc_no,
                 posted_at: posted_at.to_owned(),
             }));
@@ -421,8 +426,8 @@ async fn post_all(
             Some(r) => {
                 let fingerprint: String = r.get(0);
                 if fingerprint == it.fingerprint {
-                    Outcome::Replayed(Doc {
-                        transaction_id: it.transaction_id.clone(),
+                    Outcome::Replayed(Posted {
+                        transaction_id: it.transaction_id,
                         doc_no: r.get::<_, Option<String>>(1).unwrap_or_default(),
                         posted_at: r.get(2),
                     })

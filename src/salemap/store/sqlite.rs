@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
-use super::{Aborts, Day, Doc, Item, Outcome, StoreError, Stored, doc_no};
+use super::{Aborts, Day, Item, Outcome, StoreError, Stored, doc_no};
 use crate::contract::Kind;
+use crate::contract::Posted;
 
 /// `PRAGMA application_id` of a salemap database ("SMAP").
 pub const APPLICATION_ID: i64 = 0x534D_4150;
@@ -168,8 +169,14 @@ impl SqliteStore {
             .query_row(params![tenant, id], |r| {
                 let envelope: String = r.get(8)?;
                 Ok(Stored {
-                    doc: Doc {
-                        transaction_id: r.get(0)?,
+                    doc: Posted {
+                        transaction_id: r.get::<_, String>(0)?.parse().map_err(|e| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                0,
+                                rusqlite::types::Type::Text,
+                                Box::new(e),
+                            )
+                        })?,
                         doc_no: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
                         posted_at: r.get(2)?,
                     },
@@ -249,6 +256,8 @@ fn post_one(
     item: &Item,
     posted_at: &str,
 ) -> Result<Outcome, StoreError> {
+    // The id as the table keeps it (lowercase hyphenated text).
+    let key = item.transaction_id.to_string();
     // The gate: insert the id row first. A receipt number already live
     // under another id fails the partial unique index; the savepoint undoes
     // only this item.
@@ -265,7 +274,7 @@ fn post_one(
         .and_then(|mut st| {
             st.execute(params![
                 tenant,
-                item.transaction_id,
+                key,
                 item.lane_id,
                 item.series,
                 item.receipt_no,
@@ -317,14 +326,14 @@ fn post_one(
                      WHERE tenant = ?1 AND transaction_id = ?2",
                 )
                 .and_then(|mut st| {
-                    st.query_row(params![tenant, item.transaction_id], |r| {
+                    st.query_row(params![tenant, key], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     })
                 })
                 .map_err(sql("read the posted document"))?;
             if fingerprint == item.fingerprint {
-                Outcome::Replayed(Doc {
-                    transaction_id: item.transaction_id.clone(),
+                Outcome::Replayed(Posted {
+                    transaction_id: item.transaction_id,
                     doc_no: doc_no.unwrap_or_default(),
                     posted_at: at,
                 })
@@ -362,18 +371,18 @@ fn post_one(
             tx.prepare_cached(
                 "UPDATE posted SET doc_no = ?3 WHERE tenant = ?1 AND transaction_id = ?2",
             )
-            .and_then(|mut st| st.execute(params![tenant, item.transaction_id, doc_no]))
+            .and_then(|mut st| st.execute(params![tenant, key, doc_no]))
             .map_err(sql("number the document"))?;
             if let (Kind::Void, Some(original)) = (item.kind, &item.references) {
                 tx.prepare_cached(
                     "UPDATE posted SET voided_by = ?3
                      WHERE tenant = ?1 AND transaction_id = ?2 AND voided_by IS NULL",
                 )
-                .and_then(|mut st| st.execute(params![tenant, original, item.transaction_id]))
+                .and_then(|mut st| st.execute(params![tenant, original, key]))
                 .map_err(sql("mark the original voided"))?;
             }
-            Outcome::Posted(Doc {
-                transaction_id: item.transaction_id.clone(),
+            Outcome::Posted(Posted {
+                transaction_id: item.transaction_id,
                 doc_no,
                 posted_at: posted_at.to_owned(),
             })

@@ -325,11 +325,17 @@ pub fn sync_now(conn: &Connection, now: &str, actor: &str, reason: &str) -> Resu
             "UPDATE sales SET next_attempt_at = ?1 WHERE state = 'stuck'",
             [now],
         )?;
-        conn.execute(
-            "INSERT INTO audit_log (at, actor, action, reason, details) VALUES (?1, ?2, 'sync', ?3, ?4)",
-            params![now, actor, reason, format!("{{\"stuck_rechecked\":{stuck}}}")],
-        )?;
-        Ok(())
+        super::audit::write(
+            conn,
+            super::audit::Entry {
+                at: now,
+                actor,
+                action: "sync",
+                transaction_id: None,
+                reason: Some(reason),
+                details: serde_json::json!({"stuck_rechecked": stuck}).to_string(),
+            },
+        )
     };
     q().map_err(|e| StoreError::sqlite("request a sync", e))
 }

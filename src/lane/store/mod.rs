@@ -5,6 +5,7 @@
 //! Reads go through a small pool of read-only connections, so status and
 //! listing never wait for the writer.
 
+mod audit;
 mod backup;
 mod drain;
 mod lane_clock;

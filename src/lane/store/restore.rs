@@ -130,11 +130,16 @@ pub fn acknowledge(
         params![now, actor, reason],
     )
     .map_err(sql("close the restore guard"))?;
-    let details = serde_json::to_string(&g.series).unwrap_or_default();
-    conn.execute(
-        "INSERT INTO audit_log (at, actor, action, reason, details)
-         VALUES (?1, ?2, 'acknowledge_restore', ?3, ?4)",
-        params![now, actor, reason, details],
+    super::audit::write(
+        conn,
+        super::audit::Entry {
+            at: now,
+            actor,
+            action: "acknowledge_restore",
+            transaction_id: None,
+            reason: Some(reason),
+            details: serde_json::to_string(&g.series).unwrap_or_default(),
+        },
     )
     .map_err(sql("audit the acknowledgement"))?;
     Ok(Some(g))

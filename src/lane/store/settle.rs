@@ -4,6 +4,7 @@
 //! with its audit entry (the writer runs each call in its own savepoint, so
 //! a failure leaves nothing half done); nothing else is touched.
 
+use super::audit;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::json;
@@ -112,16 +113,17 @@ pub fn retry(
                  WHERE seq = ?1 AND state = 'stuck'",
                 [seq],
             )?;
-            conn.execute(
-                "INSERT INTO audit_log (at, actor, action, transaction_id, reason, details)
-                 VALUES (?1, ?2, 'retry', ?3, ?4, ?5)",
-                params![
-                    now,
-                    who.actor,
-                    id,
-                    who.reason,
-                    json!({"receipt": receipt, "from": "stuck", "to": "pending"}).to_string()
-                ],
+            audit::write(
+                conn,
+                audit::Entry {
+                    at: now,
+                    actor: &who.actor,
+                    action: "retry",
+                    transaction_id: Some(&id),
+                    reason: Some(&who.reason),
+                    details: json!({"receipt": receipt, "from": "stuck", "to": "pending"})
+                        .to_string(),
+                },
             )?;
             done.push(Settled {
                 transaction_id: id,
@@ -159,18 +161,18 @@ pub fn resolve(
              WHERE seq = ?1 AND state = 'stuck'",
             params![seq, doc_no],
         )?;
-        conn.execute(
-            "INSERT INTO audit_log (at, actor, action, transaction_id, reason, details)
-             VALUES (?1, ?2, 'resolve', ?3, ?4, ?5)",
-            params![
-                now,
-                who.actor,
-                id,
-                who.reason,
-                json!({"receipt": receipt, "doc_no": doc_no, "from": "stuck",
-                       "last_error_code": code, "last_error": message})
-                .to_string()
-            ],
+        audit::write(
+            conn,
+            audit::Entry {
+                at: now,
+                actor: &who.actor,
+                action: "resolve",
+                transaction_id: Some(id),
+                reason: Some(&who.reason),
+                details: json!({"receipt": receipt, "doc_no": doc_no, "from": "stuck",
+                                "last_error_code": code, "last_error": message})
+                .to_string(),
+            },
         )?;
         Ok(Outcome::Done(vec![Settled {
             transaction_id: id.to_owned(),

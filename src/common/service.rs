@@ -5,11 +5,15 @@
 //! stops the pings and systemd restarts the service. Without
 //! `NOTIFY_SOCKET` (not under systemd, or not on Unix) all of this is a
 //! no-op.
+//!
+//! Also the one server runner both daemons use ([`bind`], [`run`]).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::common::clock::Clock;
@@ -125,6 +129,78 @@ fn send(notices: &[Notice<'_>]) {
     }
     #[cfg(not(unix))]
     let _ = notices;
+}
+
+/// Binds the listening socket; the address it got (port 0 picks one).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, as both
+/// daemons do: under systemd with a watchdog, pings it only after `check`
+/// (a round trip through the daemon's database) succeeds; tells systemd
+/// it is stopping the moment shutdown begins; then lets requests in flight
+/// finish, for at most `grace` when given (the lane: a till's retry of a
+/// request cut short is harmless), and returns once the server and the
+/// watchdog have stopped.
+pub async fn run<F, Fut, E>(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: crate::common::serve::Limits,
+    clock: Arc<dyn Clock>,
+    check: F,
+    grace: Option<Duration>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + 'static,
+{
+    let (stop_tx, stop) = watch::channel(false);
+    let watchdog = watchdog_interval()
+        .map(|interval| tokio::spawn(watchdog(clock, interval, check, stop.clone())));
+    let stop_tx = Arc::new(stop_tx);
+    let on_shutdown = {
+        let stop_tx = stop_tx.clone();
+        async move {
+            shutdown.await;
+            stopping();
+            let _ = stop_tx.send(true);
+        }
+    };
+    let serve = crate::common::serve::serve(listener, router, limits, on_shutdown);
+    let served = match grace {
+        None => serve.await,
+        Some(grace) => {
+            let mut stop = stop;
+            let grace_over = async {
+                // Resolves only once shutdown has begun and the grace has passed.
+                let _ = stop.wait_for(|s| *s).await;
+                tokio::time::sleep(grace).await;
+            };
+            tokio::select! {
+                r = serve => r,
+                () = grace_over => {
+                    tracing::warn!(
+                        grace_seconds = grace.as_secs(),
+                        "requests still in flight after the shutdown grace; closing anyway \
+                         (their sales are stored if the writer had them, and a till retry is \
+                         harmless)"
+                    );
+                    Ok(())
+                }
+            }
+        }
+    };
+    // Also when the server failed before any shutdown: the watchdog stops.
+    let _ = stop_tx.send(true);
+    if let Some(w) = watchdog {
+        let _ = w.await;
+    }
+    served
 }
 
 #[cfg(test)]

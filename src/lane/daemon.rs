@@ -119,17 +119,13 @@ impl Daemon {
         let (store, mut lock) = tokio::task::spawn_blocking(move || Store::open(&dir, identity, c))
             .await
             .map_err(|_| StoreError::Internal("opening the store panicked"))??;
-        let listener =
-            TcpListener::bind(config.listen)
+        let (listener, addr) =
+            crate::common::service::bind(config.listen)
                 .await
                 .map_err(|source| DaemonError::Bind {
                     addr: config.listen,
                     source,
                 })?;
-        let addr = listener.local_addr().map_err(|source| DaemonError::Bind {
-            addr: config.listen,
-            source,
-        })?;
         lock.describe(&crate::lane::store::serving_description(
             &config.lane_id,
             addr,
@@ -225,47 +221,23 @@ impl Daemon {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), DaemonError> {
-        let (fired_tx, mut fired) = watch::channel(false);
-        // Under systemd with a watchdog: pings only after a round trip
-        // through the writer thread, so a wedged writer gets us restarted.
-        let watchdog = crate::common::service::watchdog_interval().map(|interval| {
-            let store = self.store.clone();
-            tokio::spawn(crate::common::service::watchdog(
-                self.clock.clone(),
-                interval,
-                move || {
-                    let store = store.clone();
-                    async move { store.ping().await }
-                },
-                fired.clone(),
-            ))
-        });
-        let shutdown = async move {
-            shutdown.await;
-            crate::common::service::stopping();
-            let _ = fired_tx.send(true);
-        };
-        let serve = api::serve(self.listener, self.state, self.limits, shutdown);
-        let grace = async {
-            // Resolves only once shutdown has begun and the grace has passed.
-            let _ = fired.wait_for(|f| *f).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        let served = tokio::select! {
-            r = serve => r,
-            () = grace => {
-                tracing::warn!(
-                    grace_seconds = SHUTDOWN_GRACE.as_secs(),
-                    "requests still in flight after the shutdown grace; closing anyway \
-                     (their sales are stored if the writer had them, and a till retry is harmless)"
-                );
-                Ok(())
-            }
-        };
+        // Pings the watchdog only after a round trip through the writer
+        // thread, so a wedged writer gets us restarted.
+        let store = self.store.clone();
+        let served = crate::common::service::run(
+            self.listener,
+            api::router(self.state),
+            self.limits,
+            self.clock.clone(),
+            move || {
+                let store = store.clone();
+                async move { store.ping().await }
+            },
+            Some(SHUTDOWN_GRACE),
+            shutdown,
+        )
+        .await;
         tracing::info!("no longer accepting requests; stopping the drain and closing the store");
-        if let Some(w) = watchdog {
-            let _ = w.await;
-        }
         let _ = self.stop_drain.send(true);
         if let Some((_, task)) = self.drain {
             let _ = task.await;

@@ -141,17 +141,13 @@ impl Server {
                 Store::Postgres(PgStore::open(url, *lock_timeout).await?)
             }
         };
-        let listener =
-            TcpListener::bind(config.listen)
+        let (listener, addr) =
+            crate::common::service::bind(config.listen)
                 .await
                 .map_err(|source| SalemapError::Bind {
                     addr: config.listen,
                     source,
                 })?;
-        let addr = listener.local_addr().map_err(|source| SalemapError::Bind {
-            addr: config.listen,
-            source,
-        })?;
         if matches!(config.lanes, Lanes::AnyLane) {
             tracing::warn!(
                 "--allow-any-lane: ANY client may post sales for ANY lane without a token. \
@@ -189,39 +185,23 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), SalemapError> {
-        let (stopping, stopped) = tokio::sync::watch::channel(false);
-        // Under systemd with a watchdog: pings only after a round trip to
-        // the database (SQLite's writing connection or the PostgreSQL pool).
-        let watchdog = crate::common::service::watchdog_interval().map(|interval| {
-            let store = self.store.clone();
-            tokio::spawn(crate::common::service::watchdog(
-                self.clock.clone(),
-                interval,
-                move || {
-                    let store = store.clone();
-                    async move { store.ping().await }
-                },
-                stopped,
-            ))
-        });
-        let shutdown = async move {
-            shutdown.await;
-            crate::common::service::stopping();
-            let _ = stopping.send(true);
-        };
-        let served = crate::common::serve::serve(
+        // Pings the watchdog only after a round trip to the database
+        // (SQLite's writing connection or the PostgreSQL pool).
+        let store = self.store.clone();
+        crate::common::service::run(
             self.listener,
             api::router(self.state),
             self.limits,
+            self.clock.clone(),
+            move || {
+                let store = store.clone();
+                async move { store.ping().await }
+            },
+            None,
             shutdown,
         )
         .await
-        .map_err(SalemapError::Serve);
-        if let Some(w) = watchdog {
-            w.abort();
-            let _ = w.await;
-        }
-        served
+        .map_err(SalemapError::Serve)
     }
 }
 

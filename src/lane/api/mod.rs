@@ -1,4 +1,5 @@
-//! The HTTP surface: till API, status, and (later) admin and metrics.
+//! The HTTP surface of the lane: the till API, the status endpoint and page,
+//! the admin routes and `/metrics`.
 //!
 //! Requests pass one guard (the `guard` middleware) that checks the `Host`
 //! header (DNS rebinding) and the API token when one is configured, before
@@ -11,7 +12,6 @@ mod page;
 mod sales;
 mod status;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,6 @@ use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use tokio::net::TcpListener;
 
 use crate::common::http::HttpError;
 
@@ -128,17 +127,6 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
-}
-
-/// Serves `router(state)` on `listener` until `shutdown` resolves, then
-/// stops accepting and waits for requests in flight to finish.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    limits: crate::common::serve::Limits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    crate::common::serve::serve(listener, router(state), limits, shutdown).await
 }
 
 /// Host, token and content-type checks for every request.

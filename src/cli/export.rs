@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use laned::lane::config::ConfigArgs;
-use laned::lane::store::{Attempt, ReadOnly, SaleRow, SaleState, StoreError, receipt_label};
-use serde_json::{Value, json};
+use laned::lane::store::{Attempt, ReadOnly, SaleRow, SaleState, StoreError};
+use serde_json::Value;
 
 /// Options of `laned export`.
 #[derive(Debug, clap::Args)]
@@ -69,23 +69,17 @@ pub fn csv_cell(s: &str) -> String {
 fn record(r: &SaleRow, attempts: &[Attempt]) -> anyhow::Result<Value> {
     let envelope: Value =
         serde_json::from_slice(&r.body).context("a stored envelope is unreadable")?;
-    Ok(json!({
-        "seq": r.seq,
-        "transaction_id": r.transaction_id,
-        "receipt": receipt_label(&r.series, r.receipt_no),
-        "kind": r.kind,
-        "references": r.references_id,
-        "state": r.state,
-        "recorded_at": r.recorded_at,
-        "business_date": r.business_date,
-        "currency": r.currency,
-        "total": r.total,
-        "doc_no": r.doc_no,
-        "posted_at": r.posted_at,
-        "last_error": r.last_error.as_ref().map(|m| json!({"code": r.last_error_code, "message": m})),
-        "attempts": attempts,
-        "envelope": envelope,
-    }))
+    // The summary's fields, less the ones the export leaves out, with the
+    // attempt history and the envelope.
+    let mut v = serde_json::to_value(r.summary()).context("a sale cannot be shown as JSON")?;
+    if let Value::Object(m) = &mut v {
+        for k in ["series", "receipt_no", "next_attempt_at"] {
+            m.remove(k);
+        }
+        m.insert("attempts".into(), serde_json::to_value(attempts)?);
+        m.insert("envelope".into(), envelope);
+    }
+    Ok(v)
 }
 
 enum Out {

@@ -7,7 +7,7 @@ use anyhow::Context;
 use laned::contract::Envelope;
 use laned::lane::config::ConfigArgs;
 use laned::lane::store::{ListFilter, ReadOnly, SaleRow, SaleState, receipt_label};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Options of `laned sales`.
 #[derive(Debug, clap::Args)]
@@ -124,23 +124,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// A sale as `GET /v1/sales` lists it.
 fn summary(r: &SaleRow) -> Value {
-    json!({
-        "transaction_id": r.transaction_id,
-        "seq": r.seq,
-        "kind": r.kind,
-        "references": r.references_id,
-        "series": r.series,
-        "receipt_no": r.receipt_no,
-        "receipt": receipt_label(&r.series, r.receipt_no),
-        "state": r.state,
-        "recorded_at": r.recorded_at,
-        "business_date": r.business_date,
-        "currency": r.currency,
-        "total": r.total,
-        "doc_no": r.doc_no,
-        "posted_at": r.posted_at,
-        "attempts": r.attempts,
-        "next_attempt_at": r.next_attempt_at,
-        "last_error": r.last_error.as_ref().map(|m| json!({"code": r.last_error_code, "message": m})),
-    })
+    serde_json::to_value(r.summary()).unwrap_or_default()
 }

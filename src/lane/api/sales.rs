@@ -17,7 +17,7 @@ use crate::contract::Envelope;
 use crate::contract::sale::{self, FieldError, Sale};
 use crate::lane::ceiling::LaneState;
 use crate::lane::store::{
-    ClientKey, InsertOutcome, ListFilter, NewSale, SaleRow, SaleState, receipt_label,
+    ClientKey, InsertOutcome, ListFilter, NewSale, SaleRow, SaleState, SaleSummary, receipt_label,
 };
 
 /// Longest accepted `Idempotency-Key`.
@@ -194,59 +194,6 @@ async fn record(
     Ok(resp)
 }
 
-/// A sale as `GET /v1/sales` lists it.
-#[derive(Serialize)]
-struct Summary<'a> {
-    transaction_id: &'a str,
-    seq: i64,
-    kind: &'a str,
-    references: Option<&'a str>,
-    series: &'a str,
-    receipt_no: i64,
-    receipt: String,
-    state: SaleState,
-    recorded_at: &'a str,
-    business_date: &'a str,
-    currency: &'a str,
-    total: i64,
-    doc_no: Option<&'a str>,
-    posted_at: Option<&'a str>,
-    attempts: i64,
-    next_attempt_at: Option<&'a str>,
-    last_error: Option<LastError<'a>>,
-}
-
-#[derive(Serialize)]
-struct LastError<'a> {
-    code: Option<&'a str>,
-    message: &'a str,
-}
-
-fn summary(r: &SaleRow) -> Summary<'_> {
-    Summary {
-        transaction_id: &r.transaction_id,
-        seq: r.seq,
-        kind: &r.kind,
-        references: r.references_id.as_deref(),
-        series: &r.series,
-        receipt_no: r.receipt_no,
-        receipt: receipt_label(&r.series, r.receipt_no),
-        state: r.state,
-        recorded_at: &r.recorded_at,
-        business_date: &r.business_date,
-        currency: &r.currency,
-        total: r.total,
-        doc_no: r.doc_no.as_deref(),
-        posted_at: r.posted_at.as_deref(),
-        attempts: r.attempts,
-        next_attempt_at: r.next_attempt_at.as_deref(),
-        last_error: r.last_error.as_deref().map(|m| LastError {
-            code: r.last_error_code.as_deref(),
-            message: m,
-        }),
-    }
-}
-
 /// `GET /v1/sales/{id}`: the sale as stored, with its delivery state.
 pub(super) async fn get_sale(
     State(s): State<AppState>,
@@ -261,7 +208,7 @@ pub(super) async fn get_sale(
     #[derive(Serialize)]
     struct Full<'a> {
         #[serde(flatten)]
-        summary: Summary<'a>,
+        summary: SaleSummary<'a>,
         /// A return or void held back until the sale it references is posted.
         waiting_for: Option<String>,
         sale: Box<RawValue>,
@@ -274,7 +221,7 @@ pub(super) async fn get_sale(
         })
     })?;
     Ok(Json(Full {
-        summary: summary(&row),
+        summary: row.summary(),
         waiting_for,
         sale: envelope.sale,
     })
@@ -359,6 +306,6 @@ pub(super) async fn list_sales(
     let next_after = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.seq))
         .flatten();
-    let sales: Vec<Summary<'_>> = rows.iter().map(summary).collect();
+    let sales: Vec<SaleSummary<'_>> = rows.iter().map(SaleRow::summary).collect();
     Ok(Json(serde_json::json!({"sales": sales, "next_after": next_after})).into_response())
 }

@@ -9,7 +9,9 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::open::{Mode, open};
-use super::{SaleState, StoreError};
+use super::{SaleState, StoreError, receipt_label};
+use crate::contract::Kind;
+use serde::Serialize;
 
 /// Read-only connections open at most at once. Reads are short; four is
 /// plenty for a till and bounds memory.
@@ -23,7 +25,7 @@ pub struct SaleRow {
     /// Transaction id.
     pub transaction_id: String,
     /// sale | return | void.
-    pub kind: String,
+    pub kind: Kind,
     /// The sale a return or void refers to.
     pub references_id: Option<String>,
     /// Receipt series.
@@ -58,6 +60,84 @@ pub struct SaleRow {
     pub last_error: Option<String>,
 }
 
+/// A sale as operators see it: `GET /v1/sales` lists it so, and
+/// `laned sales` and `laned export` print it.
+#[derive(Debug, Serialize)]
+pub struct SaleSummary<'a> {
+    /// The sale's id.
+    pub transaction_id: &'a str,
+    /// Lane order.
+    pub seq: i64,
+    /// Sale, return or void.
+    pub kind: Kind,
+    /// The sale a return or void refers to.
+    pub references: Option<&'a str>,
+    /// Receipt series.
+    pub series: &'a str,
+    /// Receipt number in the series.
+    pub receipt_no: i64,
+    /// The printable receipt number, e.g. `L03-000042`.
+    pub receipt: String,
+    /// Delivery state.
+    pub state: SaleState,
+    /// When the lane stored it.
+    pub recorded_at: &'a str,
+    /// Trading day.
+    pub business_date: &'a str,
+    /// ISO 4217.
+    pub currency: &'a str,
+    /// Total, minor units.
+    pub total: i64,
+    /// The back-end's document number, once posted or resolved.
+    pub doc_no: Option<&'a str>,
+    /// When the back-end posted it.
+    pub posted_at: Option<&'a str>,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// When it is due again, if scheduled.
+    pub next_attempt_at: Option<&'a str>,
+    /// The last error it met, if any.
+    pub last_error: Option<LastError<'a>>,
+}
+
+/// The last error a sale met.
+#[derive(Debug, Serialize)]
+pub struct LastError<'a> {
+    /// The back-end's code, if it gave one.
+    pub code: Option<&'a str>,
+    /// The sentence.
+    pub message: &'a str,
+}
+
+impl SaleRow {
+    /// The sale as operators see it.
+    pub fn summary(&self) -> SaleSummary<'_> {
+        let r = self;
+        SaleSummary {
+            transaction_id: &r.transaction_id,
+            seq: r.seq,
+            kind: r.kind,
+            references: r.references_id.as_deref(),
+            series: &r.series,
+            receipt_no: r.receipt_no,
+            receipt: receipt_label(&r.series, r.receipt_no),
+            state: r.state,
+            recorded_at: &r.recorded_at,
+            business_date: &r.business_date,
+            currency: &r.currency,
+            total: r.total,
+            doc_no: r.doc_no.as_deref(),
+            posted_at: r.posted_at.as_deref(),
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at.as_deref(),
+            last_error: r.last_error.as_deref().map(|m| LastError {
+                code: r.last_error_code.as_deref(),
+                message: m,
+            }),
+        }
+    }
+}
+
 pub(super) const COLUMNS: &str =
     "seq, transaction_id, kind, references_id, series, receipt_no, body,
     sale_sha256, currency, total, business_date, recorded_at, state, doc_no, posted_at,
@@ -65,10 +145,18 @@ pub(super) const COLUMNS: &str =
 
 pub(super) fn sale_row(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
     let state: String = r.get(12)?;
+    let kind: String = r.get(2)?;
     Ok(SaleRow {
         seq: r.get(0)?,
         transaction_id: r.get(1)?,
-        kind: r.get(2)?,
+        // The CHECK constraint keeps other values out of the column.
+        kind: Kind::parse(&kind).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                format!("unknown document kind {kind:?}").into(),
+            )
+        })?,
         references_id: r.get(3)?,
         series: r.get(4)?,
         receipt_no: r.get(5)?,

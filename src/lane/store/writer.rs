@@ -399,7 +399,7 @@ fn insert_sale(conn: &Connection, ctx: &Ctx, sale: NewSale) -> Result<InsertOutc
     let row = SaleRow {
         seq,
         transaction_id: id.to_string(),
-        kind: sale.kind.as_str().to_owned(),
+        kind: sale.kind,
         references_id: sale.references.map(|r| r.to_string()),
         series: series.clone(),
         receipt_no,
@@ -427,7 +427,7 @@ fn insert_sale(conn: &Connection, ctx: &Ctx, sale: NewSale) -> Result<InsertOutc
         st.execute(params![
             row.seq,
             row.transaction_id,
-            row.kind,
+            row.kind.as_str(),
             row.references_id,
             row.series,
             row.receipt_no,

@@ -1,4 +1,4 @@
-//! Wire types of the back-end contract (DESIGN §6), shared by the lane's
+//! Wire types of the back-end contract (docs/backend-contract.md), shared by the lane's
 //! drain and the reference back-end. Changing them changes the contract:
 //! update `docs/` and the tests in the same commit.
 
@@ -58,7 +58,7 @@ pub struct Envelope<S = Box<RawValue>> {
     pub lane_seq: i64,
     /// When the lane stored the sale (UTC, RFC 3339).
     pub recorded_at: String,
-    /// The sale as accepted from the till (DESIGN §8).
+    /// The sale as accepted from the till (docs/till-api.md).
     pub sale: S,
 }
 
@@ -77,7 +77,7 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// Header the back-end sets to `true` when it answers with a stored result.
 pub const IDEMPOTENCY_REPLAYED: &str = "Idempotency-Replayed";
 
-/// Error codes of the back-end contract (DESIGN §6) that the lane acts on.
+/// Error codes of the back-end contract (docs/backend-contract.md) that the lane acts on.
 pub mod codes {
     /// The same id is being posted right now; retry after `Retry-After`.
     pub const IN_FLIGHT: &str = "in_flight";

@@ -1,5 +1,5 @@
 //! Money and quantity arithmetic. Amounts are integers in minor units (i64);
-//! quantities are decimal strings. No floating point anywhere (DESIGN §2.8).
+//! quantities are decimal strings. No floating point anywhere (ARCHITECTURE.md, invariant 8).
 
 use std::fmt;
 use std::str::FromStr;

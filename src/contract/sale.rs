@@ -1,4 +1,4 @@
-//! The till's sale document (DESIGN §8): validation into a canonical form.
+//! The till's sale document (docs/till-api.md): validation into a canonical form.
 //!
 //! Only this module knows the till's JSON. Validation walks the parsed JSON
 //! by hand rather than through serde derive, so that every problem is
@@ -86,7 +86,7 @@ impl Sale {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The legacy duplicate fingerprint (DESIGN §8): present only when the
+    /// The legacy duplicate fingerprint (docs/till-api.md): present only when the
     /// till sent `till.invoice_no`, `till.register` and `occurred_at`.
     /// Identical baskets rung at different times differ in `occurred_at`.
     pub fn legacy_fingerprint(&self) -> Option<String> {

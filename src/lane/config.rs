@@ -58,7 +58,7 @@ pub enum ConfigError {
     },
 }
 
-/// What the drain does with a sale the back-end refuses (DESIGN §6).
+/// What the drain does with a sale the back-end refuses (docs/backend-contract.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum OnReject {

@@ -1,5 +1,5 @@
 //! salemap's HTTP surface: the server side of the back-end contract
-//! (DESIGN §6), and the one place where its errors become answers.
+//! (docs/backend-contract.md), and the one place where its errors become answers.
 
 use std::sync::Arc;
 

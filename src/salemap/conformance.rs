@@ -1,4 +1,4 @@
-//! The conformance kit: the back-end contract's properties (DESIGN §6,
+//! The conformance kit: the back-end contract's properties (docs/backend-contract.md,
 //! docs/backend-contract.md) run against any back-end, for ERP teams who
 //! implement it themselves. `salemap conformance --url URL --token T
 //! --lane L` prints the table; every check posts under a fresh receipt

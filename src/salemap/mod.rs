@@ -1,4 +1,4 @@
-//! salemap: the reference back-end (DESIGN §7), the server side of the
+//! salemap: the reference back-end (docs/backend-contract.md), the server side of the
 //! contract in [`crate::contract`]. It keeps a permanent map from
 //! transaction id to posted document, so a sale re-posted any number of
 //! times is posted once, and numbers its documents gap-free per series.

@@ -1,4 +1,4 @@
-//! The `salemap` binary: the reference back-end (DESIGN §7). Like `laned`'s
+//! The `salemap` binary: the reference back-end (docs/backend-contract.md). Like `laned`'s
 //! `src/cli/`, this is the edge: the only place that uses `anyhow` and
 //! chooses exit codes.
 

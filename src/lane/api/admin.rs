@@ -140,22 +140,7 @@ pub(super) async fn retry(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HttpError> {
-    let actor = authorise(&s, &headers)?;
-    super::require_json(&headers)?;
-    let id = transaction_id(&id)?;
-    let reason = reason(&json_body(body)?)?;
-    let who = Operator {
-        actor: actor.clone(),
-        reason,
-    };
-    let outcome = s
-        .store()
-        .retry(s.inner.clock.wall(), who, RetryTarget::One(id))
-        .await?;
-    if let Some(drain) = &s.inner.drain {
-        drain.probe();
-    }
-    settled(outcome, "sent back to the drain", &actor)
+    send_back(s, &headers, body, Some(&id)).await
 }
 
 /// `POST /v1/admin/retry-stuck` with `{"reason": "..."}`: every stuck sale
@@ -165,17 +150,30 @@ pub(super) async fn retry_all_stuck(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HttpError> {
-    let actor = authorise(&s, &headers)?;
-    super::require_json(&headers)?;
+    send_back(s, &headers, body, None).await
+}
+
+/// Sends the stuck sale `id` (every stuck sale if `None`) back to the
+/// drain for the authorised operator, with the reason the body gives, and
+/// wakes the drain.
+async fn send_back(
+    s: AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    id: Option<&str>,
+) -> Result<Response, HttpError> {
+    let actor = authorise(&s, headers)?;
+    super::require_json(headers)?;
+    let target = match id {
+        Some(id) => RetryTarget::One(transaction_id(id)?),
+        None => RetryTarget::AllStuck,
+    };
     let reason = reason(&json_body(body)?)?;
     let who = Operator {
         actor: actor.clone(),
         reason,
     };
-    let outcome = s
-        .store()
-        .retry(s.inner.clock.wall(), who, RetryTarget::AllStuck)
-        .await?;
+    let outcome = s.store().retry(s.inner.clock.wall(), who, target).await?;
     if let Some(drain) = &s.inner.drain {
         drain.probe();
     }

@@ -1,4 +1,4 @@
-//! Lane state as the till sees it, and the sync ceiling (DESIGN §5): the
+//! Lane state as the till sees it, and the sync ceiling (docs/sync-ceiling.md): the
 //! offline clock that winding the wall clock back cannot fool, and the rules
 //! that turn offline time into online, offline, warning or suspended.
 //!
@@ -54,7 +54,7 @@ impl LaneState {
     }
 }
 
-/// The limits a lane enforces (DESIGN §5). `None` switches a rule off.
+/// The limits a lane enforces (docs/sync-ceiling.md). `None` switches a rule off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Offline this long (continuously): suspended.

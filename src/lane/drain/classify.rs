@@ -1,4 +1,4 @@
-//! What an answer from the back-end means for a sale (DESIGN §6).
+//! What an answer from the back-end means for a sale (docs/backend-contract.md).
 
 use std::time::Duration;
 

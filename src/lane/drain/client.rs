@@ -287,7 +287,7 @@ impl BackendClient {
                     };
                 };
                 let outcome = match (r.status, &r.doc_no, &r.posted_at) {
-                    // DESIGN §6 makes posted_at optional for batch items:
+                    // docs/backend-contract.md makes posted_at optional for batch items:
                     // without it, the time of the answer stands in.
                     (200 | 201, Some(doc_no), posted_at) => Outcome::Posted {
                         doc_no: doc_no.clone(),

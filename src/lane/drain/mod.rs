@@ -1,6 +1,6 @@
 //! The drain: one task that delivers stored sales to the back-end in lane
 //! order, exactly once (each sale keeps its id and bytes on every attempt),
-//! through outages and restarts (DESIGN §6).
+//! through outages and restarts (docs/backend-contract.md).
 //!
 //! It sleeps until something can change its mind: a new sale, an operator's
 //! "sync now", a config reload, the end of a backoff, the next stuck

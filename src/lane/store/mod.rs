@@ -257,7 +257,7 @@ pub struct LaneIdentity {
     pub series: String,
 }
 
-/// Sale states (DESIGN §4).
+/// Sale states (docs/support.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SaleState {

@@ -1,4 +1,4 @@
-//! Settling stuck sales (DESIGN §4): an operator sends a stuck sale back to
+//! Settling stuck sales (docs/support.md): an operator sends a stuck sale back to
 //! the drain (`retry`) or records that it was settled by hand with the
 //! back-end's document number (`resolve`). Each change is one transaction
 //! with its audit entry (the writer runs each call in its own savepoint, so

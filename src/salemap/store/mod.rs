@@ -1,4 +1,4 @@
-//! The posted sale map (DESIGN §7) on SQLite ([`sqlite`], embedded,
+//! The posted sale map (docs/backend-contract.md) on SQLite ([`sqlite`], embedded,
 //! the default) or PostgreSQL ([`postgres`], fleets), behind one [`Store`].
 //!
 //! Both run the INSERT-first algorithm: for each sale the id row is

@@ -317,37 +317,17 @@ impl BackendClient {
     /// `GET {base}/v1/heartbeat?lane_id={lane}`: the link, the back-end's
     /// clock, and the highest receipt numbers it holds for this lane.
     pub async fn heartbeat(&self, now: jiff::Timestamp) -> Result<Heartbeat, Answer> {
-        let resp = match self
-            // A lane id is letters, digits, '-' and '_' (checked by the
-            // config): nothing to escape.
-            .request(
-                reqwest::Method::GET,
-                &format!("/v1/heartbeat?lane_id={}", self.lane_id),
-            )
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => return Err(transport(e)),
-        };
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        self.note_date(&headers);
-        let bytes = resp.bytes().await.map_err(transport)?;
-        if status != 200 {
-            return Err(Answer {
-                outcome: classify_failure(status, error_info(&headers, &bytes, now)),
-                http_status: Some(status),
-            });
-        }
-        serde_json::from_slice(&bytes).map_err(|_| Answer {
-            outcome: bad_response(status),
-            http_status: Some(status),
-        })
+        // A lane id is letters, digits, '-' and '_' (checked by the
+        // config): nothing to escape. The heartbeat's `Date` is noted (the
+        // back-end's clock, for status).
+        self.get_json(
+            &format!("/v1/heartbeat?lane_id={}", self.lane_id),
+            true,
+            now,
+        )
+        .await
     }
-}
 
-impl BackendClient {
     /// `GET {base}/v1/lanes/{lane_id}/days/{business_date}`: what the
     /// back-end holds for one lane and business day (`laned report`).
     pub async fn day(
@@ -356,13 +336,31 @@ impl BackendClient {
         business_date: &str,
         now: jiff::Timestamp,
     ) -> Result<crate::contract::Day, Answer> {
-        let path = format!("/v1/lanes/{lane_id}/days/{business_date}");
-        let resp = match self.request(reqwest::Method::GET, &path).send().await {
+        self.get_json(
+            &format!("/v1/lanes/{lane_id}/days/{business_date}"),
+            false,
+            now,
+        )
+        .await
+    }
+
+    /// A `GET` whose `200` answer is a JSON document; any other status is
+    /// classified like a sale's. `note_date`: keep the answer's `Date`.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        note_date: bool,
+        now: jiff::Timestamp,
+    ) -> Result<T, Answer> {
+        let resp = match self.request(reqwest::Method::GET, path).send().await {
             Ok(r) => r,
             Err(e) => return Err(transport(e)),
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
+        if note_date {
+            self.note_date(&headers);
+        }
         let bytes = resp.bytes().await.map_err(transport)?;
         if status != 200 {
             return Err(Answer {

@@ -435,6 +435,13 @@ async fn the_monthly_budget_counts_in_the_lane_time_zone_across_the_month_bounda
     backend.set_down(false);
     clock.advance(Duration::from_secs(16));
     wait_state(&lane, "online").await;
+    // The lane state turns online as the heartbeat's answer arrives, a
+    // moment before the drain clears the last error in the store: wait for
+    // that too, or the failed heartbeat awaited below could be this old one.
+    lane.until("the success is recorded", || async {
+        lane.status().await["backend"]["last_error"].is_null()
+    })
+    .await;
     let used = ceiling(&lane).await.1["month_offline_seconds"]
         .as_u64()
         .unwrap();

@@ -1,0 +1,351 @@
+//! The status page at `/` for store staff: plain words through the lane's
+//! states (driven by the `Clock` seam), no external assets and no secret
+//! in the page, and a real headless Chromium that reads the same figures
+//! as `/v1/status`, presses "Sync now" and saves a screenshot.
+
+use crate::common;
+
+use std::io::BufRead;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::backend::{Backend, Reply};
+use common::{Lane, secret};
+use laned::common::clock::ManualClock;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const TOKEN: &str = "t";
+
+fn cfg(dir: &std::path::Path, backend: &Backend) -> laned::lane::config::Config {
+    let mut c = common::config(dir);
+    c.backend_url = Some(backend.url.clone());
+    c.drain.backend_token = Some(secret(TOKEN));
+    c.drain.backoff_base = Duration::from_secs(1);
+    c.drain.backoff_cap = Duration::from_secs(16);
+    c.drain.heartbeat_interval = Duration::from_secs(300);
+    c.ceiling.time_zone = jiff::tz::TimeZone::UTC;
+    c
+}
+
+async fn page(lane: &Lane) -> (reqwest::header::HeaderMap, String) {
+    let r = lane
+        .http
+        .get(format!("{}/", lane.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let headers = r.headers().clone();
+    (headers, r.text().await.unwrap())
+}
+
+/// The text of the element with this id (the page's markup is ours: an
+/// element with an id is on one line).
+fn by_id(html: &str, id: &str) -> String {
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in the page"));
+    let start = at + html[at..].find('>').unwrap() + 1;
+    let end = start + html[start..].find('<').unwrap();
+    html[start..end].trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_in_plain_words_how_long_until_sales_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    let clock = Arc::new(ManualClock::new("2026-11-22T10:00:00Z".parse().unwrap()));
+    let lane = Lane::start_with_clock(cfg(dir.path(), &backend), clock.clone()).await;
+    lane.until("online", || async {
+        lane.status().await["lane_state"] == "online"
+    })
+    .await;
+    let (headers, html) = page(&lane).await;
+    assert_eq!(by_id(&html, "headline"), "Connected");
+    assert!(html.contains("class=\"banner ok\""));
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    // Nothing is loaded from elsewhere, and no secret is in the page.
+    for needle in ["src=", "href=", "http://", "https://", "@import", "url("] {
+        assert!(!html.contains(needle), "the page contains {needle:?}");
+    }
+    let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    assert!(!html.contains(admin.trim()));
+    assert!(!html.contains(TOKEN) || !html.contains(&format!("Bearer {TOKEN}")));
+
+    // Head office goes away: 20 h 48 min later, 3 h 12 min are left.
+    backend.set_down(true);
+    assert_eq!(lane.ring(1).await.len(), 1);
+    lane.until("the failure is recorded", || async {
+        !lane.status().await["backend"]["last_error"].is_null()
+    })
+    .await;
+    clock.advance(Duration::from_secs(20 * 3600 + 48 * 60));
+    let (_, html) = page(&lane).await;
+    assert_eq!(
+        by_id(&html, "headline"),
+        "Offline — 3 h 12 min until sales stop"
+    );
+    assert!(html.contains("class=\"banner warn\""));
+    assert_eq!(by_id(&html, "last-sync"), "20 h 48 min ago");
+
+    clock.advance(Duration::from_secs(3 * 3600 + 12 * 60));
+    let (_, html) = page(&lane).await;
+    assert_eq!(by_id(&html, "headline"), "Sales stopped: no sync for 24 h");
+    assert!(html.contains("class=\"banner stop\""));
+    assert!(
+        by_id(&html, "detail").starts_with("This till has not reached head office for 1 day"),
+        "{}",
+        by_id(&html, "detail")
+    );
+    // The page's "Sync now" needs JSON, as every write does.
+    let r = lane
+        .http
+        .post(format!("{}/v1/status/sync", lane.base))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+}
+
+/// chromedriver and a Chromium, from the environment or the PATH.
+fn browser() -> Option<(String, String)> {
+    let on_path = |names: &[&str]| -> Option<String> {
+        let path = std::env::var_os("PATH")?;
+        names.iter().find_map(|n| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(n))
+                .find(|p| p.is_file())
+                .map(|p| p.display().to_string())
+        })
+    };
+    let driver = std::env::var("LANED_CHROMEDRIVER")
+        .ok()
+        .or_else(|| on_path(&["chromedriver"]))?;
+    let chrome = std::env::var("LANED_CHROMIUM")
+        .ok()
+        .or_else(|| on_path(&["chromium", "chromium-browser", "google-chrome"]))?;
+    Some((driver, chrome))
+}
+
+/// chromedriver on a free port, once it says it is ready.
+struct Driver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Driver {
+    fn start(path: &str) -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while out.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.contains("started successfully") {
+                // Keep draining its output so it never blocks on a full pipe.
+                std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+                return Driver {
+                    child,
+                    url: format!("http://127.0.0.1:{port}"),
+                };
+            }
+            line.clear();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("chromedriver exited before it was ready");
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_finds_the_status_figures_and_presses_sync_now() {
+    let Some((driver_path, chrome)) = browser() else {
+        assert!(
+            std::env::var("LANED_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "LANED_REQUIRE_BROWSER=1 but no chromedriver and Chromium were found \
+             (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("skipped: no chromedriver and Chromium on this machine");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    let lane = Lane::start_with(cfg(dir.path(), &backend)).await;
+
+    // One sale head office refuses, one it takes, then two while it is down.
+    let stuck = Uuid::new_v4().to_string();
+    backend.script([Reply::RefuseItems(vec![(
+        stuck.clone(),
+        422,
+        "unknown_sku",
+    )])]);
+    assert_eq!(
+        lane.put(&stuck, &common::sale_with("S1", 1, 700)).await.0,
+        201
+    );
+    lane.until("stuck", || async {
+        lane.sale_state(&stuck).await == "stuck"
+    })
+    .await;
+    let posted = lane.ring(1).await.remove(0);
+    lane.until("posted", || async {
+        lane.sale_state(&posted).await == "posted"
+    })
+    .await;
+    backend.set_down(true);
+    for (sku, price) in [("S3", 1_250), ("S4", 99_999)] {
+        let id = Uuid::new_v4().to_string();
+        assert_eq!(
+            lane.put(&id, &common::sale_with(sku, 2, price)).await.0,
+            201
+        );
+    }
+    let status = lane.status().await;
+    assert_eq!(status["counts"]["pending"], 2, "{status}");
+
+    let (driver_path2, chrome2) = (driver_path.clone(), chrome.clone());
+    let driver = tokio::task::spawn_blocking(move || Driver::start(&driver_path2))
+        .await
+        .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": chrome2, "args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--window-size=1024,768", format!("--user-data-dir={}", profile.path().display())]}),
+    );
+    let web =
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("a WebDriver session with Chromium");
+    web.goto(&format!("{}/", lane.base)).await.unwrap();
+
+    let text = |id: &'static str| {
+        let web = web.clone();
+        async move {
+            web.find(fantoccini::Locator::Id(id))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let attr = |id: &'static str, name: &'static str| {
+        let web = web.clone();
+        async move {
+            web.find(fantoccini::Locator::Id(id))
+                .await
+                .unwrap()
+                .attr(name)
+                .await
+                .unwrap()
+                .unwrap_or_default()
+        }
+    };
+    // The same figures as /v1/status.
+    let status = lane.status().await;
+    assert_eq!(
+        text("pending-count").await,
+        status["counts"]["pending"].to_string()
+    );
+    assert_eq!(
+        text("stuck-count").await,
+        status["counts"]["stuck"].to_string()
+    );
+    assert_eq!(
+        attr("lane-state", "data-state").await,
+        status["lane_state"].as_str().unwrap()
+    );
+    assert_eq!(
+        attr("pending-amount-KES", "data-minor").await,
+        status["pending_amount"]["KES"].to_string()
+    );
+    assert_eq!(text("pending-amount-KES").await, "2\u{202f}024.98 KES");
+    let rows = web
+        .find_all(fantoccini::Locator::Css("tr.stuck-sale"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].attr("data-id").await.unwrap(), Some(stuck.clone()));
+    assert!(rows[0].text().await.unwrap().contains("7.00 KES"));
+    // Readable on a 1024×768 till screen: nothing wider than the window.
+    let fits = web
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fits, Value::Bool(true));
+
+    let shot = web.screenshot().await.unwrap();
+    assert!(shot.starts_with(b"\x89PNG"));
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status_page");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("status-page.png"), &shot).unwrap();
+
+    // Head office is back; staff press "Sync now". The script resolves when
+    // the page shows the answer (no polling).
+    backend.set_down(false);
+    let said = web
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               const result = document.getElementById("sync-result");
+               new MutationObserver(() => {
+                 if (!result.textContent.startsWith("Contacting")) done(result.textContent);
+               }).observe(result, {childList: true, characterData: true, subtree: true});
+               document.getElementById("sync-now").click();"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        said.as_str()
+            .unwrap_or_default()
+            .starts_with("Sync requested"),
+        "{said}"
+    );
+    lane.until("the backlog is delivered", || async {
+        lane.status().await["counts"]["pending"] == 0
+    })
+    .await;
+    web.close().await.unwrap();
+    drop(driver);
+
+    let db = rusqlite::Connection::open_with_flags(
+        dir.path().join(laned::lane::store::DB_FILE),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let pressed: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'sync' AND actor = 'status-page'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(pressed, 1);
+}

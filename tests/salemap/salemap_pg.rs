@@ -1,0 +1,98 @@
+//! What only PostgreSQL does: a duplicate that waits too long on the
+//! request posting the same id is answered `409 in_flight`, and a database
+//! that cannot be reached is `503` with `Retry-After`, never an outcome.
+//! (The shared scenarios run on both stores in `tests/salemap.rs`.)
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::salemap::{Salemap, envelope};
+use laned::salemap::{Database, Lanes};
+use uuid::Uuid;
+
+const TOKEN: &str = "pg-lane-token";
+
+async fn put(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    env: &str,
+) -> (u16, Option<String>, String) {
+    let r = http
+        .put(format!("{base}/v1/sales/{id}"))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "application/json")
+        .body(env.to_owned())
+        .send()
+        .await
+        .expect("PUT");
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    (
+        r.status().as_u16(),
+        retry,
+        r.text().await.unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_id_answers_in_flight_and_an_unreachable_database_answers_503() {
+    let Some(pg) = common::pg::database().await else {
+        return;
+    };
+    let db = Database::Postgres {
+        url: pg.url.clone(),
+        lock_timeout: Duration::from_millis(200),
+    };
+    let sm = Salemap::start_on(db, Lanes::single("L03", TOKEN)).await;
+    let http = common::client();
+
+    // Another transaction holds the id (a request still posting it).
+    let id = Uuid::new_v4().to_string();
+    let (mut holder, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let tx = holder.transaction().await.unwrap();
+    tx.execute(
+        "INSERT INTO posted (tenant, transaction_id, lane_id, series, receipt_no, lane_seq, kind,
+                             business_date, currency, total, fingerprint, envelope, posted_at)
+         VALUES ('default', $1, 'L03', 'L03', 1, 1, 'sale', '2026-11-22', 'KES', 0, 'x', '{}', 'x')",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    let env = envelope(&id, "L03", "L03", 1);
+    let (status, retry, body) = put(&http, &sm.url, &id, &env).await;
+    assert_eq!((status, retry.as_deref()), (409, Some("2")), "{body}");
+    assert!(body.contains("in_flight"), "{body}");
+    // It gives up; the retry posts.
+    tx.rollback().await.unwrap();
+    let (status, _, body) = put(&http, &sm.url, &id, &env).await;
+    assert_eq!(status, 201, "{body}");
+
+    // The database goes away: 503 with Retry-After, nothing recorded.
+    pg.stop_server();
+    let other = Uuid::new_v4().to_string();
+    let env2 = envelope(&other, "L03", "L03", 2);
+    let (status, retry, body) = put(&http, &sm.url, &other, &env2).await;
+    assert_eq!((status, retry.as_deref()), (503, Some("1")), "{body}");
+    pg.start_server();
+    // Back: the pool reconnects (a connection broken by the restart may
+    // cost one more 503, which the lane simply retries).
+    let mut status = 0;
+    for _ in 0..3 {
+        let (s, _, body) = put(&http, &sm.url, &other, &env2).await;
+        status = s;
+        if s != 503 {
+            assert_eq!(s, 201, "{body}");
+            break;
+        }
+    }
+    assert_eq!(status, 201);
+    sm.stop().await;
+}

@@ -81,3 +81,104 @@ fn every_subcommand_is_in_the_readme() {
         "subcommands missing from the README: {missing:?}"
     );
 }
+
+/// The repository's documents, for the path checks below.
+fn documents() -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut names = vec![
+        "ARCHITECTURE.md".to_owned(),
+        "README.md".to_owned(),
+        "RELIABILITY.md".to_owned(),
+        "BENCHMARKS.md".to_owned(),
+        "packaging/README.md".to_owned(),
+    ];
+    for e in std::fs::read_dir(root.join("docs")).expect("docs/") {
+        let name = e
+            .expect("docs/ entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name.ends_with(".md") {
+            names.push(format!("docs/{name}"));
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|n| std::fs::read_to_string(root.join(&n)).ok().map(|t| (n, t)))
+        .collect()
+}
+
+/// Every `src/…` and `tests/…` path a document names exists: the codemap
+/// and the invariant table follow the tree when files move.
+#[test]
+fn every_source_path_the_documents_name_exists() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut missing = Vec::new();
+    for (name, text) in documents() {
+        for (i, _) in text
+            .match_indices("src/")
+            .chain(text.match_indices("tests/"))
+        {
+            // Only paths that start a word (not `target/tmp/…` or a URL).
+            if i > 0 && !matches!(text.as_bytes()[i - 1], b'`' | b' ' | b'(' | b'\n') {
+                continue;
+            }
+            let path: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.' | '-'))
+                .collect();
+            let path = path.trim_end_matches('.');
+            if (path.ends_with(".rs") || path.ends_with('/')) && !root.join(path).exists() {
+                missing.push(format!("{name}: {path}"));
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "paths named but not in the tree:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// Every module directory and file of the library has its place in
+/// ARCHITECTURE.md's codemap.
+#[test]
+fn the_codemap_names_every_module() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let arch = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut missing = Vec::new();
+    let mut stack = vec![root.join("src")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("src/") {
+            let path = e.expect("entry").path();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if path.is_dir() {
+                if name != "templates" {
+                    stack.push(path);
+                }
+            } else if name.ends_with(".rs") && name != "mod.rs" && name != "main.rs" {
+                // Named by file name (`writer.rs`) or by path.
+                if !arch.contains(&format!("`{name}`")) && !arch.contains(&format!("{name}`")) {
+                    missing.push(
+                        path.strip_prefix(root)
+                            .unwrap_or(&path)
+                            .display()
+                            .to_string(),
+                    );
+                }
+            }
+        }
+    }
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "not in ARCHITECTURE.md's codemap:\n{}",
+        missing.join("\n")
+    );
+}

@@ -31,7 +31,7 @@ use crate::lane::drain::{DrainHandle, Numbers};
 use crate::lane::guard::Ceiling;
 use crate::lane::store::{RestoreGuard, Store};
 
-/// Largest request body: a sale of [`sale::MAX_LINES`] long lines fits.
+/// Largest request body: a sale of [`crate::contract::sale::MAX_LINES`] long lines fits.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What every handler can reach.

@@ -245,7 +245,7 @@ fn contract_codes() -> BTreeMap<String, String> {
     out
 }
 
-/// `(status, code)` of every error an `ApiError::new(StatusCode::X,
+/// `(status, code)` of every error an `HttpError::new(StatusCode::X,
 /// "code", …)` (or `Self::new`, or a `codes::NAME` constant) in `file`
 /// builds. Every constructor call must be read, so a new form of it fails
 /// here rather than hiding a code.
@@ -275,7 +275,9 @@ fn source_codes(file: &str) -> BTreeSet<(u16, String)> {
         found += 1;
         out.insert((status_number(&name), code));
     }
-    let calls = src.matches("Self::new(").count() + src.matches("ApiError::new(").count();
+    let calls = src.matches("Self::new(").count()
+        + src.matches("ApiError::new(").count()
+        + src.matches("HttpError::new(").count();
     assert_eq!(
         found, calls,
         "{file}: {calls} error constructor calls but {found} read as (StatusCode::X, code): \

@@ -102,7 +102,7 @@ impl Lane {
         cfg: Config,
         clock: Arc<dyn laned::common::clock::Clock>,
     ) -> Lane {
-        let daemon = Daemon::start(&cfg, clock).await.expect("start lane");
+        let daemon = start_daemon(&cfg, clock).await;
         let addr = daemon.addr();
         let drain = daemon.drain().cloned();
         let ceiling = daemon.ceiling().clone();
@@ -466,6 +466,28 @@ impl Drop for RealLane {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Starts a daemon. Tests of one binary share a process, and a process
+/// that another test forks (to run a binary) holds a copy of every open
+/// file until its `exec`: for that moment the instance lock of a lane this
+/// process just stopped still looks held, by this process. Only that case
+/// is waited out (briefly, and at most 10 s); any other refusal fails.
+async fn start_daemon(cfg: &Config, clock: Arc<dyn laned::common::clock::Clock>) -> Daemon {
+    let me = format!("laned pid {} ", std::process::id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Daemon::start(cfg, clock.clone()).await {
+            Ok(d) => return d,
+            Err(laned::lane::daemon::DaemonError::Store(
+                laned::lane::store::StoreError::Locked { holder, .. },
+            )) if holder.starts_with(&me) && std::time::Instant::now() < deadline => {
+                // No signal exists for another process's exec; poll it.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("start lane: {e:?}"),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! A real PostgreSQL for tests, started from the machine's server binaries
 //! (`initdb`, `pg_ctl`) in a temporary directory, shared by the tests of one
-//! test binary and stopped when the last of them is done. Without the
+//! test binary and stopped when the last of them is done; a test that stops
+//! the server has a cluster of its own ([`database_alone`]). Without the
 //! binaries the tests that need it are skipped, unless `LANED_REQUIRE_PG=1`
 //! (CI), which makes that a failure.
 
@@ -50,15 +51,23 @@ impl Drop for Cluster {
     }
 }
 
-/// A database of its own in the shared cluster.
+/// A database of its own in the shared cluster, or in a cluster of its own.
 pub struct PgDb {
     pub url: String,
     cluster: Arc<Cluster>,
+    /// The cluster is this database's alone ([`database_alone`]).
+    alone: bool,
 }
 
 impl PgDb {
-    /// Stops the server (the database becomes unreachable).
+    /// Stops the server (the database becomes unreachable). Only on a
+    /// cluster of its own: the shared one serves other tests meanwhile.
     pub fn stop_server(&self) {
+        assert!(
+            self.alone,
+            "stop_server on the shared cluster would break the tests using it: \
+             take the database from pg::database_alone()"
+        );
         let out = self
             .cluster
             .command("pg_ctl")
@@ -203,8 +212,8 @@ fn is_root() -> bool {
 
 static CLUSTER: Mutex<Weak<Cluster>> = Mutex::new(Weak::new());
 
-/// A fresh database, or `None` when PostgreSQL is not installed (and not
-/// required).
+/// A fresh database in the cluster shared by the tests of this binary, or
+/// `None` when PostgreSQL is not installed (and not required).
 pub async fn database() -> Option<PgDb> {
     let cluster = {
         let mut g = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
@@ -217,6 +226,16 @@ pub async fn database() -> Option<PgDb> {
             }
         }
     };
+    Some(create(cluster, false).await)
+}
+
+/// A fresh database in a cluster of its own, for a test that stops and
+/// starts the server ([`PgDb::stop_server`]); `None` as for [`database`].
+pub async fn database_alone() -> Option<PgDb> {
+    Some(create(Arc::new(new_cluster()?), true).await)
+}
+
+async fn create(cluster: Arc<Cluster>, alone: bool) -> PgDb {
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", cluster.port);
     let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
@@ -229,10 +248,11 @@ pub async fn database() -> Option<PgDb> {
         .expect("create database");
     drop(client);
     let _ = task.await;
-    Some(PgDb {
+    PgDb {
         url: format!("postgres://postgres@127.0.0.1:{}/{name}", cluster.port),
         cluster,
-    })
+        alone,
+    }
 }
 
 /// Where the test cluster's files are (for a failing test's message).

@@ -41,7 +41,8 @@ async fn put(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_id_answers_in_flight_and_an_unreachable_database_answers_503() {
-    let Some(pg) = common::pg::database().await else {
+    // It stops the server: a cluster of its own, not the one other tests use.
+    let Some(pg) = common::pg::database_alone().await else {
         return;
     };
     let db = Database::Postgres {

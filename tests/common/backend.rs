@@ -134,6 +134,9 @@ pub struct Backend {
     stop: Arc<Mutex<Option<oneshot::Sender<()>>>>,
     /// Heartbeats wait while this is true.
     held: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Sale requests wait (after being recorded, their reply chosen) while
+    /// this is true.
+    held_sales: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The lane sent no or the wrong token.
@@ -184,6 +187,7 @@ impl Backend {
             addr,
             stop: Arc::new(Mutex::new(None)),
             held: Arc::new(tokio::sync::watch::Sender::new(false)),
+            held_sales: Arc::new(tokio::sync::watch::Sender::new(false)),
         };
         let app = Router::new()
             .route("/v1/sales/{id}", put(put_sale))
@@ -235,6 +239,38 @@ impl Backend {
     /// Answers the heartbeats held, and every one from now on.
     pub fn release_heartbeats(&self) {
         self.held.send_replace(false);
+    }
+
+    /// Sale requests are kept waiting, each after it is recorded and its
+    /// reply chosen, until [`Backend::release_sales`]: an attempt stays on
+    /// the wire while a test does something else.
+    pub fn hold_sales(&self) {
+        self.held_sales.send_replace(true);
+    }
+
+    /// Answers the sale requests held, and every one from now on.
+    pub fn release_sales(&self) {
+        self.held_sales.send_replace(false);
+    }
+
+    /// How many sale requests (single or batch) have arrived.
+    pub fn sale_requests(&self) -> usize {
+        self.lock()
+            .received
+            .iter()
+            .filter(|r| r.method != "GET")
+            .count()
+    }
+
+    /// Waits until at least `n` sale requests have arrived.
+    pub async fn wait_for_sale_requests(&self, n: usize) {
+        loop {
+            let notified = self.arrived.notified();
+            if self.sale_requests() >= n {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// From now on, each sale request fails at random with probability
@@ -350,6 +386,13 @@ impl Backend {
         Ok(reply)
     }
 
+    /// Tells waiters a sale request arrived, then holds it while sale
+    /// requests are held.
+    async fn wait_released(&self) {
+        self.arrived.notify_waiters();
+        let _ = self.held_sales.subscribe().wait_for(|held| !*held).await;
+    }
+
     /// Posts one envelope: (status, answer) as a correct back-end would.
     /// The fingerprint is the envelope's canonical JSON, so the same
     /// envelope compares equal whether it came alone or in a batch.
@@ -424,6 +467,7 @@ async fn put_sale(
             return unauthorized.into_response();
         }
     };
+    b.wait_released().await;
     let resp = match reply {
         Reply::Status(s, v, h) => status_reply(s, v, h),
         Reply::CommitThenDrop => {
@@ -465,6 +509,7 @@ async fn batch(State(b): State<Backend>, headers: HeaderMap, body: Bytes) -> Res
             return unauthorized.into_response();
         }
     };
+    b.wait_released().await;
     if !supported {
         b.arrived.notify_waiters();
         return status_reply(

@@ -266,6 +266,48 @@ async fn park_mode_passes_a_stuck_sale_but_its_return_waits_for_it() {
     lane.stop().await;
 }
 
+/// An operator asks for a sync while the drain's attempt at a stuck sale is
+/// still on the wire, and that attempt is then refused: the request is not
+/// swallowed by the refusal, the sale is tried again after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_requested_during_a_refused_attempt_still_rechecks_the_stuck_sale() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    backend.without_batch();
+    let lane = Lane::start_with(config_for(dir.path(), &backend)).await;
+    let unknown = || {
+        Reply::Status(
+            422,
+            json!({"code": "unknown_sku", "message": "SKU A not in catalogue"}),
+            vec![],
+        )
+    };
+    backend.script([unknown(), unknown()]);
+    let id = Uuid::new_v4().to_string();
+    assert_eq!(lane.put(&id, &common::sale()).await.0, 201);
+    lane.until("the sale is stuck", || async {
+        lane.sale_state(&id).await == "stuck"
+    })
+    .await;
+
+    // A first sync: the re-check goes out and is held at the back-end,
+    // with its refusal already decided.
+    backend.hold_sales();
+    let sent = backend.sale_requests();
+    assert_eq!(lane.sync_now().await, 202);
+    backend.wait_for_sale_requests(sent + 1).await;
+    // Head office fixes the catalogue; support asks again, then the
+    // refusal of the earlier attempt arrives.
+    assert_eq!(lane.sync_now().await, 202);
+    backend.release_sales();
+    lane.until("the sale is posted", || async {
+        lane.sale_state(&id).await == "posted"
+    })
+    .await;
+    assert_eq!(backend.posted_order(), [id]);
+    lane.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_mode_stops_at_a_stuck_sale_until_it_posts() {
     let dir = tempfile::tempdir().unwrap();

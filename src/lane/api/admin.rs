@@ -49,7 +49,7 @@ pub(super) async fn sync(
     s.store()
         .sync_now(s.inner.clock.wall(), actor.clone(), "sync requested".into())
         .await?;
-    drain.probe();
+    drain.sync();
     tracing::info!(actor = %actor, "sync requested by an operator");
     Ok((
         StatusCode::ACCEPTED,

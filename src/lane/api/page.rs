@@ -263,7 +263,7 @@ pub(super) async fn sync(
             "Sync now pressed on the status page".into(),
         )
         .await?;
-    drain.probe();
+    drain.sync();
     tracing::info!("sync requested on the status page");
     Ok((
         StatusCode::ACCEPTED,

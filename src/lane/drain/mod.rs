@@ -110,6 +110,7 @@ impl Numbers {
 pub struct DrainHandle {
     wake: Arc<Notify>,
     probe: Arc<AtomicBool>,
+    sync: Arc<AtomicBool>,
     ticks: Arc<AtomicU64>,
     rounds: watch::Receiver<u64>,
     client: Arc<BackendClient>,
@@ -126,6 +127,15 @@ impl DrainHandle {
     pub fn probe(&self) {
         self.probe.store(true, Ordering::Relaxed);
         self.wake.notify_one();
+    }
+
+    /// An operator asked for a sync (or sent a stuck sale back): probe, and
+    /// at the start of the next round clear the retry schedule and make
+    /// stuck sales due again, so that an attempt already on the wire, if
+    /// it is refused, does not swallow the request.
+    pub fn sync(&self) {
+        self.sync.store(true, Ordering::Relaxed);
+        self.probe();
     }
 
     /// How many times the drain has woken up and looked for work. Tests use
@@ -167,6 +177,7 @@ struct Drain {
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     probe: Arc<AtomicBool>,
+    sync: Arc<AtomicBool>,
     ticks: Arc<AtomicU64>,
     rounds: watch::Sender<u64>,
     ceiling: Ceiling,
@@ -205,11 +216,13 @@ pub fn spawn(
     )?);
     let wake = Arc::new(Notify::new());
     let probe = Arc::new(AtomicBool::new(false));
+    let sync = Arc::new(AtomicBool::new(false));
     let ticks = Arc::new(AtomicU64::new(0));
     let (rounds, rounds_rx) = watch::channel(0);
     let handle = DrainHandle {
         wake: wake.clone(),
         probe: probe.clone(),
+        sync: sync.clone(),
         ticks: ticks.clone(),
         rounds: rounds_rx,
         client: client.clone(),
@@ -228,6 +241,7 @@ pub fn spawn(
         clock,
         wake,
         probe,
+        sync,
         ticks,
         rounds,
         ceiling,
@@ -277,6 +291,9 @@ impl Drain {
         let probe = self.probe.swap(false, Ordering::Relaxed);
         let now = self.clock.wall();
         let mono = self.clock.monotonic();
+        if self.sync.swap(false, Ordering::Relaxed) {
+            self.store.rearm_for_sync(now).await?;
+        }
         let state = self.store.drain_state().await?;
         // First thing after start: ask the back-end which receipt numbers
         // it holds, before the lane sends anything (or, through the API,

@@ -311,20 +311,35 @@ pub fn write_state(conn: &Connection, s: &DrainState) -> rusqlite::Result<()> {
     .map(drop)
 }
 
+/// Clears the retry schedule and any lane-level fault and makes every
+/// stuck sale due for a re-check; returns how many stuck sales that was.
+fn rearm(conn: &Connection, now: &str) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE drain_state SET next_attempt_at = NULL, fault_code = NULL, fault_message = NULL
+         WHERE id = 1",
+        [],
+    )?;
+    conn.execute(
+        "UPDATE sales SET next_attempt_at = ?1 WHERE state = 'stuck'",
+        [now],
+    )
+}
+
+/// The drain takes up an operator's request for a sync at the start of
+/// its next round: an attempt that was on the wire when the request came
+/// may have been refused since, and must not swallow it.
+pub fn rearm_for_sync(conn: &Connection, now: &str) -> Result<(), StoreError> {
+    rearm(conn, now)
+        .map(drop)
+        .map_err(|e| StoreError::sqlite("take up a sync", e))
+}
+
 /// An operator asked to sync now: clear the retry schedule and any
 /// lane-level fault, make every stuck sale due for a re-check, and write
 /// the audit entry.
 pub fn sync_now(conn: &Connection, now: &str, actor: &str, reason: &str) -> Result<(), StoreError> {
     let q = || -> rusqlite::Result<()> {
-        conn.execute(
-            "UPDATE drain_state SET next_attempt_at = NULL, fault_code = NULL, fault_message = NULL
-             WHERE id = 1",
-            [],
-        )?;
-        let stuck = conn.execute(
-            "UPDATE sales SET next_attempt_at = ?1 WHERE state = 'stuck'",
-            [now],
-        )?;
+        let stuck = rearm(conn, now)?;
         super::audit::write(
             conn,
             super::audit::Entry {

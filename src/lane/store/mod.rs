@@ -483,6 +483,16 @@ impl Store {
             .await
     }
 
+    /// The drain takes up a sync requested meanwhile (no audit entry: the
+    /// request wrote it).
+    pub async fn rearm_for_sync(&self, now: jiff::Timestamp) -> Result<(), StoreError> {
+        let now = fmt_ts(now);
+        self.inner
+            .writer
+            .call(move |c, _| drain::rearm_for_sync(c, &now))
+            .await
+    }
+
     /// The active restored-lane guard, if any.
     pub async fn restore_guard(&self) -> Result<Option<RestoreGuard>, StoreError> {
         self.inner.readers.run(restore::active).await

@@ -11,6 +11,10 @@
 //! cache is dropped before each start, as after a till's reboot.
 
 #[cfg(unix)]
+#[path = "../common/signal.rs"]
+#[allow(dead_code)]
+mod signal;
+#[cfg(unix)]
 #[path = "support.rs"]
 mod support;
 
@@ -147,11 +151,7 @@ mod unix {
     }
 
     fn stop(child: &mut Child) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(ok.success());
+        super::signal::sigterm(child);
         let status = child.wait().expect("wait");
         assert!(status.success(), "laned exited with {status}");
     }

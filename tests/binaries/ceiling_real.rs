@@ -91,14 +91,7 @@ async fn a_lane_offline_past_its_ceiling_refuses_sales_across_kill_9_until_the_b
     let left = body["ceiling_remaining_seconds"].as_u64();
     assert!(left.is_some_and(|s| s <= 2), "{body}");
     #[cfg(unix)]
-    {
-        let ok = std::process::Command::new("kill")
-            .args(["-TERM", &lane.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        assert_eq!(lane.wait_exit().code(), Some(0));
-    }
+    assert_eq!(lane.terminate().code(), Some(0));
     #[cfg(not(unix))]
     lane.kill9();
 }

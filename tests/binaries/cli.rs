@@ -52,14 +52,7 @@ async fn status_reads_the_database_with_the_daemon_running_and_stopped() {
     assert_eq!(running["last_receipt_no"]["L03"], 2);
 
     #[cfg(unix)]
-    {
-        let ok = std::process::Command::new("kill")
-            .args(["-TERM", &lane.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        assert_eq!(lane.wait_exit().code(), Some(0));
-    }
+    assert_eq!(lane.terminate().code(), Some(0));
     #[cfg(not(unix))]
     lane.kill9();
     let (code, out, err) = status(dir.path(), true);

@@ -35,12 +35,5 @@ async fn the_demo_lane_delivers_a_sale_to_its_embedded_backend() {
     let status: Value = common::get_json(&http, &format!("{}/v1/status", lane.base)).await;
     assert_eq!(status["lane_state"], "online", "{status}");
     #[cfg(unix)]
-    {
-        let ok = std::process::Command::new("kill")
-            .args(["-TERM", &lane.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        assert_eq!(lane.wait_exit().code(), Some(0), "{}", lane.stderr());
-    }
+    assert_eq!(lane.terminate().code(), Some(0), "{}", lane.stderr());
 }

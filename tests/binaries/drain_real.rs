@@ -132,12 +132,8 @@ async fn the_back_end_token_never_appears_in_logs_status_or_errors() {
         "{status}"
     );
     let sale: Value = common::get_json(&http, &format!("{}/v1/sales/{id}", lane.base)).await;
-    let pid = lane.pid();
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
     #[cfg(unix)]
-    assert!(ok.unwrap().success());
+    common::sigterm(&lane.child);
     let mut lane = lane;
     lane.wait_exit();
     let logs = lane.stderr();
@@ -182,11 +178,7 @@ async fn sighup_rereads_a_fixed_token_file_and_delivery_resumes() {
     assert!(backend.posted_order().is_empty());
 
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    let ok = std::process::Command::new("kill")
-        .args(["-HUP", &lane.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    common::sighup(&lane.child);
     tokio::time::timeout(Duration::from_secs(60), backend.wait_for_posted(1))
         .await
         .expect("delivery resumes after SIGHUP");

@@ -181,11 +181,7 @@ async fn sigterm_finishes_in_flight_sales_and_exits_0() {
     while let Some(id) = ack_rx.recv().await {
         acked.push(id);
         if acked.len() == 100 {
-            let ok = std::process::Command::new("kill")
-                .args(["-TERM", &lane.pid().to_string()])
-                .status()
-                .unwrap();
-            assert!(ok.success());
+            common::sigterm(&lane.child);
         }
     }
     for c in clients {

@@ -84,16 +84,9 @@ fn notifies_like_a_systemd_service(program: &str, args: &[String], port: u16, re
         assert_eq!(ping.trim_end(), "WATCHDOG=1");
     }
 
-    let pid = child.id().to_string();
     // A reload (SIGHUP) is announced, with the time, and ended by READY=1.
     if reloads {
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        common::sighup(&child);
         let mut seen = vec![];
         while !seen
             .iter()
@@ -114,13 +107,7 @@ fn notifies_like_a_systemd_service(program: &str, args: &[String], port: u16, re
     }
 
     // SIGTERM: STOPPING=1 (after any ping already on its way), then exit 0.
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::sigterm(&child);
     loop {
         let n = recv(&sock, Duration::from_secs(60)).expect("STOPPING=1");
         if n.lines().any(|l| l == "STOPPING=1") {
@@ -200,13 +187,7 @@ fn logged(journal: bool) -> String {
     let mut child = cmd.spawn().unwrap();
     let ready = recv(&sock, Duration::from_secs(60)).expect("READY=1");
     assert!(ready.contains("READY=1"));
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::sigterm(&child);
     assert_eq!(child.wait().unwrap().code(), Some(0));
     std::fs::read_to_string(&log_path).unwrap()
 }
@@ -310,13 +291,7 @@ fn a_wedged_store_writer_stops_the_watchdog_pings() {
         "{status}"
     );
 
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::sigterm(&child);
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
 

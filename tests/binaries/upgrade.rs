@@ -63,12 +63,7 @@ async fn previous_release_lane(dir: &Path, n: usize) -> Vec<Value> {
 }
 
 fn stop(lane: &mut RealLane) {
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &lane.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let status = lane.wait_exit();
+    let status = lane.terminate();
     assert_eq!(status.code(), Some(0), "{}", lane.stderr());
 }
 

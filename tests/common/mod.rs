@@ -430,11 +430,7 @@ impl RealLane {
     /// SIGTERM (a clean stop), then waits for the exit.
     #[cfg(unix)]
     pub fn terminate(&mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(sent.success(), "kill -TERM failed");
+        sigterm(&self.child);
         self.wait_exit()
     }
 
@@ -506,6 +502,12 @@ pub mod backend;
 pub mod faketime;
 pub mod pg;
 pub mod salemap;
+#[cfg(unix)]
+pub mod signal;
+
+#[cfg(unix)]
+#[allow(unused_imports)] // not every test binary sends both
+pub use signal::{sighup, sigterm};
 
 /// The seed of a randomised test: `LANED_SEED` when set (to replay a
 /// failure), a fresh one otherwise. Printed either way, and to be named in

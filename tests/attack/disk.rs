@@ -38,7 +38,11 @@ impl Tmpfs {
                     std::env::var("LANED_REQUIRE_MOUNT").as_deref() != Ok("1"),
                     "LANED_REQUIRE_MOUNT=1 but a tmpfs could not be mounted: {why}"
                 );
-                eprintln!("SKIPPED a_full_disk: cannot mount a tmpfs here (needs root): {why}");
+                common::skipped(
+                    "the full disk",
+                    &format!("cannot mount a tmpfs here (needs root): {why}"),
+                    "LANED_REQUIRE_MOUNT",
+                );
                 None
             }
         }

@@ -41,8 +41,10 @@ fn schemathesis() -> Option<PathBuf> {
             "LANED_REQUIRE_SCHEMATHESIS=1 but schemathesis was not found \
              (pip install schemathesis, or set LANED_SCHEMATHESIS)"
         );
-        eprintln!(
-            "SKIPPED the schemathesis fuzz: no `st` on this machine (pip install schemathesis)"
+        common::skipped(
+            "the schemathesis fuzz",
+            "no `st` on this machine (pip install schemathesis, or set LANED_SCHEMATHESIS)",
+            "LANED_REQUIRE_SCHEMATHESIS",
         );
     }
     found

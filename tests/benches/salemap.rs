@@ -8,6 +8,9 @@
 #[path = "../common/pg.rs"]
 #[allow(dead_code)]
 mod pg;
+// pg.rs says through it when PostgreSQL is missing.
+#[path = "../common/skip.rs"]
+mod skip;
 #[path = "support.rs"]
 mod support;
 

@@ -125,7 +125,7 @@ async fn offline_seconds(http: &reqwest::Client, lane: &RealLane) -> (u64, Value
 /// lane must count it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_and_a_clock_set_back_before_each_restart_do_not_stretch_the_ceiling() {
-    let Some(lib) = common::faketime::preload("kill_9_and_a_clock_set_back") else {
+    let Some(lib) = common::faketime::preload("this test") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -168,7 +168,7 @@ async fn kill_9_and_a_clock_set_back_before_each_restart_do_not_stretch_the_ceil
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_stops_kills_and_clock_moves_never_shorten_the_counted_offline_time() {
     use rand::{RngExt, SeedableRng};
-    let Some(lib) = common::faketime::preload("random_stops_kills_and_clock_moves") else {
+    let Some(lib) = common::faketime::preload("this test") else {
         return;
     };
     let seed = common::seed("random_stops_kills_and_clock_moves");

@@ -22,16 +22,20 @@ fn find() -> Option<PathBuf> {
     candidates.into_iter().find(|p| p.is_file())
 }
 
-/// The library, or `None` after printing a visible skip notice; panics
-/// when `LANED_REQUIRE_FAKETIME=1`.
-pub fn preload(test: &str) -> Option<PathBuf> {
+/// The library, or `None` after a visible notice that `what` is skipped;
+/// panics when `LANED_REQUIRE_FAKETIME=1`.
+pub fn preload(what: &str) -> Option<PathBuf> {
     let found = find();
     if found.is_none() {
         assert!(
             std::env::var("LANED_REQUIRE_FAKETIME").as_deref() != Ok("1"),
             "LANED_REQUIRE_FAKETIME=1 but libfaketime was not found (apt-get install faketime)"
         );
-        eprintln!("SKIPPED {test}: no libfaketime on this machine (apt-get install faketime)");
+        super::skip::skipped(
+            what,
+            "no libfaketime on this machine (apt-get install faketime)",
+            "LANED_REQUIRE_FAKETIME",
+        );
     }
     found
 }

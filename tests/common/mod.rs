@@ -504,10 +504,12 @@ pub mod pg;
 pub mod salemap;
 #[cfg(unix)]
 pub mod signal;
+pub mod skip;
 
 #[cfg(unix)]
 #[allow(unused_imports)] // not every test binary sends both
 pub use signal::{sighup, sigterm};
+pub use skip::skipped;
 
 /// The seed of a randomised test: `LANED_SEED` when set (to replay a
 /// failure), a fresh one otherwise. Printed either way, and to be named in

@@ -152,8 +152,11 @@ fn new_cluster() -> Option<Cluster> {
             !required(),
             "LANED_REQUIRE_PG=1 but no PostgreSQL server binaries (initdb, pg_ctl) were found"
         );
-        eprintln!(
-            "PostgreSQL server binaries not found: skipping the PostgreSQL half of this test"
+        super::skip::skipped(
+            "the PostgreSQL part",
+            "no PostgreSQL server binaries (initdb, pg_ctl) on this machine \
+             (apt-get install postgresql)",
+            "LANED_REQUIRE_PG",
         );
         return None;
     };

@@ -184,7 +184,12 @@ async fn chromium_finds_the_status_figures_and_presses_sync_now() {
             "LANED_REQUIRE_BROWSER=1 but no chromedriver and Chromium were found \
              (apt-get install chromium chromium-driver)"
         );
-        eprintln!("skipped: no chromedriver and Chromium on this machine");
+        common::skipped(
+            "this test",
+            "no chromedriver and Chromium on this machine (apt-get install chromium \
+             chromium-driver)",
+            "LANED_REQUIRE_BROWSER",
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();

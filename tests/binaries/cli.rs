@@ -77,9 +77,7 @@ async fn sales_list_and_show_explain_a_stuck_sale_with_the_daemon_stopped() {
     use common::backend::{Backend, Reply};
     let dir = tempfile::tempdir().unwrap();
     let backend = Backend::start(Some("t")).await;
-    let mut cfg = common::config(dir.path());
-    cfg.backend_url = Some(backend.url.clone());
-    cfg.drain.backend_token = Some(common::secret("t"));
+    let cfg = common::config_with_backend(dir.path(), &backend.url, "t");
     let lane = common::Lane::start_with(cfg).await;
     let ids = lane.ring(1).await;
     lane.until("the first is posted", || async {
@@ -165,9 +163,7 @@ async fn export_streams_every_sale_as_ndjson_or_csv_with_formulas_defused() {
     use common::backend::{Backend, Reply};
     let dir = tempfile::tempdir().unwrap();
     let backend = Backend::start(Some("t")).await;
-    let mut cfg = common::config(dir.path());
-    cfg.backend_url = Some(backend.url.clone());
-    cfg.drain.backend_token = Some(common::secret("t"));
+    let cfg = common::config_with_backend(dir.path(), &backend.url, "t");
     let lane = common::Lane::start_with(cfg).await;
     let posted = lane.ring(1).await;
     lane.until("posted", || async {

@@ -77,6 +77,15 @@ pub fn config(dir: &Path) -> Config {
     c
 }
 
+/// [`config`], delivering to the back-end at `url` (the scripted
+/// [`backend::Backend`] or salemap) with the lane token `token`.
+pub fn config_with_backend(dir: &Path, url: &str, token: &str) -> Config {
+    let mut c = config(dir);
+    c.backend_url = Some(url.to_owned());
+    c.drain.backend_token = Some(secret(token));
+    c
+}
+
 /// A lane running in this process (the `Daemon` seam on port 0).
 pub struct Lane {
     pub base: String,

@@ -7,8 +7,8 @@ use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::Lane;
 use common::backend::{Backend, Reply};
-use common::{Lane, secret};
 use jiff::tz::TimeZone;
 use laned::common::clock::{Clock, ManualClock};
 use laned::lane::ceiling::Limits;
@@ -29,9 +29,7 @@ fn clock_at(wall: &str) -> Arc<ManualClock> {
 }
 
 fn cfg(dir: &std::path::Path, backend: &Backend) -> Config {
-    let mut c = common::config(dir);
-    c.backend_url = Some(backend.url.clone());
-    c.drain.backend_token = Some(secret(TOKEN));
+    let mut c = common::config_with_backend(dir, &backend.url, TOKEN);
     c.drain.backoff_base = SECOND;
     c.drain.backoff_cap = Duration::from_secs(16);
     c.drain.heartbeat_interval = Duration::from_secs(300);

@@ -4,8 +4,8 @@
 
 use crate::common;
 
+use common::Lane;
 use common::salemap::Salemap;
-use common::{Lane, secret};
 use laned::salemap::Lanes;
 use serde_json::Value;
 
@@ -45,9 +45,7 @@ fn line<'a>(out: &'a str, name: &str) -> &'a str {
 async fn doctor_passes_a_healthy_lane_and_names_what_is_broken() {
     let dir = tempfile::tempdir().unwrap();
     let sm = Salemap::start(&dir.path().join("salemap.db"), Lanes::single("L03", TOKEN)).await;
-    let mut cfg = common::config(&dir.path().join("lane"));
-    cfg.backend_url = Some(sm.url.clone());
-    cfg.drain.backend_token = Some(secret(TOKEN));
+    let cfg = common::config_with_backend(&dir.path().join("lane"), &sm.url, TOKEN);
     let lane_dir = cfg.data_dir.clone();
     let lane = Lane::start_with(cfg).await;
     lane.ring(1).await;

@@ -17,9 +17,7 @@ const TOKEN: &str = "lane-token-5f1e";
 /// only when a test asks for it (POST /v1/admin/sync): no test waits on a
 /// timer.
 fn config_for(dir: &std::path::Path, backend: &Backend) -> Config {
-    let mut cfg = common::config(dir);
-    cfg.backend_url = Some(backend.url.clone());
-    cfg.drain.backend_token = Some(secret(TOKEN));
+    let mut cfg = common::config_with_backend(dir, &backend.url, TOKEN);
     cfg.drain.backoff_base = Duration::from_secs(3600);
     cfg.drain.backoff_cap = Duration::from_secs(3600);
     cfg

@@ -6,8 +6,8 @@ use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::Lane;
 use common::backend::{Backend, Reply};
-use common::{Lane, secret};
 use laned::common::clock::{Clock, ManualClock};
 use serde_json::json;
 use uuid::Uuid;
@@ -19,9 +19,7 @@ async fn lane_with_clock(
     backend: &Backend,
     clock: Arc<ManualClock>,
 ) -> Lane {
-    let mut cfg = common::config(dir);
-    cfg.backend_url = Some(backend.url.clone());
-    cfg.drain.backend_token = Some(secret(TOKEN));
+    let mut cfg = common::config_with_backend(dir, &backend.url, TOKEN);
     cfg.drain.backoff_base = Duration::from_secs(1);
     cfg.drain.backoff_cap = Duration::from_secs(16);
     cfg.drain.retry_after_cap = Duration::from_secs(120);

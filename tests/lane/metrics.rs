@@ -4,8 +4,8 @@
 
 use crate::common;
 
+use common::Lane;
 use common::backend::{Backend, Reply};
-use common::{Lane, secret};
 use serde_json::json;
 
 const TOKEN: &str = "metrics-token";
@@ -15,9 +15,7 @@ async fn metrics_count_what_the_lane_did() {
     let dir = tempfile::tempdir().unwrap();
     let backend = Backend::start(Some(TOKEN)).await;
     backend.without_batch();
-    let mut cfg = common::config(dir.path());
-    cfg.backend_url = Some(backend.url.clone());
-    cfg.drain.backend_token = Some(secret(TOKEN));
+    let mut cfg = common::config_with_backend(dir.path(), &backend.url, TOKEN);
     cfg.drain.backoff_base = std::time::Duration::from_millis(10);
     cfg.drain.backoff_cap = std::time::Duration::from_millis(10);
     let lane = Lane::start_with(cfg).await;

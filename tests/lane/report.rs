@@ -5,8 +5,8 @@
 
 use crate::common;
 
+use common::Lane;
 use common::salemap::Salemap;
-use common::{Lane, secret};
 use laned::salemap::Lanes;
 use serde_json::Value;
 
@@ -52,9 +52,7 @@ async fn report_reconciles_a_day_and_shows_the_sale_the_backend_lost() {
     let db_path = dir.path().join("salemap.db");
     let sm = Salemap::start(&db_path, Lanes::single("L03", TOKEN)).await;
     let url = sm.url.clone();
-    let mut cfg = common::config(&dir.path().join("lane"));
-    cfg.backend_url = Some(url.clone());
-    cfg.drain.backend_token = Some(secret(TOKEN));
+    let cfg = common::config_with_backend(&dir.path().join("lane"), &url, TOKEN);
     let lane_dir = cfg.data_dir.clone();
     let lane = Lane::start_with(cfg).await;
 

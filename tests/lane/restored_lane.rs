@@ -7,8 +7,8 @@ use crate::common;
 
 use std::time::Duration;
 
+use common::Lane;
 use common::salemap::Salemap;
-use common::{Lane, secret};
 use laned::salemap::Lanes;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -16,9 +16,7 @@ use uuid::Uuid;
 const TOKEN: &str = "restore-lane-token";
 
 fn cfg(dir: &std::path::Path, url: &str) -> laned::lane::config::Config {
-    let mut c = common::config(dir);
-    c.backend_url = Some(url.to_owned());
-    c.drain.backend_token = Some(secret(TOKEN));
+    let mut c = common::config_with_backend(dir, url, TOKEN);
     c.drain.backoff_base = Duration::from_millis(20);
     c.drain.backoff_cap = Duration::from_millis(100);
     c

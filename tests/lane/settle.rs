@@ -74,9 +74,7 @@ fn audit(dir: &std::path::Path) -> Vec<(String, String, Option<String>, String, 
 async fn retry_and_resolve_change_only_the_named_sales_and_are_audited() {
     let dir = tempfile::tempdir().unwrap();
     let backend = Backend::start(Some("t")).await;
-    let mut cfg = common::config(dir.path());
-    cfg.backend_url = Some(backend.url.clone());
-    cfg.drain.backend_token = Some(common::secret("t"));
+    let cfg = common::config_with_backend(dir.path(), &backend.url, "t");
     let lane = common::Lane::start_with(cfg).await;
 
     // Three sales the back-end refuses, then one it takes.

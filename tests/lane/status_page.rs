@@ -9,8 +9,8 @@ use std::io::BufRead;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::Lane;
 use common::backend::{Backend, Reply};
-use common::{Lane, secret};
 use laned::common::clock::ManualClock;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -18,9 +18,7 @@ use uuid::Uuid;
 const TOKEN: &str = "t";
 
 fn cfg(dir: &std::path::Path, backend: &Backend) -> laned::lane::config::Config {
-    let mut c = common::config(dir);
-    c.backend_url = Some(backend.url.clone());
-    c.drain.backend_token = Some(secret(TOKEN));
+    let mut c = common::config_with_backend(dir, &backend.url, TOKEN);
     c.drain.backoff_base = Duration::from_secs(1);
     c.drain.backoff_cap = Duration::from_secs(16);
     c.drain.heartbeat_interval = Duration::from_secs(300);

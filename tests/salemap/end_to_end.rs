@@ -6,8 +6,8 @@ use crate::common;
 
 use std::time::Duration;
 
+use common::Lane;
 use common::salemap::Salemap;
-use common::{Lane, secret};
 use laned::salemap::{Database, Lanes};
 use serde_json::Value;
 use uuid::Uuid;
@@ -46,9 +46,7 @@ async fn a_thousand_sales_through_backend_restarts_post_once_in_lane_order_on_po
 /// document numbers 1..=1000.
 async fn through_restarts(dir: &std::path::Path, db: Database) {
     let mut sm = Salemap::start_on(db, Lanes::single("L03", TOKEN)).await;
-    let mut cfg = common::config(&dir.join("lane"));
-    cfg.backend_url = Some(sm.url.clone());
-    cfg.drain.backend_token = Some(secret(TOKEN));
+    let mut cfg = common::config_with_backend(&dir.join("lane"), &sm.url, TOKEN);
     cfg.drain.batch_size = 50;
     cfg.drain.backoff_base = Duration::from_millis(20);
     cfg.drain.backoff_cap = Duration::from_millis(100);
@@ -154,9 +152,7 @@ async fn the_largest_sale_is_posted_and_one_byte_more_is_refused_at_intake() {
     let dir = tempfile::tempdir().unwrap();
     let sm = Salemap::start(&dir.path().join("salemap.db"), Lanes::single("L03", TOKEN)).await;
     let lane_dir = dir.path().join("lane");
-    let mut cfg = common::config(&lane_dir);
-    cfg.backend_url = Some(sm.url.clone());
-    cfg.drain.backend_token = Some(secret(TOKEN));
+    let cfg = common::config_with_backend(&lane_dir, &sm.url, TOKEN);
     let lane = Lane::start_with(cfg).await;
     // Calibrate: 930 lines of 256 four-byte characters come within 8 KiB
     // of the limit; the padding makes up the rest.

@@ -7,7 +7,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{Lane, RealLane, secret};
+use common::{Lane, RealLane};
 use serde_json::Value;
 
 const TOKEN: &str = "kill-lane-token";
@@ -90,9 +90,7 @@ where
 
     // The backlog is rung while the back-end is down, so deliveries are
     // full batches of 1,000.
-    let mut cfg = common::config(&dir.join("lane"));
-    cfg.backend_url = Some(format!("http://{addr}"));
-    cfg.drain.backend_token = Some(secret(TOKEN));
+    let mut cfg = common::config_with_backend(&dir.join("lane"), &format!("http://{addr}"), TOKEN);
     cfg.drain.batch_size = 1000;
     cfg.drain.backoff_base = Duration::from_millis(50);
     cfg.drain.backoff_cap = Duration::from_millis(200);

@@ -2,23 +2,17 @@
 //! back-end over loopback, with batches of 100 and with single PUTs; then
 //! the same through a lossy back-end (a share of requests failing at
 //! random, seeded: 503 or 429 with `Retry-After: 1`, 500, answers lost
-//! after the commit), as a share of the clean rate. `cargo bench --bench
-//! drain` (`LANED_SEED` picks the faults); under `cargo test` it runs a
-//! few hundred sales only, so the benchmark itself stays working.
-
-#[path = "../common/backend.rs"]
-#[allow(dead_code)]
-mod backend;
-#[path = "support.rs"]
-mod support;
+//! after the commit), as a share of the clean rate. `cargo bench -- drain`
+//! (`LANED_SEED` picks the faults); under `cargo test` it runs a few
+//! hundred sales only, so the benchmark itself stays working.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backend::Backend;
+use crate::backend::Backend;
+use crate::support::{backlog, config};
 use laned::common::clock::SystemClock;
 use laned::lane::daemon::Daemon;
-use support::{backlog, config};
 
 /// Starts the lane on its backlog and times the drain until the back-end
 /// holds every sale; `faults`: (seed, share of requests that fail).
@@ -54,8 +48,7 @@ async fn drain(
     (took, backend.faults_injected().values().sum())
 }
 
-fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+pub fn main(full: bool) {
     // The lossy runs wait out every failure (a second or so: the back-end's
     // Retry-After, or the backoff's jitter), so they drain fewer sales:
     // enough batches (or PUTs) for a few hundred requests each.

@@ -2,12 +2,9 @@
 //! daemon keeps taking sales. Reports the export's rate and peak memory and
 //! the daemon's answer times to two registers before and during the export.
 //!
-//! `cargo bench --bench export` runs it with 100,000 sales (override with
+//! `cargo bench -- export` runs it with 100,000 sales (override with
 //! `LANED_BENCH_SALES`); under `cargo test` it runs 200 so that it stays
 //! working.
-
-#[path = "support.rs"]
-mod support;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -16,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+use crate::support;
+
+pub fn main(full: bool) {
     let n: usize = std::env::var("LANED_BENCH_SALES")
         .ok()
         .and_then(|s| s.parse().ok())

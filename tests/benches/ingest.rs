@@ -3,7 +3,7 @@
 //! sale SQLite inserts with `synchronous=FULL`, measured in the same run on
 //! the same disk.
 //!
-//! `cargo bench --bench ingest` runs it in full and prints a Markdown table
+//! `cargo bench -- ingest` runs it in full and prints a Markdown table
 //! for BENCHMARKS.md. Under `cargo test` (no `--bench` argument) it runs a
 //! few sales only, so the benchmark itself stays working.
 
@@ -26,8 +26,7 @@ struct Sizes {
     concurrency: usize,
 }
 
-fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+pub fn main(full: bool) {
     let (sizes, rounds) = if full {
         let s = Sizes {
             naive: 4_000,

@@ -1,27 +1,19 @@
 //! salemap benchmark (issue 5): a lane draining a backlog into salemap, on
 //! SQLite and on PostgreSQL, next to salemap's own batched ingest rate
-//! measured in the same run. `cargo bench --bench salemap`; under
+//! measured in the same run. `cargo bench -- salemap`; under
 //! `cargo test` it runs a few hundred sales only. PostgreSQL is started
 //! from the machine's server binaries; without them that half is skipped
 //! (unless `LANED_REQUIRE_PG=1`).
 
-#[path = "../common/pg.rs"]
-#[allow(dead_code)]
-mod pg;
-// pg.rs says through it when PostgreSQL is missing.
-#[path = "../common/skip.rs"]
-mod skip;
-#[path = "support.rs"]
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::pg;
+use crate::support::{backlog, config};
 use laned::common::clock::SystemClock;
 use laned::lane::daemon::Daemon;
 use laned::salemap::{Config, DEFAULT_TENANT, Database, Lanes, Server, Store};
 use serde_json::json;
-use support::{backlog, config};
 use uuid::Uuid;
 
 const TOKEN: &str = "bench";
@@ -187,8 +179,7 @@ async fn drain(dir: &std::path::Path, db: Database, n: usize) -> Duration {
     took
 }
 
-fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+pub fn main(full: bool) {
     // LANED_BENCH_SALES overrides the size (for profiling).
     let n = std::env::var("LANED_BENCH_SALES")
         .ok()

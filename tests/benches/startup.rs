@@ -4,23 +4,17 @@
 //! a large backlog; then the resident memory and CPU time of an idle lane
 //! delivering to the real `salemap` binary, over ten minutes.
 //!
-//! `cargo bench --bench startup` runs it with 1,000,000 sales and ten idle
+//! `cargo bench -- startup` runs it with 1,000,000 sales and ten idle
 //! minutes (override with `LANED_BENCH_SALES` and `LANED_BENCH_IDLE_SECS`);
 //! under `cargo test` it runs 200 sales and one idle second so that it
 //! stays working. With `LANED_BENCH_COLD=1` (Linux, as root) the page
 //! cache is dropped before each start, as after a till's reboot.
 
-#[cfg(unix)]
-#[path = "../common/signal.rs"]
-#[allow(dead_code)]
-mod signal;
-#[cfg(unix)]
-#[path = "support.rs"]
-mod support;
-
-fn main() {
+pub fn main(full: bool) {
     #[cfg(unix)]
-    unix::main();
+    unix::main(full);
+    #[cfg(not(unix))]
+    let _ = full;
 }
 
 #[cfg(unix)]
@@ -30,21 +24,21 @@ mod unix {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use super::support;
+    use crate::support;
 
     const ROUNDS: usize = 5;
 
-    fn env_or(name: &str, full: usize, quick: usize) -> usize {
-        let bench = std::env::args().any(|a| a == "--bench");
+    /// `name` from the environment, else `big` for a full run or `quick`.
+    fn env_or(name: &str, full: bool, big: usize, quick: usize) -> usize {
         std::env::var(name)
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(if bench { full } else { quick })
+            .unwrap_or(if full { big } else { quick })
     }
 
-    pub fn main() {
-        let n = env_or("LANED_BENCH_SALES", 1_000_000, 200);
-        let idle = Duration::from_secs(env_or("LANED_BENCH_IDLE_SECS", 600, 1) as u64);
+    pub fn main(full: bool) {
+        let n = env_or("LANED_BENCH_SALES", full, 1_000_000, 200);
+        let idle = Duration::from_secs(env_or("LANED_BENCH_IDLE_SECS", full, 600, 1) as u64);
         let base = std::env::var_os("LANED_BENCH_DIR")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| env!("CARGO_TARGET_TMPDIR").into());
@@ -151,7 +145,7 @@ mod unix {
     }
 
     fn stop(child: &mut Child) {
-        super::signal::sigterm(child);
+        crate::signal::sigterm(child);
         let status = child.wait().expect("wait");
         assert!(status.success(), "laned exited with {status}");
     }

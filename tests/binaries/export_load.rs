@@ -1,7 +1,7 @@
 //! `laned export` of 100,000 sales while the daemon keeps taking sales:
 //! the export is one consistent snapshot (every sale up to some point, in
 //! order, none missing, none half-written) and the daemon goes on answering.
-//! How fast both are is measured by `cargo bench --bench export`.
+//! How fast both are is measured by `cargo bench -- export`.
 
 use crate::{common, support};
 

@@ -29,8 +29,11 @@ mod ingest;
 mod salemap;
 mod startup;
 
+/// A benchmark: `true` for a full run, `false` for the short one.
+type Benchmark = fn(bool);
+
 /// Each benchmark by name, in the order a full run takes them.
-const BENCHMARKS: [(&str, fn(bool)); 5] = [
+const BENCHMARKS: [(&str, Benchmark); 5] = [
     ("ingest", ingest::main),
     ("drain", drain::main),
     ("salemap", salemap::main),

@@ -518,6 +518,7 @@ pub mod skip;
 #[cfg(unix)]
 #[allow(unused_imports)] // not every test binary sends both
 pub use signal::{sighup, sigterm};
+#[allow(unused_imports)] // not every test binary skips anything
 pub use skip::skipped;
 
 /// The seed of a randomised test: `LANED_SEED` when set (to replay a

@@ -119,7 +119,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let config = match config {
         Ok(c) => {
-            let from = laned::lane::config::config_path(&args.config)
+            let from = args
+                .config
+                .config_path()
                 .map_or("flags and LANED_* variables".into(), |p| {
                     p.display().to_string()
                 });

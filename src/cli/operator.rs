@@ -174,8 +174,8 @@ pub fn config_for(
     lane_id: &str,
 ) -> anyhow::Result<laned::lane::config::Config> {
     let mut args = args.clone();
-    if args.lane_id.is_none() {
-        args.lane_id = Some(lane_id.to_owned());
+    if args.settings.lane_id.is_none() {
+        args.settings.lane_id = Some(lane_id.to_owned());
     }
     Ok(laned::lane::config::Config::load(&args, |k| {
         std::env::var(k).ok()

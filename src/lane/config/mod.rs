@@ -1,5 +1,7 @@
 //! Configuration, layered in one place: built-in defaults, then the TOML file
 //! named by `--config`, then `LANED_*` environment variables, then flags.
+//! The file's keys and the flags are one struct, [`Settings`]; [`Config`]
+//! is what they resolve to, checked.
 //!
 //! Secrets never sit in the main config file (it is typically world-readable
 //! under `/etc`): the API token comes from `LANED_API_TOKEN` or from the file
@@ -14,6 +16,13 @@ use crate::common::duration::Interval;
 use crate::common::secret::Secret;
 use crate::common::telemetry::LogFormat;
 use crate::lane::ceiling::Preset;
+
+mod settings;
+mod sources;
+
+pub use settings::{ConfigArgs, Settings};
+pub use sources::{API_TOKEN_CREDENTIAL, BACKEND_TOKEN_CREDENTIAL, data_dir, read_token_file};
+use sources::{credential, fallback_data_dir, token};
 
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7410";
@@ -139,160 +148,6 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Time to send a complete request head, by default.
 pub const DEFAULT_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// The config file's keys. Every field is optional: what is missing comes
-/// from the defaults. Unknown keys are refused.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigFile {
-    /// Address the till API listens on.
-    pub listen: Option<SocketAddr>,
-    /// Directory holding the database and lock file.
-    pub data_dir: Option<PathBuf>,
-    /// This lane's id, as the back-end knows it.
-    pub lane_id: Option<String>,
-    /// Receipt number series (defaults to the lane id).
-    pub series: Option<String>,
-    /// Base URL of the back-end (used by the drain).
-    pub backend_url: Option<String>,
-    /// `text` or `json`.
-    pub log_format: Option<LogFormat>,
-    /// A `tracing` filter such as `info` or `laned=debug`.
-    pub log_level: Option<String>,
-    /// File holding the till API token; required to listen beyond loopback.
-    pub api_token_file: Option<PathBuf>,
-    /// Extra `Host` header names accepted besides loopback and the listen address.
-    pub allowed_hosts: Option<Vec<String>>,
-    /// Connections open at once on the till API.
-    pub max_connections: Option<usize>,
-    /// Time to send a complete request head (and the next, kept alive).
-    pub header_read_timeout: Option<Interval>,
-    /// File holding the bearer token the lane sends to the back-end.
-    pub backend_token_file: Option<PathBuf>,
-    /// Sales per `POST /v1/sales:batch` (1 to 1000).
-    pub batch_size: Option<usize>,
-    /// `park` or `block`.
-    pub on_reject: Option<OnReject>,
-    /// First retry delay after a transient failure (doubles each time).
-    pub backoff_base: Option<Interval>,
-    /// Longest retry delay.
-    pub backoff_cap: Option<Interval>,
-    /// Longest `Retry-After` the lane honours.
-    pub retry_after_cap: Option<Interval>,
-    /// How often stuck sales are re-sent on their own.
-    pub stuck_recheck: Option<Interval>,
-    /// How often an idle lane proves its link with a heartbeat.
-    pub heartbeat_interval: Option<Interval>,
-    /// Timeout of one request to the back-end.
-    pub request_timeout: Option<Interval>,
-    /// `ke-etims`, `ua-prro` or `ru-30d`: a named set of ceiling limits.
-    pub ceiling_preset: Option<Preset>,
-    /// Offline this long in a row: new sales are refused (`off` to disable).
-    pub sync_ceiling: Option<Limit>,
-    /// Offline this long: the lane warns.
-    pub warn_after: Option<Interval>,
-    /// The oldest unsent sale older than this: new sales are refused.
-    pub max_unsent_age: Option<Limit>,
-    /// Offline time allowed per calendar month.
-    pub monthly_offline_budget: Option<Limit>,
-    /// IANA time zone of the lane's calendar months (default: the system's).
-    pub time_zone: Option<String>,
-}
-
-/// The settings that flags and `LANED_*` variables can give, shared by every
-/// subcommand that reads the lane's data.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct ConfigArgs {
-    /// TOML config file.
-    #[arg(long, env = "LANED_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Listen address [default: 127.0.0.1:7410].
-    #[arg(long, env = "LANED_LISTEN", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Data directory [default: the platform's local data directory].
-    #[arg(long, env = "LANED_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// This lane's id (letters, digits, '-' and '_').
-    #[arg(long, env = "LANED_LANE_ID", value_name = "ID")]
-    pub lane_id: Option<String>,
-    /// Receipt number series [default: the lane id].
-    #[arg(long, env = "LANED_SERIES", value_name = "SERIES")]
-    pub series: Option<String>,
-    /// Base URL of the back-end.
-    #[arg(long, env = "LANED_BACKEND_URL", value_name = "URL")]
-    pub backend_url: Option<String>,
-    /// Log format.
-    #[arg(long, env = "LANED_LOG_FORMAT", value_enum)]
-    pub log_format: Option<LogFormat>,
-    /// Log filter, e.g. `info` or `laned=debug` [default: info].
-    #[arg(long, env = "LANED_LOG_LEVEL", value_name = "FILTER")]
-    pub log_level: Option<String>,
-    /// File holding the till API token.
-    #[arg(long, env = "LANED_API_TOKEN_FILE", value_name = "FILE")]
-    pub api_token_file: Option<PathBuf>,
-    /// Extra accepted `Host` names (repeat, or comma-separated in the env).
-    #[arg(
-        long = "allowed-host",
-        env = "LANED_ALLOWED_HOSTS",
-        value_delimiter = ','
-    )]
-    pub allowed_hosts: Vec<String>,
-    /// Connections open at once; more are closed [default: 256].
-    #[arg(long, env = "LANED_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<usize>,
-    /// Time to send a complete request head; idle connections close after it too [default: 15s].
-    #[arg(long, env = "LANED_HEADER_READ_TIMEOUT", value_name = "DURATION")]
-    pub header_read_timeout: Option<Interval>,
-    /// File holding the back-end bearer token (or set LANED_BACKEND_TOKEN).
-    #[arg(long, env = "LANED_BACKEND_TOKEN_FILE", value_name = "FILE")]
-    pub backend_token_file: Option<PathBuf>,
-    /// Sales per batch request [default: 100].
-    #[arg(long, env = "LANED_BATCH_SIZE", value_name = "N")]
-    pub batch_size: Option<usize>,
-    /// What a sale the back-end refuses does to the drain [default: park].
-    #[arg(long, env = "LANED_ON_REJECT", value_enum)]
-    pub on_reject: Option<OnReject>,
-    /// First retry delay [default: 1s].
-    #[arg(long, env = "LANED_BACKOFF_BASE", value_name = "DURATION")]
-    pub backoff_base: Option<Interval>,
-    /// Longest retry delay [default: 5m].
-    #[arg(long, env = "LANED_BACKOFF_CAP", value_name = "DURATION")]
-    pub backoff_cap: Option<Interval>,
-    /// Longest Retry-After honoured [default: 15m].
-    #[arg(long, env = "LANED_RETRY_AFTER_CAP", value_name = "DURATION")]
-    pub retry_after_cap: Option<Interval>,
-    /// Automatic re-check of stuck sales [default: 1h].
-    #[arg(long, env = "LANED_STUCK_RECHECK", value_name = "DURATION")]
-    pub stuck_recheck: Option<Interval>,
-    /// Heartbeat of an idle lane [default: 5m, or a tenth of warn_after if shorter].
-    #[arg(long, env = "LANED_HEARTBEAT_INTERVAL", value_name = "DURATION")]
-    pub heartbeat_interval: Option<Interval>,
-    /// Timeout of one back-end request [default: 30s].
-    #[arg(long, env = "LANED_REQUEST_TIMEOUT", value_name = "DURATION")]
-    pub request_timeout: Option<Interval>,
-    /// Named set of sync ceiling limits.
-    #[arg(long, env = "LANED_CEILING_PRESET", value_enum)]
-    pub ceiling_preset: Option<Preset>,
-    /// Offline time after which new sales are refused, or "off" [default: 24h].
-    #[arg(long, env = "LANED_SYNC_CEILING", value_name = "DURATION|off")]
-    pub sync_ceiling: Option<Limit>,
-    /// Offline time after which the lane warns [default: five sixths of the sync ceiling].
-    #[arg(long, env = "LANED_WARN_AFTER", value_name = "DURATION")]
-    pub warn_after: Option<Interval>,
-    /// Age of the oldest unsent sale that suspends the lane [default: off].
-    #[arg(long, env = "LANED_MAX_UNSENT_AGE", value_name = "DURATION|off")]
-    pub max_unsent_age: Option<Limit>,
-    /// Offline time allowed per calendar month [default: off].
-    #[arg(
-        long,
-        env = "LANED_MONTHLY_OFFLINE_BUDGET",
-        value_name = "DURATION|off"
-    )]
-    pub monthly_offline_budget: Option<Limit>,
-    /// IANA time zone for calendar months, e.g. Europe/Kyiv [default: the system's].
-    #[arg(long, env = "LANED_TIME_ZONE", value_name = "ZONE")]
-    pub time_zone: Option<String>,
-}
-
 /// How the drain talks to the back-end.
 #[derive(Debug, Clone)]
 pub struct DrainConfig {
@@ -336,71 +191,6 @@ impl Default for DrainConfig {
     }
 }
 
-/// A token from, in decreasing priority: a file named by a flag (or its
-/// `LANED_*_TOKEN_FILE` variable, which clap folds into the flag), the
-/// token itself in a `LANED_*_TOKEN` variable, a file named in the config
-/// file. Secrets never sit in the config file itself.
-fn token(
-    flag_file: Option<&Path>,
-    env_token: Option<String>,
-    credential: Option<PathBuf>,
-    config_file: Option<&Path>,
-) -> Result<Option<Secret>, ConfigError> {
-    if let Some(path) = flag_file {
-        return read_token_file(path).map(Some);
-    }
-    if let Some(t) = env_token {
-        let t = t.trim();
-        if t.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "token",
-                message: "a LANED_*_TOKEN variable is set but empty".into(),
-            });
-        }
-        return Ok(Some(Secret::new(t)));
-    }
-    if let Some(path) = credential {
-        match std::fs::read_to_string(&path) {
-            // No such credential: the next source.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(ConfigError::TokenFile { path, source }),
-            // The package creates the credential's source empty: none yet.
-            Ok(t) if t.trim().is_empty() => {}
-            Ok(_) => return read_token_file(&path).map(Some),
-        }
-    }
-    config_file.map(read_token_file).transpose()
-}
-
-/// A credential systemd passed with `LoadCredential=name:…`: the file
-/// `$CREDENTIALS_DIRECTORY/name` (owner-only, never in the environment).
-fn credential(env: &impl Fn(&str) -> Option<String>, name: &str) -> Option<PathBuf> {
-    env("CREDENTIALS_DIRECTORY")
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(&d).join(name))
-}
-
-/// Name of the API token credential (`LoadCredential=api-token:…`).
-pub const API_TOKEN_CREDENTIAL: &str = "api-token";
-/// Name of the back-end token credential (`LoadCredential=backend-token:…`).
-pub const BACKEND_TOKEN_CREDENTIAL: &str = "backend-token";
-
-/// Reads a token file: trimmed, and refused when empty.
-pub fn read_token_file(path: &Path) -> Result<Secret, ConfigError> {
-    let t = std::fs::read_to_string(path).map_err(|source| ConfigError::TokenFile {
-        path: path.to_owned(),
-        source,
-    })?;
-    let t = t.trim();
-    if t.is_empty() {
-        return Err(ConfigError::Invalid {
-            key: "token file",
-            message: format!("{} is empty", path.display()),
-        });
-    }
-    Ok(Secret::new(t))
-}
-
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -439,62 +229,62 @@ impl Config {
         args: &ConfigArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let file = match config_path(args) {
-            Some(path) => read_file(&path)?,
-            None => ConfigFile::default(),
-        };
-        Self::merge(file, args, env)
+        Self::merge(args.file()?, &args.settings, env)
     }
 
     /// Every setting at its default, for lane `lane_id` keeping its data in
     /// `data_dir` (for embedding and tests; nothing is read from the
     /// environment).
     pub fn defaults(lane_id: &str, data_dir: &Path) -> Result<Config, ConfigError> {
-        let file = ConfigFile {
+        let file = Settings {
             lane_id: Some(lane_id.to_owned()),
             data_dir: Some(data_dir.to_owned()),
-            ..ConfigFile::default()
+            ..Settings::default()
         };
-        Self::merge(file, &ConfigArgs::default(), |_| None)
+        Self::merge(file, &Settings::default(), |_| None)
     }
 
+    /// `args` (flags and variables) over `file`, resolved and checked.
+    /// The two stay apart for the tokens only: a token file named by a
+    /// flag beats a token variable, which beats one named in the file.
     fn merge(
-        file: ConfigFile,
-        args: &ConfigArgs,
+        file: Settings,
+        args: &Settings,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let mut drain = drain_config(&file, args, &env)?;
-        let heartbeat_written = args
-            .heartbeat_interval
-            .or(file.heartbeat_interval)
-            .is_some();
-        let ceiling = ceiling_config(&file, args, &mut drain, heartbeat_written)?;
-        let listen = args.listen.or(file.listen).unwrap_or_else(|| {
+        let api_token = token(
+            args.api_token_file.as_deref(),
+            env("LANED_API_TOKEN"),
+            credential(&env, API_TOKEN_CREDENTIAL),
+            file.api_token_file.as_deref(),
+        )?;
+        let backend_token = token(
+            args.backend_token_file.as_deref(),
+            env("LANED_BACKEND_TOKEN"),
+            credential(&env, BACKEND_TOKEN_CREDENTIAL),
+            file.backend_token_file.as_deref(),
+        )?;
+        let s = args.clone().over(file);
+        let mut drain = drain_config(&s, backend_token)?;
+        let ceiling = ceiling_config(&s, &mut drain)?;
+        let listen = s.listen.unwrap_or_else(|| {
             DEFAULT_LISTEN
                 .parse()
                 .unwrap_or(([127, 0, 0, 1], 7410).into())
         });
-        let data_dir = match args.data_dir.clone().or(file.data_dir) {
+        let data_dir = match s.data_dir {
             Some(d) => d,
             None => fallback_data_dir(&env)?,
         };
-        let lane_id = args
-            .lane_id
-            .clone()
-            .or(file.lane_id)
-            .ok_or(ConfigError::Invalid {
-                key: "lane_id",
-                message: "is required: give --lane-id, LANED_LANE_ID or lane_id in the config file"
-                    .into(),
-            })?;
+        let lane_id = s.lane_id.ok_or(ConfigError::Invalid {
+            key: "lane_id",
+            message: "is required: give --lane-id, LANED_LANE_ID or lane_id in the config file"
+                .into(),
+        })?;
         check_id("lane_id", &lane_id)?;
-        let series = args
-            .series
-            .clone()
-            .or(file.series)
-            .unwrap_or_else(|| lane_id.clone());
+        let series = s.series.unwrap_or_else(|| lane_id.clone());
         check_id("series", &series)?;
-        let backend_url = args.backend_url.clone().or(file.backend_url);
+        let backend_url = s.backend_url;
         if let Some(u) = &backend_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
@@ -503,12 +293,6 @@ impl Config {
                 message: format!("must start with https:// or http:// (got {u:?})"),
             });
         }
-        let api_token = token(
-            args.api_token_file.as_deref(),
-            env("LANED_API_TOKEN"),
-            credential(&env, API_TOKEN_CREDENTIAL),
-            file.api_token_file.as_deref(),
-        )?;
         if !listen.ip().is_loopback() && api_token.is_none() {
             return Err(ConfigError::Invalid {
                 key: "listen",
@@ -518,11 +302,7 @@ impl Config {
                 ),
             });
         }
-        let log_level = args
-            .log_level
-            .clone()
-            .or(file.log_level)
-            .unwrap_or_else(|| "info".into());
+        let log_level = s.log_level.unwrap_or_else(|| "info".into());
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
             return Err(ConfigError::Invalid {
                 key: "log_level",
@@ -531,16 +311,11 @@ impl Config {
                 ),
             });
         }
-        let mut allowed_hosts = file.allowed_hosts.unwrap_or_default();
-        allowed_hosts.extend(args.allowed_hosts.iter().cloned());
+        let allowed_hosts = s.allowed_hosts.unwrap_or_default();
         let connections = crate::common::serve::Limits {
-            max_connections: args
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
-            header_read_timeout: args
+            max_connections: s.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            header_read_timeout: s
                 .header_read_timeout
-                .or(file.header_read_timeout)
                 .map_or(DEFAULT_HEADER_READ_TIMEOUT, |i| i.0),
         };
         if !(1..=65_536).contains(&connections.max_connections) {
@@ -564,7 +339,7 @@ impl Config {
             lane_id,
             series,
             backend_url,
-            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            log_format: s.log_format.unwrap_or_default(),
             log_level,
             api_token,
             allowed_hosts,
@@ -575,46 +350,20 @@ impl Config {
     }
 }
 
-fn drain_config(
-    file: &ConfigFile,
-    args: &ConfigArgs,
-    env: &impl Fn(&str) -> Option<String>,
-) -> Result<DrainConfig, ConfigError> {
+fn drain_config(s: &Settings, backend_token: Option<Secret>) -> Result<DrainConfig, ConfigError> {
     let d = DrainConfig::default();
-    let pick = |a: Option<Interval>, f: Option<Interval>, dflt| a.or(f).map_or(dflt, |i| i.0);
-    let backend_token = token(
-        args.backend_token_file.as_deref(),
-        env("LANED_BACKEND_TOKEN"),
-        credential(env, BACKEND_TOKEN_CREDENTIAL),
-        file.backend_token_file.as_deref(),
-    )?;
-    let backend_token_file = args
-        .backend_token_file
-        .clone()
-        .or(file.backend_token_file.clone());
+    let or = |i: Option<Interval>, dflt| i.map_or(dflt, |i| i.0);
     let c = DrainConfig {
         backend_token,
-        backend_token_file,
-        batch_size: args.batch_size.or(file.batch_size).unwrap_or(d.batch_size),
-        on_reject: args.on_reject.or(file.on_reject).unwrap_or_default(),
-        backoff_base: pick(args.backoff_base, file.backoff_base, d.backoff_base),
-        backoff_cap: pick(args.backoff_cap, file.backoff_cap, d.backoff_cap),
-        retry_after_cap: pick(
-            args.retry_after_cap,
-            file.retry_after_cap,
-            d.retry_after_cap,
-        ),
-        stuck_recheck: pick(args.stuck_recheck, file.stuck_recheck, d.stuck_recheck),
-        heartbeat_interval: pick(
-            args.heartbeat_interval,
-            file.heartbeat_interval,
-            d.heartbeat_interval,
-        ),
-        request_timeout: pick(
-            args.request_timeout,
-            file.request_timeout,
-            d.request_timeout,
-        ),
+        backend_token_file: s.backend_token_file.clone(),
+        batch_size: s.batch_size.unwrap_or(d.batch_size),
+        on_reject: s.on_reject.unwrap_or_default(),
+        backoff_base: or(s.backoff_base, d.backoff_base),
+        backoff_cap: or(s.backoff_cap, d.backoff_cap),
+        retry_after_cap: or(s.retry_after_cap, d.retry_after_cap),
+        stuck_recheck: or(s.stuck_recheck, d.stuck_recheck),
+        heartbeat_interval: or(s.heartbeat_interval, d.heartbeat_interval),
+        request_timeout: or(s.request_timeout, d.request_timeout),
     };
     if !(1..=1000).contains(&c.batch_size) {
         return Err(ConfigError::Invalid {
@@ -649,30 +398,24 @@ fn heartbeat_for(warn_after: std::time::Duration) -> std::time::Duration {
 /// The sync ceiling's settings. Settings that depend on the ceiling (the
 /// warning, then the heartbeat) follow it unless the user wrote them; only
 /// a contradiction with something the user wrote is refused.
-fn ceiling_config(
-    file: &ConfigFile,
-    args: &ConfigArgs,
-    drain: &mut DrainConfig,
-    heartbeat_written: bool,
-) -> Result<CeilingConfig, ConfigError> {
-    let mut limits = args
+fn ceiling_config(s: &Settings, drain: &mut DrainConfig) -> Result<CeilingConfig, ConfigError> {
+    let mut limits = s
         .ceiling_preset
-        .or(file.ceiling_preset)
         .map_or_else(crate::lane::ceiling::Limits::default, Preset::limits);
-    let ceiling_written = args.sync_ceiling.or(file.sync_ceiling);
+    let ceiling_written = s.sync_ceiling;
     if let Some(l) = ceiling_written {
         limits.sync_ceiling = l.duration();
     }
-    let warn_written = args.warn_after.or(file.warn_after);
+    let warn_written = s.warn_after;
     match (warn_written, ceiling_written.and(limits.sync_ceiling)) {
         (Some(w), _) => limits.warn_after = w.0,
         (None, Some(c)) => limits.warn_after = warning_for(c),
         (None, None) => {}
     }
-    if let Some(l) = args.max_unsent_age.or(file.max_unsent_age) {
+    if let Some(l) = s.max_unsent_age {
         limits.max_unsent_age = l.duration();
     }
-    if let Some(l) = args.monthly_offline_budget.or(file.monthly_offline_budget) {
+    if let Some(l) = s.monthly_offline_budget {
         limits.monthly_offline_budget = l.duration();
     }
     let show = |d: std::time::Duration| Interval(d).to_string();
@@ -694,7 +437,7 @@ fn ceiling_config(
             ),
         });
     }
-    if !heartbeat_written {
+    if s.heartbeat_interval.is_none() {
         drain.heartbeat_interval = heartbeat_for(limits.warn_after);
     }
     if drain.heartbeat_interval >= limits.warn_after {
@@ -708,7 +451,7 @@ fn ceiling_config(
             ),
         });
     }
-    let time_zone = match args.time_zone.as_ref().or(file.time_zone.as_ref()) {
+    let time_zone = match &s.time_zone {
         None => jiff::tz::TimeZone::system(),
         Some(name) => jiff::tz::TimeZone::get(name).map_err(|e| ConfigError::Invalid {
             key: "time_zone",
@@ -718,73 +461,6 @@ fn ceiling_config(
         })?,
     };
     Ok(CeilingConfig { limits, time_zone })
-}
-
-/// The data directory alone, for commands that read a lane's database
-/// without running it (no lane id needed): flag or `LANED_DATA_DIR`, then
-/// the config file, then the platform default.
-pub fn data_dir(args: &ConfigArgs) -> Result<PathBuf, ConfigError> {
-    if let Some(d) = &args.data_dir {
-        return Ok(d.clone());
-    }
-    let file = match config_path(args) {
-        Some(path) => read_file(&path)?,
-        None => ConfigFile::default(),
-    };
-    match file.data_dir {
-        Some(d) => Ok(d),
-        None => fallback_data_dir(&|k: &str| std::env::var(k).ok()),
-    }
-}
-
-/// The config file to read: `--config` / `LANED_CONFIG`, else the
-/// packaged default (`LANED_DEFAULT_CONFIG` at build time, e.g.
-/// `/etc/laned/laned.toml` in the Debian package) when it exists. A
-/// development build has no default and reads no file unless told.
-pub fn config_path(args: &ConfigArgs) -> Option<PathBuf> {
-    args.config.clone().or_else(|| {
-        option_env!("LANED_DEFAULT_CONFIG")
-            .map(PathBuf::from)
-            .filter(|p| p.is_file())
-    })
-}
-
-/// The data directory when neither flag, variable nor file names one:
-/// systemd's `StateDirectory=` (`$STATE_DIRECTORY`), else the packaged
-/// default (`LANED_DEFAULT_DATA_DIR` at build time, `/var/lib/laned` in the
-/// Debian package), else the platform's per-user data directory.
-fn fallback_data_dir(env: &impl Fn(&str) -> Option<String>) -> Result<PathBuf, ConfigError> {
-    if let Some(state) = env("STATE_DIRECTORY")
-        .and_then(|s| s.split(':').next().map(str::to_owned))
-        .filter(|s| !s.is_empty())
-    {
-        return Ok(PathBuf::from(state));
-    }
-    if let Some(d) = option_env!("LANED_DEFAULT_DATA_DIR") {
-        return Ok(PathBuf::from(d));
-    }
-    default_data_dir()
-}
-
-/// Reads and parses a config file, refusing unknown keys.
-pub fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn default_data_dir() -> Result<PathBuf, ConfigError> {
-    directories::ProjectDirs::from("", "", "laned")
-        .map(|d| d.data_local_dir().to_owned())
-        .ok_or(ConfigError::Invalid {
-            key: "data_dir",
-            message: "no home directory to derive a default from; give --data-dir".into(),
-        })
 }
 
 /// Lane ids and series are printed on receipts and used in URLs: keep them
@@ -811,8 +487,8 @@ mod tests {
         None
     }
 
-    fn args(lane: &str) -> ConfigArgs {
-        ConfigArgs {
+    fn args(lane: &str) -> Settings {
+        Settings {
             lane_id: Some(lane.into()),
             data_dir: Some("/tmp/x".into()),
             ..Default::default()
@@ -822,10 +498,10 @@ mod tests {
     #[test]
     fn example_config_parses_and_sets_every_key() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/laned.toml");
-        let f = read_file(&path).expect("example config parses");
+        let f = Settings::read(&path).expect("example config parses");
         // Destructured without `..`: a new key fails to compile here until the
         // example covers it.
-        let ConfigFile {
+        let Settings {
             listen,
             data_dir,
             lane_id,
@@ -865,7 +541,7 @@ mod tests {
         assert!(monthly_offline_budget.is_some() && time_zone.is_some());
         // And it merges into a valid configuration (the token file is not
         // read: the env token wins).
-        let a = ConfigArgs::default();
+        let a = Settings::default();
         let c = Config::merge(f, &a, |k| {
             matches!(k, "LANED_API_TOKEN" | "LANED_BACKEND_TOKEN").then(|| "t".into())
         })
@@ -877,11 +553,11 @@ mod tests {
     fn ceiling_presets_set_the_limits_and_explicit_keys_override_them() {
         use std::time::Duration;
         let h = |n: u64| Duration::from_secs(n * 3600);
-        let c = Config::merge(ConfigFile::default(), &args("L1"), no_env).unwrap();
+        let c = Config::merge(Settings::default(), &args("L1"), no_env).unwrap();
         assert_eq!(c.ceiling.limits.sync_ceiling, Some(h(24)));
         assert_eq!(c.ceiling.limits.warn_after, h(20));
         assert_eq!(c.ceiling.limits.max_unsent_age, None);
-        let file: ConfigFile =
+        let file: Settings =
             toml::from_str("lane_id = 'L1'\nceiling_preset = 'ua-prro'\ntime_zone = 'UTC'\n")
                 .unwrap();
         let c = Config::merge(file.clone(), &args("L1"), no_env).unwrap();
@@ -889,7 +565,7 @@ mod tests {
         assert_eq!((l.sync_ceiling, l.warn_after), (Some(h(36)), h(30)));
         assert_eq!(l.monthly_offline_budget, Some(h(168)));
         // A flag beats the preset; "off" switches a rule off.
-        let a = ConfigArgs {
+        let a = Settings {
             sync_ceiling: Some("off".parse().unwrap()),
             monthly_offline_budget: Some("100h".parse().unwrap()),
             ..args("L1")
@@ -897,11 +573,11 @@ mod tests {
         let l = Config::merge(file, &a, no_env).unwrap().ceiling.limits;
         assert_eq!(l.sync_ceiling, None);
         assert_eq!(l.monthly_offline_budget, Some(h(100)));
-        let a = ConfigArgs {
+        let a = Settings {
             ceiling_preset: Some(Preset::Ru30d),
             ..args("L1")
         };
-        let l = Config::merge(ConfigFile::default(), &a, no_env)
+        let l = Config::merge(Settings::default(), &a, no_env)
             .unwrap()
             .ceiling
             .limits;
@@ -911,7 +587,7 @@ mod tests {
     #[test]
     fn ceiling_settings_that_cannot_work_are_refused() {
         let bad = |toml_text: &str| {
-            let file: ConfigFile = toml::from_str(toml_text).unwrap();
+            let file: Settings = toml::from_str(toml_text).unwrap();
             match Config::merge(file, &args("L1"), no_env) {
                 Err(ConfigError::Invalid { key, message }) => (key, message),
                 other => panic!("accepted: {other:?}"),
@@ -939,15 +615,15 @@ mod tests {
         let (key, message) = bad("time_zone = 'Mars/Olympus_Mons'");
         assert_eq!(key, "time_zone");
         assert!(message.contains("Mars/Olympus_Mons"), "{message}");
-        assert!(toml::from_str::<ConfigFile>("sync_ceiling = 'never'").is_err());
+        assert!(toml::from_str::<Settings>("sync_ceiling = 'never'").is_err());
         assert!("0s".parse::<Limit>().is_err());
     }
 
     #[test]
     fn settings_that_depend_on_the_ceiling_follow_it_unless_written() {
         use std::time::Duration;
-        let merge = |toml_text: &str, a: &ConfigArgs| {
-            let file: ConfigFile = toml::from_str(toml_text).unwrap();
+        let merge = |toml_text: &str, a: &Settings| {
+            let file: Settings = toml::from_str(toml_text).unwrap();
             Config::merge(file, a, no_env).unwrap()
         };
         let h = |n: u64| Duration::from_secs(n * 3600);
@@ -978,15 +654,58 @@ mod tests {
         assert_eq!(c.ceiling.limits.warn_after, h(20));
     }
 
+    /// Every default a flag's help states is the one in force: giving the
+    /// stated value changes nothing (lychee checks its help the same way).
+    #[test]
+    fn the_defaults_the_help_states_are_the_defaults() {
+        use clap::{CommandFactory, Parser};
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let resolve = |extra: &[String]| {
+            let mut argv = vec!["laned".to_owned()];
+            argv.extend(extra.iter().cloned());
+            let f = Flags::try_parse_from(argv).unwrap();
+            let c = Config::merge(Settings::default(), &f.settings.over(args("L1")), no_env);
+            format!("{:?}", c.unwrap())
+        };
+        let baseline = resolve(&[]);
+        let mut checked = vec![];
+        for arg in Flags::command().get_arguments() {
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            let Some(stated) = help
+                .split_once("[default: ")
+                .and_then(|(_, d)| d.strip_suffix(']'))
+            else {
+                continue;
+            };
+            // "the lane id", "five sixths of the sync ceiling": a rule, not
+            // a value; the unit tests above cover those.
+            if stated.contains(' ') {
+                continue;
+            }
+            let flag = format!("--{}", arg.get_long().unwrap_or_default());
+            assert_eq!(
+                resolve(&[flag.clone(), stated.to_owned()]),
+                baseline,
+                "{flag} {stated}: the help states a default that is not the default"
+            );
+            checked.push(flag);
+        }
+        assert!(checked.len() >= 14, "too few defaults found: {checked:?}");
+    }
+
     #[test]
     fn unknown_keys_are_refused() {
-        let e = toml::from_str::<ConfigFile>("lane_id = 'L1'\nlisten_addr = '1.2.3.4:5'\n");
+        let e = toml::from_str::<Settings>("lane_id = 'L1'\nlisten_addr = '1.2.3.4:5'\n");
         assert!(e.unwrap_err().to_string().contains("listen_addr"));
     }
 
     #[test]
     fn flags_override_file_and_series_defaults_to_lane() {
-        let file = ConfigFile {
+        let file = Settings {
             lane_id: Some("FILE".into()),
             series: Some("S9".into()),
             listen: Some("127.0.0.1:9000".parse().unwrap()),
@@ -996,7 +715,7 @@ mod tests {
         assert_eq!(c.lane_id, "L03");
         assert_eq!(c.series, "S9");
         assert_eq!(c.listen.port(), 9000);
-        let c = Config::merge(ConfigFile::default(), &args("L03"), no_env).unwrap();
+        let c = Config::merge(Settings::default(), &args("L03"), no_env).unwrap();
         assert_eq!(c.series, "L03");
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.log_format, LogFormat::Text);
@@ -1006,9 +725,9 @@ mod tests {
     fn non_loopback_listen_needs_a_token() {
         let mut a = args("L03");
         a.listen = Some("0.0.0.0:7410".parse().unwrap());
-        let e = Config::merge(ConfigFile::default(), &a, no_env).unwrap_err();
+        let e = Config::merge(Settings::default(), &a, no_env).unwrap_err();
         assert!(e.to_string().contains("API token"), "{e}");
-        let c = Config::merge(ConfigFile::default(), &a, |k| {
+        let c = Config::merge(Settings::default(), &a, |k| {
             (k == "LANED_API_TOKEN").then(|| "s3cret\n".into())
         })
         .unwrap();
@@ -1030,7 +749,7 @@ mod tests {
             "STATE_DIRECTORY" => Some("/var/lib/laned".into()),
             _ => None,
         };
-        let c = Config::merge(ConfigFile::default(), &a, systemd).unwrap();
+        let c = Config::merge(Settings::default(), &a, systemd).unwrap();
         assert_eq!(c.api_token.as_ref().map(Secret::expose), Some("cred-api"));
         assert_eq!(
             c.drain.backend_token.as_ref().map(Secret::expose),
@@ -1038,9 +757,9 @@ mod tests {
         );
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/laned"));
         // A data_dir in the file, and a token in the environment, still win.
-        let file = ConfigFile {
+        let file = Settings {
             data_dir: Some("/srv/lane".into()),
-            ..ConfigFile::default()
+            ..Settings::default()
         };
         let c = Config::merge(file, &a, |k| match k {
             "LANED_BACKEND_TOKEN" => Some("env-token".into()),
@@ -1055,13 +774,13 @@ mod tests {
         // An empty credential (the package's placeholder) or none at all
         // is no token.
         std::fs::write(dir.path().join("backend-token"), "\n").unwrap();
-        let c = Config::merge(ConfigFile::default(), &a, systemd).unwrap();
+        let c = Config::merge(Settings::default(), &a, systemd).unwrap();
         assert!(c.drain.backend_token.is_none());
         let empty = tempfile::tempdir().unwrap();
         let e = empty.path().display().to_string();
         let mut local = args("L03");
         local.data_dir = None;
-        let c = Config::merge(ConfigFile::default(), &local, |k| {
+        let c = Config::merge(Settings::default(), &local, |k| {
             (k == "CREDENTIALS_DIRECTORY").then(|| e.clone())
         })
         .unwrap();
@@ -1069,7 +788,7 @@ mod tests {
         // A credential that is there but cannot be read is an error, not
         // silently no token.
         std::fs::create_dir(empty.path().join("backend-token")).unwrap();
-        let e = Config::merge(ConfigFile::default(), &local, |k| {
+        let e = Config::merge(Settings::default(), &local, |k| {
             (k == "CREDENTIALS_DIRECTORY").then(|| empty.path().display().to_string())
         })
         .unwrap_err();
@@ -1085,7 +804,7 @@ mod tests {
             p
         };
         let (from_flag, from_file) = (write("flag", "flag-token\n"), write("file", "file-token"));
-        let file = ConfigFile {
+        let file = Settings {
             api_token_file: Some(from_file),
             ..Default::default()
         };
@@ -1119,7 +838,7 @@ mod tests {
         assert!("0s".parse::<Interval>().is_err());
         assert!("-5m".parse::<Interval>().is_err());
         assert!("5".parse::<Interval>().is_err());
-        let f: ConfigFile =
+        let f: Settings =
             toml::from_str("heartbeat_interval = \"2m\"\non_reject = \"block\"").unwrap();
         let c = Config::merge(f, &args("L03"), no_env).unwrap();
         assert_eq!(c.drain.heartbeat_interval.as_secs(), 120);
@@ -1131,17 +850,17 @@ mod tests {
     fn a_bad_log_filter_is_refused() {
         let mut a = args("L03");
         a.log_level = Some("laned=loud".into());
-        let e = Config::merge(ConfigFile::default(), &a, no_env).unwrap_err();
+        let e = Config::merge(Settings::default(), &a, no_env).unwrap_err();
         assert!(e.to_string().starts_with("log_level:"), "{e}");
     }
 
     #[test]
     fn bad_ids_and_missing_lane_are_refused() {
-        assert!(Config::merge(ConfigFile::default(), &args("L 03"), no_env).is_err());
-        assert!(Config::merge(ConfigFile::default(), &args(""), no_env).is_err());
+        assert!(Config::merge(Settings::default(), &args("L 03"), no_env).is_err());
+        assert!(Config::merge(Settings::default(), &args(""), no_env).is_err());
         let mut a = args("L03");
         a.lane_id = None;
-        let e = Config::merge(ConfigFile::default(), &a, no_env).unwrap_err();
+        let e = Config::merge(Settings::default(), &a, no_env).unwrap_err();
         assert!(e.to_string().contains("lane_id"));
     }
 }

@@ -1,13 +1,16 @@
 //! `laned status`: the lane at a glance from its database, whether the
-//! daemon runs or not (support needs it most when laned is down).
+//! daemon runs or not (support needs it most when laned is down). The
+//! report is the one `GET /v1/status` serves, with the sync ceiling as the
+//! daemon would judge it if it started now.
 
 use std::io::Write;
 
 use anyhow::Context;
-use laned::lane::ceiling::OfflineClock;
-use laned::lane::config::ConfigArgs;
+use laned::common::clock::{Clock, SystemClock};
+use laned::lane::config::{Config, ConfigArgs};
+use laned::lane::status::{Facts, Report};
 use laned::lane::store::ReadOnly;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 /// Options of `laned status`.
 #[derive(Debug, clap::Args)]
@@ -19,163 +22,132 @@ pub struct Args {
     json: bool,
 }
 
+/// The report, and where it was read from.
+#[derive(Serialize)]
+struct FromDatabase {
+    database: String,
+    #[serde(flatten)]
+    report: Report,
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = laned::lane::config::data_dir(&args.config)?;
     let db = ReadOnly::open(&dir)?;
-    let report = gather(&db).context("cannot read the lane database")?;
+    let report = gather(&db, &args.config).context("cannot read the lane database")?;
+    let report = FromDatabase {
+        database: db.path().display().to_string(),
+        report,
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{report:#}")?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         write!(out, "{}", text(&report))?;
     }
     Ok(())
 }
 
-fn gather(db: &ReadOnly) -> anyhow::Result<Value> {
-    let now = jiff::Timestamp::now();
-    let c = db.status_counts()?;
-    let d = db.drain_state()?;
-    let cp = db.checkpoint()?;
-    // As the daemon would count it if it started now: the checkpoint plus
-    // the wall time since (a running daemon checkpoints every minute).
-    let clock = OfflineClock::resume(
-        &cp,
-        jiff::tz::TimeZone::system(),
-        now,
-        Default::default(),
-        laned::common::clock::Clock::boot(&laned::common::clock::SystemClock::new()),
+fn gather(db: &ReadOnly, args: &ConfigArgs) -> anyhow::Result<Report> {
+    let lane_id = db.lane_id()?.unwrap_or_default();
+    // The limits and time zone the daemon runs with. A configuration that
+    // does not load (often why the daemon is down) must not hide the
+    // lane's figures: the defaults stand in, and the reader is told.
+    let config = super::operator::config_for(args, &lane_id).or_else(|e| {
+        eprintln!(
+            "laned status: the configuration does not load ({e:#}); the sync ceiling is \
+             judged with the default limits"
+        );
+        Config::defaults(&lane_id, db.path().parent().unwrap_or(db.path()))
+    })?;
+    let enforced = config.backend_url.is_some();
+    let clock = SystemClock::new();
+    let now = clock.wall();
+    let snapshot = laned::lane::guard::assess(
+        &db.checkpoint()?,
+        db.oldest_unsent()?,
+        config.ceiling.limits,
+        config.ceiling.time_zone.clone(),
+        enforced,
+        &clock,
     );
-    let oldest = c.oldest_pending_recorded_at.as_ref().map(|at| {
-        let age = at
-            .parse::<jiff::Timestamp>()
-            .map(|t| now.duration_since(t).as_secs().max(0))
-            .unwrap_or(0);
-        json!({"recorded_at": at, "age_seconds": age})
-    });
-    let problem = |code: &Option<String>, message: &Option<String>| {
-        code.as_ref()
-            .map(|c| json!({"code": c, "message": message.clone().unwrap_or_default()}))
-    };
-    Ok(json!({
-        "lane_id": db.lane_id()?,
-        "database": db.path().display().to_string(),
-        "counts": c.by_state,
-        "oldest_pending": oldest,
-        "pending_amount": c.pending_amount,
-        "last_receipt_no": c.last_receipt_no,
-        "backend": {
-            "last_success_at": d.last_success_at,
-            "last_attempt_at": d.last_attempt_at,
-            "last_error": problem(&d.last_error_code, &d.last_error),
-            "consecutive_failures": d.consecutive_failures,
-            "fault": problem(&d.fault_code, &d.fault_message),
-            "next_attempt_at": d.next_attempt_at,
-        },
-        "restored_from_old_copy": db.restore_guard()?,
-        "offline": {
-            "seconds": clock.offline().as_secs(),
-            "checkpoint_at": cp.at.map(laned::common::time::fmt_ts),
-            "online_at_checkpoint": cp.online,
-            "clock_anomalies": clock.anomalies(),
-            "downtime_unknown": clock.downtime_unknown(),
-        },
+    Ok(Report::new(Facts {
+        lane_id,
+        series: config.series.clone(),
+        counts: db.status_counts()?,
+        backend_url: config.backend_url.clone(),
+        // Without a back-end configured the drain's record still shows,
+        // if it ever tried one.
+        drain: Some(db.drain_state()?).filter(|d| enforced || d.last_attempt_at.is_some()),
+        restore: db.restore_guard()?,
+        snapshot,
+        now,
+        uptime: None,
     }))
 }
 
-fn text(r: &Value) -> String {
+fn text(r: &FromDatabase) -> String {
     let mut s = String::new();
-    let line = |s: &mut String, k: &str, v: String| s.push_str(&format!("{k:<18} {v}\n"));
-    line(
-        &mut s,
-        "lane",
-        r["lane_id"].as_str().unwrap_or("?").to_owned(),
-    );
-    line(
-        &mut s,
-        "database",
-        r["database"].as_str().unwrap_or("?").to_owned(),
-    );
-    let counts = r["counts"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
-    line(&mut s, "sales", counts);
-    if let Some(o) = r["oldest_pending"].as_object() {
+    let mut line = |k: &str, v: &str| s.push_str(&format!("{k:<18} {v}\n"));
+    let (db, r) = (&r.database, &r.report);
+    line("lane", &r.lane_id);
+    let state = r.lane_state.as_str();
+    match r.lane_state {
+        laned::lane::ceiling::LaneState::Suspended => line(
+            "state",
+            &format!("{state}: {}", laned::lane::guard::reason(&r.snapshot)),
+        ),
+        _ => line("state", state),
+    }
+    line("database", db);
+    let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    line("sales", &counts.join(", "));
+    if let Some(o) = &r.oldest_pending {
         line(
-            &mut s,
             "oldest pending",
-            format!(
-                "{} ({} s ago)",
-                o["recorded_at"].as_str().unwrap_or("?"),
-                o["age_seconds"]
-            ),
+            &format!("{} ({} s ago)", o.recorded_at, o.age_seconds),
         );
     }
-    if let Some(m) = r["pending_amount"].as_object().filter(|m| !m.is_empty()) {
-        let amounts: Vec<String> = m.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    if !r.pending_amount.is_empty() {
+        let amounts: Vec<String> = r
+            .pending_amount
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
         line(
-            &mut s,
             "pending amount",
-            format!("{} (minor units)", amounts.join(", ")),
+            &format!("{} (minor units)", amounts.join(", ")),
         );
     }
-    let b = &r["backend"];
+    let b = r.backend.as_ref();
     line(
-        &mut s,
         "last sync",
-        b["last_success_at"].as_str().unwrap_or("never").to_owned(),
+        b.and_then(|b| b.last_success_at.as_deref())
+            .unwrap_or("never"),
     );
-    if let Some(e) = b["last_error"].as_object() {
-        line(
-            &mut s,
-            "last error",
-            format!(
-                "{}: {}",
-                e["code"].as_str().unwrap_or("?"),
-                e["message"].as_str().unwrap_or("")
-            ),
-        );
+    if let Some(e) = b.and_then(|b| b.last_error.as_ref()) {
+        line("last error", &format!("{}: {}", e.code, e.message));
     }
-    if let Some(f) = b["fault"].as_object() {
-        line(
-            &mut s,
-            "delivery paused",
-            format!(
-                "{}: {}",
-                f["code"].as_str().unwrap_or("?"),
-                f["message"].as_str().unwrap_or("")
-            ),
-        );
+    if let Some(f) = b.and_then(|b| b.fault.as_ref()) {
+        line("delivery paused", &format!("{}: {}", f.code, f.message));
     }
     line(
-        &mut s,
         "offline",
-        format!(
-            "{} s since the last successful exchange (checkpoint {})",
-            r["offline"]["seconds"],
-            r["offline"]["checkpoint_at"].as_str().unwrap_or("none")
+        &format!(
+            "{} s since the last successful exchange",
+            r.ceiling.offline_seconds
         ),
     );
-    if r["offline"]["downtime_unknown"] == true {
+    if r.ceiling.downtime_unknown {
         line(
-            &mut s,
             "SALES REFUSED",
             "the till restarted with its clock behind the last checkpoint: how long it was off \
-             is unknown until head office is reached"
-                .into(),
+             is unknown until head office is reached",
         );
     }
-    if !r["restored_from_old_copy"].is_null() {
+    if r.restored_from_old_copy.is_some() {
         line(
-            &mut s,
             "SALES REFUSED",
-            "restored from an old copy; see laned status --json and the README".into(),
+            "restored from an old copy; see laned status --json and the README",
         );
     }
     s

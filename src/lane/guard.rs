@@ -14,7 +14,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::common::clock::Clock;
 use crate::lane::ceiling::{
-    Anomalies, LaneState, Limits, Month, OfflineClock, Rule, next_change, verdict,
+    Anomalies, Checkpoint, LaneState, Limits, Month, OfflineClock, Rule, next_change, verdict,
 };
 use crate::lane::store::{Store, StoreError};
 
@@ -67,6 +67,70 @@ pub struct Snapshot {
     pub oldest_unsent_age: Option<Duration>,
     /// The back-end's clock, from the last answer with a `Date` header.
     pub backend_clock: Option<BackendClock>,
+}
+
+/// The ceiling's judgement of an offline clock.
+fn judge(
+    limits: &Limits,
+    enforced: bool,
+    time_zone: &str,
+    offline: &OfflineClock,
+    oldest_unsent_at: Option<Timestamp>,
+    backend_clock: Option<BackendClock>,
+) -> Snapshot {
+    let inputs = offline.inputs(oldest_unsent_at);
+    let (state, nearest) = if enforced {
+        let v = verdict(limits, inputs);
+        (v.state, v.nearest)
+    } else if inputs.online {
+        (LaneState::Online, None)
+    } else {
+        (LaneState::Offline, None)
+    };
+    Snapshot {
+        state,
+        enforced,
+        limits: *limits,
+        offline: inputs.offline,
+        nearest,
+        month: offline.month(),
+        time_zone: time_zone.to_owned(),
+        anomalies: offline.anomalies(),
+        downtime_unknown: inputs.downtime_unknown,
+        oldest_unsent_age: inputs.oldest_unsent,
+        backend_clock,
+    }
+}
+
+/// The ceiling as the daemon would judge it if it started now, from what
+/// the database holds (the last checkpoint of the offline clock and the
+/// oldest unsent sale): `laned status`, the daemon running or not. A
+/// running daemon checkpoints every minute, so the two agree to within
+/// [`CHECKPOINT_EVERY`].
+pub fn assess(
+    checkpoint: &Checkpoint,
+    oldest_unsent_at: Option<Timestamp>,
+    limits: Limits,
+    tz: TimeZone,
+    enforced: bool,
+    clock: &dyn Clock,
+) -> Snapshot {
+    let time_zone = tz.iana_name().unwrap_or("local").to_owned();
+    let offline = OfflineClock::resume(
+        checkpoint,
+        tz,
+        clock.wall(),
+        clock.monotonic(),
+        clock.boot(),
+    );
+    judge(
+        &limits,
+        enforced,
+        &time_zone,
+        &offline,
+        oldest_unsent_at,
+        None,
+    )
 }
 
 /// Handle to the live ceiling; cheap to clone.
@@ -171,28 +235,15 @@ impl Ceiling {
 
     fn evaluate(&self, live: &mut Live) -> Snapshot {
         let s = &self.inner;
-        let inputs = live.offline.inputs(live.oldest_unsent_at);
-        let (state, nearest) = if s.enforced {
-            let v = verdict(&s.limits, inputs);
-            (v.state, v.nearest)
-        } else if inputs.online {
-            (LaneState::Online, None)
-        } else {
-            (LaneState::Offline, None)
-        };
-        let snap = Snapshot {
-            state,
-            enforced: s.enforced,
-            limits: s.limits,
-            offline: inputs.offline,
-            nearest,
-            month: live.offline.month(),
-            time_zone: s.time_zone.clone(),
-            anomalies: live.offline.anomalies(),
-            downtime_unknown: inputs.downtime_unknown,
-            oldest_unsent_age: inputs.oldest_unsent,
-            backend_clock: live.backend_clock,
-        };
+        let snap = judge(
+            &s.limits,
+            s.enforced,
+            &s.time_zone,
+            &live.offline,
+            live.oldest_unsent_at,
+            live.backend_clock,
+        );
+        let state = snap.state;
         if live.logged != Some(state) {
             log_state(live.logged, &snap);
             live.logged = Some(state);

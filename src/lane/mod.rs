@@ -9,4 +9,5 @@ pub mod daemon;
 pub mod drain;
 pub mod guard;
 pub mod metrics;
+pub mod status;
 pub mod store;

@@ -59,7 +59,8 @@ async fn status_reads_the_database_with_the_daemon_running_and_stopped() {
     assert_eq!(code, 0, "{err}");
     let stopped: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stopped["counts"], running["counts"]);
-    assert!(stopped["offline"]["seconds"].is_u64());
+    assert!(stopped["ceiling"]["offline_seconds"].is_u64());
+    assert_eq!(stopped["lane_state"], "offline", "{stopped}");
     let (code, text, _) = status(dir.path(), false);
     assert_eq!(code, 0);
     assert!(text.contains("pending 2"), "{text}");

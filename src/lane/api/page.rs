@@ -164,9 +164,8 @@ fn capitalise(s: &str) -> String {
 
 /// `GET /`: the status page.
 pub(super) async fn page(State(s): State<AppState>) -> Result<Response, HttpError> {
-    let c = s.store().status_counts().await?;
+    let r = super::status::report(&s).await?;
     let now = s.inner.clock.wall();
-    let snap = s.ceiling().snapshot();
     let stuck_rows = s
         .store()
         .list(ListFilter {
@@ -175,34 +174,28 @@ pub(super) async fn page(State(s): State<AppState>) -> Result<Response, HttpErro
             limit: STUCK_SHOWN,
         })
         .await?;
-    let (fault, last_success) = match &s.inner.drain {
-        Some(_) => {
-            let d = s.store().drain_state().await?;
-            (d.fault_message, d.last_success_at)
-        }
-        None => (None, None),
-    };
-    let count = |k: &str| c.by_state.get(k).copied().unwrap_or(0);
-    let stuck = count("stuck");
+    let stuck = r.count("stuck");
+    let backend = r.backend.as_ref();
+    let snap = &r.snapshot;
     let (tone, head, detail) =
-        headline(&snap, s.inner.drain.is_some(), s.restore_guard().is_some());
+        headline(snap, backend.is_some(), r.restored_from_old_copy.is_some());
     let page = Page {
-        lane_id: s.store().identity().lane_id.clone(),
+        lane_id: r.lane_id.clone(),
         version: crate::VERSION,
-        lane_state: snap.state.as_str(),
+        lane_state: r.lane_state.as_str(),
         tone,
         headline: head,
         detail,
-        pending: count("pending"),
+        pending: r.count("pending"),
         stuck,
-        oldest_pending: c
-            .oldest_pending_recorded_at
-            .as_deref()
-            .map_or_else(|| "none".into(), |at| ago(now, at).replace(" ago", "")),
-        last_sync: last_success
-            .as_deref()
+        oldest_pending: r.oldest_pending.as_ref().map_or_else(
+            || "none".into(),
+            |o| ago(now, &o.recorded_at).replace(" ago", ""),
+        ),
+        last_sync: backend
+            .and_then(|b| b.last_success_at.as_deref())
             .map_or_else(|| "never".into(), |at| ago(now, at)),
-        amounts: c
+        amounts: r
             .pending_amount
             .iter()
             .map(|(cur, minor)| Amount {
@@ -211,7 +204,9 @@ pub(super) async fn page(State(s): State<AppState>) -> Result<Response, HttpErro
                 shown: display(*minor, cur),
             })
             .collect(),
-        fault,
+        fault: backend
+            .and_then(|b| b.fault.as_ref())
+            .map(|f| f.message.clone()),
         stuck_more: (stuck - stuck_rows.len() as i64).max(0),
         stuck_sales: stuck_rows
             .into_iter()
@@ -225,7 +220,7 @@ pub(super) async fn page(State(s): State<AppState>) -> Result<Response, HttpErro
             .collect(),
         clock_anomalies: snap.anomalies.count,
         last_anomaly: snap.anomalies.last_at.map(|t| since(now, t)),
-        has_backend: s.inner.drain.is_some(),
+        has_backend: backend.is_some(),
         updated: now.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
         refresh_seconds: REFRESH_SECONDS,
     };

@@ -79,6 +79,11 @@ impl ReadOnly {
         lane_clock::load(&self.conn)
     }
 
+    /// When the oldest pending or stuck sale was recorded.
+    pub fn oldest_unsent(&self) -> Result<Option<jiff::Timestamp>, StoreError> {
+        lane_clock::oldest_unsent(&self.conn)
+    }
+
     /// One sale.
     pub fn sale(&self, id: uuid::Uuid) -> Result<Option<SaleRow>, StoreError> {
         read::sale_by_id(&self.conn, id)

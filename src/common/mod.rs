@@ -7,6 +7,7 @@ pub mod clock;
 pub mod duration;
 pub mod hash;
 pub mod http;
+pub mod migrate;
 pub mod owner_only;
 pub mod secret;
 pub mod serve;

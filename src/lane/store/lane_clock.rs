@@ -121,8 +121,8 @@ mod tests {
     #[test]
     fn a_checkpoint_reads_back_as_written() {
         let conn = Connection::open_in_memory().unwrap();
-        for (_, sql) in super::super::MIGRATIONS {
-            conn.execute_batch(sql).unwrap();
+        for m in super::super::MIGRATIONS {
+            conn.execute_batch(m.sql).unwrap();
         }
         assert_eq!(load(&conn).unwrap(), Checkpoint::default());
         let cp = Checkpoint {

@@ -1,145 +1,85 @@
-//! Schema migrations: numbered SQL files under `schema/lane/`, applied in
-//! order, each in one transaction together with its `user_version` bump.
-//! A landed migration is never edited; new ones are appended here.
+//! The lane schema's migrations: numbered SQL files under `schema/lane/`,
+//! applied by the common runner (`common::migrate`), each in one
+//! transaction together with its `user_version` bump. A landed migration
+//! is never edited; new ones are appended here.
+
+use std::path::Path;
 
 use rusqlite::Connection;
 
 use super::StoreError;
 use super::open::APPLICATION_ID;
+use crate::common::migrate::{Header, MigrateError, Migration, Sqlite};
 
 /// The lane schema's migrations, in order. Index `i` brings the database
 /// from `user_version = i` to `i + 1`.
-pub const MIGRATIONS: &[(&str, &str)] = &[
-    (
-        "0001_initial",
-        include_str!("../../../schema/lane/0001_initial.sql"),
-    ),
-    (
-        "0002_drain",
-        include_str!("../../../schema/lane/0002_drain.sql"),
-    ),
-    (
-        "0003_lane_clock",
-        include_str!("../../../schema/lane/0003_lane_clock.sql"),
-    ),
-    (
-        "0004_restore_guard",
-        include_str!("../../../schema/lane/0004_restore_guard.sql"),
-    ),
-    (
-        "0005_boot_clock",
-        include_str!("../../../schema/lane/0005_boot_clock.sql"),
-    ),
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_initial",
+        sql: include_str!("../../../schema/lane/0001_initial.sql"),
+    },
+    Migration {
+        name: "0002_drain",
+        sql: include_str!("../../../schema/lane/0002_drain.sql"),
+    },
+    Migration {
+        name: "0003_lane_clock",
+        sql: include_str!("../../../schema/lane/0003_lane_clock.sql"),
+    },
+    Migration {
+        name: "0004_restore_guard",
+        sql: include_str!("../../../schema/lane/0004_restore_guard.sql"),
+    },
+    Migration {
+        name: "0005_boot_clock",
+        sql: include_str!("../../../schema/lane/0005_boot_clock.sql"),
+    },
 ];
+
+/// The lane's SQLite store, as the runner sees it.
+const LANE: Sqlite = Sqlite {
+    store: "lane",
+    application_id: APPLICATION_ID,
+    migrations: MIGRATIONS,
+};
 
 /// The schema version this binary writes.
 pub fn latest() -> i64 {
-    MIGRATIONS.len() as i64
+    crate::common::migrate::latest(MIGRATIONS)
 }
 
-/// What a database says about itself before we touch it.
-#[derive(Debug, Clone, Copy)]
-pub struct Header {
-    /// `PRAGMA application_id`.
-    pub application_id: i64,
-    /// `PRAGMA user_version`.
-    pub user_version: i64,
-    /// Number of schema objects (tables, indexes, …) in the file.
-    pub objects: i64,
+/// The runner's refusal or failure, as a store error naming `path`.
+fn store_error(e: MigrateError, path: &Path) -> StoreError {
+    match e {
+        MigrateError::Header(e) => StoreError::sqlite("read database header", e),
+        MigrateError::Foreign => StoreError::ForeignDatabase {
+            path: path.to_owned(),
+        },
+        MigrateError::Newer { found, supported } => StoreError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            supported,
+        },
+        MigrateError::Step { name, line, source } => StoreError::Migration { name, line, source },
+    }
 }
 
 /// Reads the header of an existing database.
 pub fn header(conn: &Connection) -> Result<Header, StoreError> {
-    let get = |sql: &str| -> Result<i64, StoreError> {
-        conn.query_row(sql, [], |r| r.get(0))
-            .map_err(|e| StoreError::sqlite("read database header", e))
-    };
-    Ok(Header {
-        application_id: get("PRAGMA application_id")?,
-        user_version: get("PRAGMA user_version")?,
-        objects: get("SELECT count(*) FROM sqlite_master")?,
-    })
+    Sqlite::header(conn).map_err(|e| store_error(e, Path::new("")))
 }
 
 /// Refuses a database this binary must not modify: one made by something
 /// else, or by a newer laned.
-pub fn check_compatible(h: Header, path: &std::path::Path) -> Result<(), StoreError> {
-    // application_id 0 is SQLite's default: only an empty file may be a
-    // new lane database; anything else with it belongs to another program.
-    let foreign = match h.application_id {
-        APPLICATION_ID => false,
-        0 => h.objects > 0 || h.user_version != 0,
-        _ => true,
-    };
-    if foreign {
-        return Err(StoreError::ForeignDatabase {
-            path: path.to_owned(),
-        });
-    }
-    if h.user_version > latest() {
-        return Err(StoreError::NewerSchema {
-            path: path.to_owned(),
-            found: h.user_version,
-            supported: latest(),
-        });
-    }
-    Ok(())
+pub fn check_compatible(h: Header, path: &Path) -> Result<(), StoreError> {
+    LANE.check(h).map_err(|e| store_error(e, path))
 }
 
 /// Applies every missing migration. Each runs in its own transaction; a
 /// failure rolls that step back and leaves the database at the previous
 /// version.
-pub fn apply(conn: &mut Connection, path: &std::path::Path) -> Result<(), StoreError> {
-    apply_upto(conn, path, MIGRATIONS.len())
-}
-
-/// Applies the missing migrations among the first `upto`.
-fn apply_upto(
-    conn: &mut Connection,
-    path: &std::path::Path,
-    upto: usize,
-) -> Result<(), StoreError> {
-    let h = header(conn)?;
-    check_compatible(h, path)?;
-    let pending = MIGRATIONS.iter().enumerate().take(upto);
-    for (i, (name, sql)) in pending.skip(h.user_version as usize) {
-        let step = |conn: &mut Connection| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            tx.pragma_update(None, "application_id", APPLICATION_ID)?;
-            tx.commit()
-        };
-        step(conn).map_err(|e| {
-            let (source, line) = without_sql(e, sql);
-            StoreError::Migration { name, line, source }
-        })?;
-        tracing::info!(migration = name, "applied schema migration");
-    }
-    Ok(())
-}
-
-/// SQLite's error on a migration without the migration's whole text
-/// (rusqlite puts the SQL into the message), and the line it points at.
-fn without_sql(e: rusqlite::Error, sql: &str) -> (rusqlite::Error, Option<usize>) {
-    match e {
-        rusqlite::Error::SqlInputError {
-            error,
-            msg,
-            offset,
-            sql: rest,
-        } => {
-            // `rest` is what was left of the batch when the failing
-            // statement was prepared; `offset` counts from its start.
-            let start = sql.len().saturating_sub(rest.len());
-            let line = usize::try_from(offset).ok().map(|o| {
-                let upto = &sql.as_bytes()[..(start + o).min(sql.len())];
-                upto.iter().filter(|b| **b == b'\n').count() + 1
-            });
-            (rusqlite::Error::SqliteFailure(error, Some(msg)), line)
-        }
-        other => (other, None),
-    }
+pub fn apply(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    LANE.apply(conn).map_err(|e| store_error(e, path))
 }
 
 #[cfg(test)]
@@ -173,7 +113,7 @@ mod tests {
         let want = schema(&new);
         for start in 1..MIGRATIONS.len() {
             let (mut old, p) = fresh(dir.path(), &format!("from-{start}.db"));
-            apply_upto(&mut old, &p, start).unwrap();
+            LANE.apply_upto(&mut old, start).unwrap();
             let h = header(&old).unwrap();
             assert_eq!(h.user_version, start as i64);
             apply(&mut old, &p).unwrap();
@@ -183,50 +123,21 @@ mod tests {
     }
 
     #[test]
-    fn a_failing_migration_is_reported_in_one_line_naming_its_line() {
-        let c = Connection::open_in_memory().unwrap();
-        let sql =
-            "-- a migration\nCREATE TABLE a (x);\n\nCREATE TABLE b (y);\nCREATE TABLE a (z);\n";
-        let (e, line) = without_sql(c.execute_batch(sql).unwrap_err(), sql);
-        assert_eq!(line, Some(5));
-        let e = StoreError::Migration {
-            name: "0009_test",
-            line,
-            source: e,
-        };
-        let text = format!("{:#}", anyhow::Error::new(e));
-        assert_eq!(
-            text,
-            "schema migration 0009_test failed at line 5; the database was left at the \
-             previous version: table a already exists: Error code 1: SQL logic error"
-        );
-    }
-
-    #[test]
-    fn only_an_empty_file_is_taken_for_a_new_lane_database() {
+    fn a_foreign_or_newer_database_is_refused_naming_the_file() {
         let h = |application_id, user_version, objects| Header {
             application_id,
             user_version,
             objects,
         };
-        let p = std::path::Path::new("x.db");
+        let p = Path::new("x.db");
         assert!(check_compatible(h(0, 0, 0), p).is_ok());
-        assert!(check_compatible(h(APPLICATION_ID, 1, 9), p).is_ok());
-        assert!(matches!(
-            check_compatible(h(0, 0, 3), p),
-            Err(StoreError::ForeignDatabase { .. })
-        ));
-        assert!(matches!(
-            check_compatible(h(0, 7, 0), p),
-            Err(StoreError::ForeignDatabase { .. })
-        ));
         assert!(matches!(
             check_compatible(h(42, 0, 0), p),
-            Err(StoreError::ForeignDatabase { .. })
+            Err(StoreError::ForeignDatabase { path }) if path == p
         ));
         assert!(matches!(
             check_compatible(h(APPLICATION_ID, latest() + 1, 9), p),
-            Err(StoreError::NewerSchema { .. })
+            Err(StoreError::NewerSchema { found, .. }) if found == latest() + 1
         ));
     }
 

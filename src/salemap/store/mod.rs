@@ -61,13 +61,15 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// The database belongs to another program or a newer salemap.
-    #[error("{path} is not a salemap database this version can use ({why})")]
-    Refused {
-        /// The database.
-        path: PathBuf,
-        /// Why.
-        why: String,
+    /// The database belongs to another program or a newer salemap, or a
+    /// migration failed (and left it at the previous version).
+    #[error("cannot bring the salemap database {database} to this version's schema")]
+    Schema {
+        /// The database file, or "the PostgreSQL database".
+        database: String,
+        /// What the migration runner found.
+        #[source]
+        source: crate::common::migrate::MigrateError,
     },
     /// PostgreSQL's lock timeout: a sale of this request is being posted by
     /// a transaction that has not finished; nothing of the request was

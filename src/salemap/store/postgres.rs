@@ -19,19 +19,20 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::{Aborts, Day, Item, Outcome, StoreError, Stored};
+use crate::common::migrate::{self, Migration};
 use crate::contract::Kind;
 use crate::contract::Posted;
 
 /// The schema, one file per version.
-const MIGRATIONS: &[(&str, &str)] = &[
-    (
-        "0001_initial",
-        include_str!("../../../schema/salemap/postgres/0001_initial.sql"),
-    ),
-    (
-        "0002_series_owner",
-        include_str!("../../../schema/salemap/postgres/0002_series_owner.sql"),
-    ),
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_initial",
+        sql: include_str!("../../../schema/salemap/postgres/0001_initial.sql"),
+    },
+    Migration {
+        name: "0002_series_owner",
+        sql: include_str!("../../../schema/salemap/postgres/0002_series_owner.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations between salemaps
@@ -123,26 +124,21 @@ impl PgStore {
             .await
             .map_err(pg("read the schema version"))?
             .get(0);
-        let latest = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
-        if version > latest {
-            return Err(StoreError::Refused {
-                path: "the PostgreSQL database".into(),
-                why: format!("schema version {version}, this salemap knows up to {latest}"),
-            });
-        }
-        for (i, (name, text)) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(version).unwrap_or(0))
-        {
-            tx.batch_execute(text)
+        let pending = migrate::pending(MIGRATIONS, i64::from(version)).map_err(|source| {
+            StoreError::Schema {
+                database: "the PostgreSQL database".into(),
+                source,
+            }
+        })?;
+        for (version, m) in pending {
+            tx.batch_execute(m.sql)
                 .await
                 .map_err(pg("apply a migration"))?;
-            let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
+            let v = i32::try_from(version).unwrap_or(i32::MAX);
             tx.execute("INSERT INTO salemap_schema (version) VALUES ($1)", &[&v])
                 .await
                 .map_err(pg("record a migration"))?;
-            tracing::info!(migration = name, "applied salemap schema migration");
+            migrate::applied("salemap", m);
         }
         tx.commit().await.map_err(pg("commit the migrations"))
     }

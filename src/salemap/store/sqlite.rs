@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::{Aborts, Day, Item, Outcome, StoreError, Stored, doc_no};
+use crate::common::migrate::{Migration, Sqlite};
 use crate::contract::Kind;
 use crate::contract::Posted;
 
@@ -18,16 +19,23 @@ use crate::contract::Posted;
 pub const APPLICATION_ID: i64 = 0x534D_4150;
 
 /// The schema, one file per version.
-const MIGRATIONS: &[(&str, &str)] = &[
-    (
-        "0001_initial",
-        include_str!("../../../schema/salemap/sqlite/0001_initial.sql"),
-    ),
-    (
-        "0002_series_owner",
-        include_str!("../../../schema/salemap/sqlite/0002_series_owner.sql"),
-    ),
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_initial",
+        sql: include_str!("../../../schema/salemap/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        name: "0002_series_owner",
+        sql: include_str!("../../../schema/salemap/sqlite/0002_series_owner.sql"),
+    },
 ];
+
+/// salemap's SQLite store, as the migration runner sees it.
+const SALEMAP: Sqlite = Sqlite {
+    store: "salemap",
+    application_id: APPLICATION_ID,
+    migrations: MIGRATIONS,
+};
 
 fn sql(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { what, source }
@@ -77,6 +85,9 @@ impl SqliteStore {
         // database's mode.
         owner_only::ensure_parent(path).map_err(file("create the directory of"))?;
         if path.exists() {
+            // Another program's database, or a newer salemap's, is refused
+            // before anything of it changes (its mode, its journal mode).
+            check_before_touching(path)?;
             for f in [
                 path.to_owned(),
                 sidecar(path, "-wal"),
@@ -399,35 +410,69 @@ fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
     s.into()
 }
 
+/// Reads an existing file's header through a read-only connection that
+/// sets nothing, and refuses a database salemap must not modify.
+fn check_before_touching(path: &Path) -> Result<(), StoreError> {
+    let schema = |source| StoreError::Schema {
+        database: path.display().to_string(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql("open the database"))?;
+    SALEMAP
+        .check(Sqlite::header(&conn).map_err(schema)?)
+        .map_err(schema)
+}
+
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let get = |c: &Connection, q: &str| -> Result<i64, StoreError> {
-        c.query_row(q, [], |r| r.get(0))
-            .map_err(sql("read the header"))
-    };
-    let app = get(conn, "PRAGMA application_id")?;
-    let version = get(conn, "PRAGMA user_version")?;
-    let objects = get(conn, "SELECT count(*) FROM sqlite_master")?;
-    let refuse = |why: String| StoreError::Refused {
-        path: path.to_owned(),
-        why,
-    };
-    if app != APPLICATION_ID && (app != 0 || objects > 0) {
-        return Err(refuse("it belongs to another program".into()));
+    SALEMAP.apply(conn).map_err(|source| StoreError::Schema {
+        database: path.display().to_string(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_programs_database_or_a_newer_one_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = |path: &Path| match SqliteStore::open(path) {
+            Err(StoreError::Schema { database, source }) => {
+                assert_eq!(database, path.display().to_string());
+                source.to_string()
+            }
+            Err(other) => panic!("refused for another reason: {other}"),
+            Ok(_) => panic!("{} was opened", path.display()),
+        };
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let before = std::fs::read(&foreign).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions();
+        let mode_before = mode(&foreign);
+        assert_eq!(refused(&foreign), "the database belongs to another program");
+        assert_eq!(std::fs::read(&foreign).unwrap(), before);
+        assert_eq!(mode(&foreign), mode_before);
+
+        let newer = dir.path().join("newer.db");
+        drop(SqliteStore::open(&newer).unwrap());
+        Connection::open(&newer)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert_eq!(
+            refused(&newer),
+            format!(
+                "schema version 99, this binary knows up to {}",
+                MIGRATIONS.len()
+            )
+        );
     }
-    let latest = MIGRATIONS.len() as i64;
-    if version > latest {
-        return Err(refuse(format!(
-            "schema version {version}, this salemap knows up to {latest}"
-        )));
-    }
-    for (i, (name, text)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction().map_err(sql("begin a migration"))?;
-        tx.execute_batch(text).map_err(sql("apply a migration"))?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)
-            .and_then(|()| tx.pragma_update(None, "application_id", APPLICATION_ID))
-            .and_then(|()| tx.commit())
-            .map_err(sql("apply a migration"))?;
-        tracing::info!(migration = name, "applied salemap schema migration");
-    }
-    Ok(())
 }

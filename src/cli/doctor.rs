@@ -56,195 +56,217 @@ const DISK_FAIL: u64 = 64 << 20;
 /// a backup beside the database.
 const DISK_WARN: u64 = 1 << 30;
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut checks: Vec<Check> = vec![];
-    let mut add = |name, verdict, detail: String| {
-        checks.push(Check {
+/// The checks made so far.
+#[derive(Default)]
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn add(&mut self, name: &'static str, (verdict, detail): (Verdict, String)) {
+        self.0.push(Check {
             name,
             verdict,
             detail,
-        })
-    };
+        });
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut checks = Checks::default();
     let rt = super::operator::runtime()?;
-
-    add("version", Verdict::Ok, format!("laned {}", laned::VERSION));
-
-    // The data directory and the database.
+    checks.add(
+        "version",
+        (Verdict::Ok, format!("laned {}", laned::VERSION)),
+    );
     let dir = match laned::lane::config::data_dir(&args.config) {
         Ok(d) => d,
         Err(e) => {
-            add("config", Verdict::Fail, format!("{e}"));
-            return finish(checks, args.json);
+            checks.add("config", (Verdict::Fail, format!("{e}")));
+            return finish(checks.0, args.json);
         }
     };
-    add("data directory", dir_verdict(&dir).0, dir_verdict(&dir).1);
+    checks.add("data directory", dir_verdict(&dir));
     if let Some(free) = free_space(&dir) {
-        let (v, d) = disk_verdict(free);
-        add("disk", v, d);
+        checks.add("disk", disk_verdict(free));
     }
-    let db = match ReadOnly::open(&dir) {
-        Ok(db) => Some(db),
-        Err(e) => {
-            add("database", Verdict::Fail, e.to_string());
-            None
-        }
-    };
-    let lane_id = db.as_ref().and_then(|d| d.lane_id().ok().flatten());
+    let (db, lane_id) = database(&mut checks, &dir);
+    let config = configuration(&mut checks, &args.config, lane_id.as_deref());
+    checks.add("daemon", rt.block_on(daemon(&dir, lane_id.as_deref())));
+    checks.add(
+        "admin token",
+        private_file(&dir.join(laned::lane::daemon::ADMIN_TOKEN_FILE)),
+    );
+    if let Some(c) = &config {
+        backend(&mut checks, &rt, c);
+    }
     if let Some(db) = &db {
-        match db.integrity_check() {
-            Ok(p) if p.is_empty() => add(
-                "database",
-                Verdict::Ok,
-                format!(
-                    "{} (lane {}, schema version {}): integrity check ok",
-                    db.path().display(),
-                    lane_id.as_deref().unwrap_or("?"),
-                    laned::lane::store::latest_schema_version()
-                ),
-            ),
-            Ok(p) => add(
-                "database",
-                Verdict::Fail,
-                format!("integrity check found: {}; restore a backup", p.join("; ")),
-            ),
-            Err(e) => add("database", Verdict::Fail, e.to_string()),
-        }
+        backlog(&mut checks, db);
     }
+    finish(checks.0, args.json)
+}
 
-    // The configuration, as the daemon would load it.
-    let config = match &lane_id {
-        Some(id) => super::operator::config_for(&args.config, id),
-        None => laned::lane::config::Config::load(&args.config, |k| std::env::var(k).ok())
-            .map_err(Into::into),
+/// The database: it opens (schema known), and SQLite's integrity check;
+/// with its lane id.
+fn database(checks: &mut Checks, dir: &Path) -> (Option<ReadOnly>, Option<String>) {
+    let db = match ReadOnly::open(dir) {
+        Ok(db) => db,
+        Err(e) => {
+            checks.add("database", (Verdict::Fail, e.to_string()));
+            return (None, None);
+        }
     };
-    let config = match config {
+    let lane_id = db.lane_id().ok().flatten();
+    let verdict = match db.integrity_check() {
+        Ok(p) if p.is_empty() => (
+            Verdict::Ok,
+            format!(
+                "{} (lane {}, schema version {}): integrity check ok",
+                db.path().display(),
+                lane_id.as_deref().unwrap_or("?"),
+                laned::lane::store::latest_schema_version()
+            ),
+        ),
+        Ok(p) => (
+            Verdict::Fail,
+            format!("integrity check found: {}; restore a backup", p.join("; ")),
+        ),
+        Err(e) => (Verdict::Fail, e.to_string()),
+    };
+    checks.add("database", verdict);
+    (Some(db), lane_id)
+}
+
+/// The configuration, as the daemon would load it, and that it is this
+/// database's lane.
+fn configuration(
+    checks: &mut Checks,
+    args: &ConfigArgs,
+    lane_id: Option<&str>,
+) -> Option<laned::lane::config::Config> {
+    let config = match lane_id {
+        Some(id) => super::operator::config_for(args, id),
+        None => {
+            laned::lane::config::Config::load(args, |k| std::env::var(k).ok()).map_err(Into::into)
+        }
+    };
+    match config {
         Ok(c) => {
             let from = args
-                .config
                 .config_path()
                 .map_or("flags and LANED_* variables".into(), |p| {
                     p.display().to_string()
                 });
-            let mismatch = lane_id.as_ref().filter(|id| **id != c.lane_id);
-            match mismatch {
-                Some(id) => add(
-                    "config",
+            let verdict = match lane_id.filter(|id| *id != c.lane_id) {
+                Some(id) => (
                     Verdict::Fail,
                     format!(
                         "lane id {} is configured, but the database is lane {id}",
                         c.lane_id
                     ),
                 ),
-                None => add("config", Verdict::Ok, format!("{from}: lane {}", c.lane_id)),
-            }
+                None => (Verdict::Ok, format!("{from}: lane {}", c.lane_id)),
+            };
+            checks.add("config", verdict);
             Some(c)
         }
         Err(e) => {
-            add("config", Verdict::Fail, format!("{e:#}"));
+            checks.add("config", (Verdict::Fail, format!("{e:#}")));
             None
         }
-    };
+    }
+}
 
-    // The daemon: who holds the lock, and does it answer?
-    let (verdict, detail) = rt.block_on(daemon(&dir, lane_id.as_deref()));
-    add("daemon", verdict, detail);
-
-    let token = dir.join(laned::lane::daemon::ADMIN_TOKEN_FILE);
-    add(
-        "admin token",
-        private_file(&token).0,
-        private_file(&token).1,
-    );
-
-    // The back-end and the clock.
-    match config
-        .as_ref()
-        .and_then(|c| c.backend_url.clone().map(|u| (c, u)))
-    {
-        None if config.is_some() => add(
+/// The back-end: reachable, accepting the lane's token; and the clock
+/// against the back-end's.
+fn backend(checks: &mut Checks, rt: &tokio::runtime::Runtime, c: &laned::lane::config::Config) {
+    let Some(url) = &c.backend_url else {
+        checks.add(
             "back-end",
-            Verdict::Warn,
-            "no backend_url is configured: sales are kept on this till only".into(),
-        ),
-        None => {}
-        Some((c, url)) => {
-            let client = BackendClient::new(
-                &url,
-                &c.lane_id,
-                c.drain.backend_token.clone(),
-                c.drain.request_timeout,
+            (
+                Verdict::Warn,
+                "no backend_url is configured: sales are kept on this till only".into(),
+            ),
+        );
+        return;
+    };
+    let client = match BackendClient::new(
+        url,
+        &c.lane_id,
+        c.drain.backend_token.clone(),
+        c.drain.request_timeout,
+    ) {
+        Ok(client) => client,
+        Err(e) => {
+            checks.add("back-end", (Verdict::Fail, e.to_string()));
+            return;
+        }
+    };
+    let now = jiff::Timestamp::now();
+    match rt.block_on(client.heartbeat(now)) {
+        Ok(hb) => {
+            checks.add(
+                "back-end",
+                (
+                    Verdict::Ok,
+                    format!("{url} answers and accepts the lane's token"),
+                ),
             );
-            match client {
-                Err(e) => add("back-end", Verdict::Fail, e.to_string()),
-                Ok(client) => {
-                    let now = jiff::Timestamp::now();
-                    match rt.block_on(client.heartbeat(now)) {
-                        Ok(hb) => {
-                            add(
-                                "back-end",
-                                Verdict::Ok,
-                                format!("{url} answers and accepts the lane's token"),
-                            );
-                            let (v, d) = clock(now, &hb.server_time);
-                            add("clock", v, d);
-                        }
-                        Err(a) => {
-                            let (code, message) = match &a.outcome {
-                                DeliveryOutcome::LaneFault { code, message }
-                                | DeliveryOutcome::Stuck { code, message }
-                                | DeliveryOutcome::Retry { code, message, .. } => {
-                                    (code.clone(), message.clone())
-                                }
-                                DeliveryOutcome::Posted { .. } => {
-                                    ("unexpected".into(), "an unexpected answer".into())
-                                }
-                            };
-                            let what = match code.as_str() {
-                                "unauthorized" => "refuses the lane's token",
-                                "forbidden" => "does not allow this lane",
-                                "connect" | "timeout" | "network" => "cannot be reached",
-                                _ => "answers with an error",
-                            };
-                            add(
-                                "back-end",
-                                Verdict::Fail,
-                                format!("{url} {what}: {message} ({code})"),
-                            );
-                        }
-                    }
+            checks.add("clock", clock(now, &hb.server_time));
+        }
+        Err(a) => {
+            let (code, message) = match &a.outcome {
+                DeliveryOutcome::LaneFault { code, message }
+                | DeliveryOutcome::Stuck { code, message }
+                | DeliveryOutcome::Retry { code, message, .. } => (code.clone(), message.clone()),
+                DeliveryOutcome::Posted { .. } => {
+                    ("unexpected".into(), "an unexpected answer".into())
                 }
-            }
+            };
+            let what = match code.as_str() {
+                "unauthorized" => "refuses the lane's token",
+                "forbidden" => "does not allow this lane",
+                "connect" | "timeout" | "network" => "cannot be reached",
+                _ => "answers with an error",
+            };
+            checks.add(
+                "back-end",
+                (Verdict::Fail, format!("{url} {what}: {message} ({code})")),
+            );
         }
     }
-    if let Some(db) = &db {
-        if let Ok(c) = db.status_counts() {
-            let stuck = c.by_state.get("stuck").copied().unwrap_or(0);
-            let pending = c.by_state.get("pending").copied().unwrap_or(0);
-            let v = if stuck > 0 {
-                Verdict::Warn
-            } else {
-                Verdict::Ok
-            };
-            add(
-                "backlog",
+}
+
+/// The backlog, and the till's clock history.
+fn backlog(checks: &mut Checks, db: &ReadOnly) {
+    if let Ok(c) = db.status_counts() {
+        let stuck = c.by_state.get("stuck").copied().unwrap_or(0);
+        let pending = c.by_state.get("pending").copied().unwrap_or(0);
+        let v = if stuck > 0 {
+            Verdict::Warn
+        } else {
+            Verdict::Ok
+        };
+        checks.add(
+            "backlog",
+            (
                 v,
                 format!("{pending} pending, {stuck} stuck (laned sales list --state stuck)"),
-            );
-        }
-        if let Ok(cp) = db.checkpoint()
-            && cp.anomalies.count > 0
-        {
-            add(
-                "clock history",
+            ),
+        );
+    }
+    if let Ok(cp) = db.checkpoint()
+        && cp.anomalies.count > 0
+    {
+        checks.add(
+            "clock history",
+            (
                 Verdict::Warn,
                 format!(
                     "the till's clock was set back {} time(s); the offline time ignores it",
                     cp.anomalies.count
                 ),
-            );
-        }
+            ),
+        );
     }
-    finish(checks, args.json)
 }
 
 fn finish(checks: Vec<Check>, json: bool) -> anyhow::Result<()> {

@@ -10,10 +10,10 @@ use tokio::sync::watch;
 
 use crate::common::clock::Clock;
 use crate::common::secret::Secret;
-use crate::lane::api::{self, AppState};
+use crate::lane::api::{self, Access, AppState};
 use crate::lane::config::Config;
 use crate::lane::drain::{self, DrainHandle};
-use crate::lane::guard::{Ceiling, CeilingError};
+use crate::lane::guard::{Ceiling, CeilingError, Lane, Numbers};
 use crate::lane::store::{InstanceLock, LaneIdentity, Store, StoreError};
 
 /// Why the daemon could not start or stopped with an error.
@@ -141,22 +141,21 @@ impl Daemon {
             config.backend_url.is_some(),
         )
         .await?;
-        let metrics = Arc::new(crate::lane::metrics::Metrics::new());
         // A guard raised earlier (restored lane) holds until acknowledged.
-        let numbers = crate::lane::drain::Numbers::new(
-            store.restore_guard().await?,
-            config.backend_url.is_some(),
-        );
+        let lane = Lane {
+            store: store.clone(),
+            clock: clock.clone(),
+            ceiling: ceiling.clone(),
+            // A guard raised earlier (restored lane) holds until acknowledged.
+            numbers: Numbers::new(store.restore_guard().await?, config.backend_url.is_some()),
+            metrics: Arc::new(crate::lane::metrics::Metrics::new()),
+        };
         let (stop_drain, drain_stop_rx) = watch::channel(false);
         let drain = match &config.backend_url {
             Some(url) => Some(drain::spawn(
-                store.clone(),
+                lane.clone(),
                 url,
                 config.drain.clone(),
-                clock.clone(),
-                ceiling.clone(),
-                numbers.clone(),
-                metrics.clone(),
                 drain_stop_rx,
             )?),
             None => {
@@ -164,18 +163,13 @@ impl Daemon {
                 None
             }
         };
-        let state = AppState::new(
-            store.clone(),
-            clock.clone(),
-            ceiling.clone(),
-            numbers,
-            metrics,
+        let access = Access::new(
             config.api_token.clone(),
             admin_token(&config.data_dir)?,
-            drain.as_ref().map(|d| d.0.clone()),
             addr,
             &config.allowed_hosts,
         );
+        let state = AppState::new(lane, access, drain.as_ref().map(|d| d.0.clone()));
         let (stop_ceiling, ceiling_stop_rx) = watch::channel(false);
         let ceiling_task = ceiling.spawn(store.clone(), ceiling_stop_rx);
         Ok(Daemon {

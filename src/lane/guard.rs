@@ -16,7 +16,8 @@ use crate::common::clock::Clock;
 use crate::lane::ceiling::{
     Anomalies, Checkpoint, LaneState, Limits, Month, OfflineClock, Rule, next_change, verdict,
 };
-use crate::lane::store::{Store, StoreError};
+use crate::lane::metrics::Metrics;
+use crate::lane::store::{RestoreGuard, Store, StoreError};
 
 /// How often the offline clock is written to disk while running. A crash
 /// loses at most this much offline time.
@@ -469,4 +470,92 @@ mod tests {
         assert_eq!(h(20 * 3600 + 300), "20 h 5 min");
         assert_eq!(h(30 * 86_400), "30 days");
     }
+}
+
+/// How long new sales wait after start for the drain's first comparison of
+/// the lane's receipt numbers with the back-end's: long enough for a
+/// back-end that answers, short enough that a till whose link is down is
+/// not kept waiting (it then sells offline-first).
+pub const NUMBER_CHECK_WAIT: Duration = Duration::from_secs(5);
+
+/// The lane's receipt numbers against the back-end's, shared by the drain
+/// (which compares them, at start and at every heartbeat) and the API
+/// (which holds new sales until the first comparison since start has been
+/// tried, for at most [`NUMBER_CHECK_WAIT`], and refuses them while the
+/// restored-lane guard is raised).
+#[derive(Clone, Debug)]
+pub struct Numbers {
+    guard: Arc<watch::Sender<Option<RestoreGuard>>>,
+    tried: Arc<watch::Sender<bool>>,
+}
+
+impl Numbers {
+    /// `guard`: one raised earlier, which holds until acknowledged.
+    /// `to_check`: a back-end is configured, so there is something to
+    /// compare with.
+    pub fn new(guard: Option<RestoreGuard>, to_check: bool) -> Numbers {
+        Numbers {
+            guard: Arc::new(watch::Sender::new(guard)),
+            tried: Arc::new(watch::Sender::new(!to_check)),
+        }
+    }
+
+    /// The restored-lane guard, if raised.
+    pub fn guard(&self) -> Option<RestoreGuard> {
+        self.guard.borrow().clone()
+    }
+
+    /// Replaces the guard (the drain's comparison, an acknowledgement).
+    pub fn set_guard(&self, guard: Option<RestoreGuard>) {
+        self.guard.send_replace(guard);
+    }
+
+    /// The drain tried the first comparison since start (it may have
+    /// failed).
+    pub fn mark_tried(&self) {
+        self.tried.send_replace(true);
+    }
+
+    /// The first comparison since start has been tried.
+    pub fn was_tried(&self) -> bool {
+        *self.tried.borrow()
+    }
+
+    /// Waits until the first comparison since start has been tried, or
+    /// `clock` reaches `deadline` (monotonic), whichever comes first.
+    pub async fn first_check(&self, clock: &dyn Clock, deadline: Duration) {
+        let mut rx = self.tried.subscribe();
+        if *rx.borrow_and_update() {
+            return;
+        }
+        tokio::select! {
+            // An error means the drain is gone: nothing to wait for.
+            _ = rx.wait_for(|tried| *tried) => {}
+            () = clock.sleep_until(deadline) => {
+                tracing::warn!(
+                    wait_seconds = NUMBER_CHECK_WAIT.as_secs(),
+                    "the back-end has not answered the start-up comparison of receipt numbers; \
+                     taking sales offline-first (a lane restored from an old copy is then caught \
+                     as receipt_no_conflict when its sales are delivered)"
+                );
+            }
+        }
+    }
+}
+
+/// What a running lane's parts share (the drain, the API): its store and
+/// clock, the live guards (the sync ceiling, the receipt numbers check) and
+/// its metrics. One per daemon; cheap to clone.
+#[derive(Clone)]
+pub struct Lane {
+    /// The store.
+    pub store: Store,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The sync ceiling.
+    pub ceiling: Ceiling,
+    /// The receipt numbers check and the restored-lane guard.
+    pub numbers: Numbers,
+    /// The daemon's metrics.
+    pub metrics: Arc<Metrics>,
 }

@@ -193,7 +193,7 @@ async fn a_slow_start_up_check_holds_new_sales_only_for_the_bounded_wait() {
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     });
-    clock.advance(laned::lane::drain::NUMBER_CHECK_WAIT);
+    clock.advance(laned::lane::guard::NUMBER_CHECK_WAIT);
     let (code, body) = sale.await.unwrap();
     assert_eq!((code, &body["receipt_no"]), (201, &json!(1)), "{body}");
     backend.release_heartbeats();

@@ -18,7 +18,7 @@ use crate::common::http::HttpError;
 const DEFAULT_ACTOR: &str = "admin-api";
 
 fn authorise(s: &AppState, headers: &HeaderMap) -> Result<String, HttpError> {
-    if !bearer_matches(bearer(headers), &s.inner.admin_token) {
+    if !bearer_matches(bearer(headers), &s.inner.access.admin_token) {
         return Err(error::admin_unauthorized());
     }
     // Operators may say who they are; it goes into the audit log, so a

@@ -27,8 +27,8 @@ use crate::common::http::HttpError;
 
 use crate::common::clock::Clock;
 use crate::common::secret::Secret;
-use crate::lane::drain::{DrainHandle, Numbers};
-use crate::lane::guard::Ceiling;
+use crate::lane::drain::DrainHandle;
+use crate::lane::guard::{Ceiling, Lane, Numbers};
 use crate::lane::store::{RestoreGuard, Store};
 
 /// Largest request body: a sale of [`crate::contract::sale::MAX_LINES`] long lines fits.
@@ -47,33 +47,51 @@ struct Shared {
     ceiling: Ceiling,
     numbers: Numbers,
     metrics: Arc<crate::lane::metrics::Metrics>,
+    access: Access,
+    drain: Option<DrainHandle>,
+}
+
+/// Who may use the API: the till's token (when configured), the admin
+/// token, and the `Host` names accepted.
+pub struct Access {
     api_token: Option<Secret>,
     admin_token: Secret,
-    drain: Option<DrainHandle>,
     allowed_hosts: Vec<String>,
 }
 
-impl AppState {
-    /// Builds the state. `listen` is added to the accepted `Host` names.
-    #[allow(clippy::too_many_arguments)]
+impl Access {
+    /// `listen` and `extra_hosts` are accepted as `Host` names besides
+    /// loopback's.
     pub fn new(
-        store: Store,
-        clock: Arc<dyn Clock>,
-        ceiling: Ceiling,
-        numbers: Numbers,
-        metrics: Arc<crate::lane::metrics::Metrics>,
         api_token: Option<Secret>,
         admin_token: Secret,
-        drain: Option<DrainHandle>,
         listen: SocketAddr,
         extra_hosts: &[String],
-    ) -> Self {
+    ) -> Access {
         let mut allowed_hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
             .into_iter()
             .map(String::from)
             .collect();
         allowed_hosts.push(listen.ip().to_string());
         allowed_hosts.extend(extra_hosts.iter().map(|h| h.to_ascii_lowercase()));
+        Access {
+            api_token,
+            admin_token,
+            allowed_hosts,
+        }
+    }
+}
+
+impl AppState {
+    /// The state of `lane`'s API; `drain` when a back-end is configured.
+    pub fn new(lane: Lane, access: Access, drain: Option<DrainHandle>) -> Self {
+        let Lane {
+            store,
+            clock,
+            ceiling,
+            numbers,
+            metrics,
+        } = lane;
         AppState {
             inner: Arc::new(Shared {
                 started: clock.monotonic(),
@@ -82,10 +100,8 @@ impl AppState {
                 ceiling,
                 numbers,
                 metrics,
-                api_token,
-                admin_token,
+                access,
                 drain,
-                allowed_hosts,
             }),
         }
     }
@@ -135,13 +151,13 @@ async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response 
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
-    if !host.is_some_and(|h| host_allowed(h, &s.inner.allowed_hosts)) {
+    if !host.is_some_and(|h| host_allowed(h, &s.inner.access.allowed_hosts)) {
         tracing::warn!(host = ?host, "refused a request for a foreign Host");
         return error::forbidden_host(host).into_response();
     }
     // Admin routes check the admin token themselves.
     let admin = req.uri().path().starts_with("/v1/admin/");
-    if let Some(token) = s.inner.api_token.as_ref().filter(|_| !admin)
+    if let Some(token) = s.inner.access.api_token.as_ref().filter(|_| !admin)
         && !bearer_matches(bearer(req.headers()), token)
     {
         return error::unauthorized().into_response();

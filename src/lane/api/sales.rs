@@ -116,7 +116,7 @@ async fn record(
         .numbers
         .first_check(
             s.inner.clock.as_ref(),
-            s.inner.started + crate::lane::drain::NUMBER_CHECK_WAIT,
+            s.inner.started + crate::lane::guard::NUMBER_CHECK_WAIT,
         )
         .await;
     // A suspended lane still answers a repeat of a sale it stored before.

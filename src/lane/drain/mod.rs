@@ -21,9 +21,9 @@ use crate::common::clock::Clock;
 use crate::common::secret::Secret;
 use crate::common::time::fmt_ts;
 use crate::lane::config::{DrainConfig, OnReject};
-use crate::lane::guard::Ceiling;
+use crate::lane::guard::{Ceiling, Lane, Numbers};
 use crate::lane::store::{
-    AttemptRecord, Candidate, Delivery, DrainState, RestoreGuard, SaleState, Store, StoreError,
+    AttemptRecord, Candidate, Delivery, DrainState, SaleState, Store, StoreError,
 };
 use backoff::Backoff;
 use classify::Outcome;
@@ -39,71 +39,6 @@ const STORE_RETRY: Duration = Duration::from_secs(5);
 /// Failed exchanges in a row (none getting anything through) before the
 /// drain logs a warning, and after which it logs the recovery.
 const FAILURES_WORTH_A_WARNING: i64 = 3;
-
-/// How long new sales wait after start for the drain's first comparison of
-/// the lane's receipt numbers with the back-end's: long enough for a
-/// back-end that answers, short enough that a till whose link is down is
-/// not kept waiting (it then sells offline-first).
-pub const NUMBER_CHECK_WAIT: Duration = Duration::from_secs(5);
-
-/// The lane's receipt numbers against the back-end's, shared by the drain
-/// (which compares them, at start and at every heartbeat) and the API
-/// (which holds new sales until the first comparison since start has been
-/// tried, for at most [`NUMBER_CHECK_WAIT`], and refuses them while the
-/// restored-lane guard is raised).
-#[derive(Clone, Debug)]
-pub struct Numbers {
-    guard: Arc<watch::Sender<Option<RestoreGuard>>>,
-    tried: Arc<watch::Sender<bool>>,
-}
-
-impl Numbers {
-    /// `guard`: one raised earlier, which holds until acknowledged.
-    /// `to_check`: a back-end is configured, so there is something to
-    /// compare with.
-    pub fn new(guard: Option<RestoreGuard>, to_check: bool) -> Numbers {
-        Numbers {
-            guard: Arc::new(watch::Sender::new(guard)),
-            tried: Arc::new(watch::Sender::new(!to_check)),
-        }
-    }
-
-    /// The restored-lane guard, if raised.
-    pub fn guard(&self) -> Option<RestoreGuard> {
-        self.guard.borrow().clone()
-    }
-
-    /// Replaces the guard (the drain's comparison, an acknowledgement).
-    pub fn set_guard(&self, guard: Option<RestoreGuard>) {
-        self.guard.send_replace(guard);
-    }
-
-    /// The first comparison since start was tried (it may have failed).
-    fn tried(&self) {
-        self.tried.send_replace(true);
-    }
-
-    /// Waits until the first comparison since start has been tried, or
-    /// `clock` reaches `deadline` (monotonic), whichever comes first.
-    pub async fn first_check(&self, clock: &dyn Clock, deadline: Duration) {
-        let mut rx = self.tried.subscribe();
-        if *rx.borrow_and_update() {
-            return;
-        }
-        tokio::select! {
-            // An error means the drain is gone: nothing to wait for.
-            _ = rx.wait_for(|tried| *tried) => {}
-            () = clock.sleep_until(deadline) => {
-                tracing::warn!(
-                    wait_seconds = NUMBER_CHECK_WAIT.as_secs(),
-                    "the back-end has not answered the start-up comparison of receipt numbers; \
-                     taking sales offline-first (a lane restored from an old copy is then caught \
-                     as receipt_no_conflict when its sales are delivered)"
-                );
-            }
-        }
-    }
-}
 
 /// Handle to a running drain.
 #[derive(Clone, Debug)]
@@ -196,18 +131,20 @@ struct Drain {
     exchange_started: Duration,
 }
 
-/// Starts the drain for the back-end at `backend_url`.
-#[allow(clippy::too_many_arguments)]
+/// Starts the drain of `lane` for the back-end at `backend_url`.
 pub fn spawn(
-    store: Store,
+    lane: Lane,
     backend_url: &str,
     cfg: DrainConfig,
-    clock: Arc<dyn Clock>,
-    ceiling: Ceiling,
-    numbers: Numbers,
-    metrics: Arc<crate::lane::metrics::Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(DrainHandle, tokio::task::JoinHandle<()>), ClientError> {
+    let Lane {
+        store,
+        clock,
+        ceiling,
+        numbers,
+        metrics,
+    } = lane;
     let client = Arc::new(BackendClient::new(
         backend_url,
         &store.identity().lane_id,
@@ -298,7 +235,7 @@ impl Drain {
         // First thing after start: ask the back-end which receipt numbers
         // it holds, before the lane sends anything (or, through the API,
         // takes a new sale), whatever retry schedule an earlier run left.
-        if !*self.numbers.tried.borrow() {
+        if !self.numbers.was_tried() {
             self.heartbeat(state).await?;
             return Ok(Wait::Now);
         }
@@ -367,7 +304,7 @@ impl Drain {
         self.note_backend_date();
         // Sales waiting for the first comparison go ahead once it has been
         // tried: after the comparison on success, offline-first on failure.
-        let first = !*self.numbers.tried.borrow();
+        let first = !self.numbers.was_tried();
         // The start-up comparison does not wait for an earlier run's retry
         // schedule, nor does it lift it: sales still wait for it (a
         // back-end's Retry-After is about sales, not heartbeats).
@@ -385,7 +322,7 @@ impl Drain {
                 state.next_attempt_at = kept;
                 self.store.set_drain_state(state).await?;
                 let checked = self.check_numbers(hb.last_receipt_no, now).await;
-                self.numbers.tried();
+                self.numbers.mark_tried();
                 return checked;
             }
             Err(a) => {
@@ -415,7 +352,7 @@ impl Drain {
             }
         }
         let saved = self.store.set_drain_state(state).await;
-        self.numbers.tried();
+        self.numbers.mark_tried();
         saved
     }
 

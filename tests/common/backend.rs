@@ -1,5 +1,5 @@
-//! A scripted back-end: axum on port 0 that implements the contract of
-//! DESIGN §6 with an in-memory posted-sale map, answers as a test scripts
+//! A scripted back-end: axum on port 0 that implements the back-end
+//! contract (docs/backend-contract.md) with an in-memory posted-sale map, answers as a test scripts
 //! it request by request, and keeps everything it received.
 
 use std::collections::{HashMap, VecDeque};

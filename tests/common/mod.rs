@@ -52,7 +52,7 @@ pub fn big_sale(lines: usize, pad: usize) -> Value {
     })
 }
 
-/// The example sale of DESIGN §8.
+/// The example sale of docs/till-api.md (the sale document).
 pub fn sale() -> Value {
     sale_with("4006381333931", 2, 12_500)
 }

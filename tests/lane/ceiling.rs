@@ -1,4 +1,4 @@
-//! The sync ceiling (DESIGN §5, invariant 6) driven by the `Clock` seam:
+//! The sync ceiling (docs/sync-ceiling.md) driven by the `Clock` seam:
 //! thresholds to the second, clocks set back, downtime, restarts, the
 //! other regimes' rules, and a suspended lane that still drains.
 

@@ -628,7 +628,8 @@ async fn a_batch_item_without_posted_at_still_counts_as_posted() {
     let lane = Lane::start(dir.path()).await;
     let id = lane.ring(1).await.remove(0);
     lane.stop().await;
-    // DESIGN §6 lists doc_no but not posted_at for batch items.
+    // docs/backend-contract.md §4 requires doc_no but not posted_at of a
+    // batch item.
     backend.script([Reply::Status(
         200,
         json!({"results": [{"transaction_id": id, "status": 201, "doc_no": "Z-1"}]}),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::common::time::fmt_ts;
 use crate::lane::ceiling::{Anomalies, LaneState, Rule};
 use crate::lane::guard::{BackendClock, Snapshot};
 use crate::lane::store::{DrainState, RestoreGuard, StatusCounts};
@@ -175,12 +176,12 @@ impl Report {
         });
         let backend = f.drain.map(|d| Backend {
             url: f.backend_url,
-            last_success_at: d.last_success_at,
-            last_attempt_at: d.last_attempt_at,
+            last_success_at: d.last_success_at.map(fmt_ts),
+            last_attempt_at: d.last_attempt_at.map(fmt_ts),
             last_error: problem(d.last_error_code, d.last_error),
             consecutive_failures: d.consecutive_failures,
             fault: problem(d.fault_code, d.fault_message),
-            next_attempt_at: d.next_attempt_at,
+            next_attempt_at: d.next_attempt_at.map(fmt_ts),
         });
         Report {
             lane_id: f.lane_id,

@@ -19,7 +19,6 @@ use tokio::sync::{Notify, watch};
 
 use crate::common::clock::Clock;
 use crate::common::secret::Secret;
-use crate::common::time::fmt_ts;
 use crate::lane::config::{DrainConfig, OnReject};
 use crate::lane::guard::{Ceiling, Lane, Numbers};
 use crate::lane::store::{
@@ -248,7 +247,7 @@ impl Drain {
             }
             return Ok(Wait::Until(self.next_heartbeat));
         }
-        if let Some(until) = state.next_attempt_at.as_deref().and_then(parse_ts)
+        if let Some(until) = state.next_attempt_at
             && until > now
         {
             // The schedule is wall time (it survives restarts). One further
@@ -289,8 +288,6 @@ impl Drain {
         }
         let recheck = plan
             .next_recheck_at
-            .as_deref()
-            .and_then(parse_ts)
             .map(|t| mono + until_from(now, t).min(self.cfg.stuck_recheck));
         Ok(Wait::Until(recheck.map_or(self.next_heartbeat, |r| {
             r.min(self.next_heartbeat)
@@ -308,11 +305,8 @@ impl Drain {
         // The start-up comparison does not wait for an earlier run's retry
         // schedule, nor does it lift it: sales still wait for it (a
         // back-end's Retry-After is about sales, not heartbeats).
-        let kept = state
-            .next_attempt_at
-            .clone()
-            .filter(|t| first && parse_ts(t).is_some_and(|t| t > now));
-        state.last_attempt_at = Some(fmt_ts(now));
+        let kept = state.next_attempt_at.filter(|t| first && *t > now);
+        state.last_attempt_at = Some(now);
         match answer {
             Ok(hb) => {
                 if state.fault_code.is_some() {
@@ -335,12 +329,12 @@ impl Drain {
                 // same backoff instead of each new sale trying at once.
                 state.next_attempt_at = match a.outcome {
                     Outcome::LaneFault { .. } => None,
-                    _ => Some(fmt_ts(now + delay)),
+                    _ => Some(now + delay),
                 };
-                if let (Some(k), Some(new)) = (&kept, &state.next_attempt_at)
-                    && parse_ts(k) > parse_ts(new)
+                if let (Some(k), Some(new)) = (kept, state.next_attempt_at)
+                    && k > new
                 {
-                    state.next_attempt_at = kept.clone();
+                    state.next_attempt_at = kept;
                 }
                 if first {
                     tracing::warn!(
@@ -392,7 +386,7 @@ impl Drain {
         let took = self.clock.monotonic().saturating_sub(self.exchange_started);
         let duration_ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
         self.note_backend_date();
-        state.last_attempt_at = Some(fmt_ts(now));
+        state.last_attempt_at = Some(now);
 
         let retry = answers
             .iter()
@@ -432,7 +426,7 @@ impl Drain {
                     state.consecutive_failures = 0;
                 }
                 let delay = self.failed(&mut state, &outcome, answered);
-                Some(fmt_ts(now + delay))
+                Some(now + delay)
             }
             (None, None) => {
                 self.succeeded(&mut state, now);
@@ -441,16 +435,16 @@ impl Drain {
         };
         if answered && (fault.is_some() || retry.is_some()) {
             // The back-end did answer for some sales: the link works.
-            state.last_success_at = Some(fmt_ts(now));
+            state.last_success_at = Some(now);
             self.ceiling.exchange_ok();
             tracing::debug!(
                 code = %retry.or(fault).map_or("", |a| a.outcome.code()),
                 "part of a delivery round went through; the rest is retried"
             );
         }
-        state.next_attempt_at = retry_at.clone();
+        state.next_attempt_at = retry_at;
 
-        let recheck_at = fmt_ts(now + self.cfg.stuck_recheck);
+        let recheck_at = now + self.cfg.stuck_recheck;
         let deliveries = sales
             .iter()
             .zip(&answers)
@@ -470,7 +464,7 @@ impl Drain {
                             Some(SaleState::Stuck),
                             None,
                             Some((code.clone(), message.clone())),
-                            Some(recheck_at.clone()),
+                            Some(recheck_at),
                         )
                     }
                     Outcome::Retry { code, message, .. } => (
@@ -478,9 +472,9 @@ impl Drain {
                         None,
                         Some((code.clone(), message.clone())),
                         if sale.state == SaleState::Stuck {
-                            Some(recheck_at.clone())
+                            Some(recheck_at)
                         } else {
-                            retry_at.clone()
+                            retry_at
                         },
                     ),
                     // No sale changes state; a stuck sale keeps its slow
@@ -489,7 +483,7 @@ impl Drain {
                         None,
                         None,
                         Some((code.clone(), message.clone())),
-                        (sale.state == SaleState::Stuck).then(|| recheck_at.clone()),
+                        (sale.state == SaleState::Stuck).then_some(recheck_at),
                     ),
                 };
                 Delivery {
@@ -499,7 +493,7 @@ impl Drain {
                     error: error.clone(),
                     next_attempt_at: next,
                     attempt: AttemptRecord {
-                        started_at: fmt_ts(now),
+                        started_at: now,
                         duration_ms,
                         outcome: a.outcome.kind(),
                         http_status: a.http_status,
@@ -580,7 +574,7 @@ impl Drain {
                 "back-end reachable again"
             );
         }
-        state.last_success_at = Some(fmt_ts(now));
+        state.last_success_at = Some(now);
         state.consecutive_failures = 0;
         state.last_error_code = None;
         state.last_error = None;
@@ -651,10 +645,6 @@ fn batch_prefix(lane_id: &str, lens: impl IntoIterator<Item = usize>, limit: usi
         n += 1;
     }
     n
-}
-
-fn parse_ts(s: &str) -> Option<jiff::Timestamp> {
-    s.parse().ok()
 }
 
 /// Time from `now` until `t` (zero if `t` has passed).

@@ -2,7 +2,9 @@
 //! order, with the park/block policy and references respected), the
 //! lane-level delivery state, and the outcome of each attempt.
 
+use crate::common::time::fmt_ts;
 use crate::lane::config::OnReject;
+use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SaleState, StoreError};
@@ -25,8 +27,8 @@ pub struct Candidate {
 pub struct Plan {
     /// Sales to send now, in lane order (re-checks of stuck sales first).
     pub sales: Vec<Candidate>,
-    /// Earliest `next_attempt_at` of a stuck sale not yet due (UTC text).
-    pub next_recheck_at: Option<String>,
+    /// Earliest `next_attempt_at` of a stuck sale not yet due.
+    pub next_recheck_at: Option<Timestamp>,
     /// Pending sales held back: behind a stuck sale in block mode, or
     /// waiting for the sale they reference.
     pub held: usize,
@@ -54,7 +56,7 @@ pub fn plan(
                 "SELECT min(next_attempt_at) FROM sales
                  WHERE state = 'stuck' AND next_attempt_at > ?1 AND next_attempt_at <= ?2",
             )?
-            .query_row([now, horizon], |r| r.get(0))?;
+            .query_row([now, horizon], |r| timestamp(r, 0))?;
         // Stuck sales due for their re-check go first (they are the oldest).
         // In block mode only the first stuck sale may go: nothing passes it.
         let recheck_limit = match policy {
@@ -164,9 +166,9 @@ pub fn waiting_for(conn: &Connection, transaction_id: &str) -> Result<Option<Str
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DrainState {
     /// Last successful exchange with the back-end.
-    pub last_success_at: Option<String>,
+    pub last_success_at: Option<Timestamp>,
     /// Last attempt of any kind.
-    pub last_attempt_at: Option<String>,
+    pub last_attempt_at: Option<Timestamp>,
     /// Code of the last failure.
     pub last_error_code: Option<String>,
     /// Message of the last failure.
@@ -177,8 +179,20 @@ pub struct DrainState {
     pub fault_code: Option<String>,
     /// Lane-level fault message.
     pub fault_message: Option<String>,
-    /// When the drain may next try (UTC text).
-    pub next_attempt_at: Option<String>,
+    /// When the drain may next try.
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+/// A timestamp column: stored as text in the one format `fmt_ts` writes;
+/// anything else is a conversion error naming the column.
+fn timestamp(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Timestamp>> {
+    let text: Option<String> = r.get(i)?;
+    text.map(|t| {
+        t.parse::<Timestamp>().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
 }
 
 /// Reads the drain state.
@@ -191,14 +205,14 @@ pub fn drain_state(conn: &Connection) -> Result<DrainState, StoreError> {
     .and_then(|mut st| {
         st.query_row([], |r| {
             Ok(DrainState {
-                last_success_at: r.get(0)?,
-                last_attempt_at: r.get(1)?,
+                last_success_at: timestamp(r, 0)?,
+                last_attempt_at: timestamp(r, 1)?,
                 last_error_code: r.get(2)?,
                 last_error: r.get(3)?,
                 consecutive_failures: r.get(4)?,
                 fault_code: r.get(5)?,
                 fault_message: r.get(6)?,
-                next_attempt_at: r.get(7)?,
+                next_attempt_at: timestamp(r, 7)?,
             })
         })
     })
@@ -217,7 +231,7 @@ pub struct Delivery {
     /// Error code and message, when not posted.
     pub error: Option<(String, String)>,
     /// When to try this sale again, if ever.
-    pub next_attempt_at: Option<String>,
+    pub next_attempt_at: Option<Timestamp>,
     /// The attempt record.
     pub attempt: AttemptRecord,
 }
@@ -225,8 +239,8 @@ pub struct Delivery {
 /// One row of `attempts`.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
-    /// When the request started (UTC text).
-    pub started_at: String,
+    /// When the request started.
+    pub started_at: Timestamp,
     /// How long it took.
     pub duration_ms: i64,
     /// posted | stuck | retry | lane_fault.
@@ -268,7 +282,7 @@ pub fn record(
             let a = &d.attempt;
             attempt.execute(params![
                 d.seq,
-                a.started_at,
+                fmt_ts(a.started_at),
                 a.duration_ms,
                 a.outcome,
                 a.http_status,
@@ -282,7 +296,7 @@ pub fn record(
                 d.posted.as_ref().map(|p| &p.1),
                 d.error.as_ref().map(|e| &e.0),
                 d.error.as_ref().map(|e| &e.1),
-                d.next_attempt_at,
+                d.next_attempt_at.map(fmt_ts),
             ])?;
         }
         write_state(conn, lane)
@@ -299,14 +313,14 @@ pub fn write_state(conn: &Connection, s: &DrainState) -> rusqlite::Result<()> {
          WHERE id = 1",
     )?
     .execute(params![
-        s.last_success_at,
-        s.last_attempt_at,
+        s.last_success_at.map(fmt_ts),
+        s.last_attempt_at.map(fmt_ts),
         s.last_error_code,
         s.last_error,
         s.consecutive_failures,
         s.fault_code,
         s.fault_message,
-        s.next_attempt_at
+        s.next_attempt_at.map(fmt_ts)
     ])
     .map(drop)
 }

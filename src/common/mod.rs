@@ -15,3 +15,22 @@ pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;
+
+/// What the crate's unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// proptest's settings for the crate's property tests: `cases` random
+    /// cases (proptest's default when `None`), and a failing case kept next
+    /// to the test's file (`src/**/*.regressions`), not in a directory at
+    /// the top of the repository.
+    pub(crate) fn proptest_config(cases: Option<u32>) -> proptest::test_runner::Config {
+        let default = proptest::test_runner::Config::default();
+        proptest::test_runner::Config {
+            cases: cases.unwrap_or(default.cases),
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+            )),
+            ..default
+        }
+    }
+}

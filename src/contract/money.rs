@@ -171,14 +171,7 @@ mod tests {
     }
 
     proptest! {
-        // Failing cases are kept next to this file (src/*.regressions),
-        // not in a directory at the top of the repository.
-        #![proptest_config(ProptestConfig {
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
-            )),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::common::testing::proptest_config(None))]
         /// The rounded product is within half a minor unit of the exact
         /// product, and ties go up.
         #[test]

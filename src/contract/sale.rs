@@ -182,6 +182,26 @@ impl V {
         });
     }
 
+    /// The value of `key` when it is there and not null; when it is not,
+    /// `None`, and an error at `p` if it is `required`.
+    fn present<'m>(
+        &mut self,
+        m: &'m Map<String, Value>,
+        p: &str,
+        key: &str,
+        required: bool,
+    ) -> Option<&'m Value> {
+        match m.get(key) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.err(p, "is required");
+                }
+                None
+            }
+            Some(v) => Some(v),
+        }
+    }
+
     /// An object with only the allowed keys.
     fn object<'a>(
         &mut self,
@@ -216,14 +236,8 @@ impl V {
         max: usize,
     ) -> Option<String> {
         let p = path(at, key);
-        match m.get(key) {
-            None | Some(Value::Null) => {
-                if required {
-                    self.err(p, "is required");
-                }
-                None
-            }
-            Some(Value::String(s)) => {
+        match self.present(m, &p, key, required)? {
+            Value::String(s) => {
                 if s.is_empty() {
                     self.err(p, "must not be empty");
                     None
@@ -237,7 +251,7 @@ impl V {
                     Some(s.clone())
                 }
             }
-            Some(other) => {
+            other => {
                 self.err(p, format!("must be a string, not {}", describe(other)));
                 None
             }
@@ -253,14 +267,8 @@ impl V {
         required: bool,
     ) -> Option<i64> {
         let p = path(at, key);
-        match m.get(key) {
-            None | Some(Value::Null) => {
-                if required {
-                    self.err(p, "is required");
-                }
-                None
-            }
-            Some(Value::Number(n)) => {
+        match self.present(m, &p, key, required)? {
+            Value::Number(n) => {
                 match n.as_i64() {
                     Some(a) if a < 0 => {
                         self.err(p, format!("must not be negative (got {a})"));
@@ -279,7 +287,7 @@ impl V {
                     }
                 }
             }
-            Some(other) => {
+            other => {
                 self.err(
                     p,
                     format!(
@@ -318,17 +326,13 @@ impl V {
         key: &str,
         max: usize,
     ) -> Option<&'a Vec<Value>> {
-        match m.get(key) {
-            None | Some(Value::Null) => {
-                self.err(key, "is required");
-                None
-            }
-            Some(Value::Array(a)) if a.len() > max => {
+        match self.present(m, key, key, true)? {
+            Value::Array(a) if a.len() > max => {
                 self.err(key, format!("must have at most {max} entries"));
                 None
             }
-            Some(Value::Array(a)) => Some(a),
-            Some(other) => {
+            Value::Array(a) => Some(a),
+            other => {
                 self.err(key, format!("must be an array, not {}", describe(other)));
                 None
             }
@@ -558,11 +562,8 @@ impl V {
         let sku = self.string(m, &at, "sku", true, 64);
         let name = self.string(m, &at, "name", false, 256);
         let tax_code = self.string(m, &at, "tax_code", false, 16);
-        let quantity = match m.get("quantity") {
-            None | Some(Value::Null) => {
-                self.err(path(&at, "quantity"), "is required");
-                None
-            }
+        let quantity = match self.present(m, &path(&at, "quantity"), "quantity", true) {
+            None => None,
             Some(Value::String(s)) => match s.parse::<Quantity>() {
                 Ok(q) => Some((s.clone(), q)),
                 Err(e) => {
@@ -817,14 +818,7 @@ mod tests {
     }
 
     proptest! {
-        // Failing cases are kept next to this file (src/*.regressions),
-        // not in a directory at the top of the repository.
-        #![proptest_config(ProptestConfig {
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
-            )),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::common::testing::proptest_config(None))]
         /// Any well-formed basket validates, and any single-unit change to a
         /// line amount, the total or a payment is caught.
         #[test]

@@ -916,13 +916,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 2000,
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
-            )),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::common::testing::proptest_config(Some(2000)))]
         /// A lane whose back-end is mostly down goes through random runs,
         /// clean stops, `kill -9`s (resuming from a checkpoint that may be
         /// stale), power cuts and wall-clock moves either way, running or

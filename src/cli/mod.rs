@@ -87,8 +87,7 @@ pub fn main() -> ExitCode {
         Command::Resolve(args) => resolve::run(*args),
         Command::GenerateAssets { dir } => {
             use clap::CommandFactory;
-            laned::common::assets::write(Cli::command(), &dir)
-                .map_err(|e| anyhow::anyhow!("cannot write to {}: {e}", dir.display()))
+            laned::common::assets::write(Cli::command(), &dir).map_err(Into::into)
         }
     };
     match result {

@@ -4,10 +4,28 @@
 
 use std::path::Path;
 
+/// The assets could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the man pages and completions to {dir}")]
+pub struct AssetsError {
+    /// The directory.
+    dir: std::path::PathBuf,
+    /// The I/O error.
+    #[source]
+    source: std::io::Error,
+}
+
 /// Writes `NAME.1` and `NAME-SUBCOMMAND.1` (man pages) and the bash
 /// (`completions/NAME`), zsh (`completions/_NAME`) and fish
 /// (`completions/NAME.fish`) completions of `cmd` into `dir`.
-pub fn write(mut cmd: clap::Command, dir: &Path) -> std::io::Result<()> {
+pub fn write(cmd: clap::Command, dir: &Path) -> Result<(), AssetsError> {
+    write_all(cmd, dir).map_err(|source| AssetsError {
+        dir: dir.to_owned(),
+        source,
+    })
+}
+
+fn write_all(mut cmd: clap::Command, dir: &Path) -> std::io::Result<()> {
     let name = cmd.get_name().to_owned();
     cmd.build();
     std::fs::create_dir_all(dir.join("man"))?;

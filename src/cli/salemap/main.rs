@@ -118,8 +118,7 @@ fn main() -> ExitCode {
         Command::Conformance(a) => conformance(a),
         Command::GenerateAssets { dir } => {
             use clap::CommandFactory;
-            laned::common::assets::write(Cli::command(), &dir)
-                .map_err(|e| anyhow::anyhow!("cannot write to {}: {e}", dir.display()))
+            laned::common::assets::write(Cli::command(), &dir).map_err(Into::into)
         }
     };
     match result {

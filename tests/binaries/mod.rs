@@ -2,16 +2,6 @@
 //! stopped as a service manager would, killed with `kill -9`, signalled,
 //! configured through files, flags and the environment, upgraded, and
 //! attacked at the connection level.
-//!
-//! One test binary (`cargo test --test binaries`): each module was a test
-//! binary of its own, and linking the whole crate once per file was most of
-//! the test build.
-
-#[path = "../common/mod.rs"]
-mod common;
-// The backlog the benchmarks store straight into a lane (export_load).
-#[path = "../benches/support.rs"]
-mod support;
 
 mod backup;
 mod ceiling_real;

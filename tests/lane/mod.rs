@@ -2,13 +2,6 @@
 //! port 0 (often with a `ManualClock` and the scripted back-end of
 //! `common::backend`), the support commands run against them, and the
 //! checks that keep the documents and the code's layers true to the code.
-//!
-//! One test binary (`cargo test --test lane`): each module was a test
-//! binary of its own, and linking the whole crate once per file was most of
-//! the test build.
-
-#[path = "../common/mod.rs"]
-mod common;
 
 mod bad_input;
 mod ceiling;

@@ -38,17 +38,30 @@ pub enum Lane {
 #[error("{0}")]
 pub struct Refused(pub String);
 
-/// Who runs the command, for the audit log: `cli:<login name>`.
+/// Who runs the command, for the audit log: `cli:<login name>`, or
+/// `cli:uid:<n>` when there is no login name (a service, a container).
 pub fn actor() -> String {
+    #[cfg(unix)]
+    let uid = Some(rustix::process::getuid().as_raw());
+    #[cfg(not(unix))]
+    let uid = None;
+    actor_from(|k| std::env::var(k).ok(), uid)
+}
+
+/// [`actor`] from an environment lookup and the user id.
+fn actor_from(env: impl Fn(&str) -> Option<String>, uid: Option<u32>) -> String {
     let user = ["SUDO_USER", "USER", "LOGNAME", "USERNAME"]
         .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|u| !u.trim().is_empty()));
-    let name: String = user
-        .unwrap_or_else(|| "unknown".into())
-        .chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(48)
-        .collect();
+        .find_map(|k| env(k).filter(|u| !u.trim().is_empty()));
+    let name: String = match (user, uid) {
+        (Some(u), _) => u,
+        (None, Some(uid)) => format!("uid:{uid}"),
+        (None, None) => "unknown".into(),
+    }
+    .chars()
+    .filter(|c| c.is_ascii_graphic())
+    .take(48)
+    .collect();
     format!("cli:{name}")
 }
 
@@ -180,4 +193,21 @@ pub fn config_for(
     Ok(laned::lane::config::Config::load(&args, |k| {
         std::env::var(k).ok()
     })?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::actor_from;
+
+    #[test]
+    fn the_actor_is_the_login_name_else_the_user_id() {
+        let env = |user: Option<&'static str>| {
+            move |k: &str| (k == "USER").then_some(user).flatten().map(String::from)
+        };
+        assert_eq!(actor_from(env(Some("alice")), Some(1000)), "cli:alice");
+        assert_eq!(actor_from(env(Some("  ")), Some(1000)), "cli:uid:1000");
+        assert_eq!(actor_from(env(None), Some(0)), "cli:uid:0");
+        assert_eq!(actor_from(env(None), None), "cli:unknown");
+        assert_eq!(actor_from(env(Some("bad name\n")), None), "cli:badname");
+    }
 }

@@ -1,4 +1,4 @@
-//! `laned retry ID | --all-stuck`: sends stuck sales back to the drain,
+//! `laned retry ID | --all-stuck --reason "…"`: sends stuck sales back to the drain,
 //! through the running daemon or, when it is down, under the instance lock.
 //! Audit-logged with who and why.
 
@@ -19,8 +19,8 @@ pub struct Args {
     /// Every sale that is stuck now.
     #[arg(long)]
     all_stuck: bool,
-    /// Why, for the audit log.
-    #[arg(long, default_value = "retry requested by an operator")]
+    /// Why, for the audit log (required, as the admin API requires it).
+    #[arg(long)]
     reason: String,
 }
 

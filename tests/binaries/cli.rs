@@ -265,7 +265,7 @@ fn support_commands_refuse_a_newer_database_and_wait_for_a_starting_daemon() {
         vec!["export", "--state", "all"],
         vec!["backup", "-o", out.to_str().unwrap()],
         vec!["report", "--date", "2026-11-22"],
-        vec!["retry", "--all-stuck"],
+        vec!["retry", "--all-stuck", "--reason", "test"],
     ] {
         let (code, _, err) = laned(&args, dir.path());
         assert_eq!(code, 4, "{args:?}: {err}");
@@ -282,7 +282,7 @@ fn support_commands_refuse_a_newer_database_and_wait_for_a_starting_daemon() {
     let mut lock = laned::lane::store::InstanceLock::acquire(dir.path()).unwrap();
     lock.describe("laned pid 1 (lane L03, starting since 2026-11-23T00:00:00.000Z)")
         .unwrap();
-    let (code, _, err) = laned(&["retry", "--all-stuck"], dir.path());
+    let (code, _, err) = laned(&["retry", "--all-stuck", "--reason", "test"], dir.path());
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("starting"), "{err}");
     // Reading commands do not need the lock.

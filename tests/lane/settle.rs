@@ -99,7 +99,13 @@ async fn retry_and_resolve_change_only_the_named_sales_and_are_audited() {
 
     // With the daemon running, retry goes through its admin API, and the
     // drain sends the sale at once (the back-end now takes it).
-    let (code, out, err) = cli(&["retry", a], dir.path()).await;
+    // A retry says why, as the admin API requires: no reason is a usage
+    // error, and nothing changes.
+    let (code, _, err) = cli(&["retry", a], dir.path()).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--reason"), "{err}");
+    assert_eq!(lane.sale_state(a).await, "stuck");
+    let (code, out, err) = cli(&["retry", a, "--reason", "catalogue fixed"], dir.path()).await;
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(a.as_str()) && out.contains("back in the queue"),
@@ -130,16 +136,22 @@ async fn retry_and_resolve_change_only_the_named_sales_and_are_audited() {
 
     // Refusals change nothing: a posted sale, an unknown one, a bad id, a
     // missing reason or document number.
-    let (code, _, err) = cli(&["retry", &posted], dir.path()).await;
+    let (code, _, err) = cli(&["retry", &posted, "--reason", "again"], dir.path()).await;
     assert_eq!(code, 1);
     assert!(
         err.contains("is posted, not stuck") && err.contains("not_stuck"),
         "{err}"
     );
-    let (code, _, err) = cli(&["retry", &Uuid::new_v4().to_string()], dir.path()).await;
+    let unknown = Uuid::new_v4().to_string();
+    let (code, _, err) = cli(&["retry", &unknown, "--reason", "again"], dir.path()).await;
     assert_eq!(code, 1);
     assert!(err.contains("No sale with transaction id"), "{err}");
-    assert_eq!(cli(&["retry", "not-a-uuid"], dir.path()).await.0, 2);
+    assert_eq!(
+        cli(&["retry", "not-a-uuid", "--reason", "again"], dir.path())
+            .await
+            .0,
+        2
+    );
     assert_eq!(cli(&["retry"], dir.path()).await.0, 2);
     assert_eq!(cli(&["resolve", c, "--doc-no", "X"], dir.path()).await.0, 2);
     assert_eq!(
@@ -185,7 +197,7 @@ async fn retry_and_resolve_change_only_the_named_sales_and_are_audited() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(c.as_str()), "{out}");
     assert_eq!(out.lines().count(), 1, "{out}");
-    let (code, out, _) = cli(&["retry", "--all-stuck"], dir.path()).await;
+    let (code, out, _) = cli(&["retry", "--all-stuck", "--reason", "again"], dir.path()).await;
     assert_eq!(code, 0);
     assert!(out.contains("nothing to retry"), "{out}");
     let (code, _, err) = cli(
@@ -215,7 +227,7 @@ async fn retry_and_resolve_change_only_the_named_sales_and_are_audited() {
     assert_eq!(log[0].0, "cli:alice");
     assert_eq!(log[0].1, "retry");
     assert_eq!(log[0].2.as_deref(), Some(a.as_str()));
-    assert_eq!(log[0].3, "retry requested by an operator");
+    assert_eq!(log[0].3, "catalogue fixed");
     assert_eq!(log[1].1, "resolve");
     assert_eq!(log[1].2.as_deref(), Some(b.as_str()));
     assert_eq!(log[1].3, "posted by hand, ticket 4411");

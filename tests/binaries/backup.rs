@@ -106,6 +106,32 @@ async fn a_backup_taken_while_selling_is_whole_and_a_lane_starts_from_it() {
     .await
     .unwrap();
     assert!(String::from_utf8_lossy(&refused).contains("never overwrites"));
+    // Into a directory that does not exist: the message names that
+    // directory, not the hidden file the copy is first written to.
+    let nowhere = dir.path().join("no-such-dir");
+    let refused = tokio::task::spawn_blocking({
+        let (d, c) = (dir.path().to_owned(), nowhere.join("copy.db"));
+        move || {
+            laned()
+                .args(["backup", "-o"])
+                .arg(&c)
+                .arg("--data-dir")
+                .arg(&d)
+                .assert()
+                .code(1)
+                .get_output()
+                .stderr
+                .clone()
+        }
+    })
+    .await
+    .unwrap();
+    let refused = String::from_utf8_lossy(&refused);
+    assert!(
+        refused.contains(&format!("{} does not exist", nowhere.display())),
+        "{refused}"
+    );
+    assert!(!refused.contains(".partial"), "{refused}");
 
     // The copy holds every sale up to some point: numbers 1..n, no gap.
     let c =

@@ -53,6 +53,17 @@ impl ReadOnly {
                 path: dest.to_owned(),
             });
         };
+        // The copy is first written to a hidden file beside `dest`: say
+        // which directory is missing rather than name that file.
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(StoreError::BackupNoDirectory {
+                dir: dir.to_owned(),
+            });
+        }
         let partial = dest.with_file_name(format!(".{name}.partial"));
         let _ = std::fs::remove_file(&partial);
         let result = self.copy_to(&partial);

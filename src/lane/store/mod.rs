@@ -184,6 +184,14 @@ pub enum StoreError {
         /// The destination.
         path: PathBuf,
     },
+    /// A backup's destination is in a directory that does not exist.
+    #[error(
+        "{dir} does not exist (or is not a directory); create it or choose another place for the backup"
+    )]
+    BackupNoDirectory {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// A backup's destination names a directory, not a file.
     #[error("{path} is not a file name")]
     BackupNotAFile {

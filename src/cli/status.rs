@@ -108,15 +108,13 @@ fn text(r: &FromDatabase) -> String {
         );
     }
     if !r.pending_amount.is_empty() {
+        // As the page shows amounts; minor units only in the JSON.
         let amounts: Vec<String> = r
             .pending_amount
             .iter()
-            .map(|(k, v)| format!("{v} {k}"))
+            .map(|(currency, minor)| laned::contract::money::display(*minor, currency))
             .collect();
-        line(
-            "pending amount",
-            &format!("{} (minor units)", amounts.join(", ")),
-        );
+        line("pending amount", &amounts.join(", "));
     }
     let b = r.backend.as_ref();
     line(

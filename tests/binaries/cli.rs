@@ -64,6 +64,8 @@ async fn status_reads_the_database_with_the_daemon_running_and_stopped() {
     let (code, text, _) = status(dir.path(), false);
     assert_eq!(code, 0);
     assert!(text.contains("pending 2"), "{text}");
+    // For people, amounts as the page shows them; minor units only in JSON.
+    assert!(text.contains("pending amount     500.00 KES\n"), "{text}");
     assert!(text.contains("last sync          never"), "{text}");
 
     // No database there: a clear refusal, exit 1.

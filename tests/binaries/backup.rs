@@ -16,6 +16,27 @@ fn laned() -> Command {
     c
 }
 
+/// `laned backup -o dest` of the lane in `data_dir`.
+fn backup(data_dir: &std::path::Path, dest: &std::path::Path) -> Command {
+    let mut c = laned();
+    c.args(["backup", "-o"])
+        .arg(dest)
+        .arg("--data-dir")
+        .arg(data_dir);
+    c
+}
+
+/// [`backup`], which must be refused (exit 1): what it says on stderr.
+async fn refused_backup(data_dir: &std::path::Path, dest: &std::path::Path) -> String {
+    let (d, c) = (data_dir.to_owned(), dest.to_owned());
+    let stderr = tokio::task::spawn_blocking(move || {
+        backup(&d, &c).assert().code(1).get_output().stderr.clone()
+    })
+    .await
+    .unwrap();
+    String::from_utf8_lossy(&stderr).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_while_selling_is_whole_and_a_lane_starts_from_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,11 +76,7 @@ async fn a_backup_taken_while_selling_is_whole_and_a_lane_starts_from_it() {
     let out = tokio::task::spawn_blocking({
         let (d, c) = (dir.path().to_owned(), copy.clone());
         move || {
-            laned()
-                .args(["backup", "-o"])
-                .arg(&c)
-                .arg("--data-dir")
-                .arg(&d)
+            backup(&d, &c)
                 .assert()
                 .success()
                 .get_output()
@@ -88,45 +105,12 @@ async fn a_backup_taken_while_selling_is_whole_and_a_lane_starts_from_it() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(!names.iter().any(|n| n.ends_with(".partial")), "{names:?}");
-    let refused = tokio::task::spawn_blocking({
-        let (d, c) = (dir.path().to_owned(), copy.clone());
-        move || {
-            laned()
-                .args(["backup", "-o"])
-                .arg(&c)
-                .arg("--data-dir")
-                .arg(&d)
-                .assert()
-                .code(1)
-                .get_output()
-                .stderr
-                .clone()
-        }
-    })
-    .await
-    .unwrap();
-    assert!(String::from_utf8_lossy(&refused).contains("never overwrites"));
+    let refused = refused_backup(dir.path(), &copy).await;
+    assert!(refused.contains("never overwrites"), "{refused}");
     // Into a directory that does not exist: the message names that
     // directory, not the hidden file the copy is first written to.
     let nowhere = dir.path().join("no-such-dir");
-    let refused = tokio::task::spawn_blocking({
-        let (d, c) = (dir.path().to_owned(), nowhere.join("copy.db"));
-        move || {
-            laned()
-                .args(["backup", "-o"])
-                .arg(&c)
-                .arg("--data-dir")
-                .arg(&d)
-                .assert()
-                .code(1)
-                .get_output()
-                .stderr
-                .clone()
-        }
-    })
-    .await
-    .unwrap();
-    let refused = String::from_utf8_lossy(&refused);
+    let refused = refused_backup(dir.path(), &nowhere.join("copy.db")).await;
     assert!(
         refused.contains(&format!("{} does not exist", nowhere.display())),
         "{refused}"

@@ -213,6 +213,13 @@ impl Ceiling {
                  measured with the boot clock instead and counts in full"
             );
         }
+        // This run's first checkpoint is written before the lane serves.
+        // A run killed before its checkpoint task first ran left nothing of
+        // this boot's clock behind, and a lane that had never checkpointed
+        // then started its offline time over at the next start: a crash
+        // loop could hide real offline time from the ceiling.
+        let first = c.lock().offline.checkpoint();
+        store.save_clock(first).await?;
         c.snapshot();
         Ok(c)
     }
@@ -457,8 +464,49 @@ pub fn human(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::human;
+    use super::{Ceiling, human};
+    use std::sync::Arc;
     use std::time::Duration;
+
+    use crate::common::clock::{Clock, ManualClock};
+    use crate::lane::ceiling::Limits;
+    use crate::lane::store::{LaneIdentity, Store};
+
+    /// A run `kill -9`ed before its checkpoint task ever ran (a crash loop
+    /// on a lane that has never checkpointed) still counts its offline
+    /// time at the next start: the first checkpoint is written by `start`.
+    #[tokio::test]
+    async fn a_run_killed_before_its_checkpoint_task_ran_still_counts_its_offline_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new("2026-11-30T08:00:00Z".parse().unwrap()));
+        let start = || async {
+            let id = LaneIdentity {
+                lane_id: "L03".into(),
+                series: "L03".into(),
+            };
+            let (store, lock) = Store::open(dir.path(), id, clock.clone()).unwrap();
+            let c = Ceiling::start(
+                &store,
+                Limits::default(),
+                jiff::tz::TimeZone::UTC,
+                clock.clone() as Arc<dyn Clock>,
+                true,
+            )
+            .await
+            .unwrap();
+            (c, store, lock)
+        };
+        let (c, store, lock) = start().await;
+        // Killed: the checkpoint task was never spawned.
+        drop(c);
+        store.close().await;
+        drop(lock);
+        clock.advance(Duration::from_secs(600));
+        let (c, store, _lock) = start().await;
+        let offline = c.snapshot().offline;
+        assert!(offline >= Duration::from_secs(600), "{offline:?}");
+        store.close().await;
+    }
 
     #[test]
     fn durations_read_like_speech() {

@@ -30,7 +30,9 @@ pub struct Document {
     pub doc_no: String,
 }
 
-/// The lane's sales and its `PRAGMA integrity_check`.
+/// The lane's sales, and its `PRAGMA integrity_check` together with the
+/// check that the figures the lane keeps for its status report equal a
+/// full recount ("ok" when both hold).
 pub fn lane(data_dir: &Path) -> (Vec<LaneSale>, String) {
     let conn = rusqlite::Connection::open_with_flags(
         data_dir.join(laned::lane::store::DB_FILE),
@@ -56,6 +58,14 @@ pub fn lane(data_dir: &Path) -> (Vec<LaneSale>, String) {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
+    let mismatches = laned::lane::store::ReadOnly::open(data_dir)
+        .and_then(|db| db.tally_mismatches())
+        .expect("recount the lane's figures");
+    let integrity = if mismatches.is_empty() {
+        integrity
+    } else {
+        format!("{integrity}; the kept figures differ from a recount: {mismatches:?}")
+    };
     (sales, integrity)
 }
 

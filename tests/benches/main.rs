@@ -3,10 +3,11 @@
 //! builds them all.
 //!
 //! `cargo bench` runs every benchmark in full, one after another;
-//! `cargo bench -- ingest` (or `drain`, `salemap`, `export`, `startup`, or
-//! several) runs only those named. cargo adds `--bench` to the arguments:
-//! without it (under `cargo test`) each benchmark makes a short run, so
-//! that the benchmarks themselves stay working, whatever the arguments.
+//! `cargo bench -- ingest` (or `drain`, `salemap`, `export`, `startup`,
+//! `status`, or several) runs only those named. cargo adds `--bench` to
+//! the arguments: without it (under `cargo test`) each benchmark makes a
+//! short run, so that the benchmarks themselves stay working, whatever the
+//! arguments.
 
 #[path = "../common/backend.rs"]
 #[allow(dead_code)]
@@ -28,17 +29,19 @@ mod export;
 mod ingest;
 mod salemap;
 mod startup;
+mod status;
 
 /// A benchmark: `true` for a full run, `false` for the short one.
 type Benchmark = fn(bool);
 
 /// Each benchmark by name, in the order a full run takes them.
-const BENCHMARKS: [(&str, Benchmark); 5] = [
+const BENCHMARKS: [(&str, Benchmark); 6] = [
     ("ingest", ingest::main),
     ("drain", drain::main),
     ("salemap", salemap::main),
     ("export", export::main),
     ("startup", startup::main),
+    ("status", status::main),
 ];
 
 fn main() {

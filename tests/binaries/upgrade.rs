@@ -14,22 +14,23 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// The schema version before the newest migration, and that migration.
-const PREVIOUS: i64 = 4;
-const NEWEST: &str = "0005_boot_clock";
+const PREVIOUS: i64 = 5;
+const NEWEST: &str = "0006_tallies";
 /// What the newest migration adds, taken out again.
-const UNDO_NEWEST: &str = "ALTER TABLE lane_clock DROP COLUMN boot_id;
-     ALTER TABLE lane_clock DROP COLUMN boot_ms;
-     ALTER TABLE lane_clock DROP COLUMN downtime_unknown;";
+const UNDO_NEWEST: &str = "DROP TRIGGER sale_tally_insert;
+     DROP TRIGGER sale_tally_update;
+     DROP TABLE sale_tally;
+     DROP INDEX sales_business_date;";
 /// Something the newest migration cannot get past (left, say, by a support
 /// session's experiment), and SQLite's complaint.
-const OBSTACLE: &str = "ALTER TABLE lane_clock ADD COLUMN boot_id TEXT";
-const OBSTACLE_GONE: &str = "ALTER TABLE lane_clock DROP COLUMN boot_id";
-const OBSTACLE_ERROR: &str = "duplicate column name: boot_id";
+const OBSTACLE: &str = "CREATE INDEX sales_business_date ON sales (business_date)";
+const OBSTACLE_GONE: &str = "DROP INDEX sales_business_date";
+const OBSTACLE_ERROR: &str = "index sales_business_date already exists";
 
 /// A data directory as the previous release leaves it: the real binary
 /// records `n` sales and stops on SIGTERM, then the newest migration's
-/// objects are taken out and the version set back (0005 only adds three
-/// columns to `lane_clock`; that every upgrade path ends in the schema of a
+/// objects are taken out and the version set back (0006 adds a table, its
+/// triggers and an index; that every upgrade path ends in the schema of a
 /// fresh database is `store::migrate`'s unit test). Returns the sales as
 /// the lane reported them.
 async fn previous_release_lane(dir: &Path, n: usize) -> Vec<Value> {
@@ -105,6 +106,17 @@ async fn the_new_binary_migrates_at_start_and_keeps_every_sale_and_number() {
     assert_eq!(r.status(), 201);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["receipt_no"], 6, "{body}");
+    // The figures the status report keeps were counted from the sales the
+    // previous release stored, and follow the new one.
+    let status: Value = http
+        .get(format!("{}/v1/status", lane.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["counts"]["pending"], 6, "{status}");
     stop(&mut lane);
     assert_eq!(user_version(&dir.path().join("lane.db")), PREVIOUS + 1);
 

@@ -34,7 +34,7 @@ pub use lock::{InstanceLock, LOCK_FILE, listening_on, serving_description};
 pub use migrate::{MIGRATIONS, latest as latest_schema_version};
 pub use offline::{Attempt, LaneDay, ReadOnly};
 pub use open::{APPLICATION_ID, Mode, open as open_connection};
-pub use read::{LastError, ListFilter, SaleRow, SaleSummary, StatusCounts};
+pub use read::{LastError, ListFilter, SaleRow, SaleSummary, StatusCounts, Tally};
 pub use restore::{Behind, RestoreGuard};
 pub use settle::{
     Operator, Outcome as SettleOutcome, RetryTarget, Settled, valid_doc_no, valid_reason,

@@ -217,19 +217,30 @@ pub struct ListFilter {
 
 /// A page of sales in lane order.
 pub fn list(conn: &Connection, f: &ListFilter) -> Result<Vec<SaleRow>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM sales WHERE (?1 IS NULL OR state = ?1) AND seq > ?2
-         ORDER BY seq LIMIT ?3"
-    );
-    conn.prepare_cached(&sql)
-        .and_then(|mut st| {
-            st.query_map(
-                rusqlite::params![f.state.map(SaleState::as_str), f.after, f.limit],
-                sale_row,
-            )?
-            .collect()
-        })
-        .map_err(|e| StoreError::sqlite("list sales", e))
+    // One statement per case, so that a page of one state reads the
+    // (state, seq) index from `after` on, not every sale of the others:
+    // five stuck sales among a million are found at once.
+    let q = || -> rusqlite::Result<Vec<SaleRow>> {
+        match f.state {
+            Some(state) => conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM sales WHERE state = ?1 AND seq > ?2
+                     ORDER BY seq LIMIT ?3"
+                ))?
+                .query_map(
+                    rusqlite::params![state.as_str(), f.after, f.limit],
+                    sale_row,
+                )?
+                .collect(),
+            None => conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM sales WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                ))?
+                .query_map(rusqlite::params![f.after, f.limit], sale_row)?
+                .collect(),
+        }
+    };
+    q().map_err(|e| StoreError::sqlite("list sales", e))
 }
 
 /// Figures for `/v1/status`.
@@ -258,41 +269,110 @@ pub fn status_counts(conn: &Connection) -> Result<StatusCounts, StoreError> {
 }
 
 fn counts_in(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<StatusCounts> {
-    {
-        let mut s = StatusCounts::default();
-        for st in SaleState::ALL {
-            s.by_state.insert(st.as_str(), 0);
-        }
-        let mut st = tx.prepare_cached("SELECT state, count(*) FROM sales GROUP BY state")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        for row in rows {
-            let (state, n) = row?;
-            if let Some(k) = SaleState::parse(&state) {
-                s.by_state.insert(k.as_str(), n);
+    let mut s = StatusCounts::default();
+    for st in SaleState::ALL {
+        s.by_state.insert(st.as_str(), 0);
+    }
+    // The tallies the triggers keep (one row per state and currency): the
+    // same figures at a million sales as at ten.
+    for row in tallies(tx)? {
+        if let Some(k) = SaleState::parse(&row.state) {
+            *s.by_state.entry(k.as_str()).or_default() += row.n;
+            if k == SaleState::Pending && row.n > 0 {
+                *s.pending_amount.entry(row.currency).or_default() += row.net;
             }
         }
-        s.oldest_pending_recorded_at = tx
-            .prepare_cached(
-                "SELECT recorded_at FROM sales WHERE state = 'pending' ORDER BY seq LIMIT 1",
-            )?
-            .query_row([], |r| r.get(0))
-            .optional()?;
-        let mut st = tx.prepare_cached(
-            "SELECT currency,
-                    SUM(CASE kind WHEN 'sale' THEN total WHEN 'return' THEN -total ELSE 0 END)
-             FROM sales WHERE state = 'pending' GROUP BY currency",
-        )?;
-        for row in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-            let (c, v) = row?;
-            s.pending_amount.insert(c, v);
-        }
-        let mut st = tx.prepare_cached("SELECT series, last FROM counters ORDER BY series")?;
-        for row in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-            let (c, v) = row?;
-            s.last_receipt_no.insert(c, v);
-        }
-        Ok(s)
     }
+    s.oldest_pending_recorded_at = tx
+        .prepare_cached(
+            "SELECT recorded_at FROM sales WHERE state = 'pending' ORDER BY seq LIMIT 1",
+        )?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    let mut st = tx.prepare_cached("SELECT series, last FROM counters ORDER BY series")?;
+    for row in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        let (c, v) = row?;
+        s.last_receipt_no.insert(c, v);
+    }
+    Ok(s)
+}
+
+/// Sales in one state and currency, and their net amount in minor units
+/// (sales add, returns subtract, voids count zero).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// The sales' state.
+    pub state: String,
+    /// Their currency.
+    pub currency: String,
+    /// How many.
+    pub n: i64,
+    /// Their net amount.
+    pub net: i64,
+}
+
+/// The tallies as kept by the triggers, empty rows left out.
+fn tallies(conn: &Connection) -> rusqlite::Result<Vec<Tally>> {
+    tally_rows(
+        conn,
+        "SELECT state, currency, n, net FROM sale_tally WHERE n <> 0 ORDER BY state, currency",
+    )
+}
+
+/// The same figures counted from every sale: what the tallies must equal.
+fn recount(conn: &Connection) -> rusqlite::Result<Vec<Tally>> {
+    tally_rows(
+        conn,
+        "SELECT state, currency, count(*),
+                coalesce(sum(CASE kind WHEN 'sale' THEN total WHEN 'return' THEN -total ELSE 0 END), 0)
+         FROM sales GROUP BY state, currency ORDER BY state, currency",
+    )
+}
+
+fn tally_rows(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<Tally>> {
+    let mut st = conn.prepare_cached(sql)?;
+    st.query_map([], |r| {
+        Ok(Tally {
+            state: r.get(0)?,
+            currency: r.get(1)?,
+            n: r.get(2)?,
+            net: r.get(3)?,
+        })
+    })?
+    .collect()
+}
+
+/// Where the kept tallies differ from a full recount, as
+/// `(kept, counted)` pairs of the rows that differ (a missing row is
+/// zero). Empty when they agree, which they always should. Reads every
+/// sale: for `laned doctor` and the tests, not for the status report.
+pub fn tally_mismatches(conn: &Connection) -> Result<Vec<(Tally, Tally)>, StoreError> {
+    let q = || -> rusqlite::Result<Vec<(Tally, Tally)>> {
+        let tx = conn.unchecked_transaction()?;
+        let kept = tallies(&tx)?;
+        let counted = recount(&tx)?;
+        tx.finish()?;
+        let key = |t: &Tally| (t.state.clone(), t.currency.clone());
+        let zero = |(state, currency): (String, String)| Tally {
+            state,
+            currency,
+            n: 0,
+            net: 0,
+        };
+        let kept: BTreeMap<_, _> = kept.into_iter().map(|t| (key(&t), t)).collect();
+        let counted: BTreeMap<_, _> = counted.into_iter().map(|t| (key(&t), t)).collect();
+        let keys: std::collections::BTreeSet<_> =
+            kept.keys().chain(counted.keys()).cloned().collect();
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| {
+                let a = kept.get(&k).cloned().unwrap_or_else(|| zero(k.clone()));
+                let b = counted.get(&k).cloned().unwrap_or_else(|| zero(k));
+                (a != b).then_some((a, b))
+            })
+            .collect())
+    };
+    q().map_err(|e| StoreError::sqlite("recount the lane's figures", e))
 }
 
 /// A bounded pool of read-only connections; queries run on tokio's

@@ -10,9 +10,13 @@ use std::time::Duration;
 
 use laned::lane::config::ConfigArgs;
 use laned::lane::drain::{BackendClient, DeliveryOutcome};
+use laned::lane::messages::{Locale, Words};
+use laned::lane::status::Verdict as LaneVerdict;
 use laned::lane::store::ReadOnly;
 use serde::Serialize;
 use serde_json::Value;
+
+use super::operator::{Probe, Troubled};
 
 /// Options of `laned doctor`.
 #[derive(Debug, clap::Args)]
@@ -56,9 +60,9 @@ const DISK_FAIL: u64 = 64 << 20;
 /// a backup beside the database.
 const DISK_WARN: u64 = 1 << 30;
 
-/// The checks made so far.
+/// The checks made so far, and the lane's troubles among them.
 #[derive(Default)]
-struct Checks(Vec<Check>);
+struct Checks(Vec<Check>, Option<Troubled>);
 
 impl Checks {
     fn add(&mut self, name: &'static str, (verdict, detail): (Verdict, String)) {
@@ -69,6 +73,114 @@ impl Checks {
         });
     }
 }
+
+/// The lane's troubles, as the daemon sees them (its `/v1/status`) or, when
+/// none answers, as the database shows them: each is a check, failed when
+/// someone must act (a stuck sale, delivery paused, the ceiling under an
+/// hour away) or sales are refused.
+fn lane(checks: &mut Checks, args: &ConfigArgs, db: Option<&ReadOnly>, live: Option<&Value>) {
+    let (verdict, troubles): (LaneVerdict, Vec<(String, LaneVerdict, String)>) = match live {
+        Some(status) => {
+            let parse = |v: &Value| {
+                serde_json::from_value::<LaneVerdict>(v.clone()).unwrap_or(LaneVerdict::Ok)
+            };
+            let troubles = status["troubles"]
+                .as_array()
+                .map(|ts| {
+                    ts.iter()
+                        .map(|t| {
+                            (
+                                t["code"].as_str().unwrap_or("?").to_owned(),
+                                parse(&t["severity"]),
+                                format!(
+                                    "{}. {}",
+                                    t["headline"].as_str().unwrap_or_default(),
+                                    t["action"].as_str().unwrap_or_default()
+                                ),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (parse(&status["verdict"]), troubles)
+        }
+        None => {
+            let Some(db) = db else { return };
+            match super::status::gather(db, args) {
+                Ok(r) => {
+                    let en = Words(Locale::En);
+                    let troubles = r
+                        .troubles
+                        .iter()
+                        .map(|t| {
+                            (
+                                t.code.to_owned(),
+                                t.severity,
+                                format!("{}. {}", en.say(&t.headline), en.say(&t.action)),
+                            )
+                        })
+                        .collect();
+                    (r.verdict, troubles)
+                }
+                Err(e) => {
+                    checks.add("lane", (Verdict::Fail, format!("{e:#}")));
+                    return;
+                }
+            }
+        }
+    };
+    if troubles.is_empty() {
+        checks.add(
+            "lane",
+            (Verdict::Ok, "no trouble: sales reach head office".into()),
+        );
+    }
+    for (code, severity, text) in &troubles {
+        let v = match severity {
+            LaneVerdict::Ok | LaneVerdict::Info => Verdict::Ok,
+            LaneVerdict::Warning => Verdict::Warn,
+            LaneVerdict::Attention | LaneVerdict::Stopped => Verdict::Fail,
+        };
+        checks.add("lane", (v, format!("{code}: {text}")));
+    }
+    checks.1 = Troubled::of(verdict, troubles.iter().map(|t| t.0.as_str()));
+}
+
+/// Two back-end URLs that name the same place (the daemon shows its URL
+/// with a final `/`).
+fn same_url(a: Option<&str>, b: Option<&str>) -> bool {
+    let trim = |u: Option<&str>| u.map(|u| u.trim_end_matches('/').to_owned());
+    trim(a) == trim(b)
+}
+
+/// The figures the status report keeps equal a full recount of the sales.
+fn figures(checks: &mut Checks, db: &ReadOnly) {
+    let verdict = match db.tally_mismatches() {
+        Ok(m) if m.is_empty() => (
+            Verdict::Ok,
+            "the kept counts and amounts equal a full recount".into(),
+        ),
+        Ok(m) => (
+            Verdict::Fail,
+            format!(
+                "the kept counts differ from a full recount ({}); the status page and \
+                 /metrics show wrong figures: report this, with a backup of the database",
+                m.iter()
+                    .map(|(kept, counted)| format!(
+                        "{} {}: kept {} / {}, counted {} / {}",
+                        kept.state, kept.currency, kept.n, kept.net, counted.n, counted.net
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
+        Err(e) => (Verdict::Fail, e.to_string()),
+    };
+    checks.add("figures", verdict);
+}
+
+/// How long doctor waits for the daemon's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut checks = Checks::default();
@@ -81,7 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Ok(d) => d,
         Err(e) => {
             checks.add("config", (Verdict::Fail, format!("{e}")));
-            return finish(checks.0, args.json);
+            return finish(checks, args.json);
         }
     };
     checks.add("data directory", dir_verdict(&dir));
@@ -89,19 +201,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         checks.add("disk", disk_verdict(free));
     }
     let (db, lane_id) = database(&mut checks, &dir);
-    let config = configuration(&mut checks, &args.config, lane_id.as_deref());
-    checks.add("daemon", rt.block_on(daemon(&dir, lane_id.as_deref())));
+    let probe = rt.block_on(super::operator::probe(&dir, PROBE_TIMEOUT));
+    let live = match &probe {
+        Probe::Running { status, .. } => status.clone(),
+        _ => None,
+    };
+    let config = configuration(&mut checks, &args.config, lane_id.as_deref(), live.as_ref());
+    checks.add("daemon", daemon(&probe, lane_id.as_deref()));
     checks.add(
         "admin token",
         private_file(&dir.join(laned::lane::daemon::ADMIN_TOKEN_FILE)),
     );
     if let Some(c) = &config {
-        backend(&mut checks, &rt, c);
+        backend(&mut checks, &rt, c, live.as_ref());
     }
     if let Some(db) = &db {
+        figures(&mut checks, db);
         backlog(&mut checks, db);
     }
-    finish(checks.0, args.json)
+    lane(&mut checks, &args.config, db.as_ref(), live.as_ref());
+    finish(checks, args.json)
 }
 
 /// The database: it opens (schema known), and SQLite's integrity check;
@@ -141,6 +260,7 @@ fn configuration(
     checks: &mut Checks,
     args: &ConfigArgs,
     lane_id: Option<&str>,
+    live: Option<&Value>,
 ) -> Option<laned::lane::config::Config> {
     let config = match lane_id {
         Some(id) => super::operator::config_for(args, id),
@@ -155,12 +275,25 @@ fn configuration(
                 .map_or("flags and LANED_* variables".into(), |p| {
                     p.display().to_string()
                 });
+            // The running daemon's back-end, when this command's
+            // configuration is not the one it runs with.
+            let theirs = live.and_then(|s| s["backend"]["url"].as_str());
             let verdict = match lane_id.filter(|id| *id != c.lane_id) {
                 Some(id) => (
                     Verdict::Fail,
                     format!(
                         "lane id {} is configured, but the database is lane {id}",
                         c.lane_id
+                    ),
+                ),
+                None if live.is_some() && !same_url(theirs, c.backend_url.as_deref()) => (
+                    Verdict::Warn,
+                    format!(
+                        "{from} names back-end {}, but the running daemon delivers to {}: this \
+                         command does not read the daemon's configuration (pass --config with \
+                         the file the service uses); the back-end is checked as the daemon has it",
+                        c.backend_url.as_deref().unwrap_or("none"),
+                        theirs.unwrap_or("none")
                     ),
                 ),
                 None => (Verdict::Ok, format!("{from}: lane {}", c.lane_id)),
@@ -177,8 +310,18 @@ fn configuration(
 
 /// The back-end: reachable, accepting the lane's token; and the clock
 /// against the back-end's.
-fn backend(checks: &mut Checks, rt: &tokio::runtime::Runtime, c: &laned::lane::config::Config) {
-    let Some(url) = &c.backend_url else {
+fn backend(
+    checks: &mut Checks,
+    rt: &tokio::runtime::Runtime,
+    c: &laned::lane::config::Config,
+    live: Option<&Value>,
+) {
+    // The running daemon's back-end wins over this command's idea of it.
+    let url = match live {
+        Some(s) => s["backend"]["url"].as_str().map(str::to_owned),
+        None => c.backend_url.clone(),
+    };
+    let Some(url) = &url else {
         checks.add(
             "back-end",
             (
@@ -240,15 +383,11 @@ fn backlog(checks: &mut Checks, db: &ReadOnly) {
     if let Ok(c) = db.status_counts() {
         let stuck = c.by_state.get("stuck").copied().unwrap_or(0);
         let pending = c.by_state.get("pending").copied().unwrap_or(0);
-        let v = if stuck > 0 {
-            Verdict::Warn
-        } else {
-            Verdict::Ok
-        };
+        // Stuck sales fail the "lane" check; this line gives the figures.
         checks.add(
             "backlog",
             (
-                v,
+                Verdict::Ok,
                 format!("{pending} pending, {stuck} stuck (laned sales list --state stuck)"),
             ),
         );
@@ -269,9 +408,15 @@ fn backlog(checks: &mut Checks, db: &ReadOnly) {
     }
 }
 
-fn finish(checks: Vec<Check>, json: bool) -> anyhow::Result<()> {
+/// Prints the checks; exit code 7 when the lane refuses sales, else 1
+/// when a check failed, else 6 when the lane needs attention.
+fn finish(checks: Checks, json: bool) -> anyhow::Result<()> {
+    let Checks(checks, troubled) = checks;
     if json {
-        let doc: Value = serde_json::to_value(&checks).unwrap_or(Value::Null);
+        let doc = serde_json::json!({
+            "checks": checks,
+            "lane_verdict": troubled.as_ref().map_or("ok", |t| t.verdict.as_str()),
+        });
         println!("{doc:#}");
     } else {
         for c in &checks {
@@ -283,11 +428,17 @@ fn finish(checks: Vec<Check>, json: bool) -> anyhow::Result<()> {
             println!("{mark}  {:<14} {}", c.name, c.detail);
         }
     }
+    let lane_checks = checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail && c.name == "lane")
+        .count();
     let failed = checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
-    if failed > 0 {
-        return Err(Failed(failed).into());
+    match troubled {
+        Some(t) if t.verdict == LaneVerdict::Stopped => Err(t.into()),
+        _ if failed > lane_checks => Err(Failed(failed).into()),
+        Some(t) => Err(t.into()),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn dir_verdict(dir: &Path) -> (Verdict, String) {
@@ -380,40 +531,43 @@ fn private_file(path: &Path) -> (Verdict, String) {
     }
 }
 
-/// Whether a daemon holds the lock, and whether it answers on its address.
-async fn daemon(dir: &Path, lane_id: Option<&str>) -> (Verdict, String) {
-    let holder =
-        std::fs::read_to_string(dir.join(laned::lane::store::LOCK_FILE)).unwrap_or_default();
-    let holder = holder.trim();
-    let Some(addr) = laned::lane::store::listening_on(holder) else {
-        return (
+/// Whether the lane's daemon runs, and is this lane's and this version.
+fn daemon(probe: &Probe, lane_id: Option<&str>) -> (Verdict, String) {
+    match probe {
+        Probe::NotRunning { last: None } => (
             Verdict::Warn,
             "not running (no daemon has written its address to the lock file)".into(),
-        );
-    };
-    let http = match reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-    {
-        Ok(h) => h,
-        Err(e) => return (Verdict::Warn, format!("cannot build an HTTP client: {e}")),
-    };
-    let host = match addr {
-        std::net::SocketAddr::V4(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
-        std::net::SocketAddr::V6(a) if a.ip().is_unspecified() => format!("[::1]:{}", a.port()),
-        a => a.to_string(),
-    };
-    match http.get(format!("http://{host}/v1/status")).send().await {
-        Ok(r) if r.status().is_success() => {
-            let s: Value = r.json().await.unwrap_or(Value::Null);
+        ),
+        Probe::NotRunning { last: Some(h) } => (
+            Verdict::Warn,
+            format!("not running (the last one was: {h})"),
+        ),
+        Probe::Broken { holder, detail } => (Verdict::Fail, format!("{holder}, but {detail}")),
+        Probe::Running {
+            holder,
+            status: None,
+            ..
+        } => (
+            Verdict::Ok,
+            format!("running: {holder} (its API wants a token)"),
+        ),
+        Probe::Running {
+            holder,
+            host,
+            status: Some(s),
+        } => {
             let same = lane_id.is_none_or(|id| s["lane_id"] == id);
             let theirs = format!(
                 "{} ({})",
                 s["version"].as_str().unwrap_or("?"),
                 s["commit"].as_str().unwrap_or("?")
             );
-            if same && theirs != laned::VERSION {
+            if !same {
+                (
+                    Verdict::Fail,
+                    format!("another lane ({}) answers at {host}", s["lane_id"]),
+                )
+            } else if theirs != laned::VERSION {
                 (
                     Verdict::Warn,
                     format!(
@@ -421,7 +575,7 @@ async fn daemon(dir: &Path, lane_id: Option<&str>) -> (Verdict, String) {
                         laned::VERSION
                     ),
                 )
-            } else if same {
+            } else {
                 (
                     Verdict::Ok,
                     format!(
@@ -429,25 +583,8 @@ async fn daemon(dir: &Path, lane_id: Option<&str>) -> (Verdict, String) {
                         s["lane_state"].as_str().unwrap_or("?")
                     ),
                 )
-            } else {
-                (
-                    Verdict::Fail,
-                    format!("another lane ({}) answers at {host}", s["lane_id"]),
-                )
             }
         }
-        Ok(r) if r.status().as_u16() == 401 => (
-            Verdict::Ok,
-            format!("running: {holder} (its API wants a token)"),
-        ),
-        Ok(r) => (
-            Verdict::Fail,
-            format!("{holder}, but it answers {} on {host}", r.status()),
-        ),
-        Err(_) => (
-            Verdict::Warn,
-            format!("not running (the last one was: {holder})"),
-        ),
     }
 }
 

@@ -31,6 +31,13 @@ pub mod exit {
     pub const DATABASE_REFUSED: u8 = 4;
     /// `laned report`: the back-end's figures differ from the lane's.
     pub const DIFFERENCE: u8 = 5;
+    /// `laned status`, `laned doctor`: the lane needs someone to act (stuck
+    /// sales, delivery paused, the sync ceiling under an hour away); it
+    /// still takes sales.
+    pub const ATTENTION: u8 = 6;
+    /// `laned status`, `laned doctor`: the lane refuses new sales
+    /// (suspended, or restored from an old copy).
+    pub const STOPPED: u8 = 7;
 }
 
 /// laned: offline-first point-of-sale lane daemon.
@@ -92,6 +99,11 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
+        // A lane in trouble is a finding, already shown: no "error".
+        Err(e) if e.is::<operator::Troubled>() => {
+            eprintln!("laned: the lane is {e}");
+            ExitCode::from(exit_code(&e))
+        }
         Err(e) => {
             eprintln!("laned: error: {e:#}");
             ExitCode::from(exit_code(&e))
@@ -105,6 +117,12 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if cause.is::<report::Difference>() {
             return exit::DIFFERENCE;
+        }
+        if let Some(t) = cause.downcast_ref::<operator::Troubled>() {
+            return match t.verdict {
+                laned::lane::status::Verdict::Stopped => exit::STOPPED,
+                _ => exit::ATTENTION,
+            };
         }
         if cause.is::<laned::lane::config::ConfigError>()
             || cause.is::<sales::BadArgument>()

@@ -211,3 +211,114 @@ mod tests {
         assert_eq!(actor_from(env(Some("bad name\n")), None), "cli:badname");
     }
 }
+
+/// What a look at the lane's daemon found.
+pub enum Probe {
+    /// It answers on the address in the lock file.
+    Running {
+        /// The lock file's description of it (pid, address, start).
+        holder: String,
+        /// Where it answers, e.g. `127.0.0.1:7410`.
+        host: String,
+        /// Its `GET /v1/status`; `None` when its API wants a token.
+        status: Option<Value>,
+    },
+    /// No daemon answers (none has run, or the last one stopped).
+    NotRunning {
+        /// The lock file's description of the last one, if any.
+        last: Option<String>,
+    },
+    /// Something answers on the address, but not as this lane's daemon.
+    Broken {
+        /// The lock file's description.
+        holder: String,
+        /// What answered.
+        detail: String,
+    },
+}
+
+/// Looks for the daemon of the lane in `dir`: the address its lock file
+/// names, and whether `GET /v1/status` answers there within `timeout`.
+/// Reads only: it never takes the instance lock (a daemon starting at that
+/// moment must not find it taken).
+pub async fn probe(dir: &Path, timeout: std::time::Duration) -> Probe {
+    let holder = std::fs::read_to_string(dir.join(laned::lane::store::LOCK_FILE))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let Some(addr) = laned::lane::store::listening_on(&holder) else {
+        return Probe::NotRunning {
+            last: Some(holder).filter(|h| !h.is_empty()),
+        };
+    };
+    let host = loopback(addr).to_string();
+    let http = match reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+    {
+        Ok(h) => h,
+        Err(e) => {
+            return Probe::Broken {
+                holder,
+                detail: format!("cannot build an HTTP client: {e}"),
+            };
+        }
+    };
+    match http.get(format!("http://{host}/v1/status")).send().await {
+        Ok(r) if r.status().is_success() => match r.json::<Value>().await {
+            Ok(status) => Probe::Running {
+                holder,
+                host,
+                status: Some(status),
+            },
+            Err(e) => Probe::Broken {
+                holder,
+                detail: format!("{host} answers /v1/status with something unreadable: {e}"),
+            },
+        },
+        Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => Probe::Running {
+            holder,
+            host,
+            status: None,
+        },
+        Ok(r) => Probe::Broken {
+            holder,
+            detail: format!("it answers {} on {host}", r.status()),
+        },
+        Err(_) => Probe::NotRunning { last: Some(holder) },
+    }
+}
+
+/// A lane in trouble: `laned status` and `laned doctor` exit 6 when it
+/// needs someone to act, 7 when it refuses sales.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} ({})", .codes.join(", "))]
+pub struct Troubled {
+    /// The worst trouble's verdict.
+    pub verdict: laned::lane::status::Verdict,
+    /// The verdict in words.
+    what: &'static str,
+    /// The troubles' codes, worst first.
+    pub codes: Vec<String>,
+}
+
+impl Troubled {
+    /// The error for these troubles, if one is bad enough to exit non-zero
+    /// (`attention` or `stopped`).
+    pub fn of<'a>(
+        verdict: laned::lane::status::Verdict,
+        codes: impl IntoIterator<Item = &'a str>,
+    ) -> Option<Troubled> {
+        use laned::lane::status::Verdict;
+        (verdict >= Verdict::Attention).then(|| Troubled {
+            verdict,
+            what: if verdict == Verdict::Stopped {
+                "refusing new sales"
+            } else {
+                "in need of attention"
+            },
+            codes: codes.into_iter().map(str::to_owned).collect(),
+        })
+    }
+}

@@ -169,7 +169,12 @@ impl Daemon {
             addr,
             &config.allowed_hosts,
         );
-        let state = AppState::new(lane, access, drain.as_ref().map(|d| d.0.clone()));
+        let state = AppState::new(
+            lane,
+            access,
+            drain.as_ref().map(|d| d.0.clone()),
+            config.locale,
+        );
         let (stop_ceiling, ceiling_stop_rx) = watch::channel(false);
         let ceiling_task = ceiling.spawn(store.clone(), ceiling_stop_rx);
         Ok(Daemon {

@@ -16,6 +16,7 @@ use crate::common::clock::Clock;
 use crate::lane::ceiling::{
     Anomalies, Checkpoint, LaneState, Limits, Month, OfflineClock, Rule, next_change, verdict,
 };
+use crate::lane::messages::{Locale, Part, Phrase, Words};
 use crate::lane::metrics::Metrics;
 use crate::lane::store::{RestoreGuard, Store, StoreError};
 
@@ -415,56 +416,45 @@ fn log_state(from: Option<LaneState>, s: &Snapshot) {
                 rule,
                 offline_seconds,
                 "lane suspended: {}; new sales are refused until the back-end is reached",
-                reason(s)
+                Words(Locale::En).say(&reason(s))
             );
         }
     }
 }
 
-/// Why a lane is suspended, in a sentence fragment a cashier understands.
-pub fn reason(s: &Snapshot) -> String {
+/// Why a lane is suspended, as a sentence a cashier understands (in the
+/// reader's language: `messages::Words::say`).
+pub fn reason(s: &Snapshot) -> Phrase {
     let rule = s.nearest.map(|(r, _)| r);
     match rule {
-        Some(Rule::MaxUnsentAge) => format!(
-            "the oldest sale not yet sent to head office is {} old, and the limit is {}",
-            human(s.oldest_unsent_age.unwrap_or_default()),
-            human(s.limits.max_unsent_age.unwrap_or_default())
-        ),
-        Some(Rule::MonthlyOfflineBudget) => format!(
-            "this till has been offline {} this month, and the limit is {}",
-            human(s.month.1),
-            human(s.limits.monthly_offline_budget.unwrap_or_default())
-        ),
-        Some(Rule::DowntimeUnknown) => "this till was switched off with its clock set back, so \
-             nobody can tell how long it was offline"
-            .to_owned(),
-        Some(Rule::SyncCeiling) | None => format!(
-            "this till has not reached head office for {}, and the limit is {}",
-            human(s.offline),
-            human(s.limits.sync_ceiling.unwrap_or_default())
-        ),
-    }
-}
-
-/// A duration as people say it: "26 h 5 min", "3 days 2 h", "45 s".
-pub fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    let (days, h, m) = (s / 86_400, s / 3600 % 24, s / 60 % 60);
-    match (days, h, m) {
-        (0, 0, 0) => format!("{s} s"),
-        (0, 0, m) => format!("{m} min"),
-        (0, h, 0) => format!("{h} h"),
-        (0, h, m) => format!("{h} h {m} min"),
-        (1, 0, _) => "1 day".into(),
-        (d, 0, _) => format!("{d} days"),
-        (1, h, _) => format!("1 day {h} h"),
-        (d, h, _) => format!("{d} days {h} h"),
+        Some(Rule::MaxUnsentAge) => Phrase::new("reason-max-unsent-age")
+            .arg(
+                "age",
+                Part::Duration(s.oldest_unsent_age.unwrap_or_default()),
+            )
+            .arg(
+                "limit",
+                Part::Duration(s.limits.max_unsent_age.unwrap_or_default()),
+            ),
+        Some(Rule::MonthlyOfflineBudget) => Phrase::new("reason-monthly-budget")
+            .arg("used", Part::Duration(s.month.1))
+            .arg(
+                "limit",
+                Part::Duration(s.limits.monthly_offline_budget.unwrap_or_default()),
+            ),
+        Some(Rule::DowntimeUnknown) => Phrase::new("reason-downtime-unknown"),
+        Some(Rule::SyncCeiling) | None => Phrase::new("reason-sync-ceiling")
+            .arg("offline", Part::Duration(s.offline))
+            .arg(
+                "limit",
+                Part::Duration(s.limits.sync_ceiling.unwrap_or_default()),
+            ),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Ceiling, human};
+    use super::Ceiling;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -506,17 +496,6 @@ mod tests {
         let offline = c.snapshot().offline;
         assert!(offline >= Duration::from_secs(600), "{offline:?}");
         store.close().await;
-    }
-
-    #[test]
-    fn durations_read_like_speech() {
-        let h = |s| human(Duration::from_secs(s));
-        assert_eq!(h(45), "45 s");
-        assert_eq!(h(120), "2 min");
-        assert_eq!(h(24 * 3600), "1 day");
-        assert_eq!(h(26 * 3600 + 300), "1 day 2 h");
-        assert_eq!(h(20 * 3600 + 300), "20 h 5 min");
-        assert_eq!(h(30 * 86_400), "30 days");
     }
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod drain;
 pub mod guard;
+pub mod messages;
 pub mod metrics;
 pub mod status;
 pub mod store;

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::common::time::fmt_ts;
 use crate::lane::ceiling::{Anomalies, LaneState, Rule};
 use crate::lane::guard::{BackendClock, Snapshot};
+use crate::lane::messages::{Locale, Part, Phrase, Words};
 use crate::lane::store::{DrainState, RestoreGuard, StatusCounts};
 
 /// What a report is made of, read by the daemon (live) or from the
@@ -53,6 +54,10 @@ pub struct Report {
     pub uptime_seconds: Option<u64>,
     /// online, warning, offline or suspended.
     pub lane_state: LaneState,
+    /// The worst of `troubles`: `ok` when there are none.
+    pub verdict: Verdict,
+    /// What is wrong on the lane, worst first, each with what to do.
+    pub troubles: Vec<Trouble>,
     /// Sales per state, every state present.
     pub counts: BTreeMap<&'static str, i64>,
     /// The oldest sale waiting for delivery.
@@ -71,6 +76,212 @@ pub struct Report {
     /// The ceiling this report was made from (for the page's sentences).
     #[serde(skip)]
     pub snapshot: Snapshot,
+}
+
+/// How bad the worst thing on the lane is. `laned status` and `laned
+/// doctor` exit 6 on `attention` and 7 on `stopped`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Nothing is wrong.
+    Ok,
+    /// Worth knowing; sales flow (offline for a short while).
+    Info,
+    /// Watch it; sales flow (offline for long, clock set back, no back-end).
+    Warning,
+    /// Someone must act; sales are still taken (stuck sales, delivery
+    /// paused, the sync ceiling under an hour away).
+    Attention,
+    /// New sales are refused (suspended, restored from an old copy).
+    Stopped,
+}
+
+impl Verdict {
+    /// The name in the JSON and the page's colour class.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Info => "info",
+            Verdict::Warning => "warning",
+            Verdict::Attention => "attention",
+            Verdict::Stopped => "stopped",
+        }
+    }
+}
+
+/// Something wrong on the lane: a stable code, how bad it is, and what it
+/// means and what to do in words store staff understand. The JSON carries
+/// the words in English; the page says them in the reader's language.
+#[derive(Debug, Clone)]
+pub struct Trouble {
+    /// Stable code: `restored_from_old_copy`, `lane_suspended`,
+    /// `lane_fault`, `stuck_sales`, `ceiling_near`, `offline`,
+    /// `no_backend` or `clock_set_back`.
+    pub code: &'static str,
+    /// How bad it is.
+    pub severity: Verdict,
+    /// The headline.
+    pub headline: Phrase,
+    /// What it means and what to do.
+    pub action: Phrase,
+    /// The technical detail, for support (a back-end's code and message).
+    pub detail: Option<String>,
+}
+
+impl Serialize for Trouble {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            code: &'a str,
+            severity: Verdict,
+            headline: String,
+            action: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            detail: Option<&'a str>,
+        }
+        let en = Words(Locale::En);
+        Shown {
+            code: self.code,
+            severity: self.severity,
+            headline: en.say(&self.headline),
+            action: en.say(&self.action),
+            detail: self.detail.as_deref(),
+        }
+        .serialize(s)
+    }
+}
+
+/// A clock set back longer ago than this no longer shows as a trouble
+/// (it stays counted in `ceiling.clock_anomalies`).
+const CLOCK_ANOMALY_SHOWN: Duration = Duration::from_secs(24 * 3600);
+/// The sync ceiling this close: someone must act now.
+const CEILING_NEAR: Duration = Duration::from_secs(3600);
+
+/// What is wrong, worst first.
+fn troubles(
+    snap: &Snapshot,
+    restore: bool,
+    backend: Option<&Backend>,
+    stuck: i64,
+    now: Timestamp,
+) -> Vec<Trouble> {
+    let mut out = vec![];
+    let mut add = |code, severity, headline, action, detail| {
+        out.push(Trouble {
+            code,
+            severity,
+            headline,
+            action,
+            detail,
+        })
+    };
+    if restore {
+        add(
+            "restored_from_old_copy",
+            Verdict::Stopped,
+            Phrase::new("banner-restored"),
+            Phrase::new("banner-restored-do"),
+            None,
+        );
+    }
+    let rule = snap.nearest.map(|(r, _)| r);
+    if snap.state == LaneState::Suspended {
+        let (headline, action) = if snap.downtime_unknown {
+            (
+                Phrase::new("banner-downtime-unknown"),
+                Phrase::new("banner-downtime-unknown-do"),
+            )
+        } else {
+            let headline = match rule {
+                Some(Rule::SyncCeiling) | None => Phrase::new("banner-suspended").arg(
+                    "limit",
+                    Part::Hours(snap.limits.sync_ceiling.unwrap_or(snap.offline)),
+                ),
+                _ => Phrase::new("banner-suspended-other"),
+            };
+            let action = Phrase::new("banner-suspended-do").arg(
+                "reason",
+                Part::Phrase(Box::new(crate::lane::guard::reason(snap))),
+            );
+            (headline, action)
+        };
+        add("lane_suspended", Verdict::Stopped, headline, action, None);
+    }
+    if let Some(f) = backend.and_then(|b| b.fault.as_ref()) {
+        add(
+            "lane_fault",
+            Verdict::Attention,
+            Phrase::new("banner-fault"),
+            Phrase::new("banner-fault-do").arg("reason", Part::BackendCode(f.code.clone())),
+            Some(format!("{}: {}", f.code, f.message)),
+        );
+    }
+    if stuck > 0 {
+        add(
+            "stuck_sales",
+            Verdict::Attention,
+            Phrase::new("banner-stuck").arg("n", Part::Count(stuck)),
+            Phrase::new("banner-stuck-do").arg("n", Part::Count(stuck)),
+            None,
+        );
+    }
+    let near = snap
+        .nearest
+        .filter(|(_, left)| snap.enforced && *left < CEILING_NEAR)
+        .filter(|_| snap.state != LaneState::Suspended);
+    if let Some((_, left)) = near {
+        add(
+            "ceiling_near",
+            Verdict::Attention,
+            Phrase::new("banner-ceiling-near").arg("remaining", Part::Hours(left)),
+            Phrase::new("banner-ceiling-near-do").arg("offline", Part::Hours(snap.offline)),
+            None,
+        );
+    } else if matches!(snap.state, LaneState::Offline | LaneState::Warning) && backend.is_some() {
+        let headline = match snap.nearest {
+            Some((_, left)) if snap.enforced => {
+                Phrase::new("banner-offline-countdown").arg("remaining", Part::Hours(left))
+            }
+            _ => Phrase::new("banner-offline"),
+        };
+        let severity = if snap.state == LaneState::Warning {
+            Verdict::Warning
+        } else {
+            Verdict::Info
+        };
+        add(
+            "offline",
+            severity,
+            headline,
+            Phrase::new("banner-offline-do").arg("offline", Part::Hours(snap.offline)),
+            None,
+        );
+    }
+    if backend.is_none() {
+        add(
+            "no_backend",
+            Verdict::Warning,
+            Phrase::new("banner-no-backend"),
+            Phrase::new("banner-no-backend-do"),
+            None,
+        );
+    }
+    let recent = snap
+        .anomalies
+        .last_at
+        .is_some_and(|t| now.duration_since(t).unsigned_abs() < CLOCK_ANOMALY_SHOWN);
+    if recent {
+        add(
+            "clock_set_back",
+            Verdict::Warning,
+            Phrase::new("banner-clock"),
+            Phrase::new("banner-clock-do"),
+            None,
+        );
+    }
+    // Worst first; among equals, in the order above.
+    out.sort_by_key(|t| std::cmp::Reverse(t.severity));
+    out
 }
 
 /// The oldest sale waiting for delivery.
@@ -183,7 +394,17 @@ impl Report {
             fault: problem(d.fault_code, d.fault_message),
             next_attempt_at: d.next_attempt_at.map(fmt_ts),
         });
+        let stuck = f.counts.by_state.get("stuck").copied().unwrap_or_default();
+        let troubles = troubles(
+            &f.snapshot,
+            f.restore.is_some(),
+            backend.as_ref(),
+            stuck,
+            f.now,
+        );
         Report {
+            verdict: troubles.first().map_or(Verdict::Ok, |t| t.severity),
+            troubles,
             lane_id: f.lane_id,
             series: f.series,
             version: env!("CARGO_PKG_VERSION"),

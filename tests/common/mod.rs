@@ -223,6 +223,18 @@ impl Lane {
         (status, r.json().await.expect("JSON answer"))
     }
 
+    /// A GET whose answer is not JSON (the status page).
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        let status = r.status().as_u16();
+        (status, r.text().await.expect("an answer"))
+    }
+
     pub async fn status(&self) -> Value {
         self.get("/v1/status").await.1
     }

@@ -54,6 +54,32 @@ async fn a_lane_restored_from_an_old_copy_waits_for_an_operator_and_never_reuses
         msg.contains("L03-000005") && msg.contains("L03-000002"),
         "{msg}"
     );
+    // The cashier's sentence in the till's language; the code stays.
+    let r = lane
+        .http
+        .put(format!("{}/v1/sales/{}", lane.base, uuid::Uuid::new_v4()))
+        .header("Accept-Language", "uk")
+        .json(&common::sale())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "restored_from_old_copy");
+    let msg = body["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("Ця каса не може приймати нові продажі") && msg.contains("L03-000005"),
+        "{msg}"
+    );
+    // Store staff see it first on the page, in red.
+    let (status, page) = lane.get_text("/").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("class=\"banner stop\"")
+            && page.contains("data-trouble=\"restored_from_old_copy\""),
+        "{page}"
+    );
+    assert_eq!(lane.status().await["verdict"], "stopped");
     // A restart does not lift it.
     lane.stop().await;
     let lane = Lane::start_with(cfg(&old, &sm.url)).await;

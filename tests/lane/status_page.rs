@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::Lane;
 use common::backend::{Backend, Reply};
-use laned::common::clock::ManualClock;
+use laned::common::clock::{Clock, ManualClock};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -46,7 +46,16 @@ fn by_id(html: &str, id: &str) -> String {
         .unwrap_or_else(|| panic!("no #{id} in the page"));
     let start = at + html[at..].find('>').unwrap() + 1;
     let end = start + html[start..].find('<').unwrap();
-    html[start..end].trim().to_owned()
+    unescape(html[start..end].trim())
+}
+
+/// Text as the browser shows it: the page escapes what askama escapes.
+fn unescape(s: &str) -> String {
+    s.replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,6 +116,148 @@ async fn the_page_says_in_plain_words_how_long_until_sales_stop() {
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
+}
+
+async fn page_in(lane: &Lane, language: &str) -> String {
+    let r = lane
+        .http
+        .get(format!("{}/", lane.base))
+        .header("Accept-Language", language)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["vary"], "Accept-Language");
+    r.text().await.unwrap()
+}
+
+/// The banner's colour class and its trouble's code.
+fn banner(html: &str) -> (String, String) {
+    let at = html.find("id=\"lane-state\"").expect("a banner");
+    let tag = &html[html[..at].rfind('<').unwrap()..at + html[at..].find('>').unwrap()];
+    let attr = |name: &str| {
+        let from = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        tag[from..from + tag[from..].find('"').unwrap()].to_owned()
+    };
+    (attr("class"), attr("data-trouble"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_banner_shows_the_worst_thing_on_the_lane_in_the_readers_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(Some(TOKEN)).await;
+    let clock = Arc::new(ManualClock::new("2026-11-22T10:00:00Z".parse().unwrap()));
+    let mut config = cfg(dir.path(), &backend);
+    config.ceiling.time_zone = jiff::tz::TimeZone::get("Africa/Nairobi").unwrap();
+    let lane = Lane::start_with_clock(config, clock.clone()).await;
+    lane.until("online", || async {
+        lane.status().await["lane_state"] == "online"
+    })
+    .await;
+    // The footer's time is the store's (Nairobi, UTC+3), not UTC.
+    let html = page_in(&lane, "en").await;
+    assert!(
+        by_id(&html, "footer").contains("2026-11-22 13:00:00 EAT"),
+        "{}",
+        by_id(&html, "footer")
+    );
+
+    // A sale head office refuses: the lane is online, but someone must act.
+    let stuck = Uuid::new_v4().to_string();
+    backend.script([Reply::RefuseItems(vec![(
+        stuck.clone(),
+        422,
+        "receipt_no_conflict",
+    )])]);
+    assert_eq!(
+        lane.put(&stuck, &common::sale_with("S1", 1, 700)).await.0,
+        201
+    );
+    lane.until("stuck", || async {
+        lane.sale_state(&stuck).await == "stuck"
+    })
+    .await;
+    let html = page_in(&lane, "en-GB,en;q=0.9").await;
+    assert_eq!(banner(&html), ("banner act".into(), "stuck_sales".into()));
+    assert_eq!(by_id(&html, "headline"), "1 sale needs attention");
+    assert!(by_id(&html, "detail").contains("Call support to fix and resend it"));
+    // The refusal in a cashier's words, the code behind a fold; the
+    // receipt number does not wrap; the amount names its currency once.
+    assert!(unescape(&html).contains(
+        "Head office already has a sale with this receipt number. Call support; nothing is lost."
+    ));
+    assert!(html.contains("<summary>Details for support</summary><code>receipt_no_conflict: "));
+    assert!(
+        html.contains("<td class=\"receipt\">L03-000001</td>"),
+        "{html}"
+    );
+    assert!(html.contains("<td class=\"num\">7.00 KES</td>"));
+    assert_eq!(lane.status().await["verdict"], "attention");
+
+    // The same page in Ukrainian and in Swahili; the codes stay English.
+    let uk = page_in(&lane, "uk-UA,uk;q=0.9,en;q=0.5").await;
+    assert!(uk.contains("<html lang=\"uk\">"));
+    assert_eq!(by_id(&uk, "headline"), "1 продаж потребує уваги");
+    assert!(unescape(&uk).contains("У головному офісі вже є продаж із цим номером чека."));
+    assert_eq!(banner(&uk).1, "stuck_sales");
+    let sw = page_in(&lane, "sw").await;
+    assert_eq!(by_id(&sw, "headline"), "Uuzaji 1 unahitaji uangalizi");
+    // A language laned does not speak: the lane's own (English here).
+    let de = page_in(&lane, "de-DE").await;
+    assert_eq!(by_id(&de, "headline"), "1 sale needs attention");
+
+    // Head office refuses the till itself: worse news first, the stuck
+    // sale below it.
+    backend.script([Reply::Status(
+        401,
+        json!({"code": "unauthorized", "message": "bad token"}),
+        vec![],
+    )]);
+    lane.ring(1).await;
+    lane.until("the lane fault", || async {
+        !lane.status().await["backend"]["fault"].is_null()
+    })
+    .await;
+    let html = page_in(&lane, "en").await;
+    assert_eq!(banner(&html), ("banner act".into(), "lane_fault".into()));
+    assert_eq!(
+        by_id(&html, "headline"),
+        "Sales are not reaching head office"
+    );
+    assert!(
+        by_id(&html, "detail").starts_with("Head office does not accept this till's access key.")
+    );
+    assert!(html.contains("<details id=\"banner-technical\">"));
+    assert!(html.contains("data-trouble=\"stuck_sales\""));
+
+    // The till's clock is set back: the lane still sells, staff are told.
+    let lane_2 = {
+        lane.stop().await;
+        let backend = Backend::start(Some(TOKEN)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let lane = Lane::start_with_clock(cfg(dir.path(), &backend), clock.clone()).await;
+        lane.until("online", || async {
+            lane.status().await["lane_state"] == "online"
+        })
+        .await;
+        clock.set_wall(clock.wall() - Duration::from_secs(2 * 3600));
+        lane.until("the set-back is seen", || async {
+            lane.status().await["ceiling"]["clock_anomalies"]["count"] == 1
+        })
+        .await;
+        (lane, backend, dir)
+    };
+    let html = page_in(&lane_2.0, "en").await;
+    assert_eq!(
+        banner(&html),
+        ("banner warn".into(), "clock_set_back".into())
+    );
+    assert_eq!(by_id(&html, "headline"), "The till's clock was set back");
+    assert!(
+        unescape(&html).contains("The till's clock has been set back once, last "),
+        "{html}"
+    );
+    lane_2.0.stop().await;
 }
 
 /// chromedriver and a Chromium, from the environment or the PATH.

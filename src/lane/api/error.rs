@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::common::http::HttpError;
 use crate::contract::sale::FieldError;
 use crate::lane::guard::Snapshot;
+use crate::lane::messages::Words;
 use crate::lane::store::{RestoreGuard, StoreError};
 
 /// `Retry-After` of a `lane_suspended` answer: a hint only, the lane takes
@@ -79,17 +80,13 @@ pub fn no_backend() -> HttpError {
 }
 
 /// 503 `lane_suspended`: the lane is past a sync ceiling limit and takes
-/// no new sales until the back-end is reached.
-pub fn lane_suspended(s: &Snapshot) -> HttpError {
+/// no new sales until the back-end is reached. In the cashier's words.
+pub fn lane_suspended(s: &Snapshot, w: Words) -> HttpError {
+    let reason = w.say(&crate::lane::guard::reason(s));
     HttpError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "lane_suspended",
-        format!(
-            "This till cannot take new sales: {}. Check the till's network connection; \
-             sales resume by themselves as soon as the till reaches head office again. \
-             If the connection looks fine, call support. Sales already rung up are safe.",
-            crate::lane::guard::reason(s)
-        ),
+        w.with("error-lane_suspended", &[("reason", reason.into())]),
     )
     .with_details(json!({
         "lane_state": s.state,
@@ -100,36 +97,44 @@ pub fn lane_suspended(s: &Snapshot) -> HttpError {
 }
 
 /// 409 `restored_from_old_copy`: the back-end holds higher receipt
-/// numbers than this lane; new sales wait for an operator.
-pub fn restored_from_old_copy(g: &RestoreGuard) -> HttpError {
+/// numbers than this lane; new sales wait for an operator, who
+/// acknowledges it (`POST /v1/admin/acknowledge-restore`, in the details).
+/// In the cashier's words.
+pub fn restored_from_old_copy(g: &RestoreGuard, w: Words) -> HttpError {
     let detail: Vec<String> = g
         .series
         .iter()
         .map(|(s, b)| {
             let ours = if b.lane == 0 {
-                "none in that series".to_owned()
+                w.get("error-restored-none")
             } else {
                 crate::lane::store::receipt_label(s, b.lane)
             };
-            format!(
-                "head office already has receipt {} while this till's last is {ours}",
-                crate::lane::store::receipt_label(s, b.backend),
+            w.with(
+                "error-restored-series",
+                &[
+                    (
+                        "theirs",
+                        crate::lane::store::receipt_label(s, b.backend).into(),
+                    ),
+                    ("ours", ours.into()),
+                ],
             )
         })
         .collect();
     HttpError::new(
         StatusCode::CONFLICT,
         "restored_from_old_copy",
-        format!(
-            "This till cannot take new sales: its data is older than head office's ({}). \
-             It was probably restored from an old backup. So that no receipt number is \
-             used twice, support must acknowledge this first \
-             (POST /v1/admin/acknowledge-restore); numbering then continues after head \
-             office's last number. Sales already rung up are safe.",
-            detail.join("; ")
+        w.with(
+            "error-restored_from_old_copy",
+            &[("detail", detail.join("; ").into())],
         ),
     )
-    .with_details(json!({"detected_at": g.detected_at, "series": g.series}))
+    .with_details(json!({
+        "detected_at": g.detected_at,
+        "series": g.series,
+        "acknowledge": "POST /v1/admin/acknowledge-restore",
+    }))
 }
 
 /// 409 `nothing_to_acknowledge`.
@@ -298,45 +303,53 @@ pub fn validation_failed(errors: Vec<FieldError>) -> HttpError {
 
 impl From<StoreError> for HttpError {
     fn from(e: StoreError) -> Self {
-        // Look through a failed batch to what made it fail.
-        let root = match &e {
-            StoreError::Batch(inner) => inner.as_ref(),
-            other => other,
-        };
-        match root {
-            StoreError::Full { .. } => {
-                tracing::error!(error = %e, "storage full: refusing new sales");
-                HttpError::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "storage_full",
-                    "The till's disk is full: this sale was NOT recorded. Stored sales are safe; \
-                     free disk space, then ring the sale again.",
-                )
-            }
-            StoreError::EnvelopeTooLarge { bytes, limit } => HttpError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "This sale is too large to send to head office: its document would be \
-                     {bytes} bytes, and the largest is {limit} bytes. It was NOT recorded; \
-                     split it into two sales or shorten its text."
-                ),
+        not_recorded(e, Words::default())
+    }
+}
+
+/// A store error as the till hears it: a full disk `507 storage_full`, a
+/// sale too large `413 payload_too_large`, a closing store `503
+/// unavailable`, anything else `500 internal`; the sentences in the
+/// cashier's words.
+pub fn not_recorded(e: StoreError, w: Words) -> HttpError {
+    // Look through a failed batch to what made it fail.
+    let root = match &e {
+        StoreError::Batch(inner) => inner.as_ref(),
+        other => other,
+    };
+    match root {
+        StoreError::Full { .. } => {
+            tracing::error!(error = %e, "storage full: refusing new sales");
+            HttpError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                w.get("error-storage_full"),
             )
-            .with_details(json!({"limit_bytes": limit, "envelope_bytes": bytes})),
-            StoreError::Busy { .. } | StoreError::Closed => HttpError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "laned is busy or shutting down; this sale was NOT recorded. Try again.",
+        }
+        StoreError::EnvelopeTooLarge { bytes, limit } => HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            w.with(
+                "error-payload_too_large",
+                &[
+                    ("bytes", bytes.to_string().into()),
+                    ("limit", limit.to_string().into()),
+                ],
             ),
-            _ => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store error");
-                HttpError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "laned could not record this sale because of a storage error; it was NOT \
-                     recorded. The error is in laned's log.",
-                )
-            }
+        )
+        .with_details(json!({"limit_bytes": limit, "envelope_bytes": bytes})),
+        StoreError::Busy { .. } | StoreError::Closed => HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            w.get("error-unavailable"),
+        ),
+        _ => {
+            tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store error");
+            HttpError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                w.get("error-internal"),
+            )
         }
     }
 }

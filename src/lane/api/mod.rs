@@ -29,6 +29,7 @@ use crate::common::clock::Clock;
 use crate::common::secret::Secret;
 use crate::lane::drain::DrainHandle;
 use crate::lane::guard::{Ceiling, Lane, Numbers};
+use crate::lane::messages::Locale;
 use crate::lane::store::{RestoreGuard, Store};
 
 /// Largest request body: a sale of [`crate::contract::sale::MAX_LINES`] long lines fits.
@@ -49,6 +50,9 @@ struct Shared {
     metrics: Arc<crate::lane::metrics::Metrics>,
     access: Access,
     drain: Option<DrainHandle>,
+    /// The language of the page and the cashier's sentences, when the
+    /// request asks for none laned speaks.
+    locale: Locale,
 }
 
 /// Who may use the API: the till's token (when configured), the admin
@@ -83,8 +87,9 @@ impl Access {
 }
 
 impl AppState {
-    /// The state of `lane`'s API; `drain` when a back-end is configured.
-    pub fn new(lane: Lane, access: Access, drain: Option<DrainHandle>) -> Self {
+    /// The state of `lane`'s API; `drain` when a back-end is configured;
+    /// `locale` the lane's language.
+    pub fn new(lane: Lane, access: Access, drain: Option<DrainHandle>, locale: Locale) -> Self {
         let Lane {
             store,
             clock,
@@ -102,6 +107,7 @@ impl AppState {
                 metrics,
                 access,
                 drain,
+                locale,
             }),
         }
     }
@@ -112,6 +118,15 @@ impl AppState {
 
     fn ceiling(&self) -> &Ceiling {
         &self.inner.ceiling
+    }
+
+    /// The words to answer a request in: its `Accept-Language` when laned
+    /// speaks it, else the lane's `locale`.
+    fn words(&self, headers: &axum::http::HeaderMap) -> crate::lane::messages::Words {
+        let asked = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok());
+        crate::lane::messages::Words(Locale::negotiate(asked, self.inner.locale))
     }
 
     /// The restored-lane guard, if one is raised.

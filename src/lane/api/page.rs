@@ -12,8 +12,8 @@ use serde_json::json;
 use super::{AppState, error};
 use crate::common::http::HttpError;
 use crate::contract::money::display;
-use crate::lane::ceiling::LaneState;
-use crate::lane::guard::{Snapshot, human};
+use crate::lane::messages::{Arg, Words};
+use crate::lane::status::{Report, Trouble, Verdict};
 use crate::lane::store::{ListFilter, SaleState, receipt_label};
 
 /// Seconds between the page's own refreshes.
@@ -32,138 +32,138 @@ struct StuckSale {
     receipt: String,
     total: String,
     age: String,
+    /// What the refusal means, in plain words.
     reason: String,
+    /// The back-end's code and message, for support.
+    technical: String,
+}
+
+/// A trouble as the page shows it.
+struct Shown {
+    code: &'static str,
+    tone: &'static str,
+    headline: String,
+    action: String,
+    detail: Option<String>,
+}
+
+/// Every word of the page that does not depend on the lane's figures.
+struct Labels {
+    waiting: String,
+    attention: String,
+    oldest: String,
+    last_sync: String,
+    amount_waiting: String,
+    stuck_heading: String,
+    stuck_intro: String,
+    col_receipt: String,
+    col_total: String,
+    col_waiting: String,
+    col_reason: String,
+    details: String,
+    also: String,
+    clock_heading: String,
+    sync_now: String,
+    /// The "Sync now" script's words: a JSON object, safe inside `<script>`.
+    sync_words: String,
+}
+
+impl Labels {
+    fn new(w: Words) -> Labels {
+        Labels {
+            waiting: w.get("page-waiting"),
+            attention: w.get("page-attention"),
+            oldest: w.get("page-oldest"),
+            last_sync: w.get("page-last-sync"),
+            amount_waiting: w.get("page-amount-waiting"),
+            stuck_heading: w.get("page-stuck-heading"),
+            stuck_intro: w.get("page-stuck-intro"),
+            col_receipt: w.get("page-col-receipt"),
+            col_total: w.get("page-col-total"),
+            col_waiting: w.get("page-col-waiting"),
+            col_reason: w.get("page-col-reason"),
+            details: w.get("page-details"),
+            also: w.get("page-also"),
+            clock_heading: w.get("page-clock-heading"),
+            sync_now: w.get("page-sync-now"),
+            sync_words: json!({
+                "contacting": w.get("page-sync-contacting"),
+                "requested": w.get("page-sync-requested"),
+                "failed": w.get("page-sync-failed"),
+                "unreachable": w.get("page-sync-unreachable"),
+            })
+            .to_string()
+            // Nothing in it can close the script element.
+            .replace('<', "\\u003c"),
+        }
+    }
 }
 
 #[derive(Template)]
 #[template(path = "status.html", config = "src/lane/api/askama.toml")]
 struct Page {
-    lane_id: String,
-    version: &'static str,
+    lang: &'static str,
+    title: String,
+    l: Labels,
     lane_state: &'static str,
-    tone: &'static str,
-    headline: String,
-    detail: Option<String>,
+    verdict: &'static str,
+    banner: Shown,
+    others: Vec<Shown>,
     pending: i64,
     stuck: i64,
     oldest_pending: String,
     last_sync: String,
     amounts: Vec<Amount>,
-    fault: Option<String>,
     stuck_sales: Vec<StuckSale>,
-    stuck_more: i64,
-    clock_anomalies: u32,
-    last_anomaly: Option<String>,
+    stuck_more: Option<String>,
+    clock: Option<String>,
     has_backend: bool,
-    updated: String,
+    footer: String,
     refresh_seconds: u32,
 }
 
-fn ago(now: jiff::Timestamp, at: &str) -> String {
-    at.parse::<jiff::Timestamp>()
-        .map(|t| since(now, t))
-        .unwrap_or_else(|_| at.to_owned())
-}
-
-/// "just now", "5 min ago", "2 days 3 h ago".
-fn since(now: jiff::Timestamp, t: jiff::Timestamp) -> String {
-    let d = now.duration_since(t).unsigned_abs();
-    if d.as_secs() < 10 {
-        "just now".into()
-    } else {
-        format!("{} ago", human(d))
+/// The colour of a verdict on the page.
+fn tone(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Ok => "ok",
+        Verdict::Info => "info",
+        Verdict::Warning => "warn",
+        Verdict::Attention => "act",
+        Verdict::Stopped => "stop",
     }
 }
 
-/// A countdown or an outage the way a cashier says it: hours up to three
-/// days ("3 h 12 min", "24 h"), days beyond.
-fn hours(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    let (h, m) = (s / 3600, s / 60 % 60);
-    match (h, m) {
-        (0, _) => human(d),
-        (h, _) if h >= 72 => human(d),
-        (h, 0) => format!("{h} h"),
-        (h, m) => format!("{h} h {m} min"),
+fn shown(w: Words, t: &Trouble) -> Shown {
+    Shown {
+        code: t.code,
+        tone: tone(t.severity),
+        headline: w.say(&t.headline),
+        action: w.say(&t.action),
+        detail: t.detail.clone(),
     }
 }
 
-/// The headline store staff read first, its tone and the sentence below it.
-fn headline(
-    snap: &Snapshot,
-    has_backend: bool,
-    restored: bool,
-) -> (&'static str, String, Option<String>) {
-    if restored {
-        return (
-            "stop",
-            "Sales stopped: this till was restored from an old copy".into(),
-            Some("Head office has receipts this till does not know about. Call support before selling; nothing is lost.".into()),
-        );
-    }
-    if !has_backend {
-        return (
-            "warn",
-            "Not connected to head office".into(),
-            Some("No head office address is configured: sales are kept on this till only.".into()),
-        );
-    }
-    let remaining = snap.nearest.map(|(_, d)| hours(d));
-    match snap.state {
-        LaneState::Online => ("ok", "Connected".into(), None),
-        LaneState::Offline | LaneState::Warning => {
-            let tone = if snap.state == LaneState::Warning {
-                "warn"
-            } else {
-                "info"
-            };
-            let head = match (&remaining, snap.enforced) {
-                (Some(r), true) => format!("Offline — {r} until sales stop"),
-                _ => "Offline".into(),
-            };
-            (
-                tone,
-                head,
-                Some(format!(
-                    "Sales are kept on this till and sent when head office is back. Not reached for {}.",
-                    hours(snap.offline)
-                )),
-            )
-        }
-        LaneState::Suspended if snap.downtime_unknown => (
-            "stop",
-            "Sales stopped: the till's clock was set back while it was off".into(),
-            Some(
-                "Nobody can tell how long this till was offline, so it must reach head office \
-                 before it sells again. Check the network connection; sales resume by \
-                 themselves once head office answers. If the till's clock is wrong, call \
-                 support."
-                    .into(),
-            ),
-        ),
-        LaneState::Suspended => (
-            "stop",
-            format!(
-                "Sales stopped: no sync for {}",
-                hours(snap.limits.sync_ceiling.unwrap_or(snap.offline))
-            ),
-            Some(format!(
-                "{}. Check the till's network connection; sales resume by themselves once head office answers.",
-                capitalise(&crate::lane::guard::reason(snap))
-            )),
-        ),
-    }
+/// The banner and the other troubles: the worst thing on the lane leads.
+fn banner(w: Words, r: &Report) -> (Shown, Vec<Shown>) {
+    let mut all = r.troubles.iter().map(|t| shown(w, t));
+    let first = all.next().unwrap_or_else(|| Shown {
+        code: "ok",
+        tone: "ok",
+        headline: w.get("banner-ok"),
+        action: w.get("banner-ok-do"),
+        detail: None,
+    });
+    (first, all.collect())
 }
 
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
-}
-
-/// `GET /`: the status page.
-pub(super) async fn page(State(s): State<AppState>) -> Result<Response, HttpError> {
+/// `GET /`: the status page, in the browser's language when laned speaks
+/// it, else in the lane's `locale`.
+pub(super) async fn page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let w = s.words(&headers);
+    let locale = w.0;
     let r = super::status::report(&s).await?;
     let now = s.inner.clock.wall();
     let stuck_rows = s
@@ -176,25 +176,41 @@ pub(super) async fn page(State(s): State<AppState>) -> Result<Response, HttpErro
         .await?;
     let stuck = r.count("stuck");
     let backend = r.backend.as_ref();
-    let snap = &r.snapshot;
-    let (tone, head, detail) =
-        headline(snap, backend.is_some(), r.restored_from_old_copy.is_some());
+    let ago = |at: &str| {
+        at.parse::<jiff::Timestamp>()
+            .map_or_else(|_| at.to_owned(), |t| w.ago(now, t))
+    };
+    let zone = jiff::tz::TimeZone::get(&r.snapshot.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let (banner, others) = banner(w, &r);
+    let stuck_more = (stuck - stuck_rows.len() as i64).max(0);
     let page = Page {
-        lane_id: r.lane_id.clone(),
-        version: crate::VERSION,
+        lang: locale.as_str(),
+        title: w.with(
+            "page-title",
+            &[
+                ("lane", r.lane_id.as_str().into()),
+                ("headline", banner.headline.clone().into()),
+            ],
+        ),
+        l: Labels::new(w),
         lane_state: r.lane_state.as_str(),
-        tone,
-        headline: head,
-        detail,
+        verdict: r.verdict.as_str(),
+        banner,
+        others,
         pending: r.count("pending"),
         stuck,
         oldest_pending: r.oldest_pending.as_ref().map_or_else(
-            || "none".into(),
-            |o| ago(now, &o.recorded_at).replace(" ago", ""),
+            || w.get("time-none"),
+            |o| {
+                o.recorded_at.parse::<jiff::Timestamp>().map_or_else(
+                    |_| o.recorded_at.clone(),
+                    |t| w.duration(now.duration_since(t).unsigned_abs()),
+                )
+            },
         ),
         last_sync: backend
             .and_then(|b| b.last_success_at.as_deref())
-            .map_or_else(|| "never".into(), |at| ago(now, at)),
+            .map_or_else(|| w.get("time-never"), ago),
         amounts: r
             .pending_amount
             .iter()
@@ -204,24 +220,47 @@ pub(super) async fn page(State(s): State<AppState>) -> Result<Response, HttpErro
                 shown: display(*minor, cur),
             })
             .collect(),
-        fault: backend
-            .and_then(|b| b.fault.as_ref())
-            .map(|f| f.message.clone()),
-        stuck_more: (stuck - stuck_rows.len() as i64).max(0),
+        stuck_more: (stuck_more > 0)
+            .then(|| w.with("page-stuck-more", &[("n", stuck_more.into())])),
         stuck_sales: stuck_rows
             .into_iter()
-            .map(|r| StuckSale {
-                receipt: receipt_label(&r.series, r.receipt_no),
-                total: display(r.total, &r.currency),
-                age: ago(now, &r.recorded_at),
-                reason: r.last_error.unwrap_or_default(),
-                transaction_id: r.transaction_id,
+            .map(|row| {
+                let code = row.last_error_code.unwrap_or_default();
+                StuckSale {
+                    receipt: receipt_label(&row.series, row.receipt_no),
+                    total: display(row.total, &row.currency),
+                    age: ago(&row.recorded_at),
+                    reason: w.backend_code(&code),
+                    technical: format!("{code}: {}", row.last_error.unwrap_or_default()),
+                    transaction_id: row.transaction_id,
+                }
             })
             .collect(),
-        clock_anomalies: snap.anomalies.count,
-        last_anomaly: snap.anomalies.last_at.map(|t| since(now, t)),
+        clock: r.snapshot.anomalies.last_at.map(|t| {
+            w.with(
+                "page-clock-text",
+                &[
+                    ("n", Arg::from(r.snapshot.anomalies.count)),
+                    ("when", w.ago(now, t).into()),
+                ],
+            )
+        }),
         has_backend: backend.is_some(),
-        updated: now.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        footer: w.with(
+            "page-footer",
+            &[
+                ("lane", r.lane_id.as_str().into()),
+                ("version", crate::VERSION.into()),
+                (
+                    "updated",
+                    now.to_zoned(zone)
+                        .strftime("%Y-%m-%d %H:%M:%S %Z")
+                        .to_string()
+                        .into(),
+                ),
+                ("seconds", Arg::from(REFRESH_SECONDS)),
+            ],
+        ),
         refresh_seconds: REFRESH_SECONDS,
     };
     let html = page.render().map_err(|e| error::page_failed(&e))?;
@@ -230,6 +269,7 @@ pub(super) async fn page(State(s): State<AppState>) -> Result<Response, HttpErro
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::VARY, "Accept-Language"),
             (
                 header::CONTENT_SECURITY_POLICY,
                 "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
@@ -265,20 +305,4 @@ pub(super) async fn sync(
         axum::Json(json!({"status": "sync requested"})),
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::hours;
-    use std::time::Duration;
-
-    #[test]
-    fn countdowns_read_in_hours_up_to_three_days() {
-        let h = |s| hours(Duration::from_secs(s));
-        assert_eq!(h(45), "45 s");
-        assert_eq!(h(3 * 3600 + 12 * 60), "3 h 12 min");
-        assert_eq!(h(24 * 3600), "24 h");
-        assert_eq!(h(30 * 3600 + 59), "30 h");
-        assert_eq!(h(72 * 3600), "3 days");
-    }
 }

@@ -16,6 +16,7 @@ use crate::common::http::HttpError;
 use crate::contract::Envelope;
 use crate::contract::sale::{self, FieldError, Sale};
 use crate::lane::ceiling::LaneState;
+use crate::lane::messages::Words;
 use crate::lane::store::{
     ClientKey, InsertOutcome, ListFilter, NewSale, SaleRow, SaleState, SaleSummary, receipt_label,
 };
@@ -42,7 +43,8 @@ pub(super) async fn put_sale(
     super::require_json(&headers)?;
     let id = sale::parse_v4(&id).ok_or_else(|| error::invalid_transaction_id(&id))?;
     let sale = parse_sale(body, Some(id))?;
-    record(&s, id, sale, None, started).await
+    let words = s.words(&headers);
+    record(&s, id, sale, None, started, words).await
 }
 
 /// `POST /v1/sales`: laned mints the id; `Idempotency-Key` or the legacy
@@ -62,7 +64,8 @@ pub(super) async fn post_sale(
     let client_key = key
         .map(ClientKey::Idempotency)
         .or_else(|| sale.legacy_fingerprint().map(ClientKey::Legacy));
-    record(&s, Uuid::new_v4(), sale, client_key, started).await
+    let words = s.words(&headers);
+    record(&s, Uuid::new_v4(), sale, client_key, started, words).await
 }
 
 fn idempotency_key(v: &HeaderValue) -> Result<String, HttpError> {
@@ -107,6 +110,7 @@ async fn record(
     sale: Sale,
     client_key: Option<ClientKey>,
     started: std::time::Duration,
+    words: Words,
 ) -> Result<Response, HttpError> {
     let by_key = client_key.is_some();
     // Just after start, wait (briefly) for the lane's receipt numbers to be
@@ -136,8 +140,9 @@ async fn record(
         business_date: sale.business_date.clone(),
         replay_only: suspended || guard.is_some(),
     };
-    let outcome = s.store().insert_sale(new).await.inspect_err(|e| {
+    let outcome = s.store().insert_sale(new).await.map_err(|e| {
         tracing::warn!(transaction_id = %id, error = %e, "sale not recorded");
+        error::not_recorded(e, words)
     })?;
     let (status, row) = match outcome {
         InsertOutcome::Created(row) => {
@@ -172,10 +177,10 @@ async fn record(
         InsertOutcome::NotStored => {
             if let Some(g) = &guard {
                 tracing::info!(transaction_id = %id, "sale refused: the lane was restored from an old copy");
-                return Err(error::restored_from_old_copy(g));
+                return Err(error::restored_from_old_copy(g, words));
             }
             tracing::info!(transaction_id = %id, "sale refused: the lane is suspended");
-            return Err(error::lane_suspended(&ceiling));
+            return Err(error::lane_suspended(&ceiling, words));
         }
     };
     let answer = Recorded {

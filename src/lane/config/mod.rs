@@ -218,6 +218,8 @@ pub struct Config {
     pub drain: DrainConfig,
     /// The sync ceiling's settings.
     pub ceiling: CeilingConfig,
+    /// The language of the status page and of the cashier's sentences.
+    pub locale: crate::lane::messages::Locale,
 }
 
 impl Config {
@@ -346,6 +348,7 @@ impl Config {
             connections,
             drain,
             ceiling,
+            locale: s.locale.unwrap_or_default(),
         })
     }
 }
@@ -528,6 +531,7 @@ mod tests {
             max_unsent_age,
             monthly_offline_budget,
             time_zone,
+            locale,
         } = f.clone();
         assert!(listen.is_some() && data_dir.is_some() && lane_id.is_some() && series.is_some());
         assert!(backend_url.is_some() && log_format.is_some() && log_level.is_some());
@@ -538,7 +542,7 @@ mod tests {
         assert!(stuck_recheck.is_some() && heartbeat_interval.is_some());
         assert!(request_timeout.is_some() && ceiling_preset.is_some());
         assert!(sync_ceiling.is_some() && warn_after.is_some() && max_unsent_age.is_some());
-        assert!(monthly_offline_budget.is_some() && time_zone.is_some());
+        assert!(monthly_offline_budget.is_some() && time_zone.is_some() && locale.is_some());
         // And it merges into a valid configuration (the token file is not
         // read: the env token wins).
         let a = Settings::default();

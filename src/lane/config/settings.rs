@@ -11,6 +11,7 @@ use super::{ConfigError, Limit, OnReject};
 use crate::common::duration::Interval;
 use crate::common::telemetry::LogFormat;
 use crate::lane::ceiling::Preset;
+use crate::lane::messages::Locale;
 
 /// Every setting, each optional: what is missing comes from the defaults.
 /// In the config file the keys are these names (unknown keys are refused);
@@ -107,6 +108,10 @@ pub struct Settings {
     /// IANA time zone of the lane's calendar months, e.g. Europe/Kyiv [default: the system's].
     #[arg(long, env = "LANED_TIME_ZONE", value_name = "ZONE")]
     pub time_zone: Option<String>,
+    /// Language of the status page and of the sentences a cashier reads (en, sw, uk); a
+    /// browser asking for another of them gets its own [default: en].
+    #[arg(long, env = "LANED_LOCALE", value_enum)]
+    pub locale: Option<Locale>,
 }
 
 impl Settings {
@@ -153,6 +158,7 @@ impl Settings {
             max_unsent_age,
             monthly_offline_budget,
             time_zone,
+            locale,
         )
     }
 

@@ -11,6 +11,7 @@ mod connections;
 mod crash_recovery;
 mod demo;
 mod drain_real;
+mod examples;
 mod export_load;
 mod instance_and_schema;
 #[cfg(unix)]

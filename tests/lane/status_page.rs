@@ -455,11 +455,55 @@ async fn chromium_finds_the_status_figures_and_presses_sync_now() {
         .unwrap();
     assert_eq!(fits, Value::Bool(true));
 
+    // The worst thing on the lane leads: the refused sale, in orange.
+    assert_eq!(text("headline").await, "1 sale needs attention");
+    assert_eq!(attr("lane-state", "data-verdict").await, "attention");
+    assert_eq!(attr("lane-state", "class").await, "banner act");
+
     let shot = web.screenshot().await.unwrap();
     assert!(shot.starts_with(b"\x89PNG"));
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status_page");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("status-page.png"), &shot).unwrap();
+
+    // A Ukrainian browser gets the page in Ukrainian, still on one screen.
+    let profile_uk = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": chrome, "args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--window-size=1024,768", "--lang=uk",
+            format!("--user-data-dir={}", profile_uk.path().display())],
+            "prefs": {"intl.accept_languages": "uk-UA,uk"}}),
+    );
+    let web_uk =
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("a second WebDriver session, in Ukrainian");
+    web_uk.goto(&format!("{}/", lane.base)).await.unwrap();
+    let headline = web_uk
+        .find(fantoccini::Locator::Id("headline"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(headline, "1 продаж потребує уваги");
+    let fits = web_uk
+        .execute(
+            "return document.documentElement.lang === 'uk' && \
+             document.documentElement.scrollWidth <= window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fits, Value::Bool(true));
+    let shot = web_uk.screenshot().await.unwrap();
+    std::fs::write(out.join("status-page-uk.png"), &shot).unwrap();
+    web_uk.close().await.unwrap();
 
     // Head office is back; staff press "Sync now". The script resolves when
     // the page shows the answer (no polling).

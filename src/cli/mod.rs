@@ -78,9 +78,104 @@ enum Command {
     },
 }
 
+/// Each support command, and an example of it for its `--help`.
+const SUPPORT_COMMANDS: [(&str, &str); 9] = [
+    (
+        "status",
+        "Examples:\n  laned status --config /etc/laned/laned.toml\n  \
+         laned status --json --data-dir ./laned-demo/lane   # exit 6: attention, 7: sales refused",
+    ),
+    (
+        "sales list",
+        "Examples:\n  laned sales list --state stuck --config /etc/laned/laned.toml\n  \
+         laned sales list --json --data-dir ./laned-demo/lane",
+    ),
+    (
+        "sales show",
+        "Example:\n  laned sales show 3f2c9a4e-8d4a-4c1b-9a57-2f0e6d9b1c3a --config /etc/laned/laned.toml",
+    ),
+    (
+        "export",
+        "Examples:\n  laned export --config /etc/laned/laned.toml -o stuck.ndjson\n  \
+         laned export --state all --since 2026-11-01 --format csv -o november.csv",
+    ),
+    (
+        "doctor",
+        "Example:\n  laned doctor --config /etc/laned/laned.toml   # the file the service uses",
+    ),
+    (
+        "backup",
+        "Example:\n  laned backup -o /media/usb/lane-L03.db --config /etc/laned/laned.toml",
+    ),
+    (
+        "report",
+        "Example:\n  laned report --date 2026-11-22 --config /etc/laned/laned.toml",
+    ),
+    (
+        "retry",
+        "Examples:\n  laned retry 3f2c9a4e-8d4a-4c1b-9a57-2f0e6d9b1c3a --reason \"SKU added\" \\\n    \
+         --config /etc/laned/laned.toml\n  \
+         laned retry --all-stuck --reason \"price list fixed\" --config /etc/laned/laned.toml",
+    ),
+    (
+        "resolve",
+        "Example:\n  laned resolve 3f2c9a4e-8d4a-4c1b-9a57-2f0e6d9b1c3a --doc-no BO-2026-77 \\\n    \
+         --reason \"posted by hand, ticket 4411\" --config /etc/laned/laned.toml",
+    ),
+];
+
+/// The daemon's settings a support command accepts but seldom needs: it
+/// reads them from `--config` like the service. Hidden from its help,
+/// which names them once.
+const DAEMON_SETTINGS_NOTE: &str = "The daemon's settings (laned serve --help) are accepted too, as flags or \
+     LANED_* variables, for a lane run without a config file: give the ones the daemon \
+     runs with (for example --backend-url) so that the lane is judged as it judges itself.";
+
+/// The command line: each support command shows its own options first,
+/// then where the lane is (`--config`, `--data-dir`), with an example; the
+/// daemon's many settings are listed by `serve` alone.
+fn command() -> clap::Command {
+    use clap::{Args, CommandFactory};
+    let settings: Vec<String> =
+        laned::lane::config::Settings::augment_args(clap::Command::new("s"))
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .filter(|id| id != "data_dir")
+            .collect();
+    let tidy = move |sc: clap::Command, example: &str| {
+        let mut sc = sc
+            .after_help(format!("{example}\n\n{DAEMON_SETTINGS_NOTE}"))
+            .mut_arg("config", |a| {
+                a.help_heading("Where the lane is").display_order(1000)
+            })
+            .mut_arg("data_dir", |a| {
+                a.help_heading("Where the lane is").display_order(1001)
+            });
+        for id in &settings {
+            sc = sc.mut_arg(id.as_str(), |a| a.hide(true));
+        }
+        sc
+    };
+    let mut cmd = Cli::command();
+    for (path, example) in SUPPORT_COMMANDS {
+        let tidy = tidy.clone();
+        cmd = match path.split_once(' ') {
+            Some((outer, inner)) => cmd.mut_subcommand(outer, move |sc| {
+                sc.mut_subcommand(inner, move |sc| tidy(sc, example))
+            }),
+            None => cmd.mut_subcommand(path, move |sc| tidy(sc, example)),
+        };
+    }
+    cmd
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::FromArgMatches;
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Demo(args) => demo::run(args),
@@ -93,8 +188,7 @@ pub fn main() -> ExitCode {
         Command::Retry(args) => retry::run(*args),
         Command::Resolve(args) => resolve::run(*args),
         Command::GenerateAssets { dir } => {
-            use clap::CommandFactory;
-            laned::common::assets::write(Cli::command(), &dir).map_err(Into::into)
+            laned::common::assets::write(command(), &dir).map_err(Into::into)
         }
     };
     match result {
@@ -150,4 +244,65 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         }
     }
     exit::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every support command's help fits on a screen, shows its own options
+    /// before where the lane is, and ends with an example.
+    #[test]
+    fn support_commands_show_their_own_options_first_with_an_example() {
+        let mut cmd = command();
+        cmd.build();
+        for (path, _) in SUPPORT_COMMANDS {
+            let mut sc = &mut cmd;
+            for name in path.split(' ') {
+                sc = sc.find_subcommand_mut(name).expect("a subcommand");
+            }
+            let help = sc.render_long_help().to_string();
+            let lines = help.lines().count();
+            assert!(lines < 70, "laned {path} --help is {lines} lines:\n{help}");
+            let own = help.find("Options:").expect("own options");
+            let lane = help.find("Where the lane is:").expect("where the lane is");
+            assert!(own < lane, "laned {path} --help:\n{help}");
+            assert!(
+                help.contains(&format!("laned {path}")),
+                "no example in:\n{help}"
+            );
+            assert!(
+                !help.contains("--sync-ceiling"),
+                "daemon settings in:\n{help}"
+            );
+        }
+        // The daemon's help lists every setting.
+        let serve = cmd
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for flag in ["--sync-ceiling", "--backend-url", "--locale", "--time-zone"] {
+            assert!(serve.contains(flag), "laned serve --help lacks {flag}");
+        }
+    }
+
+    /// Hidden settings still parse.
+    #[test]
+    fn a_support_command_still_takes_a_daemon_setting() {
+        use clap::FromArgMatches;
+        let m = command()
+            .try_get_matches_from([
+                "laned",
+                "status",
+                "--backend-url",
+                "http://127.0.0.1:9",
+                "--json",
+            ])
+            .unwrap();
+        assert!(matches!(
+            Cli::from_arg_matches(&m).unwrap().command,
+            Command::Status(_)
+        ));
+    }
 }

@@ -12,7 +12,7 @@ use crate::common::clock::Clock;
 use crate::common::secret::Secret;
 use crate::lane::api::{self, Access, AppState};
 use crate::lane::config::Config;
-use crate::lane::drain::{self, DrainHandle};
+use crate::lane::drain::{self, BackendClient, DrainHandle};
 use crate::lane::guard::{Ceiling, CeilingError, Lane, Numbers};
 use crate::lane::store::{InstanceLock, LaneIdentity, Store, StoreError};
 
@@ -107,18 +107,32 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Opens the store (taking the instance lock, applying migrations) and
-    /// binds the listener.
+    /// Checks what can fail without touching the disk (the back-end's
+    /// URL), takes the instance lock, binds the listener, and only then
+    /// opens the store (creating the database or applying migrations): a
+    /// start that cannot serve leaves no database behind.
     pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
+        let client = match &config.backend_url {
+            Some(url) => Some(Arc::new(BackendClient::new(
+                url,
+                &config.lane_id,
+                config.drain.backend_token.clone(),
+                config.drain.request_timeout,
+            )?)),
+            None => None,
+        };
         let identity = LaneIdentity {
             lane_id: config.lane_id.clone(),
             series: config.series.clone(),
         };
-        let dir = config.data_dir.clone();
-        let c = clock.clone();
-        let (store, mut lock) = tokio::task::spawn_blocking(move || Store::open(&dir, identity, c))
+        let (dir, c, id) = (
+            config.data_dir.clone(),
+            clock.clone(),
+            config.lane_id.clone(),
+        );
+        let lock = tokio::task::spawn_blocking(move || Store::lock(&dir, &id, c.as_ref()))
             .await
-            .map_err(|_| StoreError::Internal("opening the store panicked"))??;
+            .map_err(|_| StoreError::Internal("taking the instance lock panicked"))??;
         let (listener, addr) =
             crate::common::service::bind(config.listen)
                 .await
@@ -126,6 +140,11 @@ impl Daemon {
                     addr: config.listen,
                     source,
                 })?;
+        let (dir, c) = (config.data_dir.clone(), clock.clone());
+        let (store, mut lock) =
+            tokio::task::spawn_blocking(move || Store::open_locked(&dir, lock, identity, c))
+                .await
+                .map_err(|_| StoreError::Internal("opening the store panicked"))??;
         lock.describe(&crate::lane::store::serving_description(
             &config.lane_id,
             addr,
@@ -151,13 +170,13 @@ impl Daemon {
             metrics: Arc::new(crate::lane::metrics::Metrics::new()),
         };
         let (stop_drain, drain_stop_rx) = watch::channel(false);
-        let drain = match &config.backend_url {
-            Some(url) => Some(drain::spawn(
+        let drain = match client {
+            Some(client) => Some(drain::spawn(
                 lane.clone(),
-                url,
+                client,
                 config.drain.clone(),
                 drain_stop_rx,
-            )?),
+            )),
             None => {
                 tracing::warn!("no backend_url configured: sales are stored but not delivered");
                 None

@@ -136,6 +136,58 @@ fn a_non_loopback_listen_address_without_a_token_is_refused() {
     );
 }
 
+/// `laned serve` on a fresh data directory with `extra`; what it left there.
+fn serve_refused(extra: &[&str]) -> (Option<i32>, String, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("lane");
+    let out = std::process::Command::new(common::laned_bin())
+        .args(["serve", "--lane-id", "L03", "--data-dir"])
+        .arg(&data)
+        .args(extra)
+        .env_remove("LANED_CONFIG")
+        .output()
+        .unwrap();
+    let left = std::fs::read_dir(&data)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        left,
+    )
+}
+
+#[test]
+fn serve_checks_its_port_and_back_end_before_it_creates_a_database() {
+    // A port another program holds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let (code, stderr, left) = serve_refused(&["--listen", &port]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&port), "{stderr}");
+    assert!(
+        !left.iter().any(|f| f.starts_with("lane.db")),
+        "a refused start created the database: {left:?}"
+    );
+    // A back-end URL the lane would refuse to use (plain HTTP to another
+    // machine).
+    let (code, stderr, left) = serve_refused(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--backend-url",
+        "http://pos.example.com/",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("https"), "{stderr}");
+    assert!(
+        left.is_empty(),
+        "a refused configuration touched the disk: {left:?}"
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn data_dir_is_0700_and_database_0600() {

@@ -130,13 +130,13 @@ struct Drain {
     exchange_started: Duration,
 }
 
-/// Starts the drain of `lane` for the back-end at `backend_url`.
+/// Starts the drain of `lane`, delivering through `client`.
 pub fn spawn(
     lane: Lane,
-    backend_url: &str,
+    client: Arc<BackendClient>,
     cfg: DrainConfig,
     shutdown: watch::Receiver<bool>,
-) -> Result<(DrainHandle, tokio::task::JoinHandle<()>), ClientError> {
+) -> (DrainHandle, tokio::task::JoinHandle<()>) {
     let Lane {
         store,
         clock,
@@ -144,12 +144,6 @@ pub fn spawn(
         numbers,
         metrics,
     } = lane;
-    let client = Arc::new(BackendClient::new(
-        backend_url,
-        &store.identity().lane_id,
-        cfg.backend_token.clone(),
-        cfg.request_timeout,
-    )?);
     let wake = Arc::new(Notify::new());
     let probe = Arc::new(AtomicBool::new(false));
     let sync = Arc::new(AtomicBool::new(false));
@@ -186,7 +180,7 @@ pub fn spawn(
         metrics,
         single: false,
     };
-    Ok((handle, tokio::spawn(drain.run(shutdown))))
+    (handle, tokio::spawn(drain.run(shutdown)))
 }
 
 impl Drain {

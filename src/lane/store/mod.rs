@@ -335,16 +335,38 @@ impl Store {
         identity: LaneIdentity,
         clock: Arc<dyn Clock>,
     ) -> Result<(Store, InstanceLock), StoreError> {
+        let lock = Store::lock(data_dir, &identity.lane_id, clock.as_ref())?;
+        Store::open_locked(data_dir, lock, identity, clock)
+    }
+
+    /// Takes the instance lock of `data_dir` (creating the directory,
+    /// owner-only, if needed) and says who holds it, without opening the
+    /// database: a daemon checks what else can fail (its port) before it
+    /// creates or migrates anything.
+    pub fn lock(
+        data_dir: &Path,
+        lane_id: &str,
+        clock: &dyn Clock,
+    ) -> Result<InstanceLock, StoreError> {
         ensure_private_dir(data_dir)?;
         let mut lock = InstanceLock::acquire(data_dir)?;
         // Say who holds it at once, so a second instance started while this
         // one migrates names this process, not a previous holder.
         lock.describe(&format!(
-            "laned pid {} (lane {}, starting since {})",
+            "laned pid {} (lane {lane_id}, starting since {})",
             std::process::id(),
-            identity.lane_id,
             fmt_ts(clock.wall())
         ))?;
+        Ok(lock)
+    }
+
+    /// [`Store::open`] under a lock already taken with [`Store::lock`].
+    pub fn open_locked(
+        data_dir: &Path,
+        lock: InstanceLock,
+        identity: LaneIdentity,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Store, InstanceLock), StoreError> {
         let path = data_dir.join(DB_FILE);
         if path.exists() {
             // Look before touching: even setting WAL mode writes to the file.

@@ -79,6 +79,11 @@ pub struct Sale {
 }
 
 impl Sale {
+    /// The SKUs of its lines, in order.
+    pub fn skus(&self) -> impl Iterator<Item = &str> {
+        self.lines.iter().map(|l| l.sku.as_str())
+    }
+
     /// Canonical JSON bytes of the sale.
     pub fn canonical_json(&self) -> String {
         // Serializing plain structs, strings and integers cannot fail; the

@@ -225,16 +225,26 @@ fn troubles(
             None,
         );
     }
+    // A limit under an hour away: the offline limits count down only while
+    // the lane is offline; the age of the oldest unsent sale (a stuck sale)
+    // counts online too.
     let near = snap
         .nearest
         .filter(|(_, left)| snap.enforced && *left < CEILING_NEAR)
-        .filter(|_| snap.state != LaneState::Suspended);
+        .filter(|(rule, _)| match snap.state {
+            LaneState::Suspended => false,
+            LaneState::Online => *rule == Rule::MaxUnsentAge,
+            LaneState::Offline | LaneState::Warning => true,
+        });
     if let Some((_, left)) = near {
         add(
             "ceiling_near",
             Verdict::Attention,
             Phrase::new("banner-ceiling-near").arg("remaining", Part::Hours(left)),
-            Phrase::new("banner-ceiling-near-do").arg("offline", Part::Hours(snap.offline)),
+            Phrase::new("banner-ceiling-near-do").arg(
+                "reason",
+                Part::Phrase(Box::new(crate::lane::guard::reason(snap))),
+            ),
             None,
         );
     } else if matches!(snap.state, LaneState::Offline | LaneState::Warning) && backend.is_some() {
@@ -449,5 +459,81 @@ fn ceiling(s: &Snapshot) -> Ceiling {
         clock_anomalies: s.anomalies,
         downtime_unknown: s.downtime_unknown,
         backend_clock: s.backend_clock,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lane::ceiling::Limits;
+
+    fn snapshot(state: LaneState, offline_min: u64, nearest: Option<(Rule, u64)>) -> Snapshot {
+        Snapshot {
+            state,
+            enforced: true,
+            limits: Limits::default(),
+            offline: Duration::from_secs(offline_min * 60),
+            nearest: nearest.map(|(r, min)| (r, Duration::from_secs(min * 60))),
+            month: (None, Duration::ZERO),
+            time_zone: "UTC".into(),
+            anomalies: Anomalies::default(),
+            downtime_unknown: false,
+            oldest_unsent_age: None,
+            backend_clock: None,
+        }
+    }
+
+    fn codes(snap: &Snapshot, stuck: i64) -> Vec<(&'static str, Verdict)> {
+        let backend = Backend {
+            url: None,
+            last_success_at: None,
+            last_attempt_at: None,
+            last_error: None,
+            consecutive_failures: 0,
+            fault: None,
+            next_attempt_at: None,
+        };
+        troubles(snap, false, Some(&backend), stuck, Timestamp::UNIX_EPOCH)
+            .iter()
+            .map(|t| (t.code, t.severity))
+            .collect()
+    }
+
+    #[test]
+    fn a_limit_under_an_hour_away_needs_attention_only_while_it_counts() {
+        use Rule::*;
+        // Online with a short ceiling: the offline limits are not counting.
+        assert_eq!(
+            codes(&snapshot(LaneState::Online, 0, Some((SyncCeiling, 9))), 0),
+            []
+        );
+        // Offline, 45 min left: attention, instead of the plain offline.
+        assert_eq!(
+            codes(&snapshot(LaneState::Offline, 5, Some((SyncCeiling, 45))), 0),
+            [("ceiling_near", Verdict::Attention)]
+        );
+        assert_eq!(
+            codes(&snapshot(LaneState::Warning, 5, Some((SyncCeiling, 61))), 0),
+            [("offline", Verdict::Warning)]
+        );
+        // A stuck sale ageing towards max_unsent_age counts online too.
+        assert_eq!(
+            codes(&snapshot(LaneState::Online, 0, Some((MaxUnsentAge, 30))), 1),
+            [
+                ("stuck_sales", Verdict::Attention),
+                ("ceiling_near", Verdict::Attention)
+            ]
+        );
+        // Suspended says so, worst first.
+        assert_eq!(
+            codes(
+                &snapshot(LaneState::Suspended, 1500, Some((SyncCeiling, 0))),
+                2
+            ),
+            [
+                ("lane_suspended", Verdict::Stopped),
+                ("stuck_sales", Verdict::Attention)
+            ]
+        );
     }
 }

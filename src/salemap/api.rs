@@ -43,17 +43,26 @@ struct Shared {
     lanes: Lanes,
     tenant: String,
     clock: Arc<dyn Clock>,
+    refused_skus: Vec<String>,
 }
 
 impl AppState {
-    /// Builds the state.
-    pub fn new(store: Store, lanes: Lanes, tenant: String, clock: Arc<dyn Clock>) -> Self {
+    /// Builds the state; sales with a SKU in `refused_skus` are refused
+    /// (`422 unknown_sku`).
+    pub fn new(
+        store: Store,
+        lanes: Lanes,
+        tenant: String,
+        clock: Arc<dyn Clock>,
+        refused_skus: Vec<String>,
+    ) -> Self {
         AppState {
             inner: Arc::new(Shared {
                 store,
                 lanes,
                 tenant,
                 clock,
+                refused_skus,
             }),
         }
     }
@@ -231,7 +240,7 @@ fn plain_id(s: &str) -> bool {
 }
 
 /// Parses and checks one envelope; `lane` is the token's lane (None: any).
-fn item(bytes: &str, lane: Option<&str>) -> Result<Item, HttpError> {
+fn item(bytes: &str, lane: Option<&str>, refused: &[String]) -> Result<Item, HttpError> {
     let env: Envelope = serde_json::from_str(bytes).map_err(bad_body)?;
     let id = env.transaction_id.to_string();
     let transaction_id = env.transaction_id;
@@ -290,6 +299,17 @@ fn item(bytes: &str, lane: Option<&str>) -> Result<Item, HttpError> {
             .with_details(json!({"fields": fields})));
         }
     };
+    if let Some(sku) = s.skus().find(|sku| refused.iter().any(|r| r == sku)) {
+        return Err(HttpError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_sku",
+            format!(
+                "Head office does not sell SKU {sku}, so it cannot take sale {id}; \
+                 fix the catalogue, then retry the sale."
+            ),
+        )
+        .with_details(json!({"sku": sku})));
+    }
     Ok(Item {
         transaction_id,
         lane_id: env.lane_id,
@@ -333,7 +353,7 @@ async fn put_sale(
     let lane = s.lane(&headers)?;
     let id = path_id(&id)?;
     let text = body_text(body, MAX_SALE_BYTES)?;
-    let it = item(&text, lane.as_deref())?;
+    let it = item(&text, lane.as_deref(), &s.inner.refused_skus)?;
     if it.transaction_id.to_string() != id {
         return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
@@ -414,7 +434,7 @@ async fn batch(
             slots.push(Err((id, too_large(MAX_SALE_BYTES))));
             continue;
         }
-        slots.push(item(raw.get(), lane.as_deref()).map_err(|e| (id, e)));
+        slots.push(item(raw.get(), lane.as_deref(), &s.inner.refused_skus).map_err(|e| (id, e)));
     }
     let valid: Vec<Item> = slots
         .iter()

@@ -62,6 +62,9 @@ pub struct Config {
     pub tenant: String,
     /// What the server allows its connections.
     pub connections: crate::common::serve::Limits,
+    /// SKUs this back-end refuses (`422 unknown_sku`), to rehearse a stuck
+    /// sale: `salemap serve --refuse-sku`, `laned demo`.
+    pub refused_skus: Vec<String>,
 }
 
 /// Connections open at once, by default: a fleet's lanes each keep one
@@ -159,6 +162,7 @@ impl Server {
             config.lanes.clone(),
             config.tenant.clone(),
             clock.clone(),
+            config.refused_skus.clone(),
         );
         Ok(Server {
             listener,

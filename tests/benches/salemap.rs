@@ -37,6 +37,7 @@ async fn salemap(db: Database) -> Running {
         lanes: Lanes::single("BENCH", TOKEN),
         tenant: DEFAULT_TENANT.into(),
         connections: laned::salemap::Config::default_connections(),
+        refused_skus: vec![],
     };
     let server = Server::start(&cfg, Arc::new(SystemClock::new()))
         .await

@@ -1,5 +1,7 @@
 //! The README's quick start: `laned demo` runs a lane with an embedded
-//! salemap, needs nothing else, and delivers what the till rings.
+//! salemap, needs nothing else, and delivers what the till rings; its first
+//! hour: the sale head office refuses becomes a stuck sale that the
+//! printed support commands find, and Enter stops and starts head office.
 
 use crate::common;
 
@@ -35,5 +37,84 @@ async fn the_demo_lane_delivers_a_sale_to_its_embedded_backend() {
     let status: Value = common::get_json(&http, &format!("{}/v1/status", lane.base)).await;
     assert_eq!(status["lane_state"], "online", "{status}");
     #[cfg(unix)]
+    assert_eq!(lane.terminate().code(), Some(0), "{}", lane.stderr());
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_a_stuck_sale_and_stops_head_office_on_enter() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(common::laned_bin());
+    cmd.args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--log-level", "info,laned::lane::drain=debug"])
+        .env_remove("RUST_LOG");
+    let (mut lane, mut stdin) = RealLane::spawn_with_stdin(cmd).expect("the demo starts");
+    let http = client();
+    let ring = |file: &'static str| {
+        let (http, base, path) = (http.clone(), lane.base.clone(), dir.path().join(file));
+        async move {
+            let id = Uuid::new_v4();
+            let r = http
+                .put(format!("{base}/v1/sales/{id}"))
+                .header("Content-Type", "application/json")
+                .body(std::fs::read_to_string(path).unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            id
+        }
+    };
+    // The sale head office refuses: stuck, and the printed commands on the
+    // printed data directory find it.
+    let refused = ring("refused-sale.json").await;
+    tokio::task::block_in_place(|| lane.wait_for_log("delivery round recorded", 1));
+    let sale: Value = common::get_json(&http, &format!("{}/v1/sales/{refused}", lane.base)).await;
+    assert_eq!(sale["state"], "stuck", "{sale}");
+    assert_eq!(sale["last_error"]["code"], "unknown_sku", "{sale}");
+    let out = std::process::Command::new(common::laned_bin())
+        .args(["sales", "list", "--state", "stuck", "--data-dir"])
+        .arg(dir.path().join("lane"))
+        .env_remove("LANED_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&refused.to_string()));
+    // Head office's token is there for curl, owner-only.
+    let token = dir.path().join("backend-token");
+    assert_eq!(std::fs::read_to_string(&token).unwrap().trim().len(), 64);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&token).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    // Enter: head office stops; a sale waits.
+    stdin.write_all(b"\n").unwrap();
+    tokio::task::block_in_place(|| lane.wait_for_log("demo: head office stopped", 1));
+    let waiting = ring("example-sale.json").await;
+    tokio::task::block_in_place(|| lane.wait_for_log("delivery failed", 1));
+    let sale: Value = common::get_json(&http, &format!("{}/v1/sales/{waiting}", lane.base)).await;
+    assert_eq!(sale["state"], "pending", "{sale}");
+    // Enter again: head office is back on the same address and the sale goes.
+    stdin.write_all(b"\n").unwrap();
+    tokio::task::block_in_place(|| lane.wait_for_log("demo: head office started again", 1));
+    let http2 = http.clone();
+    let sync = http2
+        .post(format!("{}/v1/status/sync", lane.base))
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sync.status(), 202);
+    // The round that posts it (the first round posted nothing).
+    tokio::task::block_in_place(|| lane.wait_for_log("posted=1", 1));
+    let sale: Value = common::get_json(&http, &format!("{}/v1/sales/{waiting}", lane.base)).await;
+    assert_eq!(sale["state"], "posted", "{sale}");
     assert_eq!(lane.terminate().code(), Some(0), "{}", lane.stderr());
 }

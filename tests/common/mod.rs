@@ -386,10 +386,24 @@ impl RealLane {
     }
 
     /// Runs a prepared `laned serve` command and waits for readiness.
-    pub fn spawn_command(mut cmd: Command) -> Result<RealLane, Refused> {
+    pub fn spawn_command(cmd: Command) -> Result<RealLane, Refused> {
+        Self::spawn_inner(cmd, Stdio::null()).map(|(lane, _)| lane)
+    }
+
+    /// [`RealLane::spawn_command`], with the process's stdin to write to
+    /// (`laned demo` reads Enter from it).
+    pub fn spawn_with_stdin(cmd: Command) -> Result<(RealLane, std::process::ChildStdin), Refused> {
+        let (lane, stdin) = Self::spawn_inner(cmd, Stdio::piped())?;
+        Ok((lane, stdin.expect("piped stdin")))
+    }
+
+    fn spawn_inner(
+        mut cmd: Command,
+        stdin: Stdio,
+    ) -> Result<(RealLane, Option<std::process::ChildStdin>), Refused> {
         let mut child = cmd
             .env("LANED_LOG_LEVEL", "info")
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -406,11 +420,17 @@ impl RealLane {
             .split_once(": listening on ")
             .map(|(_, url)| url)
         {
-            Some(base) => Ok(RealLane {
-                child,
-                base: base.to_owned(),
-                logs,
-            }),
+            Some(base) => {
+                let stdin = child.stdin.take();
+                Ok((
+                    RealLane {
+                        child,
+                        base: base.to_owned(),
+                        logs,
+                    },
+                    stdin,
+                ))
+            }
             None => {
                 let status = child.wait().expect("wait");
                 logs.wait_closed();

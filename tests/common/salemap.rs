@@ -40,6 +40,7 @@ impl Salemap {
             lanes: lanes.clone(),
             tenant: DEFAULT_TENANT.into(),
             connections: Config::default_connections(),
+            refused_skus: vec![],
         };
         let server = Server::start(&cfg, Arc::new(SystemClock::new()))
             .await

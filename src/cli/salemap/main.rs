@@ -79,6 +79,10 @@ struct ServeArgs {
     /// Accept any client for any lane, without a token. Local demos only.
     #[arg(long, conflicts_with = "lane_tokens")]
     allow_any_lane: bool,
+    /// Refuse sales with this SKU (422 unknown_sku), to rehearse a stuck sale
+    /// (repeat the flag for more).
+    #[arg(long, value_name = "SKU")]
+    refuse_sku: Vec<String>,
     /// Tenant the documents belong to.
     #[arg(long, env = "SALEMAP_TENANT", default_value = DEFAULT_TENANT)]
     tenant: String,
@@ -268,6 +272,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 .header_read_timeout
                 .map_or(laned::salemap::DEFAULT_HEADER_READ_TIMEOUT, |i| i.0),
         },
+        refused_skus: a.refuse_sku.clone(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -122,6 +122,27 @@ async fn states_change_at_exactly_the_thresholds_and_a_heartbeat_lifts_suspensio
         "{msg}"
     );
     assert_eq!(body["details"]["rule"], "sync_ceiling");
+    // A till that asks for Swahili gets the cashier's sentence in Swahili;
+    // the code and details stay as they are.
+    let r = lane
+        .http
+        .put(format!("{}/v1/sales/{}", lane.base, Uuid::new_v4()))
+        .header("Accept-Language", "sw-KE, en;q=0.5")
+        .json(&common::sale())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let sw: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(sw["code"], "lane_suspended");
+    assert_eq!(sw["details"], body["details"]);
+    let msg = sw["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "Mashine hii haiwezi kupokea mauzo mapya. Mashine hii haijafikia ofisi kuu kwa siku 1"
+        ),
+        "{msg}"
+    );
     // Reads, and repeats of sales stored before, still work.
     let (code, again) = lane.put(&id, &common::sale()).await;
     assert_eq!((code, &again["receipt_no"]), (200, &ok["receipt_no"]));

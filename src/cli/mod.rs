@@ -12,6 +12,7 @@ mod retry;
 mod sales;
 mod serve;
 mod status;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,8 @@ pub mod exit {
     /// `laned status`, `laned doctor`: the lane refuses new sales
     /// (suspended, or restored from an old copy).
     pub const STOPPED: u8 = 7;
+    /// `laned verify`: the fiscal journal does not hold.
+    pub const JOURNAL_BROKEN: u8 = 8;
 }
 
 /// laned: offline-first point-of-sale lane daemon.
@@ -70,6 +73,8 @@ enum Command {
     Retry(Box<retry::Args>),
     /// Record a stuck sale as settled by hand with the back-end's document number (audit-logged).
     Resolve(Box<resolve::Args>),
+    /// Check the fiscal journal: every hash link, grand total and receipt number.
+    Verify(Box<verify::Args>),
     /// Write the man pages and shell completions into DIR (for packaging).
     #[command(hide = true)]
     GenerateAssets {
@@ -79,7 +84,7 @@ enum Command {
 }
 
 /// Each support command, and an example of it for its `--help`.
-const SUPPORT_COMMANDS: [(&str, &str); 9] = [
+const SUPPORT_COMMANDS: [(&str, &str); 10] = [
     (
         "status",
         "Examples:\n  laned status --config /etc/laned/laned.toml\n  \
@@ -116,6 +121,10 @@ const SUPPORT_COMMANDS: [(&str, &str); 9] = [
         "Examples:\n  laned retry 3f2c9a4e-8d4a-4c1b-9a57-2f0e6d9b1c3a --reason \"SKU added\" \\\n    \
          --config /etc/laned/laned.toml\n  \
          laned retry --all-stuck --reason \"price list fixed\" --config /etc/laned/laned.toml",
+    ),
+    (
+        "verify",
+        "Example:\n  laned verify --config /etc/laned/laned.toml   # exit 8 when the journal is broken",
     ),
     (
         "resolve",
@@ -187,6 +196,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(*args),
         Command::Retry(args) => retry::run(*args),
         Command::Resolve(args) => resolve::run(*args),
+        Command::Verify(args) => verify::run(*args),
         Command::GenerateAssets { dir } => {
             laned::common::assets::write(command(), &dir).map_err(Into::into)
         }
@@ -211,6 +221,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if cause.is::<report::Difference>() {
             return exit::DIFFERENCE;
+        }
+        if cause.is::<verify::Broken>() {
+            return exit::JOURNAL_BROKEN;
         }
         if let Some(t) = cause.downcast_ref::<operator::Troubled>() {
             return match t.verdict {
@@ -238,7 +251,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             Some(
                 StoreError::NewerSchema { .. }
                 | StoreError::ForeignDatabase { .. }
-                | StoreError::LaneMismatch { .. },
+                | StoreError::LaneMismatch { .. }
+                | StoreError::JournalBroken { .. },
             ) => return exit::DATABASE_REFUSED,
             _ => {}
         }

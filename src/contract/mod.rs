@@ -2,6 +2,7 @@
 //! drain and the reference back-end. Changing them changes the contract:
 //! update `docs/` and the tests in the same commit.
 
+pub mod journal;
 pub mod money;
 pub mod sale;
 
@@ -58,6 +59,15 @@ pub struct Envelope<S = Box<RawValue>> {
     pub lane_seq: i64,
     /// When the lane stored the sale (UTC, RFC 3339).
     pub recorded_at: String,
+    /// The fiscal journal's link (docs/journal.md): the lowercase hex
+    /// SHA-256 of the previous document of the series' exact bytes, 64
+    /// zeros for the first. Absent on documents stored before the journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    /// The series' cumulative net amount per currency after this document,
+    /// minor units (docs/journal.md). Absent with `prev_hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grand_total: Option<std::collections::BTreeMap<String, i64>>,
     /// The sale as accepted from the till (docs/till-api.md).
     pub sale: S,
 }

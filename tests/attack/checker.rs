@@ -31,8 +31,8 @@ pub struct Document {
 }
 
 /// The lane's sales, and its `PRAGMA integrity_check` together with the
-/// check that the figures the lane keeps for its status report equal a
-/// full recount ("ok" when both hold).
+/// checks that the figures the lane keeps for its status report equal a
+/// full recount and that its fiscal journal verifies ("ok" when all hold).
 pub fn lane(data_dir: &Path) -> (Vec<LaneSale>, String) {
     let conn = rusqlite::Connection::open_with_flags(
         data_dir.join(laned::lane::store::DB_FILE),
@@ -58,13 +58,29 @@ pub fn lane(data_dir: &Path) -> (Vec<LaneSale>, String) {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    let mismatches = laned::lane::store::ReadOnly::open(data_dir)
-        .and_then(|db| db.tally_mismatches())
-        .expect("recount the lane's figures");
+    let db = laned::lane::store::ReadOnly::open(data_dir).expect("open the lane database");
+    let mismatches = db.tally_mismatches().expect("recount the lane's figures");
     let integrity = if mismatches.is_empty() {
         integrity
     } else {
         format!("{integrity}; the kept figures differ from a recount: {mismatches:?}")
+    };
+    // The fiscal journal holds through every crash: every link and grand
+    // total (the numbering is checked below, with the restore's jump).
+    let journal = db.verify_journal().expect("verify the journal");
+    let broken: Vec<String> = journal
+        .series
+        .iter()
+        .filter_map(|(name, s)| s.broken.as_ref().map(|b| format!("{name}: {b:?}")))
+        .chain(journal.unreadable.iter().map(|b| format!("{b:?}")))
+        .collect();
+    let integrity = if broken.is_empty() {
+        integrity
+    } else {
+        format!(
+            "{integrity}; the fiscal journal is broken: {}",
+            broken.join("; ")
+        )
     };
     (sales, integrity)
 }

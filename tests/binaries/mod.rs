@@ -14,6 +14,7 @@ mod drain_real;
 mod examples;
 mod export_load;
 mod instance_and_schema;
+mod journal;
 #[cfg(unix)]
 mod systemd_notify;
 mod upgrade;

@@ -14,24 +14,21 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// The schema version before the newest migration, and that migration.
-const PREVIOUS: i64 = 5;
-const NEWEST: &str = "0006_tallies";
+const PREVIOUS: i64 = 6;
+const NEWEST: &str = "0007_journal";
 /// What the newest migration adds, taken out again.
-const UNDO_NEWEST: &str = "DROP TRIGGER sale_tally_insert;
-     DROP TRIGGER sale_tally_update;
-     DROP TABLE sale_tally;
-     DROP INDEX sales_business_date;";
+const UNDO_NEWEST: &str = "DROP TABLE journal_head; DROP TABLE journal_total;";
 /// Something the newest migration cannot get past (left, say, by a support
 /// session's experiment), and SQLite's complaint.
-const OBSTACLE: &str = "CREATE INDEX sales_business_date ON sales (business_date)";
-const OBSTACLE_GONE: &str = "DROP INDEX sales_business_date";
-const OBSTACLE_ERROR: &str = "index sales_business_date already exists";
+const OBSTACLE: &str = "CREATE TABLE journal_head (x)";
+const OBSTACLE_GONE: &str = "DROP TABLE journal_head";
+const OBSTACLE_ERROR: &str = "table journal_head already exists";
 
 /// A data directory as the previous release leaves it: the real binary
 /// records `n` sales and stops on SIGTERM, then the newest migration's
-/// objects are taken out and the version set back (0006 adds a table, its
-/// triggers and an index; that every upgrade path ends in the schema of a
-/// fresh database is `store::migrate`'s unit test). Returns the sales as
+/// objects are taken out and the version set back (0007 adds the journal's
+/// two tables; that every upgrade path ends in the schema of a fresh
+/// database is `store::migrate`'s unit test). Returns the sales as
 /// the lane reported them.
 async fn previous_release_lane(dir: &Path, n: usize) -> Vec<Value> {
     let mut lane = RealLane::spawn(dir, "L03", &[]).expect("starts");

@@ -129,6 +129,16 @@ async fn a_lane_restored_from_an_old_copy_waits_for_an_operator_and_never_reuses
     assert_eq!(actor, "support:ana");
     assert_eq!(reason, "SSD replaced, restored Friday's backup");
     assert!(details.contains("\"backend\":5"), "{details}");
+    // The journal's chain holds on the lane, but its numbering skips 3..5:
+    // those documents are the lost copy's, held by head office.
+    let journal = laned::lane::store::ReadOnly::open(&old)
+        .unwrap()
+        .verify_journal()
+        .unwrap();
+    let l03 = &journal.series["L03"];
+    assert_eq!(l03.broken, None);
+    assert_eq!(l03.gaps, [(3, 5)]);
+    assert!(!l03.intact());
     sm.stop().await;
 }
 

@@ -38,6 +38,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0006_tallies",
         sql: include_str!("../../../schema/lane/0006_tallies.sql"),
     },
+    Migration {
+        name: "0007_journal",
+        sql: include_str!("../../../schema/lane/0007_journal.sql"),
+    },
 ];
 
 /// The lane's SQLite store, as the runner sees it.
@@ -183,13 +187,14 @@ mod tests {
                         "INSERT INTO sales (transaction_id, kind, series, receipt_no, body,
                                             body_sha256, sale_sha256, currency, total,
                                             business_date, recorded_at)
-                         VALUES (?1, ?2, 'S', ?3, x'', '', '', ?4, ?5, '2026-11-22', 'now')",
+                         VALUES (?1, ?2, 'S', ?3, x'', ?6, '', ?4, ?5, '2026-11-22', 'now')",
                         rusqlite::params![
                             n.to_string(),
                             ["sale", "return", "void"][*kind as usize],
                             *n as i64,
                             if *eur { "EUR" } else { "KES" },
-                            total
+                            total,
+                            crate::contract::journal::hash(b"")
                         ],
                     )
                     .unwrap();

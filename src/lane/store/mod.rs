@@ -8,6 +8,7 @@
 mod audit;
 mod backup;
 mod drain;
+pub mod journal;
 mod lane_clock;
 mod lock;
 mod migrate;
@@ -238,6 +239,20 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The last link of a series' fiscal journal does not hold: the lane
+    /// will not number onto it (docs/journal.md).
+    #[error(
+        "the fiscal journal of series {series} is broken at receipt {receipt_no}: {why}; \
+         the database was left untouched: run laned verify, and call support"
+    )]
+    JournalBroken {
+        /// The series.
+        series: String,
+        /// Its last document's receipt number.
+        receipt_no: i64,
+        /// What does not hold.
+        why: String,
+    },
 }
 
 impl StoreError {
@@ -386,6 +401,7 @@ impl Store {
         }
         let mut conn = open::open(&path, Mode::ReadWrite)?;
         migrate::apply(&mut conn, &path)?;
+        journal::check_tail(&conn)?;
         writer::claim_lane(&conn, &path, &identity)?;
         let writer = writer::spawn(conn, identity.clone(), clock)?;
         let readers = read::ReadPool::new(path.clone());

@@ -64,6 +64,12 @@ impl ReadOnly {
         read::status_counts(&self.conn)
     }
 
+    /// Every document of the fiscal journal through the verifier, in lane
+    /// order (docs/journal.md).
+    pub fn verify_journal(&self) -> Result<super::journal::VerifyOutcome, StoreError> {
+        super::journal::verify(&self.conn)
+    }
+
     /// Where the figures kept for the status report differ from a full
     /// recount of the sales (empty when they agree). Reads every sale.
     pub fn tally_mismatches(&self) -> Result<Vec<(Tally, Tally)>, StoreError> {

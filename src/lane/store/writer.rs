@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::read::{self, SaleRow};
-use super::{LaneIdentity, SaleState, StoreError};
+use super::{LaneIdentity, SaleState, StoreError, journal};
 use crate::common::clock::Clock;
 use crate::common::hash::sha256_hex;
 use crate::common::time::fmt_ts;
@@ -371,15 +371,29 @@ fn insert_sale(conn: &Connection, ctx: &Ctx, sale: NewSale) -> Result<InsertOutc
         .and_then(|mut st| st.query_row([], |r| r.get(0)))
         .map_err(|e| sql("take a sequence number", e))?;
     let recorded_at = fmt_ts(ctx.clock.wall());
+    // The fiscal journal (docs/journal.md): the link to the series' last
+    // document and the grand total after this one, from the series' head,
+    // which advances in this same transaction.
+    let head = journal::head(conn, series)?;
+    let voided = match (sale.kind, &sale.references) {
+        (Kind::Void, Some(r)) => journal::voided_effect(conn, series, &r.to_string())?,
+        _ => None,
+    };
+    let effect = crate::contract::journal::effect(sale.kind, sale.total, voided);
+    let grand_total = crate::contract::journal::after(&head.grand_total, &sale.currency, effect);
     // The envelope bytes are fixed here, once: every delivery attempt sends
     // exactly these bytes.
     let body = envelope_bytes(
-        id,
-        &ctx.identity.lane_id,
-        series,
-        receipt_no,
-        seq,
-        &recorded_at,
+        Placed {
+            id,
+            lane_id: &ctx.identity.lane_id,
+            series,
+            receipt_no,
+            lane_seq: seq,
+            recorded_at: &recorded_at,
+            prev_hash: head.next_prev_hash(),
+            grand_total: &grand_total,
+        },
         &sale.sale_json,
     )
     .map_err(|source| StoreError::Decode {
@@ -443,37 +457,56 @@ fn insert_sale(conn: &Connection, ctx: &Ctx, sale: NewSale) -> Result<InsertOutc
         ])
     })
     .map_err(|e| sql("store the sale", e))?;
+    journal::advance(
+        conn,
+        series,
+        &body_sha,
+        &row.currency,
+        grand_total.get(&row.currency).copied().unwrap_or_default(),
+    )?;
     Ok(InsertOutcome::Created(row))
+}
+
+/// Where a document sits: everything of its envelope but the sale.
+struct Placed<'a> {
+    id: Uuid,
+    lane_id: &'a str,
+    series: &'a str,
+    receipt_no: i64,
+    lane_seq: i64,
+    recorded_at: &'a str,
+    prev_hash: &'a str,
+    grand_total: &'a std::collections::BTreeMap<String, i64>,
 }
 
 /// Builds the envelope (see [`crate::contract::Envelope`]) around the already canonical sale
 /// JSON without parsing it again: this runs on the single writer thread, and
 /// re-parsing the sale there was a measurable share of its time. A unit test
 /// checks the result against serde's own serialization of the contract type.
-fn envelope_bytes(
-    id: Uuid,
-    lane_id: &str,
-    series: &str,
-    receipt_no: i64,
-    lane_seq: i64,
-    recorded_at: &str,
-    sale_json: &str,
-) -> Result<Vec<u8>, serde_json::Error> {
-    let mut out = Vec::with_capacity(sale_json.len() + 200);
+fn envelope_bytes(p: Placed<'_>, sale_json: &str) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(sale_json.len() + 300);
     out.extend_from_slice(b"{\"transaction_id\":\"");
     out.extend_from_slice(
-        id.hyphenated()
+        p.id.hyphenated()
             .encode_lower(&mut Uuid::encode_buffer())
             .as_bytes(),
     );
     out.extend_from_slice(b"\",\"lane_id\":");
-    serde_json::to_writer(&mut out, lane_id)?;
+    serde_json::to_writer(&mut out, p.lane_id)?;
     out.extend_from_slice(b",\"series\":");
-    serde_json::to_writer(&mut out, series)?;
+    serde_json::to_writer(&mut out, p.series)?;
     out.extend_from_slice(
-        format!(",\"receipt_no\":{receipt_no},\"lane_seq\":{lane_seq},\"recorded_at\":").as_bytes(),
+        format!(
+            ",\"receipt_no\":{},\"lane_seq\":{},\"recorded_at\":",
+            p.receipt_no, p.lane_seq
+        )
+        .as_bytes(),
     );
-    serde_json::to_writer(&mut out, recorded_at)?;
+    serde_json::to_writer(&mut out, p.recorded_at)?;
+    out.extend_from_slice(b",\"prev_hash\":");
+    serde_json::to_writer(&mut out, p.prev_hash)?;
+    out.extend_from_slice(b",\"grand_total\":");
+    serde_json::to_writer(&mut out, p.grand_total)?;
     out.extend_from_slice(b",\"sale\":");
     out.extend_from_slice(sale_json.as_bytes());
     out.push(b'}');
@@ -567,8 +600,23 @@ mod tests {
     fn spliced_envelope_equals_serdes_serialization_of_the_contract_type() {
         let id = Uuid::new_v4();
         let sale = r#"{"kind":"sale","extra":{"q":"\"quoted\" \u00e9"},"total":5}"#;
-        let ours =
-            envelope_bytes(id, "L\"03", "S-1", 42, 7, "2026-11-22T10:00:00.000Z", sale).unwrap();
+        let totals: std::collections::BTreeMap<String, i64> =
+            [("UAH".to_owned(), -5), ("KES".to_owned(), 12_500)].into();
+        let prev = crate::contract::journal::hash(b"the document before");
+        let ours = envelope_bytes(
+            Placed {
+                id,
+                lane_id: "L\"03",
+                series: "S-1",
+                receipt_no: 42,
+                lane_seq: 7,
+                recorded_at: "2026-11-22T10:00:00.000Z",
+                prev_hash: &prev,
+                grand_total: &totals,
+            },
+            sale,
+        )
+        .unwrap();
         let theirs = serde_json::to_vec(&Envelope {
             transaction_id: id,
             lane_id: "L\"03".into(),
@@ -576,6 +624,8 @@ mod tests {
             receipt_no: 42,
             lane_seq: 7,
             recorded_at: "2026-11-22T10:00:00.000Z".into(),
+            prev_hash: Some(prev.clone()),
+            grand_total: Some(totals.clone()),
             sale: RawValue::from_string(sale.into()).unwrap(),
         })
         .unwrap();

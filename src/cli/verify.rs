@@ -1,0 +1,153 @@
+//! `laned verify`: the fiscal journal checked from the lane's database
+//! (docs/journal.md): every link of every series' chain, every grand total,
+//! receipt numbers exactly 1..n. One line per series; the first broken
+//! document named, and exit code 8, when one does not hold. Reads only.
+
+use std::io::Write;
+
+use laned::contract::journal::SeriesReport;
+use laned::lane::config::ConfigArgs;
+use laned::lane::store::ReadOnly;
+use serde_json::json;
+
+/// Options of `laned verify`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// A series' journal does not hold: exit code 8, after the report.
+#[derive(Debug, thiserror::Error)]
+#[error("the fiscal journal is broken in {0} series")]
+pub struct Broken(pub usize);
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let dir = laned::lane::config::data_dir(&args.config)?;
+    let db = ReadOnly::open(&dir)?;
+    let outcome = db.verify_journal()?;
+    let mut out = std::io::stdout().lock();
+    let broken = outcome
+        .series
+        .values()
+        .filter(|s| s.broken.is_some())
+        .count()
+        + usize::from(!outcome.unreadable.is_empty());
+    if args.json {
+        let series: serde_json::Map<String, serde_json::Value> = outcome
+            .series
+            .iter()
+            .map(|(name, s)| (name.clone(), as_json(s)))
+            .collect();
+        let unreadable: Vec<_> = outcome
+            .unreadable
+            .iter()
+            .map(|b| json!({"position": b.position, "why": b.why.to_string()}))
+            .collect();
+        writeln!(
+            out,
+            "{:#}",
+            json!({"database": db.path().display().to_string(), "intact": broken == 0,
+                   "series": series, "unreadable": unreadable})
+        )?;
+    } else {
+        for (name, s) in &outcome.series {
+            writeln!(out, "{}", line(name, s))?;
+        }
+        for b in &outcome.unreadable {
+            writeln!(out, "document {} is not readable: {}", b.position, b.why)?;
+        }
+        if outcome.series.is_empty() && outcome.unreadable.is_empty() {
+            writeln!(out, "no documents yet: nothing to verify")?;
+        }
+    }
+    out.flush()?;
+    if broken > 0 {
+        return Err(Broken(broken).into());
+    }
+    Ok(())
+}
+
+fn totals(s: &SeriesReport) -> String {
+    let t: Vec<String> = s
+        .head
+        .grand_total
+        .iter()
+        .map(|(c, v)| laned::contract::money::display(*v, c))
+        .collect();
+    if t.is_empty() {
+        "none".into()
+    } else {
+        t.join(", ")
+    }
+}
+
+fn line(name: &str, s: &SeriesReport) -> String {
+    let before = if s.unchained > 0 {
+        format!(" ({} stored before the journal)", s.unchained)
+    } else {
+        String::new()
+    };
+    let gaps: Vec<String> = s
+        .gaps
+        .iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}..{b}")
+            }
+        })
+        .collect();
+    match &s.broken {
+        None if !gaps.is_empty() => format!(
+            "series {name}: NOT 1..n: the chain holds through {} documents{before}, but receipt \
+             numbers {} were not issued on this lane (a copy restored and acknowledged \
+             continues after head office's last number; those documents are head office's), \
+             grand total {}, last hash {}",
+            s.documents,
+            gaps.join(", "),
+            totals(s),
+            s.head.last_hash.as_deref().unwrap_or("-")
+        ),
+        None => format!(
+            "series {name}: intact: {} documents{before}, receipts 1..{}, grand total {}, \
+             last hash {}",
+            s.documents,
+            s.last_receipt_no,
+            totals(s),
+            s.head.last_hash.as_deref().unwrap_or("-")
+        ),
+        Some(b) => format!(
+            "series {name}: BROKEN at document {} (receipt {}, transaction {}): {}; the {} \
+             documents before it hold",
+            b.position,
+            b.receipt_no.map_or_else(|| "?".into(), |n| n.to_string()),
+            b.transaction_id
+                .map_or_else(|| "?".into(), |t| t.to_string()),
+            b.why,
+            s.documents
+        ),
+    }
+}
+
+fn as_json(s: &SeriesReport) -> serde_json::Value {
+    json!({
+        "intact": s.intact(),
+        "gaps": s.gaps.iter().map(|(a, b)| json!([a, b])).collect::<Vec<_>>(),
+        "documents": s.documents,
+        "stored_before_the_journal": s.unchained,
+        "last_receipt_no": s.last_receipt_no,
+        "grand_total": s.head.grand_total,
+        "last_hash": s.head.last_hash,
+        "broken": s.broken.as_ref().map(|b| json!({
+            "position": b.position,
+            "receipt_no": b.receipt_no,
+            "transaction_id": b.transaction_id,
+            "why": b.why.to_string(),
+        })),
+    })
+}

@@ -1,0 +1,213 @@
+//! The fiscal journal in the store (docs/journal.md): each series' head
+//! (`journal_head`, `journal_total`, migration 0007), advanced by the
+//! writer in the transaction that stores each document; the check of the
+//! last links at start; and the full verification `laned verify` runs.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::StoreError;
+use crate::contract::Kind;
+use crate::contract::journal::{self, Head, Verifier};
+
+/// The series' head as stored (an empty head for a new series).
+pub(super) fn head(conn: &Connection, series: &str) -> Result<Head, StoreError> {
+    let q = || -> rusqlite::Result<Head> {
+        let last_hash = conn
+            .prepare_cached("SELECT last_hash FROM journal_head WHERE series = ?1")?
+            .query_row([series], |r| r.get(0))
+            .optional()?;
+        let mut grand_total = BTreeMap::new();
+        let mut st =
+            conn.prepare_cached("SELECT currency, amount FROM journal_total WHERE series = ?1")?;
+        for row in st.query_map([series], |r| Ok((r.get(0)?, r.get(1)?)))? {
+            let (c, a): (String, i64) = row?;
+            grand_total.insert(c, a);
+        }
+        Ok(Head {
+            last_hash,
+            grand_total,
+        })
+    };
+    q().map_err(|e| StoreError::sqlite("read the journal's head", e))
+}
+
+/// The effect on its series' grand total of a document voided by a void
+/// of that series: `None` when it is not earlier in the series.
+pub(super) fn voided_effect(
+    conn: &Connection,
+    series: &str,
+    voided: &str,
+) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT kind, total FROM sales WHERE transaction_id = ?1 AND series = ?2")
+        .and_then(|mut st| {
+            st.query_row([voided, series], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()
+        })
+        .map(|found| {
+            found.and_then(|(kind, total)| {
+                let kind = match kind.as_str() {
+                    "sale" => Kind::Sale,
+                    "return" => Kind::Return,
+                    _ => return None,
+                };
+                Some(journal::effect(kind, total, None))
+            })
+        })
+        .map_err(|e| StoreError::sqlite("read the voided document", e))
+}
+
+/// Advances the series' head to a document just stored: its hash, and the
+/// grand total in its currency.
+pub(super) fn advance(
+    conn: &Connection,
+    series: &str,
+    hash: &str,
+    currency: &str,
+    amount: i64,
+) -> Result<(), StoreError> {
+    let q = || -> rusqlite::Result<()> {
+        conn.prepare_cached(
+            "INSERT INTO journal_head (series, last_hash) VALUES (?1, ?2)
+             ON CONFLICT (series) DO UPDATE SET last_hash = excluded.last_hash",
+        )?
+        .execute([series, hash])?;
+        conn.prepare_cached(
+            "INSERT INTO journal_total (series, currency, amount) VALUES (?1, ?2, ?3)
+             ON CONFLICT (series, currency) DO UPDATE SET amount = excluded.amount",
+        )?
+        .execute(rusqlite::params![series, currency, amount])?;
+        Ok(())
+    };
+    q().map_err(|e| StoreError::sqlite("advance the journal's head", e))
+}
+
+/// A series' end as stored: its head, and its last two documents.
+struct Tail {
+    series: String,
+    head: Option<String>,
+    receipt_no: i64,
+    last: Vec<u8>,
+    previous: Option<Vec<u8>>,
+}
+
+/// The last links of every series, checked before the lane numbers onto
+/// them: the stored head is the hash of the series' last document's bytes,
+/// and that document links to the one before it. A lane whose last link
+/// does not hold must not add to the chain (it would hide the break).
+pub(super) fn check_tail(conn: &Connection) -> Result<(), StoreError> {
+    let q = || -> rusqlite::Result<Vec<Tail>> {
+        let mut st = conn.prepare(
+            "SELECT s.series, h.last_hash,
+                    l.receipt_no, l.body,
+                    (SELECT p.body FROM sales p WHERE p.series = l.series AND p.seq < l.seq
+                     ORDER BY p.seq DESC LIMIT 1)
+             FROM (SELECT series FROM journal_head UNION SELECT DISTINCT series FROM sales) s
+             LEFT JOIN journal_head h ON h.series = s.series
+             LEFT JOIN sales l ON l.seq = (SELECT max(seq) FROM sales WHERE series = s.series)",
+        )?;
+        st.query_map([], |r| {
+            Ok(Tail {
+                series: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                head: r.get(1)?,
+                receipt_no: r.get::<_, Option<i64>>(2)?.unwrap_or_default(),
+                last: r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default(),
+                previous: r.get(4)?,
+            })
+        })?
+        .collect()
+    };
+    let rows = q().map_err(|e| StoreError::sqlite("read the journal's last links", e))?;
+    for Tail {
+        series,
+        head,
+        receipt_no,
+        last,
+        previous,
+    } in rows
+    {
+        let broken = |why: String| StoreError::JournalBroken {
+            series: series.clone(),
+            receipt_no,
+            why,
+        };
+        if last.is_empty() {
+            return Err(broken(
+                "the journal has a head for a series with no document".into(),
+            ));
+        }
+        let last_hash = journal::hash(&last);
+        match head {
+            None => {
+                return Err(broken(
+                    "the series has documents but no journal head".into(),
+                ));
+            }
+            Some(h) if h != last_hash => {
+                return Err(broken(format!(
+                    "its bytes hash to {last_hash}, but the journal's head is {h}"
+                )));
+            }
+            Some(_) => {}
+        }
+        let link = serde_json::from_slice::<serde_json::Value>(&last)
+            .ok()
+            .and_then(|v| v["prev_hash"].as_str().map(str::to_owned));
+        let expected = previous.map_or_else(|| journal::GENESIS.to_owned(), |p| journal::hash(&p));
+        if let Some(link) = link
+            && link != expected
+        {
+            return Err(broken(format!(
+                "its prev_hash {link} is not the hash of the document before it ({expected})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every document in lane order through the verifier, streamed (memory
+/// does not grow with the documents' bytes).
+pub fn verify(conn: &Connection) -> Result<VerifyOutcome, StoreError> {
+    let tx = conn
+        .unchecked_transaction()
+        .map_err(|e| StoreError::sqlite("begin the verification", e))?;
+    let mut v = Verifier::new();
+    let mut unreadable = vec![];
+    {
+        let mut st = tx
+            .prepare("SELECT body FROM sales ORDER BY seq")
+            .map_err(|e| StoreError::sqlite("read the journal", e))?;
+        let mut rows = st
+            .query([])
+            .map_err(|e| StoreError::sqlite("read the journal", e))?;
+        while let Some(r) = rows
+            .next()
+            .map_err(|e| StoreError::sqlite("read the journal", e))?
+        {
+            let body: Vec<u8> = r
+                .get(0)
+                .map_err(|e| StoreError::sqlite("read a document", e))?;
+            if let Err(b) = v.push(&body) {
+                unreadable.push(b);
+            }
+        }
+    }
+    tx.finish()
+        .map_err(|e| StoreError::sqlite("end the verification", e))?;
+    Ok(VerifyOutcome {
+        series: v.finish(),
+        unreadable,
+    })
+}
+
+/// What [`verify`] found.
+#[derive(Debug)]
+pub struct VerifyOutcome {
+    /// Each series.
+    pub series: BTreeMap<String, journal::SeriesReport>,
+    /// Documents that could not be read at all.
+    pub unreadable: Vec<journal::Broken>,
+}

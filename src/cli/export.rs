@@ -78,6 +78,15 @@ fn record(r: &SaleRow, attempts: &[Attempt]) -> anyhow::Result<Value> {
         }
         m.insert("attempts".into(), serde_json::to_value(attempts)?);
         m.insert("envelope".into(), envelope);
+        // The envelope's exact bytes (UTF-8 JSON) as text: what the fiscal
+        // journal's hashes are taken over (docs/journal.md), so that an
+        // export verifies with nothing else.
+        m.insert(
+            "envelope_text".into(),
+            String::from_utf8(r.body.clone())
+                .context("a stored envelope is not UTF-8")?
+                .into(),
+        );
     }
     Ok(v)
 }
@@ -170,7 +179,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         attempts.len().to_string(),
                         text(&rec["last_error"]["code"]),
                         text(&rec["last_error"]["message"]),
-                        text(&rec["envelope"]),
+                        // The exact bytes, as the journal hashes them.
+                        text(&rec["envelope_text"]),
                     ]
                     .iter()
                     .map(|c| csv_cell(c))

@@ -124,7 +124,9 @@ const SUPPORT_COMMANDS: [(&str, &str); 10] = [
     ),
     (
         "verify",
-        "Example:\n  laned verify --config /etc/laned/laned.toml   # exit 8 when the journal is broken",
+        "Examples:\n  laned verify --config /etc/laned/laned.toml   # exit 8 when the journal is broken\n  \
+         laned export --state all -o lane.ndjson --config /etc/laned/laned.toml\n  \
+         laned verify --file lane.ndjson",
     ),
     (
         "resolve",
@@ -233,6 +235,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         }
         if cause.is::<laned::lane::config::ConfigError>()
             || cause.is::<sales::BadArgument>()
+            || cause.is::<verify::NotAnExport>()
             || matches!(
                 cause.downcast_ref::<laned::lane::drain::ClientError>(),
                 Some(laned::lane::drain::ClientError::BadUrl { .. })

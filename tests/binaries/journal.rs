@@ -196,3 +196,96 @@ async fn a_lane_whose_last_link_does_not_hold_refuses_to_start_and_leaves_the_fi
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("intact: 7 documents"), "{out}");
 }
+
+/// The Python verifier exactly as docs/journal.md shows it.
+fn python_verifier(dir: &Path) -> std::path::PathBuf {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/journal.md"))
+            .unwrap();
+    let from = doc
+        .find("<!-- verify_journal.py -->\n```python\n")
+        .expect("the script's marker");
+    let body = &doc[from..];
+    let start = body.find('\n').unwrap() + 1;
+    let start = start + body[start..].find('\n').unwrap() + 1;
+    let end = start + body[start..].find("```").unwrap();
+    let path = dir.join("verify_journal.py");
+    std::fs::write(&path, &body[start..end]).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_verifies_with_nothing_else_in_laned_and_in_the_documented_python() {
+    let dir = tempfile::tempdir().unwrap();
+    six_documents(dir.path()).await;
+    let export = dir.path().join("lane.ndjson");
+    let out = std::process::Command::new(common::laned_bin())
+        .args(["export", "--state", "all", "-o"])
+        .arg(&export)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("LANED_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One byte of the third document changed in a copy of the export.
+    let text = std::fs::read_to_string(&export).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[2] = lines[2].replacen(r#"\"quantity\":\"1\""#, r#"\"quantity\":\"2\""#, 1);
+    assert_ne!(
+        lines[2],
+        text.lines().nth(2).unwrap(),
+        "the edit found its byte"
+    );
+    let tampered = dir.path().join("tampered.ndjson");
+    std::fs::write(&tampered, lines.join("\n") + "\n").unwrap();
+
+    let laned = |file: &Path| {
+        let out = std::process::Command::new(common::laned_bin())
+            .args(["verify", "--file"])
+            .arg(file)
+            .env_remove("LANED_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = laned(&export);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("series L03: intact: 6 documents"), "{out}");
+    let (code, out) = laned(&tampered);
+    assert_eq!(code, Some(EXIT_JOURNAL_BROKEN), "{out}");
+    assert!(out.contains("BROKEN at document 4 (receipt 4"), "{out}");
+
+    if !super::examples::have(&["python3"], "apt-get install python3") {
+        return;
+    }
+    let script = python_verifier(dir.path());
+    let python = |file: &Path| {
+        let out = std::process::Command::new("python3")
+            .arg(&script)
+            .arg(file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = python(&export);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.starts_with("series L03: intact; 6 documents, grand total {'KES': 500}"),
+        "{out}"
+    );
+    let (code, out) = python(&tampered);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("BROKEN at document 4 (receipt 4)"), "{out}");
+}

@@ -4,10 +4,10 @@
 //!
 //! `cargo bench` runs every benchmark in full, one after another;
 //! `cargo bench -- ingest` (or `drain`, `salemap`, `export`, `startup`,
-//! `status`, or several) runs only those named. cargo adds `--bench` to
-//! the arguments: without it (under `cargo test`) each benchmark makes a
-//! short run, so that the benchmarks themselves stay working, whatever the
-//! arguments.
+//! `status`, `journal`, or several) runs only those named. cargo adds
+//! `--bench` to the arguments: without it (under `cargo test`) each
+//! benchmark makes a short run, so that the benchmarks themselves stay
+//! working, whatever the arguments.
 
 #[path = "../common/backend.rs"]
 #[allow(dead_code)]
@@ -27,6 +27,7 @@ mod support;
 mod drain;
 mod export;
 mod ingest;
+mod journal;
 mod salemap;
 mod startup;
 mod status;
@@ -35,13 +36,14 @@ mod status;
 type Benchmark = fn(bool);
 
 /// Each benchmark by name, in the order a full run takes them.
-const BENCHMARKS: [(&str, Benchmark); 6] = [
+const BENCHMARKS: [(&str, Benchmark); 7] = [
     ("ingest", ingest::main),
     ("drain", drain::main),
     ("salemap", salemap::main),
     ("export", export::main),
     ("startup", startup::main),
     ("status", status::main),
+    ("journal", journal::main),
 ];
 
 fn main() {

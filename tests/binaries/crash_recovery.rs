@@ -96,14 +96,7 @@ async fn kill_9_while_streaming_loses_no_acknowledged_sale_and_leaves_no_gap() {
     );
     // The figures the status report keeps through the kills equal a full
     // recount of the sales.
-    let status: Value = http
-        .get(format!("{}/v1/status", lane.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = common::get_json(&http, &format!("{}/v1/status", lane.base)).await;
     assert_eq!(status["counts"]["pending"].as_i64(), Some(n + 1));
     let db = laned::lane::store::ReadOnly::open(dir.path()).unwrap();
     assert_eq!(db.tally_mismatches().unwrap(), vec![]);

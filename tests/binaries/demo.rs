@@ -9,15 +9,20 @@ use common::{RealLane, client};
 use serde_json::Value;
 use uuid::Uuid;
 
+/// `laned demo` on `dir`, on a free port, logging each delivery round.
+fn demo(dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(common::laned_bin());
+    cmd.args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(["--log-level", "info,laned::lane::drain=debug"])
+        .env_remove("RUST_LOG");
+    cmd
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_lane_delivers_a_sale_to_its_embedded_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(common::laned_bin());
-    cmd.args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .args(["--log-level", "info,laned::lane::drain=debug"])
-        .env_remove("RUST_LOG");
-    let mut lane = RealLane::spawn_command(cmd).expect("the demo starts");
+    let mut lane = RealLane::spawn_command(demo(dir.path())).expect("the demo starts");
     // The example sale it writes is accepted as is.
     let example = std::fs::read_to_string(dir.path().join("example-sale.json")).unwrap();
     let http = client();
@@ -45,12 +50,8 @@ async fn the_demo_lane_delivers_a_sale_to_its_embedded_backend() {
 async fn the_demo_shows_a_stuck_sale_and_stops_head_office_on_enter() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(common::laned_bin());
-    cmd.args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .args(["--log-level", "info,laned::lane::drain=debug"])
-        .env_remove("RUST_LOG");
-    let (mut lane, mut stdin) = RealLane::spawn_with_stdin(cmd).expect("the demo starts");
+    let (mut lane, mut stdin) =
+        RealLane::spawn_with_stdin(demo(dir.path())).expect("the demo starts");
     let http = client();
     let ring = |file: &'static str| {
         let (http, base, path) = (http.clone(), lane.base.clone(), dir.path().join(file));

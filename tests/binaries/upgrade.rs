@@ -105,14 +105,7 @@ async fn the_new_binary_migrates_at_start_and_keeps_every_sale_and_number() {
     assert_eq!(body["receipt_no"], 6, "{body}");
     // The figures the status report keeps were counted from the sales the
     // previous release stored, and follow the new one.
-    let status: Value = http
-        .get(format!("{}/v1/status", lane.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = common::get_json(&http, &format!("{}/v1/status", lane.base)).await;
     assert_eq!(status["counts"]["pending"], 6, "{status}");
     stop(&mut lane);
     assert_eq!(user_version(&dir.path().join("lane.db")), PREVIOUS + 1);

@@ -212,27 +212,23 @@ impl Lane {
         (status, r.json().await.expect("JSON answer"))
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
+    async fn get_raw(&self, path: &str) -> reqwest::Response {
+        self.http
             .get(format!("{}{path}", self.base))
             .send()
             .await
-            .expect("GET");
-        let status = r.status().as_u16();
-        (status, r.json().await.expect("JSON answer"))
+            .expect("GET")
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.get_raw(path).await;
+        (r.status().as_u16(), r.json().await.expect("JSON answer"))
     }
 
     /// A GET whose answer is not JSON (the status page).
     pub async fn get_text(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("GET");
-        let status = r.status().as_u16();
-        (status, r.text().await.expect("an answer"))
+        let r = self.get_raw(path).await;
+        (r.status().as_u16(), r.text().await.expect("an answer"))
     }
 
     pub async fn status(&self) -> Value {

@@ -118,6 +118,21 @@ async fn the_page_says_in_plain_words_how_long_until_sales_stop() {
     assert_eq!(r.status(), 415);
 }
 
+/// A sale of 7.00 KES that head office refuses with `code`, once stuck.
+async fn refused_sale(lane: &Lane, backend: &Backend, code: &'static str) -> String {
+    let stuck = Uuid::new_v4().to_string();
+    backend.script([Reply::RefuseItems(vec![(stuck.clone(), 422, code)])]);
+    assert_eq!(
+        lane.put(&stuck, &common::sale_with("S1", 1, 700)).await.0,
+        201
+    );
+    lane.until("stuck", || async {
+        lane.sale_state(&stuck).await == "stuck"
+    })
+    .await;
+    stuck
+}
+
 async fn page_in(lane: &Lane, language: &str) -> String {
     let r = lane
         .http
@@ -163,20 +178,7 @@ async fn the_banner_shows_the_worst_thing_on_the_lane_in_the_readers_language() 
     );
 
     // A sale head office refuses: the lane is online, but someone must act.
-    let stuck = Uuid::new_v4().to_string();
-    backend.script([Reply::RefuseItems(vec![(
-        stuck.clone(),
-        422,
-        "receipt_no_conflict",
-    )])]);
-    assert_eq!(
-        lane.put(&stuck, &common::sale_with("S1", 1, 700)).await.0,
-        201
-    );
-    lane.until("stuck", || async {
-        lane.sale_state(&stuck).await == "stuck"
-    })
-    .await;
+    refused_sale(&lane, &backend, "receipt_no_conflict").await;
     let html = page_in(&lane, "en-GB,en;q=0.9").await;
     assert_eq!(banner(&html), ("banner act".into(), "stuck_sales".into()));
     assert_eq!(by_id(&html, "headline"), "1 sale needs attention");
@@ -318,6 +320,34 @@ impl Driver {
     }
 }
 
+/// A headless Chromium session through `driver`: a 1024×768 window, a
+/// fresh profile (kept in the returned directory), asking for the
+/// `languages` (an `Accept-Language` list) first.
+async fn chromium(
+    driver: &Driver,
+    chrome: &str,
+    languages: &str,
+) -> (fantoccini::Client, tempfile::TempDir) {
+    let profile = tempfile::tempdir().unwrap();
+    let first = languages.split(',').next().unwrap_or(languages);
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": chrome, "args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--window-size=1024,768", format!("--lang={first}"),
+            format!("--user-data-dir={}", profile.path().display())],
+            "prefs": {"intl.accept_languages": languages}}),
+    );
+    let web =
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("a WebDriver session with Chromium");
+    (web, profile)
+}
+
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -346,20 +376,7 @@ async fn chromium_finds_the_status_figures_and_presses_sync_now() {
     let lane = Lane::start_with(cfg(dir.path(), &backend)).await;
 
     // One sale head office refuses, one it takes, then two while it is down.
-    let stuck = Uuid::new_v4().to_string();
-    backend.script([Reply::RefuseItems(vec![(
-        stuck.clone(),
-        422,
-        "unknown_sku",
-    )])]);
-    assert_eq!(
-        lane.put(&stuck, &common::sale_with("S1", 1, 700)).await.0,
-        201
-    );
-    lane.until("stuck", || async {
-        lane.sale_state(&stuck).await == "stuck"
-    })
-    .await;
+    let stuck = refused_sale(&lane, &backend, "unknown_sku").await;
     let posted = lane.ring(1).await.remove(0);
     lane.until("posted", || async {
         lane.sale_state(&posted).await == "posted"
@@ -376,24 +393,10 @@ async fn chromium_finds_the_status_figures_and_presses_sync_now() {
     let status = lane.status().await;
     assert_eq!(status["counts"]["pending"], 2, "{status}");
 
-    let (driver_path2, chrome2) = (driver_path.clone(), chrome.clone());
-    let driver = tokio::task::spawn_blocking(move || Driver::start(&driver_path2))
+    let driver = tokio::task::spawn_blocking(move || Driver::start(&driver_path))
         .await
         .unwrap();
-    let profile = tempfile::tempdir().unwrap();
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"binary": chrome2, "args": [
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--window-size=1024,768", format!("--user-data-dir={}", profile.path().display())]}),
-    );
-    let web =
-        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .expect("a WebDriver session with Chromium");
+    let (web, _profile) = chromium(&driver, &chrome, "en-US,en").await;
     web.goto(&format!("{}/", lane.base)).await.unwrap();
 
     let text = |id: &'static str| {
@@ -467,22 +470,7 @@ async fn chromium_finds_the_status_figures_and_presses_sync_now() {
     std::fs::write(out.join("status-page.png"), &shot).unwrap();
 
     // A Ukrainian browser gets the page in Ukrainian, still on one screen.
-    let profile_uk = tempfile::tempdir().unwrap();
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"binary": chrome, "args": [
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--window-size=1024,768", "--lang=uk",
-            format!("--user-data-dir={}", profile_uk.path().display())],
-            "prefs": {"intl.accept_languages": "uk-UA,uk"}}),
-    );
-    let web_uk =
-        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .expect("a second WebDriver session, in Ukrainian");
+    let (web_uk, _profile_uk) = chromium(&driver, &chrome, "uk-UA,uk").await;
     web_uk.goto(&format!("{}/", lane.base)).await.unwrap();
     let headline = web_uk
         .find(fantoccini::Locator::Id("headline"))

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use laned::lane::config::ConfigArgs;
+use laned::lane::store::closing::ClosingRow;
 use laned::lane::store::{Attempt, ReadOnly, SaleRow, SaleState, StoreError};
 use serde_json::Value;
 
@@ -91,6 +92,27 @@ fn record(r: &SaleRow, attempts: &[Attempt]) -> anyhow::Result<Value> {
     Ok(v)
 }
 
+/// A day closing as an export record: its place, state and exact bytes.
+fn closing_record(c: &ClosingRow) -> anyhow::Result<Value> {
+    let text = String::from_utf8(c.body.clone()).context("a stored closing is not UTF-8")?;
+    let envelope: Value = serde_json::from_str(&text).context("a stored closing is unreadable")?;
+    Ok(serde_json::json!({
+        "seq": c.seq,
+        "transaction_id": c.transaction_id,
+        "kind": "closing",
+        "closing_no": c.closing_no,
+        "state": c.state,
+        "recorded_at": c.recorded_at,
+        "business_date": c.business_date,
+        "doc_no": c.doc_no,
+        "last_error": c.last_error_code.as_ref().map(|code| serde_json::json!({
+            "code": code, "message": c.last_error,
+        })),
+        "envelope": envelope,
+        "envelope_text": text,
+    }))
+}
+
 enum Out {
     Ndjson(std::io::BufWriter<Box<dyn Write>>),
     Csv(Box<csv::Writer<Box<dyn Write>>>),
@@ -147,51 +169,72 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         indicatif::ProgressBar::hidden()
     };
+    // With every state, the day closings come too, in their place in lane
+    // order: the export is then the whole fiscal journal (docs/journal.md).
+    let mut closings: std::collections::VecDeque<ClosingRow> = if state.is_none() {
+        db.closings()?
+            .into_iter()
+            .filter(|c| since.as_deref().is_none_or(|t| c.recorded_at.as_str() >= t))
+            .collect()
+    } else {
+        Default::default()
+    };
+    let mut write = |rec: Value, attempts: usize| -> Result<(), ExportError> {
+        match &mut out {
+            Out::Ndjson(out) => {
+                serde_json::to_writer(&mut *out, &rec).context("cannot write")?;
+                out.write_all(b"\n").context("cannot write")?;
+            }
+            Out::Csv(w) => {
+                let text = |v: &Value| match v {
+                    Value::Null => String::new(),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let row: Vec<String> = [
+                    text(&rec["seq"]),
+                    text(&rec["transaction_id"]),
+                    text(&rec["receipt"]),
+                    text(&rec["kind"]),
+                    text(&rec["references"]),
+                    text(&rec["state"]),
+                    text(&rec["recorded_at"]),
+                    text(&rec["business_date"]),
+                    text(&rec["currency"]),
+                    text(&rec["total"]),
+                    text(&rec["doc_no"]),
+                    text(&rec["posted_at"]),
+                    attempts.to_string(),
+                    text(&rec["last_error"]["code"]),
+                    text(&rec["last_error"]["message"]),
+                    // The exact bytes, as the journal hashes them.
+                    text(&rec["envelope_text"]),
+                ]
+                .iter()
+                .map(|c| csv_cell(c))
+                .collect();
+                w.write_record(&row).context("cannot write CSV")?;
+            }
+        }
+        Ok(())
+    };
     let n = db.export(
         state,
         since.as_deref(),
         |sale, attempts| -> Result<(), ExportError> {
-            let rec = record(sale, attempts)?;
-            match &mut out {
-                Out::Ndjson(out) => {
-                    serde_json::to_writer(&mut *out, &rec).context("cannot write")?;
-                    out.write_all(b"\n").context("cannot write")?;
-                }
-                Out::Csv(w) => {
-                    let text = |v: &Value| match v {
-                        Value::Null => String::new(),
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    let row: Vec<String> = [
-                        text(&rec["seq"]),
-                        text(&rec["transaction_id"]),
-                        text(&rec["receipt"]),
-                        text(&rec["kind"]),
-                        text(&rec["references"]),
-                        text(&rec["state"]),
-                        text(&rec["recorded_at"]),
-                        text(&rec["business_date"]),
-                        text(&rec["currency"]),
-                        text(&rec["total"]),
-                        text(&rec["doc_no"]),
-                        text(&rec["posted_at"]),
-                        attempts.len().to_string(),
-                        text(&rec["last_error"]["code"]),
-                        text(&rec["last_error"]["message"]),
-                        // The exact bytes, as the journal hashes them.
-                        text(&rec["envelope_text"]),
-                    ]
-                    .iter()
-                    .map(|c| csv_cell(c))
-                    .collect();
-                    w.write_record(&row).context("cannot write CSV")?;
+            while closings.front().is_some_and(|c| c.seq < sale.seq) {
+                if let Some(c) = closings.pop_front() {
+                    write(closing_record(&c)?, 0)?;
                 }
             }
+            write(record(sale, attempts)?, attempts.len())?;
             bar.inc(1);
             Ok(())
         },
     )?;
+    for c in closings {
+        write(closing_record(&c)?, 0)?;
+    }
     match &mut out {
         Out::Ndjson(o) => o.flush(),
         Out::Csv(w) => w.flush(),

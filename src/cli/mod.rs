@@ -2,6 +2,7 @@
 //! edge, the only place that uses `anyhow` and chooses exit codes.
 
 mod backup;
+mod close_day;
 mod demo;
 mod doctor;
 mod export;
@@ -75,6 +76,8 @@ enum Command {
     Resolve(Box<resolve::Args>),
     /// Check the fiscal journal: every hash link, grand total and receipt number.
     Verify(Box<verify::Args>),
+    /// Close a business day: its figures recorded in the fiscal journal, for good.
+    CloseDay(Box<close_day::Args>),
     /// Write the man pages and shell completions into DIR (for packaging).
     #[command(hide = true)]
     GenerateAssets {
@@ -84,7 +87,13 @@ enum Command {
 }
 
 /// Each support command, and an example of it for its `--help`.
-const SUPPORT_COMMANDS: [(&str, &str); 10] = [
+const SUPPORT_COMMANDS: [(&str, &str); 11] = [
+    (
+        "close-day",
+        "Examples:\n  laned close-day --date 2026-11-22 --counted KES=48250.00 \\\n    \
+         --config /etc/laned/laned.toml\n  \
+         laned close-day --through 2026-11-22 --config /etc/laned/laned.toml",
+    ),
     (
         "status",
         "Examples:\n  laned status --config /etc/laned/laned.toml\n  \
@@ -114,7 +123,8 @@ const SUPPORT_COMMANDS: [(&str, &str); 10] = [
     ),
     (
         "report",
-        "Example:\n  laned report --date 2026-11-22 --config /etc/laned/laned.toml",
+        "Examples:\n  laned report --date 2026-11-22 --config /etc/laned/laned.toml\n  \
+         laned report --x --date 2026-11-22 --counted KES=48250.00   # the day so far",
     ),
     (
         "retry",
@@ -199,6 +209,7 @@ pub fn main() -> ExitCode {
         Command::Retry(args) => retry::run(*args),
         Command::Resolve(args) => resolve::run(*args),
         Command::Verify(args) => verify::run(*args),
+        Command::CloseDay(args) => close_day::run(*args),
         Command::GenerateAssets { dir } => {
             laned::common::assets::write(command(), &dir).map_err(Into::into)
         }

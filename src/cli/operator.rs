@@ -124,6 +124,12 @@ fn admin_token(dir: &Path) -> anyhow::Result<String> {
 
 /// POSTs an admin action to the running daemon; its answer's sales.
 pub async fn post(base: &str, token: &str, path: &str, body: Value) -> anyhow::Result<Vec<Value>> {
+    let answer = post_value(base, token, path, body).await?;
+    Ok(answer["sales"].as_array().cloned().unwrap_or_default())
+}
+
+/// POSTs an admin action to the running daemon; its whole answer.
+pub async fn post_value(base: &str, token: &str, path: &str, body: Value) -> anyhow::Result<Value> {
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(std::time::Duration::from_secs(30))
@@ -147,7 +153,7 @@ pub async fn post(base: &str, token: &str, path: &str, body: Value) -> anyhow::R
         let code = answer["code"].as_str().unwrap_or("?");
         return Err(Refused(format!("{message} ({code})")).into());
     }
-    Ok(answer["sales"].as_array().cloned().unwrap_or_default())
+    Ok(answer)
 }
 
 /// The sales a direct (daemon stopped) action changed, or why it was refused.

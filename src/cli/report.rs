@@ -20,12 +20,60 @@ use serde_json::json;
 pub struct Args {
     #[command(flatten)]
     config: ConfigArgs,
-    /// The business day, e.g. 2026-11-22.
-    #[arg(long, value_name = "DATE")]
-    date: String,
+    /// The business day, e.g. 2026-11-22 (with --x: today by default).
+    #[arg(long, value_name = "DATE", required_unless_present = "x")]
+    date: Option<String>,
+    /// The X report: the day's closing figures so far (by kind, tax code
+    /// and payment method), recording nothing.
+    #[arg(long)]
+    x: bool,
+    /// With --x: cash counted in the drawer, like KES=12500.00.
+    #[arg(long, value_name = "CUR=AMOUNT", requires = "x")]
+    counted: Vec<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// `laned report --x`: what the day's closing would record now.
+fn x_report(args: &Args) -> anyhow::Result<()> {
+    let counted = super::close_day::counted_args(&args.counted)?;
+    let db = ReadOnly::open(&laned::lane::config::data_dir(&args.config)?)?;
+    let lane_id = db.lane_id()?.context("the database has no lane id yet")?;
+    let date = match &args.date {
+        Some(d) => super::close_day::date_arg("--date", d)?,
+        None => {
+            let config = super::operator::config_for(&args.config, &lane_id)?;
+            jiff::Timestamp::now()
+                .to_zoned(config.ceiling.time_zone.clone())
+                .date()
+                .to_string()
+        }
+    };
+    let reports = db.x_report(&date, &counted)?;
+    if args.json {
+        println!(
+            "{:#}",
+            json!({"lane_id": lane_id, "business_date": date, "series": reports})
+        );
+        return Ok(());
+    }
+    println!("X report, lane {lane_id}, business day {date} (nothing recorded)");
+    if reports.is_empty() {
+        println!("  no sale, return or void has this business day");
+    }
+    for r in &reports {
+        let state = if r.closed {
+            "closed: the closing holds these figures"
+        } else {
+            "open"
+        };
+        println!("series {} ({state})", r.series);
+        if let Some(f) = &r.figures {
+            print!("{}", super::close_day::figures_text(&r.series, f, &r.cash));
+        }
+    }
+    Ok(())
 }
 
 /// The day does not reconcile: the back-end's figures differ from what the
@@ -42,14 +90,10 @@ enum Backend {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let date = jiff::civil::Date::strptime("%Y-%m-%d", &args.date)
-        .map_err(|_| {
-            super::sales::BadArgument(format!(
-                "--date {:?}: use a date like 2026-11-22",
-                args.date
-            ))
-        })?
-        .to_string();
+    if args.x {
+        return x_report(&args);
+    }
+    let date = super::close_day::date_arg("--date", args.date.as_deref().unwrap_or_default())?;
     let db = ReadOnly::open(&laned::lane::config::data_dir(&args.config)?)?;
     let lane_id = db.lane_id()?.context("the database has no lane id yet")?;
     let mut lane = db.day(&date)?;

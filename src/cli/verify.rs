@@ -137,6 +137,14 @@ fn totals(s: &SeriesReport) -> String {
     }
 }
 
+/// The closings of an intact series, if it has any.
+fn closings(s: &SeriesReport) -> String {
+    match (s.closings, &s.closed_through) {
+        (0, _) | (_, None) => String::new(),
+        (n, Some(d)) => format!(", closings 1..{n} (closed through {d})"),
+    }
+}
+
 fn line(name: &str, s: &SeriesReport) -> String {
     let before = if s.unchained > 0 {
         format!(" ({} stored before the journal)", s.unchained)
@@ -166,18 +174,23 @@ fn line(name: &str, s: &SeriesReport) -> String {
             s.head.last_hash.as_deref().unwrap_or("-")
         ),
         None => format!(
-            "series {name}: intact: {} documents{before}, receipts 1..{}, grand total {}, \
+            "series {name}: intact: {} documents{before}, receipts 1..{}{}, grand total {}, \
              last hash {}",
             s.documents,
             s.last_receipt_no,
+            closings(s),
             totals(s),
             s.head.last_hash.as_deref().unwrap_or("-")
         ),
         Some(b) => format!(
-            "series {name}: BROKEN at document {} (receipt {}, transaction {}): {}; the {} \
+            "series {name}: BROKEN at document {} ({}, transaction {}): {}; the {} \
              documents before it hold",
             b.position,
-            b.receipt_no.map_or_else(|| "?".into(), |n| n.to_string()),
+            match (b.receipt_no, b.closing_no) {
+                (Some(n), _) => format!("receipt {n}"),
+                (None, Some(n)) => format!("closing {n}"),
+                (None, None) => "receipt ?".into(),
+            },
             b.transaction_id
                 .map_or_else(|| "?".into(), |t| t.to_string()),
             b.why,
@@ -193,11 +206,14 @@ fn as_json(s: &SeriesReport) -> serde_json::Value {
         "documents": s.documents,
         "stored_before_the_journal": s.unchained,
         "last_receipt_no": s.last_receipt_no,
+        "closings": s.closings,
+        "closed_through": s.closed_through,
         "grand_total": s.head.grand_total,
         "last_hash": s.head.last_hash,
         "broken": s.broken.as_ref().map(|b| json!({
             "position": b.position,
             "receipt_no": b.receipt_no,
+            "closing_no": b.closing_no,
             "transaction_id": b.transaction_id,
             "why": b.why.to_string(),
         })),

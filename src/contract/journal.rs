@@ -12,6 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::Kind;
+use super::closing::{Breakdown, Closing, ClosingKind, Figures, SaleDoc, first_difference};
 
 /// The `prev_hash` of a series' first document.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -60,26 +61,26 @@ pub fn after(total: &BTreeMap<String, i64>, currency: &str, effect: i64) -> BTre
     t
 }
 
-/// What verification reads of a document: its envelope's fields, the
-/// sale's kind, reference, currency and total.
+/// What verification reads of a document: its envelope's fields, and the
+/// sale of a sale, return or void, or the figures of a closing.
 #[derive(Debug, Deserialize)]
 struct Fields {
     transaction_id: Uuid,
     series: String,
-    receipt_no: i64,
+    #[serde(default)]
+    kind: Option<ClosingKind>,
+    #[serde(default)]
+    receipt_no: Option<i64>,
+    #[serde(default)]
+    closing_no: Option<i64>,
     #[serde(default)]
     prev_hash: Option<String>,
     #[serde(default)]
     grand_total: Option<BTreeMap<String, i64>>,
-    sale: SaleFields,
-}
-
-#[derive(Debug, Deserialize)]
-struct SaleFields {
-    kind: Kind,
-    references: Option<Uuid>,
-    currency: String,
-    total: i64,
+    #[serde(default)]
+    sale: Option<SaleDoc>,
+    #[serde(default)]
+    closing: Option<Closing>,
 }
 
 /// Why a document breaks its series' journal.
@@ -94,6 +95,14 @@ pub enum Break {
         /// The number it carries.
         found: i64,
         /// The number that follows the document before it.
+        expected: i64,
+    },
+    /// Its closing number is not the next one.
+    #[error("its closing number is {found}, but the series' next is {expected}")]
+    ClosingNumbering {
+        /// The number it carries.
+        found: i64,
+        /// The number that follows the series' last closing.
         expected: i64,
     },
     /// It does not link to the document before it.
@@ -118,6 +127,58 @@ pub enum Break {
     /// Its transaction id appears earlier in the journal.
     #[error("its transaction id already appears earlier in the journal")]
     Duplicate,
+    /// A sale, return or void of a business day already closed.
+    #[error("its business day {date} was closed before it (closings are final)")]
+    DayClosed {
+        /// Its business date.
+        date: String,
+    },
+    /// A void of a document whose business day is closed.
+    #[error("it voids a document of a business day already closed")]
+    VoidOfClosedDay,
+    /// A closing of a day that is not after the series' last closing.
+    #[error("it closes {date}, but the series is already closed through {closed_through}")]
+    ClosedAgain {
+        /// The day it closes.
+        date: String,
+        /// The last day closed before it.
+        closed_through: String,
+    },
+    /// A closing of a day without documents.
+    #[error("it closes {date}, a day with no document in the series")]
+    ClosesNothing {
+        /// The day it closes.
+        date: String,
+    },
+    /// A closing that leaves an earlier day with documents open.
+    #[error("it closes {date}, but {open} has documents and no closing")]
+    EarlierDayOpen {
+        /// The day it closes.
+        date: String,
+        /// The earlier day left open.
+        open: String,
+    },
+    /// A closing's `covers_hash` is not the hash of the day's last document.
+    #[error("its covers_hash {found} is not the hash of the day's last document ({expected})")]
+    Covers {
+        /// What it carries.
+        found: String,
+        /// The hash of the last document of the day.
+        expected: String,
+    },
+    /// A closing's figures are not those of the documents it covers.
+    #[error("its figures are not those of the documents it covers: {0}")]
+    Figures(String),
+    /// A closing's counted cash does not add up.
+    #[error("its cash in {currency} does not add up: expected {expected}, variance {variance}")]
+    Cash {
+        /// The currency.
+        currency: String,
+        /// The expected cash it states.
+        expected: i64,
+        /// The variance it states.
+        variance: i64,
+    },
 }
 
 /// The first broken document of a series.
@@ -127,21 +188,37 @@ pub struct Broken {
     pub position: u64,
     /// Its transaction id, when readable.
     pub transaction_id: Option<Uuid>,
-    /// Its receipt number, when readable.
+    /// Its receipt number, when it is a sale, return or void.
     pub receipt_no: Option<i64>,
+    /// Its closing number, when it is a closing.
+    pub closing_no: Option<i64>,
     /// Why.
     pub why: Break,
+}
+
+/// A business day of a series with documents and no closing yet.
+#[derive(Debug, Clone, Default)]
+struct OpenDay {
+    figures: Figures,
+    /// The hash of its last document.
+    last_hash: String,
+    /// Its sales' and returns' breakdowns, for a void that may follow.
+    breakdowns: HashMap<Uuid, Breakdown>,
 }
 
 /// One series, as far as it has been checked.
 #[derive(Debug, Clone, Default)]
 pub struct SeriesReport {
-    /// Documents read.
+    /// Sales, returns and voids read.
     pub documents: u64,
     /// Of which stored before the journal (no `prev_hash`).
     pub unchained: u64,
     /// The last receipt number.
     pub last_receipt_no: i64,
+    /// Closings read (the last closing number).
+    pub closings: i64,
+    /// The last business day closed.
+    pub closed_through: Option<String>,
     /// The series' state after the last document.
     pub head: Head,
     /// The first broken document, if any; checking the series stops there.
@@ -153,12 +230,15 @@ pub struct SeriesReport {
     pub gaps: Vec<(i64, i64)>,
     /// Each sale's and return's effect, for the voids after it.
     effects: HashMap<Uuid, i64>,
+    /// Days with documents not closed yet.
+    open: BTreeMap<String, OpenDay>,
 }
 
 /// Checks documents given in lane order, series by series: every link,
-/// every grand total, receipt numbers 1..n, no id twice. Memory grows with
-/// the sales and returns of a series (an id and an amount each, for the
-/// voids that may follow), not with their bytes.
+/// every grand total, receipt and closing numbers 1..n, every closing's
+/// figures, no id twice. Memory grows with the sales and returns of a
+/// series (an id and an amount each, for the voids that may follow) and
+/// with the days not yet closed, not with the documents' bytes.
 #[derive(Debug, Default)]
 pub struct Verifier {
     series: BTreeMap<String, SeriesReport>,
@@ -184,29 +264,113 @@ impl Verifier {
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), Broken> {
         self.position += 1;
         let position = self.position;
-        let f: Fields = match serde_json::from_slice(bytes) {
-            Ok(f) => f,
-            Err(e) => {
-                return Err(Broken {
-                    position,
-                    transaction_id: None,
-                    receipt_no: None,
-                    why: Break::Unreadable(e.to_string()),
-                });
-            }
+        let unreadable = |why: String| Broken {
+            position,
+            transaction_id: None,
+            receipt_no: None,
+            closing_no: None,
+            why: Break::Unreadable(why),
         };
+        let f: Fields = serde_json::from_slice(bytes).map_err(|e| unreadable(e.to_string()))?;
         let first_seen = self.seen.insert(f.transaction_id);
-        let s = self.series.entry(f.series.clone()).or_default();
-        if s.broken.is_some() {
-            return Ok(());
+        match (f.kind, f.receipt_no, f.sale, f.closing_no, f.closing) {
+            (None, Some(receipt_no), Some(sale), None, None) => {
+                let doc = Doc {
+                    id: f.transaction_id,
+                    receipt_no,
+                    prev_hash: f.prev_hash,
+                    grand_total: f.grand_total,
+                    sale,
+                };
+                let s = self.series.entry(f.series).or_default();
+                s.push_sale(position, first_seen, doc, bytes);
+                Ok(())
+            }
+            (Some(ClosingKind::Closing), None, None, Some(closing_no), Some(closing)) => {
+                let doc = ClosingDoc {
+                    id: f.transaction_id,
+                    closing_no,
+                    prev_hash: f.prev_hash,
+                    grand_total: f.grand_total,
+                    closing,
+                };
+                let s = self.series.entry(f.series).or_default();
+                s.push_closing(position, first_seen, doc, bytes);
+                Ok(())
+            }
+            _ => Err(unreadable(
+                "it is neither a sale, return or void with a receipt_no and a sale, nor a \
+                 closing with a closing_no and its figures"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Each series and how it came out.
+    pub fn finish(self) -> BTreeMap<String, SeriesReport> {
+        self.series
+    }
+}
+
+/// A sale, return or void being checked.
+struct Doc {
+    id: Uuid,
+    receipt_no: i64,
+    prev_hash: Option<String>,
+    grand_total: Option<BTreeMap<String, i64>>,
+    sale: SaleDoc,
+}
+
+/// A closing being checked.
+struct ClosingDoc {
+    id: Uuid,
+    closing_no: i64,
+    prev_hash: Option<String>,
+    grand_total: Option<BTreeMap<String, i64>>,
+    closing: Closing,
+}
+
+impl SeriesReport {
+    /// The link and the grand total a chained document must carry.
+    fn link(
+        &self,
+        prev_hash: Option<&String>,
+        grand_total: Option<&BTreeMap<String, i64>>,
+        total: &BTreeMap<String, i64>,
+    ) -> Option<Break> {
+        match (prev_hash, grand_total) {
+            (None, _) if self.documents > self.unchained || self.closings > 0 => {
+                Some(Break::Unlinked)
+            }
+            (None, _) => None,
+            (Some(p), _) if p != self.head.next_prev_hash() => Some(Break::Link {
+                found: p.clone(),
+                expected: self.head.next_prev_hash().to_owned(),
+            }),
+            (Some(_), Some(g)) if g != total => Some(Break::GrandTotal {
+                found: g.clone(),
+                expected: total.clone(),
+            }),
+            (Some(_), None) => Some(Break::GrandTotal {
+                found: BTreeMap::new(),
+                expected: total.clone(),
+            }),
+            (Some(_), Some(_)) => None,
+        }
+    }
+
+    fn push_sale(&mut self, position: u64, first_seen: bool, f: Doc, bytes: &[u8]) {
+        if self.broken.is_some() {
+            return;
         }
         let broken = |why| Broken {
             position,
-            transaction_id: Some(f.transaction_id),
+            transaction_id: Some(f.id),
             receipt_no: Some(f.receipt_no),
+            closing_no: None,
             why,
         };
-        let expected_no = s.last_receipt_no + 1;
+        let expected_no = self.last_receipt_no + 1;
         let numbering = Break::Numbering {
             found: f.receipt_no,
             expected: expected_no,
@@ -223,30 +387,14 @@ impl Verifier {
         } else {
             None
         };
-        let voided = f
-            .sale
+        let sale = &f.sale;
+        let voided = sale
             .references
-            .filter(|_| f.sale.kind == Kind::Void)
-            .and_then(|r| s.effects.get(&r).copied());
-        let effect = effect(f.sale.kind, f.sale.total, voided);
-        let total = after(&s.head.grand_total, &f.sale.currency, effect);
-        let why = why.or_else(|| match (&f.prev_hash, &f.grand_total) {
-            (None, _) if s.documents > s.unchained => Some(Break::Unlinked),
-            (None, _) => None,
-            (Some(p), _) if p != s.head.next_prev_hash() => Some(Break::Link {
-                found: p.clone(),
-                expected: s.head.next_prev_hash().to_owned(),
-            }),
-            (Some(_), Some(g)) if *g != total => Some(Break::GrandTotal {
-                found: g.clone(),
-                expected: total.clone(),
-            }),
-            (Some(_), None) => Some(Break::GrandTotal {
-                found: BTreeMap::new(),
-                expected: total.clone(),
-            }),
-            (Some(_), Some(_)) => None,
-        });
+            .filter(|_| sale.kind == Kind::Void)
+            .and_then(|r| self.effects.get(&r).map(|e| (r, *e)));
+        let effect = effect(sale.kind, sale.total, voided.map(|v| v.1));
+        let total = after(&self.head.grand_total, &sale.currency, effect);
+        let why = why.or_else(|| self.link(f.prev_hash.as_ref(), f.grand_total.as_ref(), &total));
         let why = match why {
             // A jump whose document does not link: the numbering is the
             // first thing wrong with it.
@@ -254,31 +402,130 @@ impl Verifier {
             None if jump && f.prev_hash.is_none() => Some(numbering),
             other => other,
         };
+        // A closed day takes nothing more; a void may not cancel what a
+        // closing has counted.
+        let closed = self
+            .closed_through
+            .as_ref()
+            .is_some_and(|c| sale.business_date <= *c);
+        let voided_breakdown = voided.and_then(|(id, _)| {
+            self.open
+                .values()
+                .find_map(|d| d.breakdowns.get(&id).cloned())
+        });
+        let why = why.or_else(|| {
+            if closed {
+                Some(Break::DayClosed {
+                    date: sale.business_date.clone(),
+                })
+            } else if voided.is_some() && voided_breakdown.is_none() {
+                Some(Break::VoidOfClosedDay)
+            } else {
+                None
+            }
+        });
         if let Some(why) = why {
-            s.broken = Some(broken(why));
-            return Ok(());
+            self.broken = Some(broken(why));
+            return;
         }
         if jump {
-            s.gaps.push((expected_no, f.receipt_no - 1));
+            self.gaps.push((expected_no, f.receipt_no - 1));
         }
-        s.documents += 1;
+        self.documents += 1;
         if f.prev_hash.is_none() {
-            s.unchained += 1;
+            self.unchained += 1;
         }
-        s.last_receipt_no = f.receipt_no;
-        s.head = Head {
-            last_hash: Some(hash(bytes)),
+        self.last_receipt_no = f.receipt_no;
+        let hash = hash(bytes);
+        let day = self.open.entry(sale.business_date.clone()).or_default();
+        day.figures
+            .add(f.receipt_no, sale, voided_breakdown.as_ref());
+        day.last_hash.clone_from(&hash);
+        if matches!(sale.kind, Kind::Sale | Kind::Return) {
+            self.effects.insert(f.id, effect);
+            day.breakdowns.insert(f.id, Breakdown::of(sale));
+        }
+        self.head = Head {
+            last_hash: Some(hash),
             grand_total: total,
         };
-        if matches!(f.sale.kind, Kind::Sale | Kind::Return) {
-            s.effects.insert(f.transaction_id, effect);
-        }
-        Ok(())
     }
 
-    /// Each series and how it came out.
-    pub fn finish(self) -> BTreeMap<String, SeriesReport> {
-        self.series
+    fn push_closing(&mut self, position: u64, first_seen: bool, f: ClosingDoc, bytes: &[u8]) {
+        if self.broken.is_some() {
+            return;
+        }
+        let date = &f.closing.business_date;
+        let expected_no = self.closings + 1;
+        let why = if !first_seen {
+            Some(Break::Duplicate)
+        } else if f.closing_no != expected_no {
+            Some(Break::ClosingNumbering {
+                found: f.closing_no,
+                expected: expected_no,
+            })
+        } else if f.prev_hash.is_none() {
+            Some(Break::Unlinked)
+        } else {
+            self.link(
+                f.prev_hash.as_ref(),
+                f.grand_total.as_ref(),
+                &self.head.grand_total,
+            )
+        };
+        let why = why.or_else(|| self.closing_figures(&f.closing));
+        if let Some(why) = why {
+            self.broken = Some(Broken {
+                position,
+                transaction_id: Some(f.id),
+                receipt_no: None,
+                closing_no: Some(f.closing_no),
+                why,
+            });
+            return;
+        }
+        self.open.remove(date);
+        self.closings = f.closing_no;
+        self.closed_through = Some(date.clone());
+        self.head.last_hash = Some(hash(bytes));
+    }
+
+    /// What is wrong with a closing's figures, if anything.
+    fn closing_figures(&self, c: &Closing) -> Option<Break> {
+        let date = &c.business_date;
+        if let Some(through) = self.closed_through.as_ref().filter(|t| date <= *t) {
+            return Some(Break::ClosedAgain {
+                date: date.clone(),
+                closed_through: through.clone(),
+            });
+        }
+        let Some(day) = self.open.get(date) else {
+            return Some(Break::ClosesNothing { date: date.clone() });
+        };
+        if let Some(open) = self.open.keys().find(|d| *d < date) {
+            return Some(Break::EarlierDayOpen {
+                date: date.clone(),
+                open: open.clone(),
+            });
+        }
+        if c.covers_hash != day.last_hash {
+            return Some(Break::Covers {
+                found: c.covers_hash.clone(),
+                expected: day.last_hash.clone(),
+            });
+        }
+        if c.figures != day.figures {
+            return Some(Break::Figures(first_difference(&c.figures, &day.figures)));
+        }
+        c.cash.iter().find_map(|(cur, cash)| {
+            let expected = day.figures.expected_cash(cur);
+            (cash.expected != expected || cash.variance != cash.counted.saturating_sub(expected))
+                .then(|| Break::Cash {
+                    currency: cur.clone(),
+                    expected: cash.expected,
+                    variance: cash.variance,
+                })
+        })
     }
 }
 
@@ -302,7 +549,8 @@ mod tests {
             "transaction_id": id, "lane_id": "L1", "series": "L1", "receipt_no": no,
             "lane_seq": no, "recorded_at": "2026-11-22T10:00:00.000Z",
             "prev_hash": head.next_prev_hash(), "grand_total": gt,
-            "sale": {"kind": kind, "references": refs, "currency": "KES", "total": total}
+            "sale": {"kind": kind, "references": refs, "business_date": "2026-11-22",
+                     "currency": "KES", "total": total}
         })
         .to_string()
         .into_bytes();

@@ -2,6 +2,7 @@
 //! drain and the reference back-end. Changing them changes the contract:
 //! update `docs/` and the tests in the same commit.
 
+pub mod closing;
 pub mod journal;
 pub mod money;
 pub mod sale;

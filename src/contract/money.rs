@@ -244,9 +244,58 @@ pub fn display(minor: i64, currency: &str) -> String {
     }
 }
 
+/// An amount as people type it, `12500`, `12500.5` or `-3.25`, in minor
+/// units of `currency` (no more decimals than the currency has). Integer
+/// arithmetic only; `None` when it is not an amount laned can hold.
+pub fn parse_major(text: &str, currency: &str) -> Option<i64> {
+    let digits = minor_digits(currency) as usize;
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text),
+    };
+    let (int, frac) = rest.split_once('.').unwrap_or((rest, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !all_digits(int) || !all_digits(frac) || frac.len() > digits {
+        return None;
+    }
+    if rest.contains('.') && frac.is_empty() {
+        return None;
+    }
+    let major: i64 = int.parse().ok()?;
+    let padded = format!("{frac:0<digits$}");
+    let minor: i64 = if digits == 0 { 0 } else { padded.parse().ok()? };
+    let value = major
+        .checked_mul(10i64.pow(digits as u32))?
+        .checked_add(minor)?;
+    (value <= MAX_AMOUNT).then_some(if negative { -value } else { value })
+}
+
 #[cfg(test)]
 mod display_tests {
-    use super::display;
+    use super::{display, parse_major};
+
+    #[test]
+    fn typed_amounts_become_minor_units_of_their_currency() {
+        assert_eq!(parse_major("12500", "KES"), Some(1_250_000));
+        assert_eq!(parse_major("12500.5", "KES"), Some(1_250_050));
+        assert_eq!(parse_major("-3.25", "EUR"), Some(-325));
+        assert_eq!(parse_major("1500", "JPY"), Some(1500));
+        assert_eq!(parse_major("1.234", "KWD"), Some(1234));
+        for bad in [
+            "",
+            "1.",
+            ".5",
+            "1.234",
+            "1,5",
+            "abc",
+            "1e3",
+            "--1",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_major(bad, "KES"), None, "{bad}");
+        }
+        assert_eq!(parse_major("1.5", "JPY"), None);
+    }
 
     #[test]
     fn amounts_read_with_the_currency_s_own_decimals() {

@@ -99,6 +99,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/sales:batch",
             post(batch).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
         )
+        .route(
+            "/v1/closings/{id}",
+            put(put_closing).layer(DefaultBodyLimit::max(MAX_SALE_BYTES)),
+        )
         .route("/v1/heartbeat", get(heartbeat))
         .route("/v1/lanes/{lane}/days/{date}", get(day))
         .fallback(|req: Request| async move {
@@ -171,6 +175,18 @@ fn from_outcome(o: &Outcome) -> Option<HttpError> {
                     "This lane, series and receipt number are already posted under \
                      transaction {holder}: the lane's data was probably restored from an \
                      old copy. Nothing was changed."
+                ),
+            )
+            .with_details(json!({"holder": holder})),
+        ),
+        Outcome::ClosingConflict { holder } => Some(
+            HttpError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "closing_no_conflict",
+                format!(
+                    "This lane, series and closing number are already held by closing \
+                     {holder}: the lane's data was probably restored from an old copy. \
+                     Nothing was changed."
                 ),
             )
             .with_details(json!({"holder": holder})),
@@ -379,6 +395,97 @@ async fn put_sale(
         return Err(StoreError::Task.into());
     };
     match o {
+        Outcome::Posted(doc) => Ok((StatusCode::CREATED, axum::Json(doc)).into_response()),
+        Outcome::Replayed(doc) => {
+            let mut r = (StatusCode::OK, axum::Json(doc)).into_response();
+            r.headers_mut()
+                .insert(IDEMPOTENCY_REPLAYED, HeaderValue::from_static("true"));
+            Ok(r)
+        }
+        other => Err(from_outcome(&other).unwrap_or_else(|| StoreError::Task.into())),
+    }
+}
+
+/// `PUT /v1/closings/{id}`: a lane's day closing (docs/journal.md), stored
+/// once per id with its exact bytes.
+async fn put_closing(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, HttpError> {
+    let lane = s.lane(&headers)?;
+    let id = path_id(&id)?;
+    let text = body_text(body, MAX_SALE_BYTES)?;
+    let env: crate::contract::closing::ClosingEnvelope =
+        serde_json::from_str(&text).map_err(bad_body)?;
+    if let Some(l) = &lane
+        && env.lane_id != *l
+    {
+        return Err(wrong_lane(l, &env.lane_id));
+    }
+    let mut problems = vec![];
+    if sale::parse_v4(&env.transaction_id.to_string()).is_none() {
+        problems.push(("transaction_id", "must be a version 4 UUID"));
+    }
+    if env.transaction_id.to_string() != id {
+        problems.push((
+            "transaction_id",
+            "must be the id in the path (and the Idempotency-Key)",
+        ));
+    }
+    if !plain_id(&env.lane_id) {
+        problems.push(("lane_id", "must be 1 to 32 letters, digits, '-' or '_'"));
+    }
+    if !plain_id(&env.series) {
+        problems.push(("series", "must be 1 to 32 letters, digits, '-' or '_'"));
+    }
+    if env.closing_no < 1 {
+        problems.push(("closing_no", "must be 1 or more"));
+    }
+    let d = &env.closing.business_date;
+    if d.len() != 10 || d.parse::<jiff::civil::Date>().is_err() {
+        problems.push(("closing.business_date", "must be a date like 2026-11-22"));
+    }
+    if !problems.is_empty() {
+        let fields: Vec<Value> = problems
+            .iter()
+            .map(|(f, m)| json!({"field": f, "message": m}))
+            .collect();
+        return Err(HttpError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            format!(
+                "The closing {id} is not valid: {} problem(s), listed in details.",
+                fields.len()
+            ),
+        )
+        .with_details(json!({"fields": fields})));
+    }
+    if let Some(k) = headers.get(IDEMPOTENCY_KEY)
+        && k.to_str().map(str::to_ascii_lowercase).ok().as_deref() != Some(id.as_str())
+    {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "id_mismatch",
+            "The Idempotency-Key differs from the closing's id.",
+        ));
+    }
+    let item = crate::salemap::store::ClosingItem {
+        transaction_id: env.transaction_id,
+        lane_id: env.lane_id,
+        series: env.series,
+        closing_no: env.closing_no,
+        business_date: env.closing.business_date,
+        fingerprint: crate::common::hash::sha256_hex(text.as_bytes()),
+        envelope: text,
+    };
+    match s
+        .inner
+        .store
+        .post_closing(s.inner.tenant.clone(), item, s.now())
+        .await?
+    {
         Outcome::Posted(doc) => Ok((StatusCode::CREATED, axum::Json(doc)).into_response()),
         Outcome::Replayed(doc) => {
             let mut r = (StatusCode::OK, axum::Json(doc)).into_response();

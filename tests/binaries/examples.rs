@@ -23,7 +23,7 @@ fn examples() -> PathBuf {
 
 /// Whether every one of `tools` is on `PATH`. When one is not: a failure
 /// if `LANED_REQUIRE_EXAMPLES=1`, else a visible skip and `false`.
-pub(super) fn have(tools: &[&str], install: &str) -> bool {
+pub(crate) fn have(tools: &[&str], install: &str) -> bool {
     let dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).collect())
         .unwrap_or_default();

@@ -198,7 +198,7 @@ async fn a_lane_whose_last_link_does_not_hold_refuses_to_start_and_leaves_the_fi
 }
 
 /// The Python verifier exactly as docs/journal.md shows it.
-fn python_verifier(dir: &Path) -> std::path::PathBuf {
+pub(crate) fn python_verifier(dir: &Path) -> std::path::PathBuf {
     let doc =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/journal.md"))
             .unwrap();
@@ -282,7 +282,7 @@ async fn an_export_verifies_with_nothing_else_in_laned_and_in_the_documented_pyt
     let (code, out) = python(&export);
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.starts_with("series L03: intact; 6 documents, grand total {'KES': 500}"),
+        out.starts_with("series L03: intact; 6 documents, 0 closings, grand total {'KES': 500}"),
         "{out}"
     );
     let (code, out) = python(&tampered);

@@ -11,10 +11,10 @@ mod connections;
 mod crash_recovery;
 mod demo;
 mod drain_real;
-mod examples;
+pub(crate) mod examples;
 mod export_load;
 mod instance_and_schema;
-mod journal;
+pub(crate) mod journal;
 #[cfg(unix)]
 mod systemd_notify;
 mod upgrade;

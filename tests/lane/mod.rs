@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod ceiling;
+mod closing;
 mod docs;
 mod doctor;
 mod drain;

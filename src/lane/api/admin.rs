@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::lane::store::closing::{CloseOutcome, CloseRequest};
 use crate::lane::store::{Operator, RetryTarget, SettleOutcome, valid_doc_no, valid_reason};
 
 use super::{AppState, bearer, bearer_matches, error};
@@ -86,6 +87,76 @@ pub(super) async fn acknowledge_restore(
         Json(json!({"status": "acknowledged", "continues_after": continues_after})),
     )
         .into_response())
+}
+
+/// `POST /v1/admin/close-day` with `{"business_date": "2026-11-22"}` and,
+/// when the drawer was counted, `"counted": {"KES": 1250000}` (minor
+/// units): records the day's closing in the fiscal journal
+/// (docs/journal.md); audit-logged. Closings are final.
+pub(super) async fn close_day(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, HttpError> {
+    let actor = authorise(&s, &headers)?;
+    super::require_json(&headers)?;
+    let doc = json_body(body)?;
+    let business_date = doc
+        .get("business_date")
+        .and_then(Value::as_str)
+        .filter(|d| d.len() == 10 && d.parse::<jiff::civil::Date>().is_ok())
+        .map(str::to_owned)
+        .ok_or_else(|| field_error("business_date", "must be a date like 2026-11-22"))?;
+    let counted = counted(doc.get("counted"))?;
+    let zone = jiff::tz::TimeZone::get(&s.ceiling().snapshot().time_zone)
+        .unwrap_or(jiff::tz::TimeZone::UTC);
+    let today = s.inner.clock.wall().to_zoned(zone).date().to_string();
+    let outcome = s
+        .store()
+        .close_day(CloseRequest {
+            business_date,
+            today,
+            counted,
+            actor: actor.clone(),
+        })
+        .await?;
+    if let Some((code, message)) = outcome.refusal() {
+        return Err(error::close_refused(code, message));
+    }
+    if let CloseOutcome::Closed { closing } = &outcome {
+        tracing::info!(actor = %actor, series = %closing.series, closing_no = closing.closing_no,
+            business_date = %closing.business_date, "business day closed");
+    }
+    if let Some(d) = &s.inner.drain {
+        d.wake();
+    }
+    Ok((StatusCode::CREATED, Json(outcome)).into_response())
+}
+
+/// The optional `counted` object: currency → minor units.
+fn counted(v: Option<&Value>) -> Result<std::collections::BTreeMap<String, i64>, HttpError> {
+    let bad = || {
+        field_error(
+            "counted",
+            "must be an object of currency codes and whole minor units, like {\"KES\": 1250000}",
+        )
+    };
+    match v {
+        None | Some(Value::Null) => Ok(Default::default()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(c, n)| {
+                let ok = c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase());
+                match n.as_i64() {
+                    Some(n) if ok && n.abs() <= crate::contract::money::MAX_AMOUNT => {
+                        Ok((c.clone(), n))
+                    }
+                    _ => Err(bad()),
+                }
+            })
+            .collect(),
+        Some(_) => Err(bad()),
+    }
 }
 
 fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, HttpError> {

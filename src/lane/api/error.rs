@@ -137,6 +137,17 @@ pub fn restored_from_old_copy(g: &RestoreGuard, w: Words) -> HttpError {
     }))
 }
 
+/// A refused day closing: 409 when the journal's state forbids it
+/// (`day_already_closed`, `earlier_day_open`), 422 when the request cannot
+/// be met (`nothing_to_close`, `day_in_future`).
+pub fn close_refused(code: &'static str, message: String) -> HttpError {
+    let status = match code {
+        "day_already_closed" | "earlier_day_open" => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    HttpError::new(status, code, message)
+}
+
 /// 409 `nothing_to_acknowledge`.
 pub fn nothing_to_acknowledge() -> HttpError {
     HttpError::new(
@@ -202,6 +213,41 @@ pub fn method_not_allowed() -> HttpError {
         "method_not_allowed",
         "This path does not accept that method; see the till API in the README.",
     )
+}
+
+/// 409 `business_day_closed` or `void_of_closed_day`: a closing forbids
+/// the sale (docs/journal.md); nothing was recorded. In the cashier's words.
+pub fn closed_day(r: &crate::lane::store::closing::Refusal, w: Words) -> HttpError {
+    use crate::lane::store::closing::Refusal;
+    match r {
+        Refusal::DayClosed {
+            business_date,
+            closed_through,
+        } => HttpError::new(
+            StatusCode::CONFLICT,
+            "business_day_closed",
+            w.with(
+                "error-business_day_closed",
+                &[
+                    ("date", business_date.clone().into()),
+                    ("through", closed_through.clone().into()),
+                ],
+            ),
+        )
+        .with_details(json!({"business_date": business_date, "closed_through": closed_through})),
+        Refusal::VoidOfClosedDay {
+            references,
+            business_date,
+        } => HttpError::new(
+            StatusCode::CONFLICT,
+            "void_of_closed_day",
+            w.with(
+                "error-void_of_closed_day",
+                &[("date", business_date.clone().into())],
+            ),
+        )
+        .with_details(json!({"references": references, "business_date": business_date})),
+    }
 }
 
 /// 409 `transaction_id_reused`.

@@ -153,6 +153,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/sales/{id}/retry", post(admin::retry))
         .route("/v1/admin/sales/{id}/resolve", post(admin::resolve))
         .route("/v1/admin/retry-stuck", post(admin::retry_all_stuck))
+        .route("/v1/admin/close-day", post(admin::close_day))
         .fallback(|req: Request| async move { error::no_route(req.uri().path()) })
         .method_not_allowed_fallback(|| async { error::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

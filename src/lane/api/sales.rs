@@ -174,6 +174,10 @@ async fn record(
                 by_key,
             ));
         }
+        InsertOutcome::Refused(r) => {
+            tracing::info!(transaction_id = %id, refusal = ?r, "sale refused: its business day is closed");
+            return Err(error::closed_day(&r, words));
+        }
         InsertOutcome::NotStored => {
             if let Some(g) = &guard {
                 tracing::info!(transaction_id = %id, "sale refused: the lane was restored from an old copy");

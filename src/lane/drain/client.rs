@@ -192,8 +192,34 @@ impl BackendClient {
         body: Vec<u8>,
         now: jiff::Timestamp,
     ) -> Answer {
+        self.put_document("sales", transaction_id, body, now).await
+    }
+
+    /// `PUT {base}/v1/closings/{id}` with a day closing's stored bytes
+    /// (docs/journal.md).
+    pub async fn put_closing(
+        &self,
+        transaction_id: &str,
+        body: Vec<u8>,
+        now: jiff::Timestamp,
+    ) -> Answer {
+        self.put_document("closings", transaction_id, body, now)
+            .await
+    }
+
+    /// `PUT {base}/v1/{collection}/{id}`, idempotent on the id.
+    async fn put_document(
+        &self,
+        collection: &str,
+        transaction_id: &str,
+        body: Vec<u8>,
+        now: jiff::Timestamp,
+    ) -> Answer {
         let rb = self
-            .request(reqwest::Method::PUT, &format!("/v1/sales/{transaction_id}"))
+            .request(
+                reqwest::Method::PUT,
+                &format!("/v1/{collection}/{transaction_id}"),
+            )
             .header(contract::IDEMPOTENCY_KEY, transaction_id)
             .header(CONTENT_TYPE, "application/json")
             .body(body);

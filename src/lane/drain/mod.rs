@@ -22,7 +22,8 @@ use crate::common::secret::Secret;
 use crate::lane::config::{DrainConfig, OnReject};
 use crate::lane::guard::{Ceiling, Lane, Numbers};
 use crate::lane::store::{
-    AttemptRecord, Candidate, Delivery, DrainState, SaleState, Store, StoreError,
+    AttemptRecord, Candidate, ClosingCandidate, ClosingDelivery, Delivery, DrainState, SaleState,
+    Store, StoreError,
 };
 use backoff::Backoff;
 use classify::Outcome;
@@ -276,6 +277,10 @@ impl Drain {
             self.deliver(plan.sales, state).await?;
             return Ok(Wait::Now);
         }
+        if let Some(c) = plan.closing {
+            self.deliver_closing(c, state).await?;
+            return Ok(Wait::Now);
+        }
         if mono >= self.next_heartbeat {
             self.heartbeat(state).await?;
             return Ok(Wait::Now);
@@ -511,6 +516,81 @@ impl Drain {
                 .set_oldest_unsent(self.store.oldest_unsent().await?);
         }
         Ok(())
+    }
+
+    /// Sends a day closing and records what came of it. A back-end
+    /// without the closings route (404, 405, 501) parks the closing as
+    /// stuck rather than pause the lane's sales.
+    async fn deliver_closing(
+        &mut self,
+        c: ClosingCandidate,
+        mut state: DrainState,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.wall();
+        self.exchange_started = self.clock.monotonic();
+        let a = self
+            .client
+            .put_closing(&c.transaction_id, c.body.clone(), now)
+            .await;
+        self.note_backend_date();
+        self.metrics.attempt(a.outcome.kind());
+        state.last_attempt_at = Some(now);
+        let outcome = match a.outcome {
+            Outcome::LaneFault { code, message }
+                if matches!(a.http_status, Some(404 | 405 | 501)) =>
+            {
+                Outcome::Stuck {
+                    code: "closings_not_supported".into(),
+                    message: format!(
+                        "the back-end has no route for day closings ({code}: {message})"
+                    ),
+                }
+            }
+            o => o,
+        };
+        let recheck_at = now + self.cfg.stuck_recheck;
+        let delivery = match &outcome {
+            Outcome::Posted { doc_no, posted_at } => {
+                self.succeeded(&mut state, now);
+                tracing::info!(transaction_id = %c.transaction_id, doc_no = %doc_no, "day closing posted");
+                ClosingDelivery {
+                    seq: c.seq,
+                    new_state: Some("posted"),
+                    posted: Some((doc_no.clone(), posted_at.clone())),
+                    error: None,
+                    next_attempt_at: None,
+                }
+            }
+            Outcome::Stuck { code, message } => {
+                // The back-end answered: the link works.
+                self.succeeded(&mut state, now);
+                if !c.stuck {
+                    tracing::warn!(transaction_id = %c.transaction_id, code = %code, message = %message,
+                        "the back-end refused a day closing; it is stuck until re-checked, and sales go on");
+                }
+                ClosingDelivery {
+                    seq: c.seq,
+                    new_state: Some("stuck"),
+                    posted: None,
+                    error: Some((code.clone(), message.clone())),
+                    next_attempt_at: Some(recheck_at),
+                }
+            }
+            Outcome::Retry { code, message, .. } | Outcome::LaneFault { code, message } => {
+                let delay = self.failed(&mut state, &outcome, false);
+                if matches!(outcome, Outcome::Retry { .. }) {
+                    state.next_attempt_at = Some(now + delay);
+                }
+                ClosingDelivery {
+                    seq: c.seq,
+                    new_state: None,
+                    posted: None,
+                    error: Some((code.clone(), message.clone())),
+                    next_attempt_at: c.stuck.then_some(recheck_at),
+                }
+            }
+        };
+        self.store.record_closing_delivery(delivery, state).await
     }
 
     /// Passes the `Date` of the back-end's last answer to the ceiling.

@@ -118,3 +118,5 @@ error-storage_full = The till's disk is full: this sale was NOT recorded. Stored
 error-payload_too_large = This sale is too large to send to head office: its document would be { $bytes } bytes, and the largest is { $limit } bytes. It was NOT recorded; split it into two sales or shorten its text.
 error-unavailable = laned is busy or shutting down; this sale was NOT recorded. Try again.
 error-internal = laned could not record this sale because of a storage error; it was NOT recorded. The error is in laned's log.
+error-business_day_closed = The business day { $date } is already closed on this till (closed through { $through }): this sale was NOT recorded. Ring it on today's business day.
+error-void_of_closed_day = That sale belongs to the business day { $date }, which is already closed: it cannot be voided any more, and nothing was recorded. Ring a return instead.

@@ -104,3 +104,5 @@ error-storage_full = Diski ya mashine imejaa: uuzaji huu HAUKUREKODIWA. Mauzo ya
 error-payload_too_large = Uuzaji huu ni mkubwa mno kutumwa ofisi kuu: hati yake ingekuwa baiti { $bytes }, na kikomo ni baiti { $limit }. HAUKUREKODIWA; ugawe kuwa mauzo mawili au fupisha maandishi yake.
 error-unavailable = laned ina shughuli nyingi au inazimwa; uuzaji huu HAUKUREKODIWA. Jaribu tena.
 error-internal = laned haikuweza kurekodi uuzaji huu kwa sababu ya hitilafu ya hifadhi; HAUKUREKODIWA. Hitilafu iko kwenye kumbukumbu za laned.
+error-business_day_closed = Siku ya biashara { $date } imeshafungwa kwenye till hii (imefungwa hadi { $through }): uuzaji huu HAUKUREKODIWA. Uuze kwenye siku ya biashara ya leo.
+error-void_of_closed_day = Uuzaji huo ni wa siku ya biashara { $date }, ambayo imeshafungwa: hauwezi kufutwa tena, na hakuna kilichorekodiwa. Fanya marejesho badala yake.

@@ -29,9 +29,70 @@ pub struct Plan {
     pub sales: Vec<Candidate>,
     /// Earliest `next_attempt_at` of a stuck sale not yet due.
     pub next_recheck_at: Option<Timestamp>,
-    /// Pending sales held back: behind a stuck sale in block mode, or
-    /// waiting for the sale they reference.
+    /// Pending sales held back: behind a stuck sale in block mode, behind
+    /// a day closing not yet delivered, or waiting for the sale they
+    /// reference.
     pub held: usize,
+    /// A day closing to send after `sales` (docs/journal.md): the first
+    /// pending one once every sale before it in lane order has gone, or a
+    /// stuck one due for its re-check.
+    pub closing: Option<ClosingCandidate>,
+}
+
+/// A day closing ready to be sent.
+#[derive(Debug, Clone)]
+pub struct ClosingCandidate {
+    /// Lane sequence.
+    pub seq: i64,
+    /// Its id.
+    pub transaction_id: String,
+    /// `pending`, or `stuck` for a re-check.
+    pub stuck: bool,
+    /// The exact envelope bytes.
+    pub body: Vec<u8>,
+}
+
+/// What became of a closing in one attempt.
+#[derive(Debug, Clone)]
+pub struct ClosingDelivery {
+    /// The closing.
+    pub seq: i64,
+    /// `posted` or `stuck`, if it moves.
+    pub new_state: Option<&'static str>,
+    /// Document number and posting time, when posted.
+    pub posted: Option<(String, String)>,
+    /// Error code and message, when not posted.
+    pub error: Option<(String, String)>,
+    /// When to try it again, if ever.
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+/// Records a closing's delivery attempt and the lane-level state.
+pub fn record_closing(
+    conn: &Connection,
+    d: &ClosingDelivery,
+    lane: &DrainState,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE closings SET state = coalesce(?2, state),
+                doc_no = coalesce(?3, doc_no), posted_at = coalesce(?4, posted_at),
+                attempts = attempts + 1, next_attempt_at = ?5,
+                last_error_code = ?6, last_error = ?7
+         WHERE seq = ?1",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            d.seq,
+            d.new_state,
+            d.posted.as_ref().map(|p| &p.0),
+            d.posted.as_ref().map(|p| &p.1),
+            d.next_attempt_at.map(fmt_ts),
+            d.error.as_ref().map(|e| &e.0),
+            d.error.as_ref().map(|e| &e.1),
+        ])
+    })
+    .map_err(|e| StoreError::sqlite("record a closing's delivery", e))?;
+    write_state(conn, lane).map_err(|e| StoreError::sqlite("record the drain state", e))
 }
 
 /// Plans the next batch of at most `limit` sales at time `now` (UTC text).
@@ -84,11 +145,24 @@ pub fn plan(
             }
             plan.sales.push(c);
         }
+        // A day closing goes in lane order: the sales after it wait until
+        // it has gone (posted, or stuck and parked).
+        let closing: Option<(i64, String, Vec<u8>)> = tx
+            .prepare_cached(
+                "SELECT seq, transaction_id, body FROM closings WHERE state = 'pending'
+                 ORDER BY seq LIMIT 1",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
         // In block mode a stuck sale holds everything after it; once it is
         // re-sent and posted, the next plan goes on.
         let barrier = match policy {
             OnReject::Block => first_stuck.map(|(s, _)| s),
             OnReject::Park => None,
+        };
+        let barrier = match (barrier, closing.as_ref().map(|c| c.0)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
         let mut pending = tx.prepare_cached(
             "SELECT seq, transaction_id, references_id, body FROM sales
@@ -144,6 +218,50 @@ pub fn plan(
         drop(st);
         drop(pending);
         drop(reference);
+        // The pending closing is ready once no sale before it waits (in
+        // block mode, none is stuck either); else a stuck one due again.
+        if let Some((seq, id, body)) = closing {
+            let before: i64 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM sales WHERE seq < ?1
+                     AND (state = 'pending' OR (state = 'stuck' AND ?2))",
+                )?
+                .query_row(params![seq, policy == OnReject::Block], |r| r.get(0))?;
+            if before == 0 {
+                plan.closing = Some(ClosingCandidate {
+                    seq,
+                    transaction_id: id,
+                    stuck: false,
+                    body,
+                });
+            }
+        } else {
+            plan.closing = tx
+                .prepare_cached(
+                    "SELECT seq, transaction_id, body FROM closings WHERE state = 'stuck'
+                       AND (next_attempt_at IS NULL OR next_attempt_at <= ?1 OR next_attempt_at > ?2)
+                     ORDER BY seq LIMIT 1",
+                )?
+                .query_row([now, horizon], |r| {
+                    Ok(ClosingCandidate {
+                        seq: r.get(0)?,
+                        transaction_id: r.get(1)?,
+                        stuck: true,
+                        body: r.get(2)?,
+                    })
+                })
+                .optional()?;
+        }
+        let closing_recheck = tx
+            .prepare_cached(
+                "SELECT min(next_attempt_at) FROM closings
+                 WHERE state = 'stuck' AND next_attempt_at > ?1 AND next_attempt_at <= ?2",
+            )?
+            .query_row([now, horizon], |r| timestamp(r, 0))?;
+        plan.next_recheck_at = match (plan.next_recheck_at, closing_recheck) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         tx.finish()?;
         Ok(plan)
     };

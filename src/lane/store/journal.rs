@@ -85,11 +85,24 @@ pub(super) fn advance(
     q().map_err(|e| StoreError::sqlite("advance the journal's head", e))
 }
 
-/// A series' end as stored: its head, and its last two documents.
+/// Advances the series' head to a closing just stored: its hash (a
+/// closing leaves the grand total as it is).
+pub(super) fn advance_hash(conn: &Connection, series: &str, hash: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO journal_head (series, last_hash) VALUES (?1, ?2)
+         ON CONFLICT (series) DO UPDATE SET last_hash = excluded.last_hash",
+    )
+    .and_then(|mut st| st.execute([series, hash]))
+    .map(drop)
+    .map_err(|e| StoreError::sqlite("advance the journal's head", e))
+}
+
+/// A series' end as stored: its head, and its last two documents (sales
+/// or closings, by lane order).
 struct Tail {
     series: String,
     head: Option<String>,
-    receipt_no: i64,
+    document: String,
     last: Vec<u8>,
     previous: Option<Vec<u8>>,
 }
@@ -101,43 +114,64 @@ struct Tail {
 pub(super) fn check_tail(conn: &Connection) -> Result<(), StoreError> {
     let q = || -> rusqlite::Result<Vec<Tail>> {
         // Every series that ever took a number (`counters`) or has a head;
-        // within a series receipt numbers rise with lane order, so its last
-        // two documents come from the (series, receipt_no) index: the
+        // within a series receipt numbers and closing numbers rise with
+        // lane order, so its last two sales and last two closings come
+        // from the (series, receipt_no) and (series, closing_no) indexes,
+        // and the last two documents are the last two of those four: the
         // check costs the same at a million sales as at ten.
-        let mut st = conn.prepare(
-            "SELECT s.series, h.last_hash,
-                    l.receipt_no, l.body,
-                    (SELECT p.body FROM sales p WHERE p.series = l.series
-                       AND p.receipt_no < l.receipt_no
-                     ORDER BY p.receipt_no DESC LIMIT 1)
-             FROM (SELECT series FROM journal_head UNION SELECT series FROM counters) s
-             LEFT JOIN journal_head h ON h.series = s.series
-             LEFT JOIN sales l ON l.series = s.series
-               AND l.receipt_no = (SELECT max(receipt_no) FROM sales WHERE series = s.series)",
+        let series: Vec<(String, Option<String>)> = conn
+            .prepare(
+                "SELECT s.series, h.last_hash
+                 FROM (SELECT series FROM journal_head UNION SELECT series FROM counters) s
+                 LEFT JOIN journal_head h ON h.series = s.series",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut sales = conn.prepare(
+            "SELECT seq, receipt_no, body FROM sales WHERE series = ?1
+             ORDER BY receipt_no DESC LIMIT 2",
         )?;
-        st.query_map([], |r| {
-            Ok(Tail {
-                series: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                head: r.get(1)?,
-                receipt_no: r.get::<_, Option<i64>>(2)?.unwrap_or_default(),
-                last: r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default(),
-                previous: r.get(4)?,
-            })
-        })?
-        .collect()
+        let mut closings = conn.prepare(
+            "SELECT seq, -closing_no, body FROM closings WHERE series = ?1
+             ORDER BY closing_no DESC LIMIT 2",
+        )?;
+        let mut tails = vec![];
+        for (name, head) in series {
+            let mut docs: Vec<(i64, i64, Vec<u8>)> = sales
+                .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .chain(closings.query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)
+                .collect::<Result<_, _>>()?;
+            docs.sort_by_key(|d| std::cmp::Reverse(d.0));
+            let mut docs = docs.into_iter();
+            let (no, last) = docs.next().map(|d| (d.1, d.2)).unwrap_or_default();
+            // Closings come with their number negated.
+            let document = if no < 0 {
+                format!("closing {}", -no)
+            } else {
+                format!("receipt {no}")
+            };
+            tails.push(Tail {
+                series: name,
+                head,
+                document,
+                last,
+                previous: docs.next().map(|d| d.2),
+            });
+        }
+        Ok(tails)
     };
     let rows = q().map_err(|e| StoreError::sqlite("read the journal's last links", e))?;
     for Tail {
         series,
         head,
-        receipt_no,
+        document,
         last,
         previous,
     } in rows
     {
         let broken = |why: String| StoreError::JournalBroken {
             series: series.clone(),
-            receipt_no,
+            document: document.clone(),
             why,
         };
         if last.is_empty() {
@@ -184,7 +218,10 @@ pub fn verify(conn: &Connection) -> Result<VerifyOutcome, StoreError> {
     let mut unreadable = vec![];
     {
         let mut st = tx
-            .prepare("SELECT body FROM sales ORDER BY seq")
+            // Sales and closings merged in lane order.
+            .prepare(
+                "SELECT seq, body FROM sales UNION ALL SELECT seq, body FROM closings ORDER BY 1",
+            )
             .map_err(|e| StoreError::sqlite("read the journal", e))?;
         let mut rows = st
             .query([])
@@ -194,7 +231,7 @@ pub fn verify(conn: &Connection) -> Result<VerifyOutcome, StoreError> {
             .map_err(|e| StoreError::sqlite("read the journal", e))?
         {
             let body: Vec<u8> = r
-                .get(0)
+                .get(1)
                 .map_err(|e| StoreError::sqlite("read a document", e))?;
             if let Err(b) = v.push(&body) {
                 unreadable.push(b);

@@ -42,6 +42,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0007_journal",
         sql: include_str!("../../../schema/lane/0007_journal.sql"),
     },
+    Migration {
+        name: "0008_closings",
+        sql: include_str!("../../../schema/lane/0008_closings.sql"),
+    },
 ];
 
 /// The lane's SQLite store, as the runner sees it.

@@ -7,6 +7,7 @@
 
 mod audit;
 mod backup;
+pub mod closing;
 mod drain;
 pub mod journal;
 mod lane_clock;
@@ -30,7 +31,9 @@ use crate::common::clock::Clock;
 use crate::common::time::fmt_ts;
 
 pub use backup::BackupSummary;
-pub use drain::{AttemptRecord, Candidate, Delivery, DrainState, Plan};
+pub use drain::{
+    AttemptRecord, Candidate, ClosingCandidate, ClosingDelivery, Delivery, DrainState, Plan,
+};
 pub use lock::{InstanceLock, LOCK_FILE, listening_on, serving_description};
 pub use migrate::{MIGRATIONS, latest as latest_schema_version};
 pub use offline::{Attempt, LaneDay, ReadOnly};
@@ -242,14 +245,14 @@ pub enum StoreError {
     /// The last link of a series' fiscal journal does not hold: the lane
     /// will not number onto it (docs/journal.md).
     #[error(
-        "the fiscal journal of series {series} is broken at receipt {receipt_no}: {why}; \
+        "the fiscal journal of series {series} is broken at {document}: {why}; \
          the database was left untouched: run laned verify, and call support"
     )]
     JournalBroken {
         /// The series.
         series: String,
-        /// Its last document's receipt number.
-        receipt_no: i64,
+        /// Its last document: `receipt 57` or `closing 3`.
+        document: String,
         /// What does not hold.
         why: String,
     },
@@ -504,6 +507,18 @@ impl Store {
             .await
     }
 
+    /// Records a day closing's delivery attempt with the lane-level state.
+    pub async fn record_closing_delivery(
+        &self,
+        delivery: ClosingDelivery,
+        lane: DrainState,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .writer
+            .call(move |c, _| drain::record_closing(c, &delivery, &lane))
+            .await
+    }
+
     /// Replaces the lane-level delivery state only (heartbeats, faults).
     pub async fn set_drain_state(&self, lane: DrainState) -> Result<(), StoreError> {
         self.inner
@@ -601,6 +616,29 @@ impl Store {
         self.inner
             .writer
             .call(move |c, _| settle::resolve(c, &now, &who, &transaction_id, &doc_no))
+            .await
+    }
+
+    /// Closes a business day: records the closing as the series' next
+    /// document (docs/journal.md); audit-logged.
+    pub async fn close_day(
+        &self,
+        req: closing::CloseRequest,
+    ) -> Result<closing::CloseOutcome, StoreError> {
+        self.inner
+            .writer
+            .call(move |c, ctx| {
+                let id = ctx.identity();
+                closing::close_day(c, &id.lane_id, &id.series, &ctx.now(), &req)
+            })
+            .await
+    }
+
+    /// The latest closings, newest first.
+    pub async fn closings(&self, limit: i64) -> Result<Vec<closing::ClosingRow>, StoreError> {
+        self.inner
+            .readers
+            .run(move |c| closing::list(c, limit))
             .await
     }
 

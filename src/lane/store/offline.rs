@@ -191,6 +191,50 @@ impl ReadOnly {
         q().map_err(|e| StoreError::sqlite("read the business day", e))
     }
 
+    /// A day's figures so far in each series with documents that day
+    /// (`laned report --x`), with counted cash against expected.
+    pub fn x_report(
+        &self,
+        business_date: &str,
+        counted: &std::collections::BTreeMap<String, i64>,
+    ) -> Result<Vec<super::closing::XReport>, StoreError> {
+        let series: Vec<String> = self
+            .conn
+            .prepare("SELECT DISTINCT series FROM sales WHERE business_date = ?1 ORDER BY 1")
+            .and_then(|mut st| st.query_map([business_date], |r| r.get(0))?.collect())
+            .map_err(|e| StoreError::sqlite("read the day's series", e))?;
+        series
+            .iter()
+            .map(|s| super::closing::x_report(&self.conn, s, business_date, counted))
+            .collect()
+    }
+
+    /// The business days of `series` with documents and no closing yet,
+    /// up to and including `through`, oldest first.
+    pub fn open_days(&self, series: &str, through: &str) -> Result<Vec<String>, StoreError> {
+        let closed = super::closing::closed_through(&self.conn, series)?;
+        self.conn
+            .prepare(
+                "SELECT DISTINCT business_date FROM sales
+                 WHERE series = ?1 AND business_date > ?2 AND business_date <= ?3 ORDER BY 1",
+            )
+            .and_then(|mut st| {
+                st.query_map(
+                    rusqlite::params![series, closed.as_deref().unwrap_or(""), through],
+                    |r| r.get(0),
+                )?
+                .collect()
+            })
+            .map_err(|e| StoreError::sqlite("read the open days", e))
+    }
+
+    /// Every closing, in lane order (one per series and day: few).
+    pub fn closings(&self) -> Result<Vec<super::closing::ClosingRow>, StoreError> {
+        let mut all = super::closing::list(&self.conn, i64::MAX)?;
+        all.reverse();
+        Ok(all)
+    }
+
     /// How many sales an export with these filters holds.
     pub fn export_count(
         &self,

@@ -86,11 +86,25 @@ pub enum InsertOutcome {
     Conflict(SaleRow),
     /// A new sale, not stored because [`NewSale::replay_only`] was set.
     NotStored,
+    /// A new sale refused because of a day closing; nothing changed.
+    Refused(super::closing::Refusal),
 }
 
 pub(super) struct Ctx {
     identity: LaneIdentity,
     clock: Arc<dyn Clock>,
+}
+
+impl Ctx {
+    /// The lane the writer writes for.
+    pub(super) fn identity(&self) -> &LaneIdentity {
+        &self.identity
+    }
+
+    /// The wall clock, as the store's timestamp text.
+    pub(super) fn now(&self) -> String {
+        fmt_ts(self.clock.wall())
+    }
 }
 
 /// One unit of work for the writer thread.
@@ -350,6 +364,16 @@ fn insert_sale(conn: &Connection, ctx: &Ctx, sale: NewSale) -> Result<InsertOutc
         return Ok(InsertOutcome::NotStored);
     }
     let series = &ctx.identity.series;
+    // A closed business day takes nothing more (docs/journal.md).
+    if let Some(r) = super::closing::refusal(
+        conn,
+        series,
+        &sale.business_date,
+        sale.kind,
+        sale.references.as_ref(),
+    )? {
+        return Ok(InsertOutcome::Refused(r));
+    }
     // Statements are cached: parsing SQL for every sale was a measurable
     // share of the writer's time (see BENCHMARKS.md).
     let sql = |what, e| StoreError::sqlite(what, e);

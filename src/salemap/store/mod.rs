@@ -139,6 +139,36 @@ pub enum Outcome {
         /// The id that holds the number.
         holder: String,
     },
+    /// The lane, series and closing number are held by another closing
+    /// (`422 closing_no_conflict`).
+    ClosingConflict {
+        /// The id that holds the number.
+        holder: String,
+    },
+}
+
+/// A day closing to store (docs/journal.md): its identity and exact bytes.
+#[derive(Debug, Clone)]
+pub struct ClosingItem {
+    /// Its id.
+    pub transaction_id: Uuid,
+    /// The lane.
+    pub lane_id: String,
+    /// The series.
+    pub series: String,
+    /// Gap-free per series.
+    pub closing_no: i64,
+    /// The day it closes.
+    pub business_date: String,
+    /// SHA-256 (hex) of its bytes.
+    pub fingerprint: String,
+    /// Its bytes.
+    pub envelope: String,
+}
+
+/// The document number of a closing: its series and closing number.
+pub fn closing_doc_no(series: &str, no: i64) -> String {
+    format!("{series}/Z{no:06}")
 }
 
 /// A document as support sees it.
@@ -220,6 +250,19 @@ impl Store {
     }
 
     /// Highest receipt number per series of `lane_id`.
+    pub async fn post_closing(
+        &self,
+        tenant: String,
+        item: ClosingItem,
+        posted_at: String,
+    ) -> Result<Outcome, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.post_closing(tenant, item, posted_at).await,
+            Store::Postgres(s) => s.post_closing(&tenant, &item, &posted_at).await,
+        }
+    }
+
+    /// Stores a day closing.
     pub async fn last_receipt_no(
         &self,
         tenant: String,

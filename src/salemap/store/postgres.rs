@@ -18,7 +18,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::{Aborts, Day, Item, Outcome, StoreError, Stored};
+use super::{Aborts, ClosingItem, Day, Item, Outcome, StoreError, Stored, closing_doc_no};
 use crate::common::migrate::{self, Migration};
 use crate::contract::Kind;
 use crate::contract::Posted;
@@ -32,6 +32,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0002_series_owner",
         sql: include_str!("../../../schema/salemap/postgres/0002_series_owner.sql"),
+    },
+    Migration {
+        name: "0003_closings",
+        sql: include_str!("../../../schema/salemap/postgres/0003_closings.sql"),
     },
 ];
 
@@ -170,6 +174,91 @@ impl PgStore {
         }
         tx.commit().await.map_err(pg("commit"))?;
         Ok(out)
+    }
+
+    /// Stores a day closing: the insert is the gate (a concurrent
+    /// duplicate waits on the unique index, then finds the row).
+    pub async fn post_closing(
+        &self,
+        tenant: &str,
+        c: &ClosingItem,
+        posted_at: &str,
+    ) -> Result<Outcome, StoreError> {
+        let client = self.client().await?;
+        let key = c.transaction_id.to_string();
+        let owner = client
+            .query_opt(
+                "SELECT lane_id FROM doc_counters WHERE tenant = $1 AND series = $2",
+                &[&tenant, &c.series],
+            )
+            .await
+            .map_err(pg("read the series' owner"))?
+            .and_then(|r| r.get::<_, Option<String>>(0));
+        if let Some(owner) = owner.filter(|o| *o != c.lane_id) {
+            return Err(StoreError::SeriesOfAnotherLane {
+                series: c.series.clone(),
+                owner,
+                lane: c.lane_id.clone(),
+            });
+        }
+        let doc_no = closing_doc_no(&c.series, c.closing_no);
+        let inserted = client
+            .execute(
+                "INSERT INTO closings (tenant, transaction_id, lane_id, series, closing_no,
+                                       business_date, fingerprint, envelope, doc_no, posted_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                &[
+                    &tenant,
+                    &key,
+                    &c.lane_id,
+                    &c.series,
+                    &c.closing_no,
+                    &c.business_date,
+                    &c.fingerprint,
+                    &c.envelope,
+                    &doc_no,
+                    &posted_at,
+                ],
+            )
+            .await
+            .map_err(pg("store the closing"))?;
+        if inserted == 1 {
+            return Ok(Outcome::Posted(Posted {
+                transaction_id: c.transaction_id,
+                doc_no,
+                posted_at: posted_at.to_owned(),
+            }));
+        }
+        if let Some(r) = client
+            .query_opt(
+                "SELECT fingerprint, doc_no, posted_at FROM closings
+                 WHERE tenant = $1 AND transaction_id = $2",
+                &[&tenant, &key],
+            )
+            .await
+            .map_err(pg("look up the closing"))?
+        {
+            return Ok(if r.get::<_, String>(0) == c.fingerprint {
+                Outcome::Replayed(Posted {
+                    transaction_id: c.transaction_id,
+                    doc_no: r.get(1),
+                    posted_at: r.get(2),
+                })
+            } else {
+                Outcome::Mismatch
+            });
+        }
+        let holder = client
+            .query_opt(
+                "SELECT transaction_id FROM closings
+                 WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND closing_no = $4",
+                &[&tenant, &c.lane_id, &c.series, &c.closing_no],
+            )
+            .await
+            .map_err(pg("look up the closing number"))?
+            .map(|r| r.get(0))
+            .unwrap_or_default();
+        Ok(Outcome::ClosingConflict { holder })
     }
 
     /// Highest receipt number per series of `lane_id`.

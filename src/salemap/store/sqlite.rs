@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
-use super::{Aborts, Day, Item, Outcome, StoreError, Stored, doc_no};
+use super::{Aborts, ClosingItem, Day, Item, Outcome, StoreError, Stored, closing_doc_no, doc_no};
 use crate::common::migrate::{Migration, Sqlite};
 use crate::contract::Kind;
 use crate::contract::Posted;
@@ -27,6 +27,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0002_series_owner",
         sql: include_str!("../../../schema/salemap/sqlite/0002_series_owner.sql"),
+    },
+    Migration {
+        name: "0003_closings",
+        sql: include_str!("../../../schema/salemap/sqlite/0003_closings.sql"),
     },
 ];
 
@@ -152,6 +156,28 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// Stores a day closing (one transaction): posted once per id, one per
+    /// lane, series and closing number.
+    pub async fn post_closing(
+        &self,
+        tenant: String,
+        item: ClosingItem,
+        posted_at: String,
+    ) -> Result<Outcome, StoreError> {
+        let s = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = lock(&s.writer);
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql("begin"))?;
+            let o = post_closing(&tx, &tenant, &item, &posted_at)?;
+            tx.commit().map_err(sql("commit"))?;
+            Ok(o)
+        })
+        .await
+        .map_err(|_| StoreError::Task)?
+    }
+
     /// Highest receipt number per series of `lane_id`.
     pub async fn last_receipt_no(
         &self,
@@ -259,6 +285,93 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Task)?
     }
+}
+
+fn post_closing(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    c: &ClosingItem,
+    posted_at: &str,
+) -> Result<Outcome, StoreError> {
+    let key = c.transaction_id.to_string();
+    let owner: Option<Option<String>> = tx
+        .prepare_cached("SELECT lane_id FROM doc_counters WHERE tenant = ?1 AND series = ?2")
+        .and_then(|mut st| {
+            st.query_row(params![tenant, c.series], |r| r.get(0))
+                .optional()
+        })
+        .map_err(sql("read the series' owner"))?;
+    if let Some(Some(owner)) = owner.filter(|o| o.as_deref() != Some(c.lane_id.as_str())) {
+        return Err(StoreError::SeriesOfAnotherLane {
+            series: c.series.clone(),
+            owner,
+            lane: c.lane_id.clone(),
+        });
+    }
+    let held: Option<(String, String, String)> = tx
+        .prepare_cached(
+            "SELECT fingerprint, doc_no, posted_at FROM closings
+             WHERE tenant = ?1 AND transaction_id = ?2",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![tenant, key], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+        })
+        .map_err(sql("look up the closing"))?;
+    if let Some((fingerprint, doc_no, at)) = held {
+        return Ok(if fingerprint == c.fingerprint {
+            Outcome::Replayed(Posted {
+                transaction_id: c.transaction_id,
+                doc_no,
+                posted_at: at,
+            })
+        } else {
+            Outcome::Mismatch
+        });
+    }
+    let holder: Option<String> = tx
+        .prepare_cached(
+            "SELECT transaction_id FROM closings
+             WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND closing_no = ?4",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![tenant, c.lane_id, c.series, c.closing_no], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+        .map_err(sql("look up the closing number"))?;
+    if let Some(holder) = holder {
+        return Ok(Outcome::ClosingConflict { holder });
+    }
+    let doc_no = closing_doc_no(&c.series, c.closing_no);
+    tx.prepare_cached(
+        "INSERT INTO closings (tenant, transaction_id, lane_id, series, closing_no,
+                               business_date, fingerprint, envelope, doc_no, posted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            tenant,
+            key,
+            c.lane_id,
+            c.series,
+            c.closing_no,
+            c.business_date,
+            c.fingerprint,
+            c.envelope,
+            doc_no,
+            posted_at
+        ])
+    })
+    .map_err(sql("store the closing"))?;
+    Ok(Outcome::Posted(Posted {
+        transaction_id: c.transaction_id,
+        doc_no,
+        posted_at: posted_at.to_owned(),
+    }))
 }
 
 fn post_one(

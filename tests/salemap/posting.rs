@@ -562,14 +562,16 @@ async fn an_upgraded_database_gives_each_series_to_the_lane_of_its_first_documen
         Database::Sqlite(_) => {
             execute(
                 &db,
-                "ALTER TABLE doc_counters DROP COLUMN lane_id; PRAGMA user_version = 1;",
+                "DROP TABLE closings; ALTER TABLE doc_counters DROP COLUMN lane_id;
+                 PRAGMA user_version = 1;",
             )
             .await
         }
         Database::Postgres { .. } => {
             execute(
                 &db,
-                "ALTER TABLE doc_counters DROP COLUMN lane_id;
+                "DROP TABLE closings; DROP FUNCTION closings_immutable();
+                 ALTER TABLE doc_counters DROP COLUMN lane_id;
                  DELETE FROM salemap_schema WHERE version > 1;",
             )
             .await

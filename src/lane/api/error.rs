@@ -139,13 +139,20 @@ pub fn restored_from_old_copy(g: &RestoreGuard, w: Words) -> HttpError {
 
 /// A refused day closing: 409 when the journal's state forbids it
 /// (`day_already_closed`, `earlier_day_open`), 422 when the request cannot
-/// be met (`nothing_to_close`, `day_in_future`).
-pub fn close_refused(code: &'static str, message: String) -> HttpError {
-    let status = match code {
-        "day_already_closed" | "earlier_day_open" => StatusCode::CONFLICT,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    HttpError::new(status, code, message)
+/// be met (`day_in_future`, `nothing_to_close`).
+pub fn close_refused(code: &str, message: String) -> HttpError {
+    match code {
+        "day_already_closed" => HttpError::new(StatusCode::CONFLICT, "day_already_closed", message),
+        "earlier_day_open" => HttpError::new(StatusCode::CONFLICT, "earlier_day_open", message),
+        "day_in_future" => {
+            HttpError::new(StatusCode::UNPROCESSABLE_ENTITY, "day_in_future", message)
+        }
+        _ => HttpError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "nothing_to_close",
+            message,
+        ),
+    }
 }
 
 /// 409 `nothing_to_acknowledge`.

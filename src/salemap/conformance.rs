@@ -147,6 +147,45 @@ impl Kit {
         .await
     }
 
+    /// A day closing of `series` covering one sale of `units` (its exact
+    /// figures, docs/journal.md), numbered `closing_no`.
+    fn closing(&self, id: &str, series: &str, closing_no: i64, units: i64) -> String {
+        use crate::contract::closing::{Closing, ClosingEnvelope, ClosingKind, Figures, SaleDoc};
+        let mut figures = Figures::default();
+        if let Ok(doc) = serde_json::from_value::<SaleDoc>(sale(units)) {
+            figures.add(1, &doc, None);
+        }
+        let env = ClosingEnvelope {
+            transaction_id: id.parse().unwrap_or_default(),
+            lane_id: self.lane.clone(),
+            series: series.to_owned(),
+            kind: ClosingKind::Closing,
+            closing_no,
+            lane_seq: closing_no + 1,
+            recorded_at: crate::common::time::fmt_ts(jiff::Timestamp::now()),
+            prev_hash: crate::contract::journal::GENESIS.to_owned(),
+            grand_total: figures.net.clone(),
+            closing: Closing {
+                business_date: "2026-11-22".into(),
+                covers_hash: crate::contract::journal::GENESIS.to_owned(),
+                figures,
+                cash: BTreeMap::new(),
+            },
+        };
+        serde_json::to_string(&env).unwrap_or_default()
+    }
+
+    async fn put_closing(&self, id: &str, envelope: &str) -> Result<Answer, String> {
+        self.send(
+            self.http
+                .put(format!("{}/v1/closings/{id}", self.base))
+                .header(IDEMPOTENCY_KEY, id)
+                .header("Content-Type", "application/json")
+                .body(envelope.to_owned()),
+        )
+        .await
+    }
+
     async fn batch(&self, envelopes: &[String]) -> Result<Answer, String> {
         let body = format!(
             "{{\"lane_id\":{},\"sales\":[{}]}}",
@@ -224,6 +263,7 @@ pub async fn run(url: &str, token: &str, lane: &str) -> Result<Report, KitError>
         "heartbeat names the lane",
         heartbeat_names_the_lane(&kit).await,
     );
+    report.record("day closing", day_closing(&kit).await);
     report.record("token required", token_required(&kit).await);
     Ok(report)
 }
@@ -297,6 +337,42 @@ async fn payload_mismatch(kit: &Kit) -> Result<String, String> {
     match other.body.get("code").and_then(Value::as_str) {
         Some("payload_mismatch") => Ok("422 payload_mismatch".into()),
         c => Err(format!("code {c:?}, expected payload_mismatch")),
+    }
+}
+
+/// A day closing (docs/backend-contract.md §4.5) is stored once per id
+/// with its bytes, and once per lane, series and closing number.
+async fn day_closing(kit: &Kit) -> Result<String, String> {
+    let s = series();
+    let sale_id = Uuid::new_v4().to_string();
+    let a = kit.put(&sale_id, &kit.envelope(&sale_id, &s, 1, 1)).await?;
+    expect_status(&a, 201, "the day's sale")?;
+    let id = Uuid::new_v4().to_string();
+    let env = kit.closing(&id, &s, 1, 1);
+    let first = kit.put_closing(&id, &env).await?;
+    expect_status(&first, 201, "PUT /v1/closings/{id}")?;
+    let doc = doc_no(&first).ok_or(format!("201 without doc_no: {}", first.body))?;
+    let again = kit.put_closing(&id, &env).await?;
+    expect_status(&again, 200, "the same closing again")?;
+    if !again.replayed || again.body != first.body {
+        return Err(format!(
+            "the repeat is not a replay of the first answer: {} then {}",
+            first.body, again.body
+        ));
+    }
+    let other = kit.put_closing(&id, &kit.closing(&id, &s, 1, 2)).await?;
+    expect_status(&other, 422, "same id, other bytes")?;
+    if other.body.get("code").and_then(Value::as_str) != Some("payload_mismatch") {
+        return Err(format!("expected payload_mismatch, got {}", other.body));
+    }
+    let b = Uuid::new_v4().to_string();
+    let twice = kit.put_closing(&b, &kit.closing(&b, &s, 1, 1)).await?;
+    expect_status(&twice, 422, "another id, same closing number")?;
+    match twice.body.get("code").and_then(Value::as_str) {
+        Some("closing_no_conflict") => Ok(format!(
+            "201 ({doc}), 200 replayed, 422 payload_mismatch, 422 closing_no_conflict"
+        )),
+        c => Err(format!("code {c:?}, expected closing_no_conflict")),
     }
 }
 

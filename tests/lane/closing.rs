@@ -360,3 +360,63 @@ async fn days_close_in_order_and_a_lane_with_no_daemon_closes_under_its_lock() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("intact: 4 documents, receipts 1..4"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_end_without_closings_parks_the_closing_and_the_sales_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = common::backend::Backend::start(Some(TOKEN)).await;
+    let lane = Lane::start_with(common::config_with_backend(dir.path(), &backend.url, TOKEN)).await;
+    let mut ids = vec![];
+    for (date, sku) in [
+        ("2026-11-22", "A"),
+        ("2026-11-22", "B"),
+        ("2026-11-23", "C"),
+    ] {
+        let id = Uuid::new_v4().to_string();
+        if date == "2026-11-23" {
+            // The admin route: a bad body changes nothing, then the day closes.
+            let close = |body: Value| {
+                lane.http
+                    .post(format!("{}/v1/admin/close-day", lane.base))
+                    .bearer_auth(&lane.admin_token)
+                    .json(&body)
+                    .send()
+            };
+            let r = close(json!({"business_date": "2026-11-22", "counted": {"KES": 1.5}}))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 422);
+            let b: Value = r.json().await.unwrap();
+            assert_eq!(b["code"], "validation_failed", "{b}");
+            let r = close(json!({"business_date": "2026-11-22"})).await.unwrap();
+            assert_eq!(r.status(), 201);
+            let b: Value = r.json().await.unwrap();
+            assert_eq!(
+                (b["outcome"].as_str(), b["closing"]["closing_no"].as_i64()),
+                (Some("closed"), Some(1)),
+                "{b}"
+            );
+        }
+        let (s, b) = lane.put(&id, &on_day(sale_with(sku, 1, 100), date)).await;
+        assert_eq!(s, 201, "{b}");
+        ids.push(id);
+    }
+    lane.until("every sale posted past the parked closing", || async {
+        lane.status().await["counts"]["posted"].as_u64() == Some(3)
+    })
+    .await;
+    assert_eq!(backend.posted_order(), ids, "lane order");
+    let c = rusqlite::Connection::open(dir.path().join("lane.db")).unwrap();
+    let (state, code): (String, String) = c
+        .query_row("SELECT state, last_error_code FROM closings", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(
+        (state.as_str(), code.as_str()),
+        ("stuck", "closings_not_supported")
+    );
+    // The lane is not at fault: no pause.
+    assert_eq!(lane.status().await["backend"]["fault"], Value::Null);
+    lane.stop().await;
+}

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use laned::contract::journal::{SeriesReport, Verifier};
+use laned::contract::journal::SeriesReport;
 use laned::lane::config::ConfigArgs;
 use laned::lane::store::ReadOnly;
 use laned::lane::store::journal::VerifyOutcome;
@@ -92,35 +92,62 @@ pub struct NotAnExport {
     why: String,
 }
 
-/// The export's envelopes, line by line, through the verifier (streamed).
+/// One export record's envelope text.
+#[derive(serde::Deserialize)]
+struct Record {
+    envelope_text: String,
+}
+
+/// The export's envelopes, line by line, through the verifier: read a
+/// chunk of lines, parse and hash them on every core, check them in order
+/// (streamed: memory holds one chunk). A void's voided document is read
+/// again from its line.
 fn from_file(path: &std::path::Path) -> anyhow::Result<VerifyOutcome> {
-    use std::io::BufRead;
-    #[derive(serde::Deserialize)]
-    struct Record {
-        envelope_text: String,
-    }
-    let file = std::fs::File::open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-    let mut v = Verifier::new();
-    let mut unreadable = vec![];
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
+    use std::io::{BufRead, Seek};
+    let open = || {
+        std::fs::File::open(path)
+            .map(std::io::BufReader::new)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))
+    };
+    let mut input = open()?;
+    let mut again = open()?;
+    let mut fetch = |offset: u64| -> Option<Vec<u8>> {
+        let mut line = String::new();
+        again.seek(std::io::SeekFrom::Start(offset)).ok()?;
+        again.read_line(&mut line).ok()?;
+        serde_json::from_str::<Record>(&line)
+            .ok()
+            .map(|r| r.envelope_text.into_bytes())
+    };
+    let (mut offset, mut number) = (0u64, 0u64);
+    let mut line = String::new();
+    let next = || -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
+        let mut chunk = Vec::with_capacity(4096);
+        while chunk.len() < 4096 {
+            line.clear();
+            let read = input
+                .read_line(&mut line)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            if read == 0 {
+                break;
+            }
+            let at = offset;
+            offset += read as u64;
+            number += 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let rec: Record = serde_json::from_str(&line).map_err(|e| NotAnExport {
+                path: path.display().to_string(),
+                line: number,
+                why: e.to_string(),
+            })?;
+            chunk.push((at, rec.envelope_text.into_bytes()));
         }
-        let rec: Record = serde_json::from_str(&line).map_err(|e| NotAnExport {
-            path: path.display().to_string(),
-            line: i as u64 + 1,
-            why: e.to_string(),
-        })?;
-        if let Err(b) = v.push(rec.envelope_text.as_bytes()) {
-            unreadable.push(b);
-        }
-    }
-    Ok(VerifyOutcome {
-        series: v.finish(),
-        unreadable,
-    })
+        Ok(chunk)
+    };
+    let (series, unreadable) = laned::contract::journal::verify_stream(next, &mut fetch)?;
+    Ok(VerifyOutcome { series, unreadable })
 }
 
 fn totals(s: &SeriesReport) -> String {

@@ -123,9 +123,24 @@ impl Breakdown {
     }
 }
 
+/// Adds `v` under `key` (allocating the key only the first time: this
+/// runs for every line and payment of every document verified).
 fn add(m: &mut BTreeMap<String, i64>, key: &str, v: i64) {
-    let e = m.entry(key.to_owned()).or_default();
-    *e = e.saturating_add(v);
+    match m.get_mut(key) {
+        Some(e) => *e = e.saturating_add(v),
+        None => {
+            m.insert(key.to_owned(), v);
+        }
+    }
+}
+
+/// Adds `v` under `currency` and `key` (allocating only the first time).
+fn add_in(m: &mut BTreeMap<String, BTreeMap<String, i64>>, currency: &str, key: &str, v: i64) {
+    if let Some(inner) = m.get_mut(currency) {
+        add(inner, key, v);
+        return;
+    }
+    m.insert(currency.to_owned(), BTreeMap::from([(key.to_owned(), v)]));
 }
 
 /// Count and sum of one kind.
@@ -182,38 +197,43 @@ impl Figures {
             self.last_receipt_no = self.last_receipt_no.max(receipt_no);
         }
         let cur = doc.currency.as_str();
-        let (bucket, b, sign) = match doc.kind {
-            Kind::Sale => (&mut self.kinds.sale, Breakdown::of(doc), 1),
-            Kind::Return => (&mut self.kinds.ret, Breakdown::of(doc), 1),
-            Kind::Void => (
-                &mut self.kinds.void,
-                voided.cloned().unwrap_or_default(),
-                -1,
-            ),
-        };
-        bucket.count += 1;
-        // A sale or return counts its total; a void what it cancels.
-        let shown = match doc.kind {
-            Kind::Void => b.effect,
-            _ => doc.total,
-        };
-        add(&mut bucket.totals, cur, shown);
-        add(&mut self.net, cur, sign * b.effect);
-        // A void moves the figures of its own currency, as it moves the
-        // grand total.
-        for (code, v) in &b.tax {
-            add(
-                self.tax_codes.entry(cur.to_owned()).or_default(),
-                code,
-                sign * v,
-            );
-        }
-        for (method, v) in &b.pay {
-            add(
-                self.payment_methods.entry(cur.to_owned()).or_default(),
-                method,
-                sign * v,
-            );
+        match (doc.kind, voided) {
+            (Kind::Sale | Kind::Return, _) => {
+                // Straight from the document: no breakdown built.
+                let (bucket, sign) = match doc.kind {
+                    Kind::Sale => (&mut self.kinds.sale, 1),
+                    _ => (&mut self.kinds.ret, -1),
+                };
+                bucket.count += 1;
+                add(&mut bucket.totals, cur, doc.total);
+                add(&mut self.net, cur, sign * doc.total);
+                for l in &doc.lines {
+                    let code = l.tax_code.as_deref().unwrap_or_default();
+                    add_in(&mut self.tax_codes, cur, code, sign * l.amount);
+                }
+                for p in &doc.payments {
+                    add_in(&mut self.payment_methods, cur, &p.method, sign * p.amount);
+                }
+                if doc.change != 0 {
+                    add_in(&mut self.payment_methods, cur, CASH, -sign * doc.change);
+                }
+            }
+            (Kind::Void, b) => {
+                // A void counts what it cancels, and takes the voided
+                // document's amounts back out, in its own currency.
+                let effect = b.map_or(0, |b| b.effect);
+                self.kinds.void.count += 1;
+                add(&mut self.kinds.void.totals, cur, effect);
+                add(&mut self.net, cur, -effect);
+                if let Some(b) = b {
+                    for (code, v) in &b.tax {
+                        add_in(&mut self.tax_codes, cur, code, -v);
+                    }
+                    for (method, v) in &b.pay {
+                        add_in(&mut self.payment_methods, cur, method, -v);
+                    }
+                }
+            }
         }
     }
 

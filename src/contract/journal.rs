@@ -202,8 +202,31 @@ struct OpenDay {
     figures: Figures,
     /// The hash of its last document.
     last_hash: String,
-    /// Its sales' and returns' breakdowns, for a void that may follow.
-    breakdowns: HashMap<Uuid, Breakdown>,
+}
+
+/// What the verifier keeps of every document it has read: enough to find
+/// a duplicate, and for a void, the effect of the document it voids and
+/// where to read that document again (its tax and payment amounts).
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// Its series (index into the verifier's names).
+    series: u32,
+    /// Its business day as YYYYMMDD (0 for a closing).
+    day: u32,
+    /// A sale or return: a void may cancel it.
+    voidable: bool,
+    /// Its effect on the grand total.
+    effect: i64,
+    /// Where its bytes are, for the caller's `fetch`.
+    locator: u64,
+}
+
+/// A business date as a number that sorts like the text (`YYYYMMDD`).
+fn day_number(date: &str) -> u32 {
+    date.bytes()
+        .filter(u8::is_ascii_digit)
+        .take(8)
+        .fold(0, |n, b| n * 10 + u32::from(b - b'0'))
 }
 
 /// One series, as far as it has been checked.
@@ -228,22 +251,8 @@ pub struct SeriesReport {
     /// copy restored and acknowledged continues after head office's
     /// number). The numbering is then not 1..n, though the chain holds.
     pub gaps: Vec<(i64, i64)>,
-    /// Each sale's and return's effect, for the voids after it.
-    effects: HashMap<Uuid, i64>,
     /// Days with documents not closed yet.
     open: BTreeMap<String, OpenDay>,
-}
-
-/// Checks documents given in lane order, series by series: every link,
-/// every grand total, receipt and closing numbers 1..n, every closing's
-/// figures, no id twice. Memory grows with the sales and returns of a
-/// series (an id and an amount each, for the voids that may follow) and
-/// with the days not yet closed, not with the documents' bytes.
-#[derive(Debug, Default)]
-pub struct Verifier {
-    series: BTreeMap<String, SeriesReport>,
-    seen: std::collections::HashSet<Uuid>,
-    position: u64,
 }
 
 impl SeriesReport {
@@ -253,15 +262,139 @@ impl SeriesReport {
     }
 }
 
+/// A document parsed and hashed, ready to be checked in lane order.
+/// Parsing and hashing are most of the work and need nothing of the
+/// documents before: [`parse`] runs on any thread, [`Verifier::accept`]
+/// in order.
+pub struct Parsed {
+    locator: u64,
+    hash: String,
+    fields: Result<Fields, String>,
+}
+
+/// Parses and hashes a document's exact bytes; `locator` says where they
+/// are, should a later void need them again.
+pub fn parse(bytes: &[u8], locator: u64) -> Parsed {
+    Parsed {
+        locator,
+        hash: hash(bytes),
+        fields: serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+    }
+}
+
+/// Parses and hashes a chunk of documents on every core, in order.
+pub fn parse_all(docs: &[(u64, Vec<u8>)]) -> Vec<Parsed> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    if threads < 2 || docs.len() < 64 {
+        return docs.iter().map(|(l, b)| parse(b, *l)).collect();
+    }
+    let per = docs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = docs
+            .chunks(per)
+            .map(|part| {
+                (
+                    part,
+                    scope.spawn(move || part.iter().map(|(l, b)| parse(b, *l)).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|(part, h)| h.join().unwrap_or_else(|_| failed(part)))
+            .collect()
+    })
+}
+
+/// A part whose thread failed: each of its documents unreadable, so that
+/// nothing is skipped silently.
+fn failed(part: &[(u64, Vec<u8>)]) -> Vec<Parsed> {
+    part.iter()
+        .map(|(l, _)| Parsed {
+            locator: *l,
+            hash: String::new(),
+            fields: Err("the thread that read it failed".into()),
+        })
+        .collect()
+}
+
+/// Verifies a stream of documents in lane order: `next` gives the next
+/// chunk of (locator, exact bytes), empty at the end. The next chunk is
+/// parsed and hashed on the other cores while this thread checks the one
+/// before, so reading, parsing and checking overlap; memory holds two
+/// chunks.
+pub fn verify_stream<E>(
+    mut next: impl FnMut() -> Result<Vec<(u64, Vec<u8>)>, E>,
+    fetch: &mut Fetch<'_>,
+) -> Result<(BTreeMap<String, SeriesReport>, Vec<Broken>), E> {
+    let mut v = Verifier::new();
+    let mut unreadable = vec![];
+    std::thread::scope(|scope| {
+        type Chunk = std::sync::Arc<Vec<(u64, Vec<u8>)>>;
+        let mut pending: Option<(Chunk, std::thread::ScopedJoinHandle<'_, _>)> = None;
+        loop {
+            let chunk = next()?;
+            let done = chunk.is_empty();
+            let chunk = std::sync::Arc::new(chunk);
+            let parsing = {
+                let c = chunk.clone();
+                scope.spawn(move || parse_all(&c))
+            };
+            if let Some((docs, h)) = pending.take() {
+                let parsed: Vec<Parsed> = h.join().unwrap_or_else(|_| failed(&docs));
+                for p in parsed {
+                    if let Err(b) = v.accept(p, fetch) {
+                        unreadable.push(b);
+                    }
+                }
+            }
+            if done {
+                let _ = parsing.join();
+                return Ok(());
+            }
+            pending = Some((chunk, parsing));
+        }
+    })?;
+    Ok((v.finish(), unreadable))
+}
+
+/// Where the verifier reads a voided document again: its bytes at a
+/// locator given with an earlier document.
+pub type Fetch<'a> = dyn FnMut(u64) -> Option<Vec<u8>> + 'a;
+
+/// Checks documents given in lane order, series by series: every link,
+/// every grand total, receipt and closing numbers 1..n, every closing's
+/// figures, no id twice. It keeps a few dozen bytes per document (for
+/// duplicates and voids) and each open day's figures, never the
+/// documents' bytes: a void's tax and payment amounts come from reading
+/// the voided document again (`fetch`).
+#[derive(Debug, Default)]
+pub struct Verifier {
+    series: BTreeMap<String, SeriesReport>,
+    names: HashMap<String, u32>,
+    seen: HashMap<Uuid, Seen>,
+    position: u64,
+}
+
 impl Verifier {
     /// A verifier that has read nothing.
     pub fn new() -> Verifier {
         Verifier::default()
     }
 
-    /// Reads the next document's exact bytes. An unreadable document
-    /// breaks no series it cannot be placed in: it is returned.
-    pub fn push(&mut self, bytes: &[u8]) -> Result<(), Broken> {
+    /// Reads the next document's exact bytes (see [`Verifier::accept`]).
+    pub fn push(
+        &mut self,
+        bytes: &[u8],
+        locator: u64,
+        fetch: &mut Fetch<'_>,
+    ) -> Result<(), Broken> {
+        self.accept(parse(bytes, locator), fetch)
+    }
+
+    /// Checks the next document, parsed. An unreadable document breaks no
+    /// series it cannot be placed in: it is returned.
+    pub fn accept(&mut self, p: Parsed, fetch: &mut Fetch<'_>) -> Result<(), Broken> {
         self.position += 1;
         let position = self.position;
         let unreadable = |why: String| Broken {
@@ -271,10 +404,25 @@ impl Verifier {
             closing_no: None,
             why: Break::Unreadable(why),
         };
-        let f: Fields = serde_json::from_slice(bytes).map_err(|e| unreadable(e.to_string()))?;
-        let first_seen = self.seen.insert(f.transaction_id);
+        let f = p.fields.map_err(unreadable)?;
+        let index = match self.names.get(&f.series) {
+            Some(i) => *i,
+            None => {
+                let next = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+                self.names.insert(f.series.clone(), next);
+                next
+            }
+        };
+        let earlier = self.seen.get(&f.transaction_id).copied();
         match (f.kind, f.receipt_no, f.sale, f.closing_no, f.closing) {
             (None, Some(receipt_no), Some(sale), None, None) => {
+                // What a void cancels: a sale or return earlier in the
+                // series, with its tax and payment amounts read again.
+                let voided = sale
+                    .references
+                    .filter(|_| sale.kind == Kind::Void)
+                    .and_then(|r| self.seen.get(&r).copied())
+                    .filter(|v| v.series == index && v.voidable);
                 let doc = Doc {
                     id: f.transaction_id,
                     receipt_no,
@@ -283,7 +431,20 @@ impl Verifier {
                     sale,
                 };
                 let s = self.series.entry(f.series).or_default();
-                s.push_sale(position, first_seen, doc, bytes);
+                let accepted =
+                    s.push_sale(position, earlier.is_none(), &doc, voided, &p.hash, fetch);
+                if accepted {
+                    self.seen.insert(
+                        doc.id,
+                        Seen {
+                            series: index,
+                            day: day_number(&doc.sale.business_date),
+                            voidable: matches!(doc.sale.kind, Kind::Sale | Kind::Return),
+                            effect: effect(doc.sale.kind, doc.sale.total, None),
+                            locator: p.locator,
+                        },
+                    );
+                }
                 Ok(())
             }
             (Some(ClosingKind::Closing), None, None, Some(closing_no), Some(closing)) => {
@@ -294,8 +455,19 @@ impl Verifier {
                     grand_total: f.grand_total,
                     closing,
                 };
-                let s = self.series.entry(f.series).or_default();
-                s.push_closing(position, first_seen, doc, bytes);
+                let s = self.series_mut(f.series);
+                if s.push_closing(position, earlier.is_none(), &doc, &p.hash) {
+                    self.seen.insert(
+                        doc.id,
+                        Seen {
+                            series: index,
+                            day: 0,
+                            voidable: false,
+                            effect: 0,
+                            locator: p.locator,
+                        },
+                    );
+                }
                 Ok(())
             }
             _ => Err(unreadable(
@@ -304,6 +476,11 @@ impl Verifier {
                     .into(),
             )),
         }
+    }
+
+    /// The state of a series (a new one the first time).
+    fn series_mut(&mut self, name: String) -> &mut SeriesReport {
+        self.series.entry(name).or_default()
     }
 
     /// Each series and how it came out.
@@ -328,6 +505,15 @@ struct ClosingDoc {
     prev_hash: Option<String>,
     grand_total: Option<BTreeMap<String, i64>>,
     closing: Closing,
+}
+
+/// The sale of a document read again.
+fn sale_of(bytes: &[u8]) -> Option<SaleDoc> {
+    #[derive(Deserialize)]
+    struct Env {
+        sale: SaleDoc,
+    }
+    serde_json::from_slice::<Env>(bytes).ok().map(|e| e.sale)
 }
 
 impl SeriesReport {
@@ -359,9 +545,18 @@ impl SeriesReport {
         }
     }
 
-    fn push_sale(&mut self, position: u64, first_seen: bool, f: Doc, bytes: &[u8]) {
+    /// Checks a sale, return or void; `true` when it holds.
+    fn push_sale(
+        &mut self,
+        position: u64,
+        first_seen: bool,
+        f: &Doc,
+        voided: Option<Seen>,
+        hash: &str,
+        fetch: &mut Fetch<'_>,
+    ) -> bool {
         if self.broken.is_some() {
-            return;
+            return false;
         }
         let broken = |why| Broken {
             position,
@@ -388,11 +583,7 @@ impl SeriesReport {
             None
         };
         let sale = &f.sale;
-        let voided = sale
-            .references
-            .filter(|_| sale.kind == Kind::Void)
-            .and_then(|r| self.effects.get(&r).map(|e| (r, *e)));
-        let effect = effect(sale.kind, sale.total, voided.map(|v| v.1));
+        let effect = effect(sale.kind, sale.total, voided.map(|v| v.effect));
         let total = after(&self.head.grand_total, &sale.currency, effect);
         let why = why.or_else(|| self.link(f.prev_hash.as_ref(), f.grand_total.as_ref(), &total));
         let why = match why {
@@ -404,29 +595,34 @@ impl SeriesReport {
         };
         // A closed day takes nothing more; a void may not cancel what a
         // closing has counted.
-        let closed = self
-            .closed_through
-            .as_ref()
-            .is_some_and(|c| sale.business_date <= *c);
-        let voided_breakdown = voided.and_then(|(id, _)| {
-            self.open
-                .values()
-                .find_map(|d| d.breakdowns.get(&id).cloned())
-        });
+        let closed_through = self.closed_through.as_deref().map_or(0, day_number);
         let why = why.or_else(|| {
-            if closed {
+            if day_number(&sale.business_date) <= closed_through {
                 Some(Break::DayClosed {
                     date: sale.business_date.clone(),
                 })
-            } else if voided.is_some() && voided_breakdown.is_none() {
+            } else if voided.is_some_and(|v| v.day <= closed_through) {
                 Some(Break::VoidOfClosedDay)
             } else {
                 None
             }
         });
+        // The voided document's tax and payment amounts, read again.
+        let voided_breakdown = match (&why, voided) {
+            (None, Some(v)) => match fetch(v.locator).as_deref().and_then(sale_of) {
+                Some(d) => Some(Breakdown::of(&d)),
+                None => {
+                    self.broken = Some(broken(Break::Unreadable(
+                        "the document it voids cannot be read again".into(),
+                    )));
+                    return false;
+                }
+            },
+            _ => None,
+        };
         if let Some(why) = why {
             self.broken = Some(broken(why));
-            return;
+            return false;
         }
         if jump {
             self.gaps.push((expected_no, f.receipt_no - 1));
@@ -436,24 +632,32 @@ impl SeriesReport {
             self.unchained += 1;
         }
         self.last_receipt_no = f.receipt_no;
-        let hash = hash(bytes);
-        let day = self.open.entry(sale.business_date.clone()).or_default();
-        day.figures
-            .add(f.receipt_no, sale, voided_breakdown.as_ref());
-        day.last_hash.clone_from(&hash);
-        if matches!(sale.kind, Kind::Sale | Kind::Return) {
-            self.effects.insert(f.id, effect);
-            day.breakdowns.insert(f.id, Breakdown::of(sale));
+        if !self.open.contains_key(&sale.business_date) {
+            self.open
+                .insert(sale.business_date.clone(), OpenDay::default());
+        }
+        if let Some(day) = self.open.get_mut(&sale.business_date) {
+            day.figures
+                .add(f.receipt_no, sale, voided_breakdown.as_ref());
+            hash.clone_into(&mut day.last_hash);
         }
         self.head = Head {
-            last_hash: Some(hash),
+            last_hash: Some(hash.to_owned()),
             grand_total: total,
         };
+        true
     }
 
-    fn push_closing(&mut self, position: u64, first_seen: bool, f: ClosingDoc, bytes: &[u8]) {
+    /// Checks a closing; `true` when it holds.
+    fn push_closing(
+        &mut self,
+        position: u64,
+        first_seen: bool,
+        f: &ClosingDoc,
+        hash: &str,
+    ) -> bool {
         if self.broken.is_some() {
-            return;
+            return false;
         }
         let date = &f.closing.business_date;
         let expected_no = self.closings + 1;
@@ -482,12 +686,13 @@ impl SeriesReport {
                 closing_no: Some(f.closing_no),
                 why,
             });
-            return;
+            return false;
         }
         self.open.remove(date);
         self.closings = f.closing_no;
         self.closed_through = Some(date.clone());
-        self.head.last_hash = Some(hash(bytes));
+        self.head.last_hash = Some(hash.to_owned());
+        true
     }
 
     /// What is wrong with a closing's figures, if anything.
@@ -572,7 +777,7 @@ mod tests {
         }
         let mut v = Verifier::new();
         for d in &docs {
-            v.push(d).unwrap();
+            v.push(d, 0, &mut |_| None).unwrap();
         }
         let r = v.finish();
         assert_eq!(r["L1"].broken, None);
@@ -585,7 +790,7 @@ mod tests {
         bad[1][at] = b'3';
         let mut v = Verifier::new();
         for d in &bad {
-            v.push(d).unwrap();
+            v.push(d, 0, &mut |_| None).unwrap();
         }
         let broken = v.finish()["L1"].broken.clone().unwrap();
         assert_eq!(broken.position, 3, "{broken:?}");
@@ -596,7 +801,7 @@ mod tests {
         let (b4, _) = doc(&head, Uuid::new_v4(), 9, "sale", None, 10);
         let mut v = Verifier::new();
         for d in docs.iter().chain([&b4]) {
-            v.push(d).unwrap();
+            v.push(d, 0, &mut |_| None).unwrap();
         }
         let r = v.finish();
         assert_eq!(r["L1"].broken, None);
@@ -606,8 +811,8 @@ mod tests {
 
         // The second left out: the third's number and link are wrong.
         let mut v = Verifier::new();
-        v.push(&docs[0]).unwrap();
-        v.push(&docs[2]).unwrap();
+        v.push(&docs[0], 0, &mut |_| None).unwrap();
+        v.push(&docs[2], 0, &mut |_| None).unwrap();
         let broken = v.finish()["L1"].broken.clone().unwrap();
         assert_eq!(
             broken.why,

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::StoreError;
 use crate::contract::Kind;
-use crate::contract::journal::{self, Head, Verifier};
+use crate::contract::journal::{self, Head};
 
 /// The series' head as stored (an empty head for a new series).
 pub(super) fn head(conn: &Connection, series: &str) -> Result<Head, StoreError> {
@@ -208,42 +208,56 @@ pub(super) fn check_tail(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Every document in lane order through the verifier, streamed (memory
-/// does not grow with the documents' bytes).
+/// Documents parsed at once, spread over the machine's cores.
+const CHUNK: usize = 4096;
+
+/// Every document in lane order through the verifier, streamed in
+/// chunks (`contract::journal::verify_stream`: parsing and hashing on the
+/// other cores while this thread reads and checks).
 pub fn verify(conn: &Connection) -> Result<VerifyOutcome, StoreError> {
     let tx = conn
         .unchecked_transaction()
         .map_err(|e| StoreError::sqlite("begin the verification", e))?;
-    let mut v = Verifier::new();
-    let mut unreadable = vec![];
-    {
+    let (series, unreadable) = {
+        let read = |e| StoreError::sqlite("read the journal", e);
         let mut st = tx
             // Sales and closings merged in lane order.
             .prepare(
                 "SELECT seq, body FROM sales UNION ALL SELECT seq, body FROM closings ORDER BY 1",
             )
-            .map_err(|e| StoreError::sqlite("read the journal", e))?;
-        let mut rows = st
-            .query([])
-            .map_err(|e| StoreError::sqlite("read the journal", e))?;
-        while let Some(r) = rows
-            .next()
-            .map_err(|e| StoreError::sqlite("read the journal", e))?
-        {
-            let body: Vec<u8> = r
-                .get(1)
-                .map_err(|e| StoreError::sqlite("read a document", e))?;
-            if let Err(b) = v.push(&body) {
-                unreadable.push(b);
+            .map_err(read)?;
+        // A void's voided document, read again by its lane sequence.
+        let mut again = tx
+            .prepare("SELECT body FROM sales WHERE seq = ?1")
+            .map_err(read)?;
+        let mut fetch = |seq: u64| -> Option<Vec<u8>> {
+            let seq = i64::try_from(seq).ok()?;
+            again
+                .query_row([seq], |r| r.get(0))
+                .optional()
+                .ok()
+                .flatten()
+        };
+        let mut rows = st.query([]).map_err(read)?;
+        let next = || -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            while chunk.len() < CHUNK {
+                let Some(r) = rows.next().map_err(read)? else {
+                    break;
+                };
+                let seq: i64 = r.get(0).map_err(read)?;
+                chunk.push((
+                    u64::try_from(seq).unwrap_or_default(),
+                    r.get(1).map_err(read)?,
+                ));
             }
-        }
-    }
+            Ok(chunk)
+        };
+        journal::verify_stream(next, &mut fetch)?
+    };
     tx.finish()
         .map_err(|e| StoreError::sqlite("end the verification", e))?;
-    Ok(VerifyOutcome {
-        series: v.finish(),
-        unreadable,
-    })
+    Ok(VerifyOutcome { series, unreadable })
 }
 
 /// What [`verify`] found.

@@ -6,6 +6,8 @@
 //!
 //! `cargo bench -- journal` runs it at 1,000,000 documents
 //! (`LANED_BENCH_SALES` to change it); under `cargo test` at 300.
+//! `LANED_BENCH_KEEP=1` keeps the lane it built and prints where;
+//! `LANED_BENCH_LANE=DIR` measures that lane instead of building one.
 
 use std::io::Read;
 use std::path::Path;
@@ -25,25 +27,34 @@ pub fn main(full: bool) {
         .unwrap_or_else(|| env!("CARGO_TARGET_TMPDIR").into());
     std::fs::create_dir_all(&base).expect("bench dir");
     let dir = tempfile::tempdir_in(&base).expect("temp dir");
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(support::backlog(dir.path(), n));
-    let db = dir.path().join(laned::lane::store::DB_FILE);
+    let lane: std::path::PathBuf = match std::env::var_os("LANED_BENCH_LANE") {
+        Some(d) => d.into(),
+        None => {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(support::backlog(dir.path(), n));
+            dir.path().to_owned()
+        }
+    };
+    let db = lane.join(laned::lane::store::DB_FILE);
     let bytes = std::fs::metadata(&db).map_or(0, |m| m.len());
     let mut read = vec![];
     let mut verify = vec![];
     // Interleaved, so that both meet the same page cache.
     for _ in 0..ROUNDS {
         read.push(read_file(&db));
-        verify.push(run_verify(dir.path(), n));
+        verify.push(run_verify(&lane, n));
     }
     let median = |t: &mut Vec<Duration>| {
         t.sort();
         t[t.len() / 2]
     };
     let (r, v) = (median(&mut read), median(&mut verify));
+    if std::env::var_os("LANED_BENCH_KEEP").is_some() {
+        println!("kept the lane in {}", dir.keep().display());
+    }
     let mb = bytes as f64 / 1e6;
     println!(
         "| {n} documents, database {mb:.0} MB | seconds | MB/s | documents/s |\n\

@@ -169,6 +169,17 @@ pub enum Break {
     /// A closing's figures are not those of the documents it covers.
     #[error("its figures are not those of the documents it covers: {0}")]
     Figures(String),
+    /// The series' last document is not the one the lane's journal head
+    /// names: it was changed, or documents after it were removed.
+    #[error(
+        "its hash {found} is not the journal's head {expected}: the last document was changed or documents after it removed"
+    )]
+    Head {
+        /// The hash of the last document read.
+        found: String,
+        /// The head the lane kept.
+        expected: String,
+    },
     /// A closing's counted cash does not add up.
     #[error("its cash in {currency} does not add up: expected {expected}, variance {variance}")]
     Cash {
@@ -253,12 +264,37 @@ pub struct SeriesReport {
     pub gaps: Vec<(i64, i64)>,
     /// Days with documents not closed yet.
     open: BTreeMap<String, OpenDay>,
+    /// The last document read: its position, id, receipt or closing number.
+    last: Option<(u64, Uuid, Option<i64>, Option<i64>)>,
 }
 
 impl SeriesReport {
     /// The chain holds and the receipt numbers are exactly 1..n.
     pub fn intact(&self) -> bool {
         self.broken.is_none() && self.gaps.is_empty()
+    }
+
+    /// Checks the series' last document against the head its lane kept
+    /// (the hash of the last document it stored): the last document has
+    /// no successor to vouch for it.
+    pub fn check_head(&mut self, kept: &str) {
+        let found = self.head.last_hash.clone().unwrap_or_default();
+        if self.broken.is_some() || found == kept {
+            return;
+        }
+        let (position, id, receipt_no, closing_no) = self
+            .last
+            .map_or((0, None, None, None), |(p, i, r, c)| (p, Some(i), r, c));
+        self.broken = Some(Broken {
+            position,
+            transaction_id: id,
+            receipt_no,
+            closing_no,
+            why: Break::Head {
+                found,
+                expected: kept.to_owned(),
+            },
+        });
     }
 }
 
@@ -645,6 +681,7 @@ impl SeriesReport {
             last_hash: Some(hash.to_owned()),
             grand_total: total,
         };
+        self.last = Some((position, f.id, Some(f.receipt_no), None));
         true
     }
 
@@ -692,6 +729,7 @@ impl SeriesReport {
         self.closings = f.closing_no;
         self.closed_through = Some(date.clone());
         self.head.last_hash = Some(hash.to_owned());
+        self.last = Some((position, f.id, None, Some(f.closing_no)));
         true
     }
 

@@ -218,7 +218,7 @@ pub fn verify(conn: &Connection) -> Result<VerifyOutcome, StoreError> {
     let tx = conn
         .unchecked_transaction()
         .map_err(|e| StoreError::sqlite("begin the verification", e))?;
-    let (series, unreadable) = {
+    let (mut series, unreadable) = {
         let read = |e| StoreError::sqlite("read the journal", e);
         let mut st = tx
             // Sales and closings merged in lane order.
@@ -255,6 +255,16 @@ pub fn verify(conn: &Connection) -> Result<VerifyOutcome, StoreError> {
         };
         journal::verify_stream(next, &mut fetch)?
     };
+    // The last document of each series against the head the lane kept.
+    let heads: Vec<(String, String)> = tx
+        .prepare("SELECT series, last_hash FROM journal_head")
+        .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .map_err(|e| StoreError::sqlite("read the journal's heads", e))?;
+    for (name, kept) in heads {
+        if let Some(s) = series.get_mut(&name) {
+            s.check_head(&kept);
+        }
+    }
     tx.finish()
         .map_err(|e| StoreError::sqlite("end the verification", e))?;
     Ok(VerifyOutcome { series, unreadable })

@@ -256,6 +256,51 @@ fn plain_id(s: &str) -> bool {
 }
 
 /// Parses and checks one envelope; `lane` is the token's lane (None: any).
+/// What is wrong with a document's identity and place on its lane, the
+/// same for a sale and a closing.
+fn placement_problems(
+    id: &str,
+    recorded_at: &str,
+    lane_id: &str,
+    series: &str,
+    lane_seq: i64,
+) -> Vec<(&'static str, &'static str)> {
+    let mut problems = vec![];
+    if sale::parse_v4(id).is_none() {
+        problems.push(("transaction_id", "must be a version 4 UUID"));
+    }
+    if recorded_at.parse::<jiff::Timestamp>().is_err() {
+        problems.push((
+            "recorded_at",
+            "must be an RFC 3339 timestamp such as 2026-11-22T11:03:11.482Z",
+        ));
+    }
+    if !plain_id(lane_id) {
+        problems.push(("lane_id", "must be 1 to 32 letters, digits, '-' or '_'"));
+    }
+    if !plain_id(series) {
+        problems.push(("series", "must be 1 to 32 letters, digits, '-' or '_'"));
+    }
+    if lane_seq < 1 {
+        problems.push(("lane_seq", "must be 1 or more"));
+    }
+    problems
+}
+
+/// 422 `validation_failed`: the `what` (sale or closing) `id` and each of
+/// its problems, in details.
+fn invalid(what: &str, id: &str, fields: Vec<Value>) -> HttpError {
+    HttpError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+        format!(
+            "The {what} {id} is not valid: {} problem(s), listed in details.",
+            fields.len()
+        ),
+    )
+    .with_details(json!({"fields": fields}))
+}
+
 fn item(bytes: &str, lane: Option<&str>, refused: &[String]) -> Result<Item, HttpError> {
     let env: Envelope = serde_json::from_str(bytes).map_err(bad_body)?;
     let id = env.transaction_id.to_string();
@@ -268,27 +313,15 @@ fn item(bytes: &str, lane: Option<&str>, refused: &[String]) -> Result<Item, Htt
     // Every field the contract defines is checked; fields it does not
     // define are accepted (a newer lane may send more) and kept in the
     // stored envelope.
-    let mut problems = vec![];
-    if sale::parse_v4(&id).is_none() {
-        problems.push(("transaction_id", "must be a version 4 UUID"));
-    }
-    if env.recorded_at.parse::<jiff::Timestamp>().is_err() {
-        problems.push((
-            "recorded_at",
-            "must be an RFC 3339 timestamp such as 2026-11-22T11:03:11.482Z",
-        ));
-    }
-    if !plain_id(&env.lane_id) {
-        problems.push(("lane_id", "must be 1 to 32 letters, digits, '-' or '_'"));
-    }
-    if !plain_id(&env.series) {
-        problems.push(("series", "must be 1 to 32 letters, digits, '-' or '_'"));
-    }
+    let mut problems = placement_problems(
+        &id,
+        &env.recorded_at,
+        &env.lane_id,
+        &env.series,
+        env.lane_seq,
+    );
     if env.receipt_no < 1 {
         problems.push(("receipt_no", "must be 1 or more"));
-    }
-    if env.lane_seq < 1 {
-        problems.push(("lane_seq", "must be 1 or more"));
     }
     let doc: Value = serde_json::from_str(env.sale.get()).map_err(bad_body)?;
     let checked = sale::validate(&doc, Some(env.transaction_id));
@@ -303,17 +336,7 @@ fn item(bytes: &str, lane: Option<&str>, refused: &[String]) -> Result<Item, Htt
     }
     let s = match checked {
         Ok(s) if fields.is_empty() => s,
-        _ => {
-            return Err(HttpError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                format!(
-                    "The sale {id} is not valid: {} problem(s), listed in details.",
-                    fields.len()
-                ),
-            )
-            .with_details(json!({"fields": fields})));
-        }
+        _ => return Err(invalid("sale", &id, fields)),
     };
     if let Some(sku) = s.skus().find(|sku| refused.iter().any(|r| r == sku)) {
         return Err(HttpError::new(
@@ -424,21 +447,18 @@ async fn put_closing(
     {
         return Err(wrong_lane(l, &env.lane_id));
     }
-    let mut problems = vec![];
-    if sale::parse_v4(&env.transaction_id.to_string()).is_none() {
-        problems.push(("transaction_id", "must be a version 4 UUID"));
-    }
+    let mut problems = placement_problems(
+        &env.transaction_id.to_string(),
+        &env.recorded_at,
+        &env.lane_id,
+        &env.series,
+        env.lane_seq,
+    );
     if env.transaction_id.to_string() != id {
         problems.push((
             "transaction_id",
             "must be the id in the path (and the Idempotency-Key)",
         ));
-    }
-    if !plain_id(&env.lane_id) {
-        problems.push(("lane_id", "must be 1 to 32 letters, digits, '-' or '_'"));
-    }
-    if !plain_id(&env.series) {
-        problems.push(("series", "must be 1 to 32 letters, digits, '-' or '_'"));
     }
     if env.closing_no < 1 {
         problems.push(("closing_no", "must be 1 or more"));
@@ -448,19 +468,11 @@ async fn put_closing(
         problems.push(("closing.business_date", "must be a date like 2026-11-22"));
     }
     if !problems.is_empty() {
-        let fields: Vec<Value> = problems
+        let fields = problems
             .iter()
             .map(|(f, m)| json!({"field": f, "message": m}))
             .collect();
-        return Err(HttpError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            format!(
-                "The closing {id} is not valid: {} problem(s), listed in details.",
-                fields.len()
-            ),
-        )
-        .with_details(json!({"fields": fields})));
+        return Err(invalid("closing", &id, fields));
     }
     if let Some(k) = headers.get(IDEMPOTENCY_KEY)
         && k.to_str().map(str::to_ascii_lowercase).ok().as_deref() != Some(id.as_str())

@@ -115,7 +115,7 @@ impl Verdict {
 #[derive(Debug, Clone)]
 pub struct Trouble {
     /// Stable code: `restored_from_old_copy`, `lane_suspended`,
-    /// `lane_fault`, `stuck_sales`, `ceiling_near`, `offline`,
+    /// `lane_fault`, `stuck_sales`, `closing_stuck`, `ceiling_near`, `offline`,
     /// `no_backend` or `clock_set_back`.
     pub code: &'static str,
     /// How bad it is.
@@ -163,6 +163,7 @@ fn troubles(
     restore: bool,
     backend: Option<&Backend>,
     stuck: i64,
+    closings_stuck: i64,
     now: Timestamp,
 ) -> Vec<Trouble> {
     let mut out = vec![];
@@ -222,6 +223,16 @@ fn troubles(
             Verdict::Attention,
             Phrase::new("banner-stuck").arg("n", Part::Count(stuck)),
             Phrase::new("banner-stuck-do").arg("n", Part::Count(stuck)),
+            None,
+        );
+    }
+    // Sales go on, but head office lacks a day's closing: support looks.
+    if closings_stuck > 0 {
+        add(
+            "closing_stuck",
+            Verdict::Warning,
+            Phrase::new("banner-closing-stuck").arg("n", Part::Count(closings_stuck)),
+            Phrase::new("banner-closing-stuck-do"),
             None,
         );
     }
@@ -410,6 +421,7 @@ impl Report {
             f.restore.is_some(),
             backend.as_ref(),
             stuck,
+            f.counts.closings_stuck,
             f.now,
         );
         Report {
@@ -493,7 +505,7 @@ mod tests {
             fault: None,
             next_attempt_at: None,
         };
-        troubles(snap, false, Some(&backend), stuck, Timestamp::UNIX_EPOCH)
+        troubles(snap, false, Some(&backend), stuck, 0, Timestamp::UNIX_EPOCH)
             .iter()
             .map(|t| (t.code, t.severity))
             .collect()

@@ -417,6 +417,11 @@ async fn put_sale(
     let Some(o) = out.into_iter().next() else {
         return Err(StoreError::Task.into());
     };
+    answer(o)
+}
+
+/// A single post's answer: `201`, `200` replayed, or the refusal.
+fn answer(o: Outcome) -> Result<Response, HttpError> {
     match o {
         Outcome::Posted(doc) => Ok((StatusCode::CREATED, axum::Json(doc)).into_response()),
         Outcome::Replayed(doc) => {
@@ -492,21 +497,12 @@ async fn put_closing(
         fingerprint: crate::common::hash::sha256_hex(text.as_bytes()),
         envelope: text,
     };
-    match s
-        .inner
-        .store
-        .post_closing(s.inner.tenant.clone(), item, s.now())
-        .await?
-    {
-        Outcome::Posted(doc) => Ok((StatusCode::CREATED, axum::Json(doc)).into_response()),
-        Outcome::Replayed(doc) => {
-            let mut r = (StatusCode::OK, axum::Json(doc)).into_response();
-            r.headers_mut()
-                .insert(IDEMPOTENCY_REPLAYED, HeaderValue::from_static("true"));
-            Ok(r)
-        }
-        other => Err(from_outcome(&other).unwrap_or_else(|| StoreError::Task.into())),
-    }
+    answer(
+        s.inner
+            .store
+            .post_closing(s.inner.tenant.clone(), item, s.now())
+            .await?,
+    )
 }
 
 #[derive(Deserialize)]

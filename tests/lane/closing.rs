@@ -416,7 +416,15 @@ async fn a_back_end_without_closings_parks_the_closing_and_the_sales_go_on() {
         (state.as_str(), code.as_str()),
         ("stuck", "closings_not_supported")
     );
-    // The lane is not at fault: no pause.
-    assert_eq!(lane.status().await["backend"]["fault"], Value::Null);
+    // The lane is not at fault (no pause); the stuck closing is a warning
+    // for support, and sales go on.
+    let st = lane.status().await;
+    assert_eq!(st["backend"]["fault"], Value::Null);
+    assert_eq!(st["verdict"], "warning", "{st}");
+    assert_eq!(st["troubles"][0]["code"], "closing_stuck", "{st}");
+    assert_eq!(
+        st["troubles"][0]["headline"],
+        "A day's closing has not reached head office"
+    );
     lane.stop().await;
 }

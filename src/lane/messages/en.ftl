@@ -62,6 +62,11 @@ banner-restored = Sales stopped: this till was restored from an old copy
 banner-restored-do = Head office has receipts this till does not know about. Call support before selling; nothing is lost.
 banner-no-backend = Not connected to head office
 banner-no-backend-do = No head office address is configured: sales are kept on this till only.
+banner-closing-stuck = { $n ->
+    [one] A day's closing has not reached head office
+   *[other] { $n } day closings have not reached head office
+}
+banner-closing-stuck-do = Keep selling; nothing is lost. Call support: head office refused the closing or does not take closings yet.
 banner-offline = Offline
 banner-offline-countdown = Offline — { $remaining } until sales stop
 banner-offline-do = Sales are kept on this till and sent when head office is back. Not reached for { $offline }.

@@ -48,6 +48,11 @@ banner-restored = Mauzo yamesimamishwa: mashine hii ilirejeshwa kutoka nakala ya
 banner-restored-do = Ofisi kuu ina risiti ambazo mashine hii haizijui. Piga simu kwa msaada wa kiufundi kabla ya kuuza; hakuna kilichopotea.
 banner-no-backend = Haijaunganishwa na ofisi kuu
 banner-no-backend-do = Hakuna anwani ya ofisi kuu iliyowekwa: mauzo yanahifadhiwa kwenye mashine hii tu.
+banner-closing-stuck = { $n ->
+    [one] Ufungaji wa siku haujafika ofisi kuu
+   *[other] Ufungaji wa siku { $n } haujafika ofisi kuu
+}
+banner-closing-stuck-do = Endelea kuuza; hakuna kilichopotea. Piga simu kwa msaada: ofisi kuu imekataa ufungaji au bado haupokei.
 banner-offline = Nje ya mtandao
 banner-offline-countdown = Nje ya mtandao — { $remaining } kabla mauzo hayajasimamishwa
 banner-offline-do = Mauzo yanahifadhiwa kwenye mashine hii na yatatumwa ofisi kuu ikipatikana tena. Haijafikiwa kwa { $offline }.

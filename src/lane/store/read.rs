@@ -254,6 +254,8 @@ pub struct StatusCounts {
     pub pending_amount: BTreeMap<String, i64>,
     /// Last receipt number issued per series.
     pub last_receipt_no: BTreeMap<String, i64>,
+    /// Day closings head office refused or does not take (`stuck`).
+    pub closings_stuck: i64,
 }
 
 /// Counts and sums for the status endpoint, in one read transaction so the
@@ -289,6 +291,9 @@ fn counts_in(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<StatusCounts> {
         )?
         .query_row([], |r| r.get(0))
         .optional()?;
+    s.closings_stuck = tx
+        .prepare_cached("SELECT count(*) FROM closings WHERE state = 'stuck'")?
+        .query_row([], |r| r.get(0))?;
     let mut st = tx.prepare_cached("SELECT series, last FROM counters ORDER BY series")?;
     for row in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
         let (c, v) = row?;

@@ -215,14 +215,16 @@ pub(super) fn closed_through(
 
 /// Why a new document may not be stored in `series`, if a closing
 /// forbids it: its day is closed, or it voids a document of a closed day.
+/// `through` is the series' last day closed ([`closed_through`]).
 pub(super) fn refusal(
     conn: &Connection,
     series: &str,
+    through: Option<String>,
     business_date: &str,
     kind: Kind,
     references: Option<&Uuid>,
 ) -> Result<Option<Refusal>, StoreError> {
-    let Some(through) = closed_through(conn, series)? else {
+    let Some(through) = through else {
         return Ok(None);
     };
     if business_date <= through.as_str() {

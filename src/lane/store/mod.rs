@@ -629,7 +629,9 @@ impl Store {
             .writer
             .call(move |c, ctx| {
                 let id = ctx.identity();
-                closing::close_day(c, &id.lane_id, &id.series, &ctx.now(), &req)
+                let o = closing::close_day(c, &id.lane_id, &id.series, &ctx.now(), &req);
+                ctx.forget_closings();
+                o
             })
             .await
     }

@@ -319,7 +319,7 @@ pub fn parse(bytes: &[u8], locator: u64) -> Parsed {
 }
 
 /// Parses and hashes a chunk of documents on every core, in order.
-pub fn parse_all(docs: &[(u64, Vec<u8>)]) -> Vec<Parsed> {
+fn parse_all(docs: &[(u64, Vec<u8>)]) -> Vec<Parsed> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     if threads < 2 || docs.len() < 64 {
         return docs.iter().map(|(l, b)| parse(b, *l)).collect();

@@ -137,9 +137,18 @@ impl Kit {
     }
 
     async fn put(&self, id: &str, envelope: &str) -> Result<Answer, String> {
+        self.put_to("sales", id, envelope).await
+    }
+
+    async fn put_closing(&self, id: &str, envelope: &str) -> Result<Answer, String> {
+        self.put_to("closings", id, envelope).await
+    }
+
+    /// `PUT /v1/{collection}/{id}` with the id as the `Idempotency-Key`.
+    async fn put_to(&self, collection: &str, id: &str, envelope: &str) -> Result<Answer, String> {
         self.send(
             self.http
-                .put(format!("{}/v1/sales/{id}", self.base))
+                .put(format!("{}/v1/{collection}/{id}", self.base))
                 .header(IDEMPOTENCY_KEY, id)
                 .header("Content-Type", "application/json")
                 .body(envelope.to_owned()),
@@ -173,17 +182,6 @@ impl Kit {
             },
         };
         serde_json::to_string(&env).unwrap_or_default()
-    }
-
-    async fn put_closing(&self, id: &str, envelope: &str) -> Result<Answer, String> {
-        self.send(
-            self.http
-                .put(format!("{}/v1/closings/{id}", self.base))
-                .header(IDEMPOTENCY_KEY, id)
-                .header("Content-Type", "application/json")
-                .body(envelope.to_owned()),
-        )
-        .await
     }
 
     async fn batch(&self, envelopes: &[String]) -> Result<Answer, String> {

@@ -636,14 +636,6 @@ impl Store {
             .await
     }
 
-    /// The latest closings, newest first.
-    pub async fn closings(&self, limit: i64) -> Result<Vec<closing::ClosingRow>, StoreError> {
-        self.inner
-            .readers
-            .run(move |c| closing::list(c, limit))
-            .await
-    }
-
     /// The offline clock's last checkpoint.
     pub async fn load_clock(&self) -> Result<crate::lane::ceiling::Checkpoint, StoreError> {
         self.inner.readers.run(lane_clock::load).await

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use laned::contract::journal::SeriesReport;
+use laned::contract::journal::{self, Chunk, SeriesReport};
 use laned::lane::config::ConfigArgs;
 use laned::lane::store::ReadOnly;
 use laned::lane::store::journal::VerifyOutcome;
@@ -121,8 +121,7 @@ fn from_file(path: &std::path::Path) -> anyhow::Result<VerifyOutcome> {
     };
     let (mut offset, mut number) = (0u64, 0u64);
     let mut line = String::new();
-    let next = || -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
-        let mut chunk = Vec::with_capacity(4096);
+    let next = |mut chunk: Chunk| -> anyhow::Result<Chunk> {
         while chunk.len() < 4096 {
             line.clear();
             let read = input
@@ -142,11 +141,11 @@ fn from_file(path: &std::path::Path) -> anyhow::Result<VerifyOutcome> {
                 line: number,
                 why: e.to_string(),
             })?;
-            chunk.push((at, rec.envelope_text.into_bytes()));
+            chunk.push(at, rec.envelope_text.as_bytes());
         }
         Ok(chunk)
     };
-    let (series, unreadable) = laned::contract::journal::verify_stream(next, &mut fetch)?;
+    let (series, unreadable) = journal::verify_stream(next, &mut fetch, 0)?;
     Ok(VerifyOutcome { series, unreadable })
 }
 

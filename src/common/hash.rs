@@ -1,19 +1,34 @@
 //! SHA-256 fingerprints, as lowercase hex: of a sale's canonical bytes, of
-//! an envelope, of a token.
+//! an envelope, of a token (and as 32 bytes where a million are compared).
 
 use sha2::{Digest, Sha256};
 
+/// A SHA-256 digest, as its 32 bytes.
+pub type Sha256Digest = [u8; 32];
+
+/// The SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> Sha256Digest {
+    Sha256::digest(bytes).into()
+}
+
 /// The lowercase hex SHA-256 of `bytes` (64 characters).
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    // A table, not `write!` per byte: this runs for every document
-    // `laned verify` reads, and formatting was a measurable share of it.
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
-    for b in Sha256::digest(bytes) {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    s
+    to_hex(&sha256(bytes))
+}
+
+/// A digest as 64 lowercase hex digits.
+pub fn to_hex(digest: &Sha256Digest) -> String {
+    hex::encode(digest)
+}
+
+/// A digest from exactly 64 lowercase hex digits (anything else is not
+/// one: the journal's hashes are written in lowercase only).
+pub fn from_hex(text: &str) -> Option<Sha256Digest> {
+    let lowercase = text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let mut digest = [0u8; 32];
+    (lowercase && hex::decode_to_slice(text, &mut digest).is_ok()).then_some(digest)
 }
 
 #[cfg(test)]
@@ -26,5 +41,10 @@ mod tests {
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+        let d = sha256(b"abc");
+        assert_eq!(from_hex(&to_hex(&d)), Some(d));
+        assert_eq!(from_hex(&to_hex(&d).to_uppercase()), None);
+        assert_eq!(from_hex("ba78"), None);
+        assert_eq!(from_hex(&"g".repeat(64)), None);
     }
 }

@@ -24,6 +24,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use uuid::Uuid;
 
 use super::Kind;
@@ -31,7 +32,12 @@ use super::Kind;
 /// The payment method whose net is the cash expected in the drawer.
 pub const CASH: &str = "cash";
 
-/// What a closing reads of a covered document's sale.
+/// A short text of a document (a date, a currency, a tax code, a payment
+/// method): kept inline, so that reading a document allocates nothing.
+pub type Text = compact_str::CompactString;
+
+/// What a closing reads of a covered document's sale (its other fields
+/// are skipped).
 #[derive(Debug, Clone, Deserialize)]
 pub struct SaleDoc {
     /// sale, return or void.
@@ -40,20 +46,70 @@ pub struct SaleDoc {
     #[serde(default)]
     pub references: Option<Uuid>,
     /// The business day.
-    pub business_date: String,
+    pub business_date: Text,
     /// ISO 4217 code.
-    pub currency: String,
+    pub currency: Text,
     /// Σ line amounts.
     pub total: i64,
     /// Change given, in cash.
     #[serde(default)]
     pub change: i64,
-    /// The lines' tax codes and amounts.
-    #[serde(default)]
-    pub lines: Vec<LineDoc>,
-    /// The payments.
-    #[serde(default)]
-    pub payments: Vec<PaymentDoc>,
+    /// The lines' amounts summed per tax code (`""`: lines with none), in
+    /// the order the codes first appear: all a closing needs of them.
+    #[serde(default, rename = "lines", deserialize_with = "tax_of_lines")]
+    pub tax: Sums,
+    /// The payments' amounts summed per method.
+    #[serde(default, rename = "payments", deserialize_with = "by_method")]
+    pub pay: Sums,
+}
+
+/// Amounts summed per key (a tax code, a payment method), in the order the
+/// keys first appear; inline for the usual few keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sums(pub SmallVec<[(Text, i64); 2]>);
+
+impl Sums {
+    /// Adds `v` under `key`.
+    pub fn add(&mut self, key: &str, v: i64) {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some((_, e)) => *e = e.saturating_add(v),
+            None => self.0.push((key.into(), v)),
+        }
+    }
+}
+
+/// The `lines` array, summed per tax code as it is read.
+fn tax_of_lines<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Sums, D::Error> {
+    sums::<D, LineDoc>(d, |l| (l.tax_code.unwrap_or_default(), l.amount))
+}
+
+/// The `payments` array, summed per method as it is read.
+fn by_method<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Sums, D::Error> {
+    sums::<D, PaymentDoc>(d, |p| (p.method, p.amount))
+}
+
+/// An array of `T`, each summed under its key as it is read (no vector of
+/// lines is built).
+fn sums<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+    key: fn(T) -> (Text, i64),
+) -> Result<Sums, D::Error> {
+    struct V<T>(fn(T) -> (Text, i64));
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+        type Value = Sums;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Sums, A::Error> {
+            let mut s = Sums::default();
+            while let Some(t) = seq.next_element::<T>()? {
+                let (k, v) = (self.0)(t);
+                s.add(&k, v);
+            }
+            Ok(s)
+        }
+    }
+    d.deserialize_seq(V(key))
 }
 
 /// A line, as a closing reads it.
@@ -61,7 +117,7 @@ pub struct SaleDoc {
 pub struct LineDoc {
     /// Its tax code, if any.
     #[serde(default)]
-    pub tax_code: Option<String>,
+    pub tax_code: Option<Text>,
     /// Its amount.
     pub amount: i64,
 }
@@ -70,7 +126,7 @@ pub struct LineDoc {
 #[derive(Debug, Clone, Deserialize)]
 pub struct PaymentDoc {
     /// cash, card, …
-    pub method: String,
+    pub method: Text,
     /// Its amount.
     pub amount: i64,
 }
@@ -99,25 +155,21 @@ impl Breakdown {
             Kind::Void => 0,
         };
         let mut b = Breakdown {
-            currency: doc.currency.clone(),
-            effect: sign * doc.total,
+            currency: doc.currency.to_string(),
+            effect: doc.total.saturating_mul(sign),
             ..Breakdown::default()
         };
         if sign == 0 {
             return b;
         }
-        for l in &doc.lines {
-            add(
-                &mut b.tax,
-                l.tax_code.as_deref().unwrap_or_default(),
-                sign * l.amount,
-            );
+        for (code, v) in &doc.tax.0 {
+            add(&mut b.tax, code, v.saturating_mul(sign));
         }
-        for p in &doc.payments {
-            add(&mut b.pay, &p.method, sign * p.amount);
+        for (method, v) in &doc.pay.0 {
+            add(&mut b.pay, method, v.saturating_mul(sign));
         }
         if doc.change != 0 {
-            add(&mut b.pay, CASH, -sign * doc.change);
+            add(&mut b.pay, CASH, doc.change.saturating_mul(-sign));
         }
         b
     }
@@ -206,16 +258,25 @@ impl Figures {
                 };
                 bucket.count += 1;
                 add(&mut bucket.totals, cur, doc.total);
-                add(&mut self.net, cur, sign * doc.total);
-                for l in &doc.lines {
-                    let code = l.tax_code.as_deref().unwrap_or_default();
-                    add_in(&mut self.tax_codes, cur, code, sign * l.amount);
+                add(&mut self.net, cur, doc.total.saturating_mul(sign));
+                for (code, v) in &doc.tax.0 {
+                    add_in(&mut self.tax_codes, cur, code, v.saturating_mul(sign));
                 }
-                for p in &doc.payments {
-                    add_in(&mut self.payment_methods, cur, &p.method, sign * p.amount);
+                for (method, v) in &doc.pay.0 {
+                    add_in(
+                        &mut self.payment_methods,
+                        cur,
+                        method,
+                        v.saturating_mul(sign),
+                    );
                 }
                 if doc.change != 0 {
-                    add_in(&mut self.payment_methods, cur, CASH, -sign * doc.change);
+                    add_in(
+                        &mut self.payment_methods,
+                        cur,
+                        CASH,
+                        doc.change.saturating_mul(-sign),
+                    );
                 }
             }
             (Kind::Void, b) => {
@@ -224,13 +285,13 @@ impl Figures {
                 let effect = b.map_or(0, |b| b.effect);
                 self.kinds.void.count += 1;
                 add(&mut self.kinds.void.totals, cur, effect);
-                add(&mut self.net, cur, -effect);
+                add(&mut self.net, cur, effect.saturating_neg());
                 if let Some(b) = b {
                     for (code, v) in &b.tax {
-                        add_in(&mut self.tax_codes, cur, code, -v);
+                        add_in(&mut self.tax_codes, cur, code, v.saturating_neg());
                     }
                     for (method, v) in &b.pay {
-                        add_in(&mut self.payment_methods, cur, method, -v);
+                        add_in(&mut self.payment_methods, cur, method, v.saturating_neg());
                     }
                 }
             }

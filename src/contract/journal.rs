@@ -7,12 +7,15 @@
 //! recompute.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 
 use serde::Deserialize;
+use smallvec::SmallVec;
 use uuid::Uuid;
 
 use super::Kind;
-use super::closing::{Breakdown, Closing, ClosingKind, Figures, SaleDoc, first_difference};
+use super::closing::{Breakdown, Closing, ClosingKind, Figures, SaleDoc, Text, first_difference};
+use crate::common::hash::{Sha256Digest as Digest, from_hex, sha256, to_hex};
 
 /// The `prev_hash` of a series' first document.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -47,8 +50,8 @@ impl Head {
 pub fn effect(kind: Kind, total: i64, voided: Option<i64>) -> i64 {
     match kind {
         Kind::Sale => total,
-        Kind::Return => -total,
-        Kind::Void => voided.map_or(0, |v| -v),
+        Kind::Return => total.saturating_neg(),
+        Kind::Void => voided.map_or(0, i64::saturating_neg),
     }
 }
 
@@ -61,12 +64,25 @@ pub fn after(total: &BTreeMap<String, i64>, currency: &str, effect: i64) -> BTre
     t
 }
 
+/// The `grand_total` after a document with this `effect` in `currency`,
+/// in place (see [`after`]).
+fn apply(total: &mut BTreeMap<String, i64>, currency: &str, effect: i64) {
+    match total.get_mut(currency) {
+        Some(e) => *e = e.saturating_add(effect),
+        None => {
+            total.insert(currency.to_owned(), effect);
+        }
+    }
+}
+
 /// What verification reads of a document: its envelope's fields, and the
-/// sale of a sale, return or void, or the figures of a closing.
+/// sale of a sale, return or void, or the figures of a closing. Read on
+/// the worker threads into inline strings and small vectors: nothing is
+/// allocated for a usual document (and nothing freed on another thread).
 #[derive(Debug, Deserialize)]
 struct Fields {
     transaction_id: Uuid,
-    series: String,
+    series: Text,
     #[serde(default)]
     kind: Option<ClosingKind>,
     #[serde(default)]
@@ -74,13 +90,113 @@ struct Fields {
     #[serde(default)]
     closing_no: Option<i64>,
     #[serde(default)]
-    prev_hash: Option<String>,
+    prev_hash: Option<Link>,
     #[serde(default)]
-    grand_total: Option<BTreeMap<String, i64>>,
+    grand_total: Option<Totals>,
     #[serde(default)]
     sale: Option<SaleDoc>,
     #[serde(default)]
-    closing: Option<Closing>,
+    closing: Option<Box<Closing>>,
+}
+
+/// A document's `prev_hash`: 64 lowercase hex digits, kept as the 32
+/// bytes, or anything else, kept as written to be named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Link {
+    Hash(Digest),
+    Other(Box<str>),
+}
+
+impl Link {
+    fn text(&self) -> String {
+        match self {
+            Link::Hash(d) => to_hex(d),
+            Link::Other(t) => t.to_string(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Link {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Link, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Link;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a hash as text")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Link, E> {
+                Ok(from_hex(v).map_or_else(|| Link::Other(v.into()), Link::Hash))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A document's `grand_total` as written: per currency, in its order.
+#[derive(Debug, Default)]
+struct Totals(SmallVec<[(Text, i64); 2]>);
+
+impl<'de> Deserialize<'de> for Totals {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Totals, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Totals;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an amount per currency")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Totals, A::Error> {
+                let mut t = Totals::default();
+                while let Some(e) = m.next_entry::<Text, i64>()? {
+                    t.0.push(e);
+                }
+                Ok(t)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl Totals {
+    /// As a map (a currency written twice: the last one, as any JSON
+    /// reader takes it).
+    fn to_map(&self) -> BTreeMap<String, i64> {
+        self.0.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    /// Whether these are `total` with `effect` added in `currency`
+    /// (`None`: unchanged), as [`after`] gives it; compared in place for
+    /// the usual document, whose currency is already in the total.
+    fn check(
+        &self,
+        total: &BTreeMap<String, i64>,
+        change: Option<(&str, i64)>,
+    ) -> Result<(), Break> {
+        let (currency, effect) = change.unwrap_or_default();
+        let known = change.is_none() || total.contains_key(currency);
+        let same = known
+            && self.0.len() == total.len()
+            && self.0.iter().zip(total).all(|((ck, cv), (k, v))| {
+                let v = if change.is_some() && k == currency {
+                    v.saturating_add(effect)
+                } else {
+                    *v
+                };
+                ck == k && *cv == v
+            });
+        if same {
+            return Ok(());
+        }
+        let expected = match change {
+            Some((c, e)) => after(total, c, e),
+            None => total.clone(),
+        };
+        let found = self.to_map();
+        if found == expected {
+            Ok(())
+        } else {
+            Err(Break::GrandTotal { found, expected })
+        }
+    }
 }
 
 /// Why a document breaks its series' journal.
@@ -212,7 +328,7 @@ pub struct Broken {
 struct OpenDay {
     figures: Figures,
     /// The hash of its last document.
-    last_hash: String,
+    last_hash: Digest,
 }
 
 /// What the verifier keeps of every document it has read: enough to find
@@ -255,6 +371,9 @@ pub struct SeriesReport {
     pub closed_through: Option<String>,
     /// The series' state after the last document.
     pub head: Head,
+    /// The hash of the last document (kept as bytes while reading; in
+    /// `head` at the end).
+    tip: Option<Digest>,
     /// The first broken document, if any; checking the series stops there.
     pub broken: Option<Broken>,
     /// Receipt numbers skipped by documents that still link to the one
@@ -304,7 +423,7 @@ impl SeriesReport {
 /// in order.
 pub struct Parsed {
     locator: u64,
-    hash: String,
+    hash: Digest,
     fields: Result<Fields, String>,
 }
 
@@ -313,63 +432,121 @@ pub struct Parsed {
 pub fn parse(bytes: &[u8], locator: u64) -> Parsed {
     Parsed {
         locator,
-        hash: hash(bytes),
-        fields: serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+        hash: sha256(bytes),
+        // The whole document checked as UTF-8 at once (fast), so that the
+        // parser need not check each key and string on its own.
+        fields: std::str::from_utf8(bytes)
+            .map_err(|e| format!("it is not UTF-8 text: {e}"))
+            .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string())),
     }
 }
 
-/// Parses and hashes a chunk of documents on every core, in order.
-fn parse_all(docs: &[(u64, Vec<u8>)]) -> Vec<Parsed> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    if threads < 2 || docs.len() < 64 {
-        return docs.iter().map(|(l, b)| parse(b, *l)).collect();
+/// Documents read together, in lane order: their exact bytes end to end in
+/// one buffer (one allocation per chunk, not one per document), each with
+/// its locator.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    bytes: Vec<u8>,
+    docs: Vec<(u64, Range<usize>)>,
+}
+
+impl Chunk {
+    /// Adds the next document.
+    pub fn push(&mut self, locator: u64, doc: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(doc);
+        self.docs.push((locator, start..self.bytes.len()));
     }
-    let per = docs.len().div_ceil(threads);
+
+    /// Documents in it.
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Whether it has none (the end of the stream).
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    /// Its documents' bytes in total.
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Parses and hashes documents `from..to` of it.
+    fn parse(&self, part: Range<usize>) -> Vec<Parsed> {
+        self.docs
+            .get(part)
+            .unwrap_or_default()
+            .iter()
+            .map(|(l, r)| parse(self.bytes.get(r.clone()).unwrap_or_default(), *l))
+            .collect()
+    }
+
+    /// Documents `part` unreadable, their thread having failed: so that
+    /// nothing is skipped silently.
+    fn failed(&self, part: Range<usize>) -> Vec<Parsed> {
+        self.docs
+            .get(part)
+            .unwrap_or_default()
+            .iter()
+            .map(|(l, _)| Parsed {
+                locator: *l,
+                hash: [0; 32],
+                fields: Err("the thread that read it failed".into()),
+            })
+            .collect()
+    }
+}
+
+/// Parses and hashes a chunk of documents on every core: the parts in
+/// order (not copied into one vector).
+fn parse_all(chunk: &Chunk) -> Vec<Vec<Parsed>> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let n = chunk.len();
+    if threads < 2 || n < 64 {
+        return vec![chunk.parse(0..n)];
+    }
+    // Parts smaller than a core's share, so that a core whose part is done
+    // takes another while a slower one finishes.
+    let per = n.div_ceil(threads * 4);
     std::thread::scope(|scope| {
-        let parts: Vec<_> = docs
-            .chunks(per)
-            .map(|part| {
-                (
-                    part,
-                    scope.spawn(move || part.iter().map(|(l, b)| parse(b, *l)).collect::<Vec<_>>()),
-                )
+        let parts: Vec<_> = (0..n)
+            .step_by(per)
+            .map(|from| {
+                let part = from..n.min(from + per);
+                let p = part.clone();
+                (part, scope.spawn(move || chunk.parse(p)))
             })
             .collect();
         parts
             .into_iter()
-            .flat_map(|(part, h)| h.join().unwrap_or_else(|_| failed(part)))
+            .map(|(part, h)| h.join().unwrap_or_else(|_| chunk.failed(part)))
             .collect()
     })
 }
 
-/// A part whose thread failed: each of its documents unreadable, so that
-/// nothing is skipped silently.
-fn failed(part: &[(u64, Vec<u8>)]) -> Vec<Parsed> {
-    part.iter()
-        .map(|(l, _)| Parsed {
-            locator: *l,
-            hash: String::new(),
-            fields: Err("the thread that read it failed".into()),
-        })
-        .collect()
-}
-
-/// Verifies a stream of documents in lane order: `next` gives the next
-/// chunk of (locator, exact bytes), empty at the end. The next chunk is
-/// parsed and hashed on the other cores while this thread checks the one
-/// before, so reading, parsing and checking overlap; memory holds two
-/// chunks.
+/// Verifies a stream of documents in lane order: `next` fills the empty
+/// chunk it is given (its buffers reused from a chunk already checked)
+/// with the next documents, and leaves it empty at the end. The next
+/// chunk is parsed and hashed on the other cores while this thread checks
+/// the one before, so reading, parsing and checking overlap; memory holds
+/// two chunks. `documents`: how many to expect, if known (room is made
+/// for them at once).
 pub fn verify_stream<E>(
-    mut next: impl FnMut() -> Result<Vec<(u64, Vec<u8>)>, E>,
+    mut next: impl FnMut(Chunk) -> Result<Chunk, E>,
     fetch: &mut Fetch<'_>,
+    documents: usize,
 ) -> Result<(BTreeMap<String, SeriesReport>, Vec<Broken>), E> {
     let mut v = Verifier::new();
+    v.seen.reserve(documents);
     let mut unreadable = vec![];
     std::thread::scope(|scope| {
-        type Chunk = std::sync::Arc<Vec<(u64, Vec<u8>)>>;
-        let mut pending: Option<(Chunk, std::thread::ScopedJoinHandle<'_, _>)> = None;
+        type Shared = std::sync::Arc<Chunk>;
+        let mut pending: Option<(Shared, std::thread::ScopedJoinHandle<'_, _>)> = None;
+        let mut spare = Chunk::default();
         loop {
-            let chunk = next()?;
+            let chunk = next(std::mem::take(&mut spare))?;
             let done = chunk.is_empty();
             let chunk = std::sync::Arc::new(chunk);
             let parsing = {
@@ -377,11 +554,18 @@ pub fn verify_stream<E>(
                 scope.spawn(move || parse_all(&c))
             };
             if let Some((docs, h)) = pending.take() {
-                let parsed: Vec<Parsed> = h.join().unwrap_or_else(|_| failed(&docs));
-                for p in parsed {
+                let parsed: Vec<Vec<Parsed>> = h
+                    .join()
+                    .unwrap_or_else(|_| vec![docs.failed(0..docs.len())]);
+                for p in parsed.iter().flatten() {
                     if let Err(b) = v.accept(p, fetch) {
                         unreadable.push(b);
                     }
+                }
+                if let Ok(mut done) = std::sync::Arc::try_unwrap(docs) {
+                    done.bytes.clear();
+                    done.docs.clear();
+                    spare = done;
                 }
             }
             if done {
@@ -406,9 +590,10 @@ pub type Fetch<'a> = dyn FnMut(u64) -> Option<Vec<u8>> + 'a;
 /// the voided document again (`fetch`).
 #[derive(Debug, Default)]
 pub struct Verifier {
-    series: BTreeMap<String, SeriesReport>,
-    names: HashMap<String, u32>,
-    seen: HashMap<Uuid, Seen>,
+    /// Each series, by its index in `names`.
+    series: Vec<SeriesReport>,
+    names: HashMap<String, u32, foldhash::fast::RandomState>,
+    seen: HashMap<Uuid, Seen, foldhash::fast::RandomState>,
     position: u64,
 }
 
@@ -425,12 +610,24 @@ impl Verifier {
         locator: u64,
         fetch: &mut Fetch<'_>,
     ) -> Result<(), Broken> {
-        self.accept(parse(bytes, locator), fetch)
+        self.accept(&parse(bytes, locator), fetch)
+    }
+
+    /// The index of a series (a new one the first time).
+    fn index(&mut self, name: &str) -> usize {
+        if let Some(i) = self.names.get(name) {
+            return *i as usize;
+        }
+        let i = self.series.len();
+        self.names
+            .insert(name.to_owned(), u32::try_from(i).unwrap_or(u32::MAX));
+        self.series.push(SeriesReport::default());
+        i
     }
 
     /// Checks the next document, parsed. An unreadable document breaks no
     /// series it cannot be placed in: it is returned.
-    pub fn accept(&mut self, p: Parsed, fetch: &mut Fetch<'_>) -> Result<(), Broken> {
+    pub fn accept(&mut self, p: &Parsed, fetch: &mut Fetch<'_>) -> Result<(), Broken> {
         self.position += 1;
         let position = self.position;
         let unreadable = |why: String| Broken {
@@ -440,17 +637,11 @@ impl Verifier {
             closing_no: None,
             why: Break::Unreadable(why),
         };
-        let f = p.fields.map_err(unreadable)?;
-        let index = match self.names.get(&f.series) {
-            Some(i) => *i,
-            None => {
-                let next = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
-                self.names.insert(f.series.clone(), next);
-                next
-            }
-        };
+        let f = p.fields.as_ref().map_err(|e| unreadable(e.clone()))?;
+        let index = self.index(&f.series);
+        let series = u32::try_from(index).unwrap_or(u32::MAX);
         let earlier = self.seen.get(&f.transaction_id).copied();
-        match (f.kind, f.receipt_no, f.sale, f.closing_no, f.closing) {
+        match (f.kind, f.receipt_no, &f.sale, f.closing_no, &f.closing) {
             (None, Some(receipt_no), Some(sale), None, None) => {
                 // What a void cancels: a sale or return earlier in the
                 // series, with its tax and payment amounts read again.
@@ -458,22 +649,24 @@ impl Verifier {
                     .references
                     .filter(|_| sale.kind == Kind::Void)
                     .and_then(|r| self.seen.get(&r).copied())
-                    .filter(|v| v.series == index && v.voidable);
+                    .filter(|v| v.series == series && v.voidable);
                 let doc = Doc {
                     id: f.transaction_id,
                     receipt_no,
-                    prev_hash: f.prev_hash,
-                    grand_total: f.grand_total,
+                    prev_hash: f.prev_hash.as_ref(),
+                    grand_total: f.grand_total.as_ref(),
                     sale,
                 };
-                let s = self.series.entry(f.series).or_default();
+                let Some(s) = self.series.get_mut(index) else {
+                    return Err(unreadable("its series could not be kept".into()));
+                };
                 let accepted =
-                    s.push_sale(position, earlier.is_none(), &doc, voided, &p.hash, fetch);
+                    s.push_sale(position, earlier.is_none(), &doc, voided, p.hash, fetch);
                 if accepted {
                     self.seen.insert(
                         doc.id,
                         Seen {
-                            series: index,
+                            series,
                             day: day_number(&doc.sale.business_date),
                             voidable: matches!(doc.sale.kind, Kind::Sale | Kind::Return),
                             effect: effect(doc.sale.kind, doc.sale.total, None),
@@ -487,16 +680,18 @@ impl Verifier {
                 let doc = ClosingDoc {
                     id: f.transaction_id,
                     closing_no,
-                    prev_hash: f.prev_hash,
-                    grand_total: f.grand_total,
+                    prev_hash: f.prev_hash.as_ref(),
+                    grand_total: f.grand_total.as_ref(),
                     closing,
                 };
-                let s = self.series_mut(f.series);
-                if s.push_closing(position, earlier.is_none(), &doc, &p.hash) {
+                let Some(s) = self.series.get_mut(index) else {
+                    return Err(unreadable("its series could not be kept".into()));
+                };
+                if s.push_closing(position, earlier.is_none(), &doc, p.hash) {
                     self.seen.insert(
                         doc.id,
                         Seen {
-                            series: index,
+                            series,
                             day: 0,
                             voidable: false,
                             effect: 0,
@@ -514,33 +709,36 @@ impl Verifier {
         }
     }
 
-    /// The state of a series (a new one the first time).
-    fn series_mut(&mut self, name: String) -> &mut SeriesReport {
-        self.series.entry(name).or_default()
-    }
-
     /// Each series and how it came out.
     pub fn finish(self) -> BTreeMap<String, SeriesReport> {
-        self.series
+        let mut series: Vec<Option<SeriesReport>> = self.series.into_iter().map(Some).collect();
+        self.names
+            .into_iter()
+            .filter_map(|(name, i)| {
+                let mut s = series.get_mut(i as usize)?.take()?;
+                s.head.last_hash = s.tip.as_ref().map(to_hex);
+                Some((name, s))
+            })
+            .collect()
     }
 }
 
 /// A sale, return or void being checked.
-struct Doc {
+struct Doc<'a> {
     id: Uuid,
     receipt_no: i64,
-    prev_hash: Option<String>,
-    grand_total: Option<BTreeMap<String, i64>>,
-    sale: SaleDoc,
+    prev_hash: Option<&'a Link>,
+    grand_total: Option<&'a Totals>,
+    sale: &'a SaleDoc,
 }
 
 /// A closing being checked.
-struct ClosingDoc {
+struct ClosingDoc<'a> {
     id: Uuid,
     closing_no: i64,
-    prev_hash: Option<String>,
-    grand_total: Option<BTreeMap<String, i64>>,
-    closing: Closing,
+    prev_hash: Option<&'a Link>,
+    grand_total: Option<&'a Totals>,
+    closing: &'a Closing,
 }
 
 /// The sale of a document read again.
@@ -553,31 +751,32 @@ fn sale_of(bytes: &[u8]) -> Option<SaleDoc> {
 }
 
 impl SeriesReport {
-    /// The link and the grand total a chained document must carry.
+    /// The link and the grand total a chained document must carry: the
+    /// total before it with `change` (currency, effect) applied.
     fn link(
         &self,
-        prev_hash: Option<&String>,
-        grand_total: Option<&BTreeMap<String, i64>>,
-        total: &BTreeMap<String, i64>,
+        prev_hash: Option<&Link>,
+        grand_total: Option<&Totals>,
+        change: Option<(&str, i64)>,
     ) -> Option<Break> {
+        let expected = self.tip.unwrap_or([0; 32]);
         match (prev_hash, grand_total) {
             (None, _) if self.documents > self.unchained || self.closings > 0 => {
                 Some(Break::Unlinked)
             }
             (None, _) => None,
-            (Some(p), _) if p != self.head.next_prev_hash() => Some(Break::Link {
-                found: p.clone(),
-                expected: self.head.next_prev_hash().to_owned(),
+            (Some(p), _) if *p != Link::Hash(expected) => Some(Break::Link {
+                found: p.text(),
+                expected: to_hex(&expected),
             }),
-            (Some(_), Some(g)) if g != total => Some(Break::GrandTotal {
-                found: g.clone(),
-                expected: total.clone(),
-            }),
+            (Some(_), Some(g)) => g.check(&self.head.grand_total, change).err(),
             (Some(_), None) => Some(Break::GrandTotal {
                 found: BTreeMap::new(),
-                expected: total.clone(),
+                expected: match change {
+                    Some((currency, effect)) => after(&self.head.grand_total, currency, effect),
+                    None => self.head.grand_total.clone(),
+                },
             }),
-            (Some(_), Some(_)) => None,
         }
     }
 
@@ -586,9 +785,9 @@ impl SeriesReport {
         &mut self,
         position: u64,
         first_seen: bool,
-        f: &Doc,
+        f: &Doc<'_>,
         voided: Option<Seen>,
-        hash: &str,
+        hash: Digest,
         fetch: &mut Fetch<'_>,
     ) -> bool {
         if self.broken.is_some() {
@@ -618,10 +817,10 @@ impl SeriesReport {
         } else {
             None
         };
-        let sale = &f.sale;
+        let sale = f.sale;
         let effect = effect(sale.kind, sale.total, voided.map(|v| v.effect));
-        let total = after(&self.head.grand_total, &sale.currency, effect);
-        let why = why.or_else(|| self.link(f.prev_hash.as_ref(), f.grand_total.as_ref(), &total));
+        let why =
+            why.or_else(|| self.link(f.prev_hash, f.grand_total, Some((&sale.currency, effect))));
         let why = match why {
             // A jump whose document does not link: the numbering is the
             // first thing wrong with it.
@@ -635,7 +834,7 @@ impl SeriesReport {
         let why = why.or_else(|| {
             if day_number(&sale.business_date) <= closed_through {
                 Some(Break::DayClosed {
-                    date: sale.business_date.clone(),
+                    date: sale.business_date.to_string(),
                 })
             } else if voided.is_some_and(|v| v.day <= closed_through) {
                 Some(Break::VoidOfClosedDay)
@@ -668,19 +867,15 @@ impl SeriesReport {
             self.unchained += 1;
         }
         self.last_receipt_no = f.receipt_no;
-        if !self.open.contains_key(&sale.business_date) {
-            self.open
-                .insert(sale.business_date.clone(), OpenDay::default());
-        }
-        if let Some(day) = self.open.get_mut(&sale.business_date) {
-            day.figures
-                .add(f.receipt_no, sale, voided_breakdown.as_ref());
-            hash.clone_into(&mut day.last_hash);
-        }
-        self.head = Head {
-            last_hash: Some(hash.to_owned()),
-            grand_total: total,
+        let day = match self.open.get_mut(sale.business_date.as_str()) {
+            Some(day) => day,
+            None => self.open.entry(sale.business_date.to_string()).or_default(),
         };
+        day.figures
+            .add(f.receipt_no, sale, voided_breakdown.as_ref());
+        day.last_hash = hash;
+        apply(&mut self.head.grand_total, &sale.currency, effect);
+        self.tip = Some(hash);
         self.last = Some((position, f.id, Some(f.receipt_no), None));
         true
     }
@@ -690,8 +885,8 @@ impl SeriesReport {
         &mut self,
         position: u64,
         first_seen: bool,
-        f: &ClosingDoc,
-        hash: &str,
+        f: &ClosingDoc<'_>,
+        hash: Digest,
     ) -> bool {
         if self.broken.is_some() {
             return false;
@@ -708,13 +903,9 @@ impl SeriesReport {
         } else if f.prev_hash.is_none() {
             Some(Break::Unlinked)
         } else {
-            self.link(
-                f.prev_hash.as_ref(),
-                f.grand_total.as_ref(),
-                &self.head.grand_total,
-            )
+            self.link(f.prev_hash, f.grand_total, None)
         };
-        let why = why.or_else(|| self.closing_figures(&f.closing));
+        let why = why.or_else(|| self.closing_figures(f.closing));
         if let Some(why) = why {
             self.broken = Some(Broken {
                 position,
@@ -728,7 +919,7 @@ impl SeriesReport {
         self.open.remove(date);
         self.closings = f.closing_no;
         self.closed_through = Some(date.clone());
-        self.head.last_hash = Some(hash.to_owned());
+        self.tip = Some(hash);
         self.last = Some((position, f.id, None, Some(f.closing_no)));
         true
     }
@@ -751,10 +942,10 @@ impl SeriesReport {
                 open: open.clone(),
             });
         }
-        if c.covers_hash != day.last_hash {
+        if from_hex(&c.covers_hash) != Some(day.last_hash) {
             return Some(Break::Covers {
                 found: c.covers_hash.clone(),
-                expected: day.last_hash.clone(),
+                expected: to_hex(&day.last_hash),
             });
         }
         if c.figures != day.figures {
@@ -802,6 +993,72 @@ mod tests {
             grand_total: gt,
         };
         (body, next)
+    }
+
+    /// Verifies documents given as JSON values, in order.
+    fn verify_values(docs: &[serde_json::Value]) -> SeriesReport {
+        let mut v = Verifier::new();
+        for d in docs {
+            v.push(d.to_string().as_bytes(), 0, &mut |_| None).unwrap();
+        }
+        v.finish().remove("L1").unwrap()
+    }
+
+    #[test]
+    fn grand_totals_compare_as_maps_whatever_their_order_and_amounts_never_overflow() {
+        // Two currencies, the second document's total written in another
+        // key order: the same map, so the chain holds (as any JSON reader
+        // would see it).
+        let sale = |no: i64, prev: &str, currency: &str, total: i64, gt: serde_json::Value| {
+            serde_json::json!({
+                "transaction_id": Uuid::new_v4(), "series": "L1", "receipt_no": no,
+                "prev_hash": prev, "grand_total": gt,
+                "sale": {"kind": if total < 0 { "return" } else { "sale" },
+                         "business_date": "2026-11-22", "currency": currency,
+                         "total": total.saturating_abs(),
+                         "lines": [{"tax_code": "A", "amount": total.saturating_abs()},
+                                   {"amount": 1}, {"tax_code": "A", "amount": -1}],
+                         "payments": [{"method": "cash", "amount": total.saturating_abs()}]}
+            })
+        };
+        let first = sale(1, GENESIS, "KES", 100, serde_json::json!({"KES": 100}));
+        let h1 = hash(first.to_string().as_bytes());
+        let second = serde_json::from_str::<serde_json::Value>(&format!(
+            r#"{{"transaction_id":"{}","series":"L1","receipt_no":2,"prev_hash":"{h1}",
+            "grand_total":{{"USD":5,"KES":100}},
+            "sale":{{"kind":"sale","business_date":"2026-11-22","currency":"USD","total":5}}}}"#,
+            Uuid::new_v4()
+        ))
+        .unwrap();
+        let r = verify_values(&[first.clone(), second.clone()]);
+        assert_eq!(r.broken, None, "{:?}", r.broken);
+        assert_eq!(
+            r.head.grand_total,
+            BTreeMap::from([("KES".into(), 100), ("USD".into(), 5)])
+        );
+        let day = &r.open["2026-11-22"].figures;
+        assert_eq!(day.tax_codes["KES"]["A"], 99);
+        assert_eq!(day.tax_codes["KES"][""], 1);
+
+        // A currency left out of the total: named, with what it should be.
+        let mut short = second.clone();
+        short["grand_total"] = serde_json::json!({"USD": 5});
+        let broken = verify_values(&[first.clone(), short]).broken.unwrap();
+        assert_eq!(
+            broken.why,
+            Break::GrandTotal {
+                found: BTreeMap::from([("USD".into(), 5)]),
+                expected: BTreeMap::from([("KES".into(), 100), ("USD".into(), 5)]),
+            }
+        );
+
+        // Amounts at the edge of i64 (a crafted export) saturate instead
+        // of overflowing: the verifier names the break and does not panic.
+        let mut huge = sale(2, &h1, "KES", -1, serde_json::json!({"KES": 0}));
+        huge["sale"]["total"] = i64::MIN.into();
+        huge["sale"]["lines"] = serde_json::json!([{"amount": i64::MIN}]);
+        let r = verify_values(&[first, huge]);
+        assert!(matches!(r.broken.unwrap().why, Break::GrandTotal { .. }));
     }
 
     #[test]

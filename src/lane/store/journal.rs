@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::StoreError;
 use crate::contract::Kind;
-use crate::contract::journal::{self, Head};
+use crate::contract::journal::{self, Chunk, Head};
 
 /// The series' head as stored (an empty head for a new series).
 pub(super) fn head(conn: &Connection, series: &str) -> Result<Head, StoreError> {
@@ -239,21 +239,31 @@ pub fn verify(conn: &Connection) -> Result<VerifyOutcome, StoreError> {
                 .flatten()
         };
         let mut rows = st.query([]).map_err(read)?;
-        let next = || -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-            let mut chunk = Vec::with_capacity(CHUNK);
+        let next = |mut chunk: Chunk| -> Result<Chunk, StoreError> {
+            // The bytes copied once, from SQLite's page into the chunk.
             while chunk.len() < CHUNK {
                 let Some(r) = rows.next().map_err(read)? else {
                     break;
                 };
                 let seq: i64 = r.get(0).map_err(read)?;
-                chunk.push((
-                    u64::try_from(seq).unwrap_or_default(),
-                    r.get(1).map_err(read)?,
-                ));
+                let body = r.get_ref(1).map_err(read)?;
+                let bytes = body.as_bytes().map_err(|e| {
+                    StoreError::sqlite("read the journal", rusqlite::Error::from(e))
+                })?;
+                chunk.push(u64::try_from(seq).unwrap_or_default(), bytes);
             }
             Ok(chunk)
         };
-        journal::verify_stream(next, &mut fetch)?
+        // Room for every document's id at once: the last lane sequence.
+        let documents: i64 = tx
+            .query_row(
+                "SELECT max(coalesce((SELECT max(seq) FROM sales), 0),
+                            coalesce((SELECT max(seq) FROM closings), 0))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(read)?;
+        journal::verify_stream(next, &mut fetch, usize::try_from(documents).unwrap_or(0))?
     };
     // The last document of each series against the head the lane kept.
     let heads: Vec<(String, String)> = tx

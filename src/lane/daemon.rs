@@ -102,6 +102,8 @@ pub struct Daemon {
     ceiling_task: tokio::task::JoinHandle<()>,
     stop_drain: watch::Sender<bool>,
     stop_ceiling: watch::Sender<bool>,
+    /// The automatic day closing, when `close_day_at` is set.
+    closer: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
     clock: Arc<dyn Clock>,
     limits: crate::common::serve::Limits,
 }
@@ -196,6 +198,18 @@ impl Daemon {
         );
         let (stop_ceiling, ceiling_stop_rx) = watch::channel(false);
         let ceiling_task = ceiling.spawn(store.clone(), ceiling_stop_rx);
+        let closer = config.close_day_at.map(|at| {
+            let (stop, rx) = watch::channel(false);
+            let task = crate::lane::closer::spawn(
+                store.clone(),
+                clock.clone(),
+                at,
+                config.ceiling.time_zone.clone(),
+                drain.as_ref().map(|d| d.0.clone()),
+                rx,
+            );
+            (stop, task)
+        });
         Ok(Daemon {
             store,
             listener,
@@ -207,6 +221,7 @@ impl Daemon {
             ceiling_task,
             stop_drain,
             stop_ceiling,
+            closer,
             clock,
             limits: config.connections,
         })
@@ -256,6 +271,10 @@ impl Daemon {
         )
         .await;
         tracing::info!("no longer accepting requests; stopping the drain and closing the store");
+        if let Some((stop, task)) = self.closer {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
         let _ = self.stop_drain.send(true);
         if let Some((_, task)) = self.drain {
             let _ = task.await;

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod ceiling;
+pub mod closer;
 pub mod config;
 pub mod daemon;
 pub mod drain;

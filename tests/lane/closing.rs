@@ -428,3 +428,113 @@ async fn a_back_end_without_closings_parks_the_closing_and_the_sales_go_on() {
     );
     lane.stop().await;
 }
+
+/// `close_day_at`: at the configured local time the lane closes every
+/// earlier day still open, by itself, and delivers the closing; a day is
+/// not closed before its time; a lane that was off at that time catches
+/// up when it starts. The clock is the `Clock` seam, moved by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lane_closes_each_day_by_itself_at_the_configured_time_and_catches_up_at_start() {
+    use laned::common::clock::{Clock, ManualClock};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("salemap.db");
+    let sm = Salemap::start(&db, Lanes::single("L03", TOKEN)).await;
+    let lane_dir = dir.path().join("lane");
+    let config = || {
+        let mut c = common::config_with_backend(&lane_dir, &sm.url, TOKEN);
+        c.ceiling.time_zone = jiff::tz::TimeZone::get("Africa/Nairobi").unwrap();
+        c.close_day_at = Some(jiff::civil::time(3, 0, 0, 0));
+        c
+    };
+    // 13:00 in Nairobi on the 22nd.
+    let clock = Arc::new(ManualClock::new("2026-11-22T10:00:00Z".parse().unwrap()));
+    let lane = Lane::start_with_clock(config(), clock.clone()).await;
+    for sku in ["A", "B"] {
+        let (s, b) = lane
+            .put(
+                &Uuid::new_v4().to_string(),
+                &on_day(sale_with(sku, 1, 100), "2026-11-22"),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    lane.until("both sales reach salemap", || async {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row("SELECT count(*) FROM posted", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+            == 2
+    })
+    .await;
+
+    // 02:59 on the 23rd: not yet; the day still takes sales.
+    clock.advance(Duration::from_secs(13 * 3600 + 59 * 60));
+    let (s, b) = lane
+        .put(
+            &Uuid::new_v4().to_string(),
+            &on_day(sale_with("C", 1, 100), "2026-11-22"),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert!(salemap_closings(&db).is_empty());
+
+    // 03:00: the 22nd is closed by the lane itself and delivered.
+    clock.advance(Duration::from_secs(60));
+    lane.until("the automatic closing reaches salemap", || async {
+        salemap_closings(&db).len() == 1
+    })
+    .await;
+    assert_eq!(salemap_closings(&db)[0].1, "2026-11-22");
+    let (s, b) = lane
+        .put(
+            &Uuid::new_v4().to_string(),
+            &on_day(sale_with("LATE", 1, 100), "2026-11-22"),
+        )
+        .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (409, Some("business_day_closed")),
+        "{b}"
+    );
+    // A sale of the 23rd, then the lane is off from 10:00 on the 23rd
+    // until 09:00 on the 25th: it missed the 24th's closing time.
+    clock.advance(Duration::from_secs(7 * 3600));
+    let (s, b) = lane
+        .put(
+            &Uuid::new_v4().to_string(),
+            &on_day(sale_with("D", 1, 100), "2026-11-23"),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    lane.stop().await;
+    clock.reboot(Duration::from_secs(47 * 3600));
+    assert_eq!(
+        clock.wall(),
+        "2026-11-25T06:00:00Z".parse::<jiff::Timestamp>().unwrap()
+    );
+    let lane = Lane::start_with_clock(config(), clock.clone()).await;
+    lane.until(
+        "the missed closing is made at start and delivered",
+        || async { salemap_closings(&db).len() == 2 },
+    )
+    .await;
+    assert_eq!(salemap_closings(&db)[1].1, "2026-11-23");
+    lane.stop().await;
+
+    // Both closings name the automatic closing as their author, in the
+    // lane's own records, and the journal verifies.
+    let c = rusqlite::Connection::open(lane_dir.join("lane.db")).unwrap();
+    let actors: Vec<String> = c
+        .prepare("SELECT actor FROM closings ORDER BY closing_no")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(actors, [laned::lane::closer::ACTOR; 2]);
+    let (code, out) = laned(&lane_dir, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("closings 1..2"), "{out}");
+}

@@ -19,8 +19,8 @@ const LAYERS: &[(&str, u8)] = &[("common", 0), ("contract", 1), ("lane", 2), ("s
 
 /// `lane`'s modules, lowest first.
 const LANE_ORDER: &[&str] = &[
-    "messages", "ceiling", "config", "store", "metrics", "guard", "drain", "status", "api",
-    "daemon",
+    "messages", "ceiling", "config", "store", "metrics", "guard", "drain", "closer", "status",
+    "api", "daemon",
 ];
 
 /// One source file: its path and the module path it defines (`lane::store`

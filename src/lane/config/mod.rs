@@ -220,6 +220,8 @@ pub struct Config {
     pub ceiling: CeilingConfig,
     /// The language of the status page and of the cashier's sentences.
     pub locale: crate::lane::messages::Locale,
+    /// The local time of the automatic day closing (`None`: off).
+    pub close_day_at: Option<jiff::civil::Time>,
 }
 
 impl Config {
@@ -335,6 +337,18 @@ impl Config {
                 message: "must be longer than zero".into(),
             });
         }
+        let close_day_at = match s.close_day_at.as_deref().map(str::trim) {
+            None | Some("off") => None,
+            Some(t) => Some(
+                t.parse::<jiff::civil::Time>()
+                    .ok()
+                    .filter(|_| t.len() == 5)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        key: "close_day_at",
+                        message: format!("must be a local time like 03:00, or off (got {t:?})"),
+                    })?,
+            ),
+        };
         Ok(Config {
             listen,
             data_dir,
@@ -349,6 +363,7 @@ impl Config {
             drain,
             ceiling,
             locale: s.locale.unwrap_or_default(),
+            close_day_at,
         })
     }
 }
@@ -531,6 +546,7 @@ mod tests {
             max_unsent_age,
             monthly_offline_budget,
             time_zone,
+            close_day_at,
             locale,
         } = f.clone();
         assert!(listen.is_some() && data_dir.is_some() && lane_id.is_some() && series.is_some());
@@ -543,6 +559,7 @@ mod tests {
         assert!(request_timeout.is_some() && ceiling_preset.is_some());
         assert!(sync_ceiling.is_some() && warn_after.is_some() && max_unsent_age.is_some());
         assert!(monthly_offline_budget.is_some() && time_zone.is_some() && locale.is_some());
+        assert!(close_day_at.is_some());
         // And it merges into a valid configuration (the token file is not
         // read: the env token wins).
         let a = Settings::default();
@@ -589,6 +606,22 @@ mod tests {
     }
 
     #[test]
+    fn the_automatic_closing_is_off_unless_a_local_time_is_given() {
+        let at = |toml_text: &str| {
+            let file: Settings = toml::from_str(toml_text).unwrap();
+            Config::merge(file, &args("L1"), no_env)
+                .unwrap()
+                .close_day_at
+        };
+        assert_eq!(at(""), None);
+        assert_eq!(at("close_day_at = 'off'"), None);
+        assert_eq!(
+            at("close_day_at = '03:00'"),
+            Some(jiff::civil::time(3, 0, 0, 0))
+        );
+    }
+
+    #[test]
     fn ceiling_settings_that_cannot_work_are_refused() {
         let bad = |toml_text: &str| {
             let file: Settings = toml::from_str(toml_text).unwrap();
@@ -619,6 +652,11 @@ mod tests {
         let (key, message) = bad("time_zone = 'Mars/Olympus_Mons'");
         assert_eq!(key, "time_zone");
         assert!(message.contains("Mars/Olympus_Mons"), "{message}");
+        for t in ["25:00", "3:00", "03:00:00", "noon"] {
+            let (key, message) = bad(&format!("close_day_at = '{t}'"));
+            assert_eq!(key, "close_day_at");
+            assert!(message.contains("like 03:00"), "{message}");
+        }
         assert!(toml::from_str::<Settings>("sync_ceiling = 'never'").is_err());
         assert!("0s".parse::<Limit>().is_err());
     }

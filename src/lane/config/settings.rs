@@ -108,6 +108,10 @@ pub struct Settings {
     /// IANA time zone of the lane's calendar months, e.g. Europe/Kyiv [default: the system's].
     #[arg(long, env = "LANED_TIME_ZONE", value_name = "ZONE")]
     pub time_zone: Option<String>,
+    /// Local time (the lane's time zone) at which the lane closes every earlier business day
+    /// still open, e.g. 03:00, or "off" [default: off].
+    #[arg(long, env = "LANED_CLOSE_DAY_AT", value_name = "HH:MM|off")]
+    pub close_day_at: Option<String>,
     /// Language of the status page and of the sentences a cashier reads (en, sw, uk); a
     /// browser asking for another of them gets its own [default: en].
     #[arg(long, env = "LANED_LOCALE", value_enum)]
@@ -158,6 +162,7 @@ impl Settings {
             max_unsent_age,
             monthly_offline_budget,
             time_zone,
+            close_day_at,
             locale,
         )
     }

@@ -321,6 +321,28 @@ fn sale_doc(body: &[u8], id: &str) -> Result<SaleDoc, StoreError> {
         })
 }
 
+/// The business days of `series` with documents and no closing yet, up to
+/// and including `through`, oldest first.
+pub(super) fn open_days(
+    conn: &Connection,
+    series: &str,
+    through: &str,
+) -> Result<Vec<String>, StoreError> {
+    let closed = closed_through(conn, series)?;
+    conn.prepare_cached(
+        "SELECT DISTINCT business_date FROM sales
+         WHERE series = ?1 AND business_date > ?2 AND business_date <= ?3 ORDER BY 1",
+    )
+    .and_then(|mut st| {
+        st.query_map(
+            params![series, closed.as_deref().unwrap_or(""), through],
+            |r| r.get(0),
+        )?
+        .collect()
+    })
+    .map_err(|e| StoreError::sqlite("read the open days", e))
+}
+
 /// Closes a business day of `series` (in the writer's transaction): the
 /// closing is the series' next document, chained, numbered, audit-logged.
 pub(super) fn close_day(

@@ -636,6 +636,16 @@ impl Store {
             .await
     }
 
+    /// The business days of the lane's series with documents and no
+    /// closing yet, up to and including `through`, oldest first.
+    pub async fn open_days(&self, through: String) -> Result<Vec<String>, StoreError> {
+        let series = self.inner.identity.series.clone();
+        self.inner
+            .readers
+            .run(move |c| closing::open_days(c, &series, &through))
+            .await
+    }
+
     /// The offline clock's last checkpoint.
     pub async fn load_clock(&self) -> Result<crate::lane::ceiling::Checkpoint, StoreError> {
         self.inner.readers.run(lane_clock::load).await

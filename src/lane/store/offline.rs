@@ -212,20 +212,7 @@ impl ReadOnly {
     /// The business days of `series` with documents and no closing yet,
     /// up to and including `through`, oldest first.
     pub fn open_days(&self, series: &str, through: &str) -> Result<Vec<String>, StoreError> {
-        let closed = super::closing::closed_through(&self.conn, series)?;
-        self.conn
-            .prepare(
-                "SELECT DISTINCT business_date FROM sales
-                 WHERE series = ?1 AND business_date > ?2 AND business_date <= ?3 ORDER BY 1",
-            )
-            .and_then(|mut st| {
-                st.query_map(
-                    rusqlite::params![series, closed.as_deref().unwrap_or(""), through],
-                    |r| r.get(0),
-                )?
-                .collect()
-            })
-            .map_err(|e| StoreError::sqlite("read the open days", e))
+        super::closing::open_days(&self.conn, series, through)
     }
 
     /// Every closing, in lane order (one per series and day: few).

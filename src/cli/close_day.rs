@@ -80,7 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (Some(d), _) => vec![date_arg("--date", d)?],
         (None, Some(t)) => {
             let through = date_arg("--through", t)?;
-            let days = db.open_days(&lane_id, &through)?;
+            let days = db.open_days(&config.series, &through)?;
             if days.is_empty() {
                 println!("No day up to {through} has sales left to close.");
                 return Ok(());
@@ -92,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     drop(db);
     let rt = operator::runtime()?;
     let closed: Vec<Value> = rt.block_on(async {
-        let lane = operator::open(&dir).await?;
+        let lane = operator::open(&dir, Some(config.series.clone())).await?;
         let mut closed = vec![];
         for day in days {
             let answer = match &lane {

@@ -65,8 +65,10 @@ fn actor_from(env: impl Fn(&str) -> Option<String>, uid: Option<u32>) -> String 
     format!("cli:{name}")
 }
 
-/// Opens the lane for a change: through the daemon if one runs.
-pub async fn open(dir: &Path) -> anyhow::Result<Lane> {
+/// Opens the lane for a change: through the daemon if one runs. `series`:
+/// the receipt series the change is in, when it is in one (the configured
+/// `series`; the lane id otherwise, as the daemon's default).
+pub async fn open(dir: &Path, series: Option<String>) -> anyhow::Result<Lane> {
     // The lane id comes from the database itself (which must exist: an
     // operator command never creates a lane).
     let lane_id = ReadOnly::open(dir)?
@@ -75,7 +77,7 @@ pub async fn open(dir: &Path) -> anyhow::Result<Lane> {
     let d = dir.to_owned();
     let opened = tokio::task::spawn_blocking(move || {
         let identity = LaneIdentity {
-            series: lane_id.clone(),
+            series: series.unwrap_or_else(|| lane_id.clone()),
             lane_id,
         };
         Store::open(&d, identity, Arc::new(SystemClock::new()) as Arc<dyn Clock>)

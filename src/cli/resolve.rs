@@ -37,7 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = laned::lane::config::data_dir(&args.config)?;
     let rt = operator::runtime()?;
     let sales = rt.block_on(async {
-        match operator::open(&dir).await? {
+        match operator::open(&dir, None).await? {
             Lane::Running { base, token } => {
                 operator::post(
                     &base,

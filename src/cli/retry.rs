@@ -43,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = laned::lane::config::data_dir(&args.config)?;
     let rt = operator::runtime()?;
     let sales = rt.block_on(async {
-        match operator::open(&dir).await? {
+        match operator::open(&dir, None).await? {
             Lane::Running { base, token } => {
                 let path = match &target {
                     RetryTarget::One(id) => format!("/v1/admin/sales/{id}/retry"),

@@ -538,3 +538,42 @@ async fn the_lane_closes_each_day_by_itself_at_the_configured_time_and_catches_u
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("closings 1..2"), "{out}");
 }
+
+/// A lane whose receipt series is not its lane id (`series = "S9"`):
+/// `laned close-day` with the daemon down closes that series' days, found
+/// by `--through` and by `--date` alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_day_with_the_daemon_down_closes_the_configured_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.series = "S9".into();
+    let lane = Lane::start_with(cfg).await;
+    for date in ["2026-11-20", "2026-11-21"] {
+        let (s, b) = lane
+            .put(
+                &Uuid::new_v4().to_string(),
+                &on_day(sale_with("A", 1, 100), date),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    lane.stop().await;
+    let (code, out) = laned(
+        dir.path(),
+        &["close-day", "--series", "S9", "--through", "2026-11-20"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Closed business day 2026-11-20 of series S9: closing 1"),
+        "{out}"
+    );
+    let (code, out) = laned(
+        dir.path(),
+        &["close-day", "--series", "S9", "--date", "2026-11-21"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Closed business day 2026-11-21 of series S9: closing 2"),
+        "{out}"
+    );
+}

@@ -6,6 +6,9 @@
 //!
 //! `cargo bench -- journal` runs it at 1,000,000 documents
 //! (`LANED_BENCH_SALES` to change it); under `cargo test` at 300.
+//! Beside it, the floor of any verifier on this machine: the documents'
+//! bytes, already in memory, hashed and read by serde_json keeping
+//! nothing, on every core.
 //! `LANED_BENCH_KEEP=1` keeps the lane it built and prints where;
 //! `LANED_BENCH_LANE=DIR` measures that lane instead of building one.
 
@@ -40,18 +43,44 @@ pub fn main(full: bool) {
     };
     let db = lane.join(laned::lane::store::DB_FILE);
     let bytes = std::fs::metadata(&db).map_or(0, |m| m.len());
+    // The floor of any verifier that reads every byte: the documents'
+    // bytes (in memory, no SQLite) hashed, and read by serde_json keeping
+    // nothing, on every core.
+    let bodies = bodies(&db);
     let mut read = vec![];
     let mut verify = vec![];
-    // Interleaved, so that both meet the same page cache.
+    let (mut hashing, mut parsing) = (vec![], vec![]);
+    // Interleaved, so that all meet the same page cache and machine.
     for _ in 0..ROUNDS {
         read.push(read_file(&db));
         verify.push(run_verify(&lane, n));
+        hashing.push(on_every_core(&bodies, |b| {
+            std::hint::black_box(laned::common::hash::sha256(b));
+        }));
+        parsing.push(on_every_core(&bodies, |b| {
+            let _ = std::hint::black_box(serde_json::from_slice::<serde::de::IgnoredAny>(b));
+        }));
     }
     let median = |t: &mut Vec<Duration>| {
         t.sort();
         t[t.len() / 2]
     };
     let (r, v) = (median(&mut read), median(&mut verify));
+    let (h, p) = (median(&mut hashing), median(&mut parsing));
+    let body_mb = bodies.iter().map(Vec::len).sum::<usize>() as f64 / 1e6;
+    println!(
+        "| the documents' bytes only ({body_mb:.0} MB), on every core | seconds | MB of documents/s |\n\
+         |---|---:|---:|\n\
+         | SHA-256 of each | {:.2} | {:.0} |\n\
+         | serde_json reading each, keeping nothing | {:.2} | {:.0} |\n\
+         | laned verify, for comparison | {:.2} | {:.0} |",
+        h.as_secs_f64(),
+        body_mb / h.as_secs_f64(),
+        p.as_secs_f64(),
+        body_mb / p.as_secs_f64(),
+        v.as_secs_f64(),
+        body_mb / v.as_secs_f64(),
+    );
     if std::env::var_os("LANED_BENCH_KEEP").is_some() {
         println!("kept the lane in {}", dir.keep().display());
     }
@@ -67,6 +96,30 @@ pub fn main(full: bool) {
         mb / v.as_secs_f64(),
         n as f64 / v.as_secs_f64(),
     );
+}
+
+/// Every document's exact bytes, in lane order.
+fn bodies(db: &Path) -> Vec<Vec<u8>> {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open");
+    let mut st = c.prepare("SELECT body FROM sales ORDER BY seq").expect("prepare");
+    st.query_map([], |r| r.get(0))
+        .expect("query")
+        .map(|b| b.expect("row"))
+        .collect()
+}
+
+/// `f` on each document, the documents split across every core.
+fn on_every_core(docs: &[Vec<u8>], f: impl Fn(&[u8]) + Sync) -> Duration {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for part in docs.chunks(docs.len().div_ceil(cores).max(1)) {
+            let f = &f;
+            s.spawn(move || part.iter().for_each(|d| f(d)));
+        }
+    });
+    t.elapsed()
 }
 
 fn read_file(path: &Path) -> Duration {

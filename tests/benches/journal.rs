@@ -102,7 +102,9 @@ pub fn main(full: bool) {
 fn bodies(db: &Path) -> Vec<Vec<u8>> {
     let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .expect("open");
-    let mut st = c.prepare("SELECT body FROM sales ORDER BY seq").expect("prepare");
+    let mut st = c
+        .prepare("SELECT body FROM sales ORDER BY seq")
+        .expect("prepare");
     st.query_map([], |r| r.get(0))
         .expect("query")
         .map(|b| b.expect("row"))

@@ -39,6 +39,15 @@ fn on_day(mut sale: Value, date: &str) -> Value {
     sale
 }
 
+/// Rings a sale of 1.00 (`sku`) on business day `date`: the lane's answer.
+async fn ring_on(lane: &Lane, sku: &str, date: &str) -> (u16, Value) {
+    lane.put(
+        &Uuid::new_v4().to_string(),
+        &on_day(sale_with(sku, 1, 100), date),
+    )
+    .await
+}
+
 /// What salemap stored: each closing's lane order and bytes' hash, and
 /// the largest lane order of the sales of each day.
 fn salemap_closings(db: &Path) -> Vec<(i64, String, String)> {
@@ -302,12 +311,7 @@ async fn days_close_in_order_and_a_lane_with_no_daemon_closes_under_its_lock() {
         ("2026-11-21", "B"),
         ("2026-11-22", "C"),
     ] {
-        let (s, b) = lane
-            .put(
-                &Uuid::new_v4().to_string(),
-                &on_day(sale_with(sku, 1, 100), date),
-            )
-            .await;
+        let (s, b) = ring_on(&lane, sku, date).await;
         assert_eq!(s, 201, "{b}");
     }
     lane.stop().await;
@@ -348,12 +352,7 @@ async fn days_close_in_order_and_a_lane_with_no_daemon_closes_under_its_lock() {
     // The closing is the chain's head now: the daemon checks it at start
     // and numbers on after it.
     let lane = Lane::start(dir.path()).await;
-    let (s, b) = lane
-        .put(
-            &Uuid::new_v4().to_string(),
-            &on_day(sale_with("D", 1, 100), "2026-11-22"),
-        )
-        .await;
+    let (s, b) = ring_on(&lane, "D", "2026-11-22").await;
     assert_eq!(s, 201, "{b}");
     lane.stop().await;
     let (code, out) = laned(dir.path(), &["verify"]);
@@ -453,12 +452,7 @@ async fn the_lane_closes_each_day_by_itself_at_the_configured_time_and_catches_u
     let clock = Arc::new(ManualClock::new("2026-11-22T10:00:00Z".parse().unwrap()));
     let lane = Lane::start_with_clock(config(), clock.clone()).await;
     for sku in ["A", "B"] {
-        let (s, b) = lane
-            .put(
-                &Uuid::new_v4().to_string(),
-                &on_day(sale_with(sku, 1, 100), "2026-11-22"),
-            )
-            .await;
+        let (s, b) = ring_on(&lane, sku, "2026-11-22").await;
         assert_eq!(s, 201, "{b}");
     }
     lane.until("both sales reach salemap", || async {
@@ -471,12 +465,7 @@ async fn the_lane_closes_each_day_by_itself_at_the_configured_time_and_catches_u
 
     // 02:59 on the 23rd: not yet; the day still takes sales.
     clock.advance(Duration::from_secs(13 * 3600 + 59 * 60));
-    let (s, b) = lane
-        .put(
-            &Uuid::new_v4().to_string(),
-            &on_day(sale_with("C", 1, 100), "2026-11-22"),
-        )
-        .await;
+    let (s, b) = ring_on(&lane, "C", "2026-11-22").await;
     assert_eq!(s, 201, "{b}");
     assert!(salemap_closings(&db).is_empty());
 
@@ -487,12 +476,7 @@ async fn the_lane_closes_each_day_by_itself_at_the_configured_time_and_catches_u
     })
     .await;
     assert_eq!(salemap_closings(&db)[0].1, "2026-11-22");
-    let (s, b) = lane
-        .put(
-            &Uuid::new_v4().to_string(),
-            &on_day(sale_with("LATE", 1, 100), "2026-11-22"),
-        )
-        .await;
+    let (s, b) = ring_on(&lane, "LATE", "2026-11-22").await;
     assert_eq!(
         (s, b["code"].as_str()),
         (409, Some("business_day_closed")),
@@ -501,12 +485,7 @@ async fn the_lane_closes_each_day_by_itself_at_the_configured_time_and_catches_u
     // A sale of the 23rd, then the lane is off from 10:00 on the 23rd
     // until 09:00 on the 25th: it missed the 24th's closing time.
     clock.advance(Duration::from_secs(7 * 3600));
-    let (s, b) = lane
-        .put(
-            &Uuid::new_v4().to_string(),
-            &on_day(sale_with("D", 1, 100), "2026-11-23"),
-        )
-        .await;
+    let (s, b) = ring_on(&lane, "D", "2026-11-23").await;
     assert_eq!(s, 201, "{b}");
     lane.stop().await;
     clock.reboot(Duration::from_secs(47 * 3600));
@@ -549,12 +528,7 @@ async fn close_day_with_the_daemon_down_closes_the_configured_series() {
     cfg.series = "S9".into();
     let lane = Lane::start_with(cfg).await;
     for date in ["2026-11-20", "2026-11-21"] {
-        let (s, b) = lane
-            .put(
-                &Uuid::new_v4().to_string(),
-                &on_day(sale_with("A", 1, 100), date),
-            )
-            .await;
+        let (s, b) = ring_on(&lane, "A", date).await;
         assert_eq!(s, 201, "{b}");
     }
     lane.stop().await;

@@ -176,8 +176,9 @@ impl Breakdown {
 }
 
 /// Adds `v` under `key` (allocating the key only the first time: this
-/// runs for every line and payment of every document verified).
-fn add(m: &mut BTreeMap<String, i64>, key: &str, v: i64) {
+/// runs for every line and payment of every document verified, and for
+/// every document's grand total).
+pub(crate) fn add(m: &mut BTreeMap<String, i64>, key: &str, v: i64) {
     match m.get_mut(key) {
         Some(e) => *e = e.saturating_add(v),
         None => {

@@ -14,7 +14,9 @@ use smallvec::SmallVec;
 use uuid::Uuid;
 
 use super::Kind;
-use super::closing::{Breakdown, Closing, ClosingKind, Figures, SaleDoc, Text, first_difference};
+use super::closing::{
+    Breakdown, Closing, ClosingKind, Figures, SaleDoc, Text, add, first_difference,
+};
 use crate::common::hash::{Sha256Digest as Digest, from_hex, sha256, to_hex};
 
 /// The `prev_hash` of a series' first document.
@@ -59,19 +61,19 @@ pub fn effect(kind: Kind, total: i64, voided: Option<i64>) -> i64 {
 /// every currency seen in the series so far stays listed.
 pub fn after(total: &BTreeMap<String, i64>, currency: &str, effect: i64) -> BTreeMap<String, i64> {
     let mut t = total.clone();
-    let e = t.entry(currency.to_owned()).or_default();
-    *e = e.saturating_add(effect);
+    add(&mut t, currency, effect);
     t
 }
 
-/// The `grand_total` after a document with this `effect` in `currency`,
-/// in place (see [`after`]).
-fn apply(total: &mut BTreeMap<String, i64>, currency: &str, effect: i64) {
-    match total.get_mut(currency) {
-        Some(e) => *e = e.saturating_add(effect),
-        None => {
-            total.insert(currency.to_owned(), effect);
-        }
+/// The grand total a document must carry after `total`: with `change`
+/// (currency, effect) applied, or unchanged (a closing).
+fn expected_total(
+    total: &BTreeMap<String, i64>,
+    change: Option<(&str, i64)>,
+) -> BTreeMap<String, i64> {
+    match change {
+        Some((currency, effect)) => after(total, currency, effect),
+        None => total.clone(),
     }
 }
 
@@ -186,10 +188,7 @@ impl Totals {
         if same {
             return Ok(());
         }
-        let expected = match change {
-            Some((c, e)) => after(total, c, e),
-            None => total.clone(),
-        };
+        let expected = expected_total(total, change);
         let found = self.to_map();
         if found == expected {
             Ok(())
@@ -772,10 +771,7 @@ impl SeriesReport {
             (Some(_), Some(g)) => g.check(&self.head.grand_total, change).err(),
             (Some(_), None) => Some(Break::GrandTotal {
                 found: BTreeMap::new(),
-                expected: match change {
-                    Some((currency, effect)) => after(&self.head.grand_total, currency, effect),
-                    None => self.head.grand_total.clone(),
-                },
+                expected: expected_total(&self.head.grand_total, change),
             }),
         }
     }
@@ -874,7 +870,7 @@ impl SeriesReport {
         day.figures
             .add(f.receipt_no, sale, voided_breakdown.as_ref());
         day.last_hash = hash;
-        apply(&mut self.head.grand_total, &sale.currency, effect);
+        add(&mut self.head.grand_total, &sale.currency, effect);
         self.tip = Some(hash);
         self.last = Some((position, f.id, Some(f.receipt_no), None));
         true

@@ -98,10 +98,18 @@ struct Record {
     envelope_text: String,
 }
 
-/// The export's envelopes, line by line, through the verifier: read a
-/// chunk of lines, parse and hash them on every core, check them in order
-/// (streamed: memory holds one chunk). A void's voided document is read
-/// again from its line.
+/// An export line's envelope: its exact bytes (decoded on the worker
+/// threads).
+fn envelope_of(line: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    serde_json::from_slice::<Record>(line)
+        .map(|r| r.envelope_text.into_bytes().into())
+        .map_err(|e| e.to_string())
+}
+
+/// The export's lines through the verifier, streamed: this thread reads
+/// chunks of lines, the other cores take each line's envelope out of its
+/// record, parse and hash it, one thread checks in order (memory holds a
+/// few chunks). A void's voided document is read again from its line.
 fn from_file(path: &std::path::Path) -> anyhow::Result<VerifyOutcome> {
     use std::io::{BufRead, Seek};
     let open = || {
@@ -111,42 +119,65 @@ fn from_file(path: &std::path::Path) -> anyhow::Result<VerifyOutcome> {
     };
     let mut input = open()?;
     let mut again = open()?;
-    let mut fetch = |offset: u64| -> Option<Vec<u8>> {
-        let mut line = String::new();
+    let fetch = move |offset: u64| -> Option<Vec<u8>> {
+        let mut line = vec![];
         again.seek(std::io::SeekFrom::Start(offset)).ok()?;
-        again.read_line(&mut line).ok()?;
-        serde_json::from_str::<Record>(&line)
-            .ok()
-            .map(|r| r.envelope_text.into_bytes())
+        again.read_until(b'\n', &mut line).ok()?;
+        envelope_of(&line).ok().map(std::borrow::Cow::into_owned)
     };
-    let (mut offset, mut number) = (0u64, 0u64);
-    let mut line = String::new();
+    let mut offset = 0u64;
+    let mut line = vec![];
     let next = |mut chunk: Chunk| -> anyhow::Result<Chunk> {
         while chunk.len() < 4096 {
             line.clear();
             let read = input
-                .read_line(&mut line)
+                .read_until(b'\n', &mut line)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
             if read == 0 {
                 break;
             }
             let at = offset;
             offset += read as u64;
-            number += 1;
-            if line.trim().is_empty() {
-                continue;
+            if !line.trim_ascii().is_empty() {
+                chunk.push(at, &line);
             }
-            let rec: Record = serde_json::from_str(&line).map_err(|e| NotAnExport {
-                path: path.display().to_string(),
-                line: number,
-                why: e.to_string(),
-            })?;
-            chunk.push(at, rec.envelope_text.as_bytes());
         }
         Ok(chunk)
     };
-    let (series, unreadable) = journal::verify_stream(next, &mut fetch, 0)?;
-    Ok(VerifyOutcome { series, unreadable })
+    let outcome = journal::verify_stream(next, envelope_of, fetch, 0)?;
+    if let Some(bad) = outcome.not_a_record {
+        return Err(NotAnExport {
+            path: path.display().to_string(),
+            line: line_at(path, bad.locator)?,
+            why: bad.why,
+        }
+        .into());
+    }
+    Ok(VerifyOutcome {
+        series: outcome.series,
+        unreadable: outcome.unreadable,
+    })
+}
+
+/// The number of the line that starts at byte `offset` of the file
+/// (counted streaming: the file may be larger than memory).
+fn line_at(path: &std::path::Path, offset: u64) -> anyhow::Result<u64> {
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    let mut before = std::io::BufReader::new(file).take(offset);
+    let mut lines = 1u64;
+    loop {
+        let buf = before
+            .fill_buf()
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        if buf.is_empty() {
+            return Ok(lines);
+        }
+        let n = buf.len();
+        lines += buf.iter().filter(|b| **b == b'\n').count() as u64;
+        before.consume(n);
+    }
 }
 
 fn totals(s: &SeriesReport) -> String {

@@ -18,17 +18,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// A digest as 64 lowercase hex digits.
 pub fn to_hex(digest: &Sha256Digest) -> String {
-    hex::encode(digest)
+    const_hex::encode(digest)
 }
 
 /// A digest from exactly 64 lowercase hex digits (anything else is not
 /// one: the journal's hashes are written in lowercase only).
 pub fn from_hex(text: &str) -> Option<Sha256Digest> {
-    let lowercase = text
-        .bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    // Decoding accepts either case (with SIMD, where the CPU has it): a
+    // digest that decodes is then refused if any letter is uppercase.
     let mut digest = [0u8; 32];
-    (lowercase && hex::decode_to_slice(text, &mut digest).is_ok()).then_some(digest)
+    const_hex::decode_to_slice(text, &mut digest).ok()?;
+    (!text.bytes().any(|b| b.is_ascii_uppercase())).then_some(digest)
 }
 
 #[cfg(test)]

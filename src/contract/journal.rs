@@ -6,6 +6,8 @@
 //! document breaks a link or a total that anyone holding the bytes can
 //! recompute.
 
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
@@ -368,6 +370,8 @@ pub struct SeriesReport {
     pub closings: i64,
     /// The last business day closed.
     pub closed_through: Option<String>,
+    /// The same as a number (`YYYYMMDD`; 0 before the first closing).
+    closed_day: u32,
     /// The series' state after the last document.
     pub head: Head,
     /// The hash of the last document (kept as bytes while reading; in
@@ -423,7 +427,16 @@ impl SeriesReport {
 pub struct Parsed {
     locator: u64,
     hash: Digest,
-    fields: Result<Fields, String>,
+    fields: Result<Fields, Unread>,
+}
+
+/// Why a stored record gave no fields.
+enum Unread {
+    /// The record holds a document that is not one.
+    Document(String),
+    /// The record itself is not one (an export line that is not a record):
+    /// verification stops there.
+    Record(String),
 }
 
 /// Parses and hashes a document's exact bytes; `locator` says where they
@@ -436,13 +449,24 @@ pub fn parse(bytes: &[u8], locator: u64) -> Parsed {
         // parser need not check each key and string on its own.
         fields: std::str::from_utf8(bytes)
             .map_err(|e| format!("it is not UTF-8 text: {e}"))
-            .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string())),
+            .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string()))
+            .map_err(Unread::Document),
     }
 }
 
-/// Documents read together, in lane order: their exact bytes end to end in
-/// one buffer (one allocation per chunk, not one per document), each with
-/// its locator.
+/// How a document's exact bytes are taken out of a stored record: the
+/// lane's database stores them as they are ([`as_stored`]); an export line
+/// wraps them in a record. An error means the record is not one.
+pub type Decode = fn(&[u8]) -> Result<Cow<'_, [u8]>, String>;
+
+/// A record that is the document's bytes themselves.
+pub fn as_stored(record: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+    Ok(Cow::Borrowed(record))
+}
+
+/// Records read together, in lane order: their bytes end to end in one
+/// buffer (one allocation per chunk, not one per document, and reused),
+/// each with its locator.
 #[derive(Debug, Default)]
 pub struct Chunk {
     bytes: Vec<u8>,
@@ -450,14 +474,14 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    /// Adds the next document.
+    /// Adds the next record.
     pub fn push(&mut self, locator: u64, doc: &[u8]) {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(doc);
         self.docs.push((locator, start..self.bytes.len()));
     }
 
-    /// Documents in it.
+    /// Records in it.
     pub fn len(&self) -> usize {
         self.docs.len()
     }
@@ -467,114 +491,243 @@ impl Chunk {
         self.docs.is_empty()
     }
 
-    /// Its documents' bytes in total.
+    /// Its records' bytes in total.
     pub fn bytes(&self) -> usize {
         self.bytes.len()
     }
 
-    /// Parses and hashes documents `from..to` of it.
-    fn parse(&self, part: Range<usize>) -> Vec<Parsed> {
-        self.docs
-            .get(part)
-            .unwrap_or_default()
-            .iter()
-            .map(|(l, r)| parse(self.bytes.get(r.clone()).unwrap_or_default(), *l))
-            .collect()
+    /// Empties it, keeping its room.
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.docs.clear();
     }
 
-    /// Documents `part` unreadable, their thread having failed: so that
+    /// Decodes, parses and hashes records `part` of it into `out`.
+    fn parse_into(&self, part: Range<usize>, decode: Decode, out: &mut Vec<Parsed>) {
+        for (locator, r) in self.docs.get(part).unwrap_or_default() {
+            let record = self.bytes.get(r.clone()).unwrap_or_default();
+            out.push(match decode(record) {
+                Ok(doc) => parse(&doc, *locator),
+                Err(why) => Parsed {
+                    locator: *locator,
+                    hash: [0; 32],
+                    fields: Err(Unread::Record(why)),
+                },
+            });
+        }
+    }
+
+    /// Records `part` unreadable, their thread having failed: so that
     /// nothing is skipped silently.
-    fn failed(&self, part: Range<usize>) -> Vec<Parsed> {
-        self.docs
-            .get(part)
-            .unwrap_or_default()
-            .iter()
-            .map(|(l, _)| Parsed {
-                locator: *l,
-                hash: [0; 32],
-                fields: Err("the thread that read it failed".into()),
-            })
-            .collect()
+    fn failed(&self, part: Range<usize>, out: &mut Vec<Parsed>) {
+        out.clear();
+        out.extend(
+            self.docs
+                .get(part)
+                .unwrap_or_default()
+                .iter()
+                .map(|(l, _)| Parsed {
+                    locator: *l,
+                    hash: [0; 32],
+                    fields: Err(Unread::Document("the thread that read it failed".into())),
+                }),
+        );
     }
 }
 
-/// Parses and hashes a chunk of documents on every core: the parts in
-/// order (not copied into one vector).
-fn parse_all(chunk: &Chunk) -> Vec<Vec<Parsed>> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let n = chunk.len();
-    if threads < 2 || n < 64 {
-        return vec![chunk.parse(0..n)];
-    }
-    // Parts smaller than a core's share, so that a core whose part is done
-    // takes another while a slower one finishes.
-    let per = n.div_ceil(threads * 4);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = (0..n)
-            .step_by(per)
-            .map(|from| {
-                let part = from..n.min(from + per);
-                let p = part.clone();
-                (part, scope.spawn(move || chunk.parse(p)))
-            })
-            .collect();
-        parts
-            .into_iter()
-            .map(|(part, h)| h.join().unwrap_or_else(|_| chunk.failed(part)))
-            .collect()
-    })
+/// Records a worker decodes, parses and hashes at once.
+const PART: usize = 256;
+
+/// Chunks in flight at once (being read, parsed or checked): all the
+/// memory verification holds besides a few dozen bytes per document.
+const IN_FLIGHT: usize = 4;
+
+/// A record that is not one, where verification stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotARecord {
+    /// Its locator.
+    pub locator: u64,
+    /// Why.
+    pub why: String,
 }
 
-/// Verifies a stream of documents in lane order: `next` fills the empty
-/// chunk it is given (its buffers reused from a chunk already checked)
-/// with the next documents, and leaves it empty at the end. The next
-/// chunk is parsed and hashed on the other cores while this thread checks
-/// the one before, so reading, parsing and checking overlap; memory holds
-/// two chunks. `documents`: how many to expect, if known (room is made
-/// for them at once).
+/// What [`verify_stream`] found.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Each series.
+    pub series: BTreeMap<String, SeriesReport>,
+    /// Documents that could not be read at all.
+    pub unreadable: Vec<Broken>,
+    /// The record that is not one, if verification stopped at it.
+    pub not_a_record: Option<NotARecord>,
+}
+
+/// Verifies a stream of records in lane order. Three kinds of thread
+/// overlap: this one reads (`next` fills the empty chunk it is given, its
+/// buffers reused, and leaves it empty at the end); one per core decodes
+/// (`decode`), parses and hashes parts of chunks; one checks the parsed
+/// documents in order (reading a voided document again with `fetch`).
+/// Memory holds [`IN_FLIGHT`] chunks. `documents`: how many to expect, if
+/// known (room is made for them at once).
 pub fn verify_stream<E>(
     mut next: impl FnMut(Chunk) -> Result<Chunk, E>,
-    fetch: &mut Fetch<'_>,
+    decode: Decode,
+    mut fetch: impl FnMut(u64) -> Option<Vec<u8>> + Send,
     documents: usize,
-) -> Result<(BTreeMap<String, SeriesReport>, Vec<Broken>), E> {
-    let mut v = Verifier::new();
-    v.seen.reserve(documents);
-    let mut unreadable = vec![];
+) -> Result<Outcome, E> {
+    use std::sync::{Arc, Mutex, mpsc};
+    struct Job {
+        chunk: Arc<Chunk>,
+        part: Range<usize>,
+        out: Vec<Parsed>,
+        done: mpsc::SyncSender<Vec<Parsed>>,
+    }
+    enum Step {
+        /// A part, its documents parsed when its job is done.
+        Part(Arc<Chunk>, Range<usize>, mpsc::Receiver<Vec<Parsed>>),
+        /// The chunk's parts are all given: its buffers go back once checked.
+        End(Arc<Chunk>),
+    }
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let job_rx = Mutex::new(job_rx);
+    let (step_tx, step_rx) = mpsc::channel::<Step>();
+    let (spare_tx, spare_rx) = mpsc::channel::<Chunk>();
+    let (buf_tx, buf_rx) = mpsc::channel::<Vec<Parsed>>();
     std::thread::scope(|scope| {
-        type Shared = std::sync::Arc<Chunk>;
-        let mut pending: Option<(Shared, std::thread::ScopedJoinHandle<'_, _>)> = None;
-        let mut spare = Chunk::default();
-        loop {
-            let chunk = next(std::mem::take(&mut spare))?;
-            let done = chunk.is_empty();
-            let chunk = std::sync::Arc::new(chunk);
-            let parsing = {
-                let c = chunk.clone();
-                scope.spawn(move || parse_all(&c))
-            };
-            if let Some((docs, h)) = pending.take() {
-                let parsed: Vec<Vec<Parsed>> = h
-                    .join()
-                    .unwrap_or_else(|_| vec![docs.failed(0..docs.len())]);
-                for p in parsed.iter().flatten() {
-                    if let Err(b) = v.accept(p, fetch) {
-                        unreadable.push(b);
+        for _ in 0..workers {
+            let jobs = &job_rx;
+            scope.spawn(move || {
+                loop {
+                    let job = match jobs.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(Job {
+                        chunk,
+                        part,
+                        mut out,
+                        done,
+                    }) = job
+                    else {
+                        return;
+                    };
+                    // A panic on one record fails its part, not the
+                    // verification: the checker names each of its records.
+                    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        chunk.parse_into(part.clone(), decode, &mut out);
+                    }));
+                    if parsed.is_err() {
+                        chunk.failed(part, &mut out);
+                    }
+                    // The chunk let go of before the result is sent, so
+                    // that the checker holds the last reference to it.
+                    drop(chunk);
+                    let _ = done.send(out);
+                }
+            });
+        }
+        let checker = scope.spawn(move || {
+            let mut v = Verifier::new();
+            v.seen.reserve(documents);
+            let mut out = Outcome::default();
+            for step in step_rx {
+                match step {
+                    Step::Part(chunk, part, result) => {
+                        let mut parsed = result.recv().unwrap_or_else(|_| {
+                            let mut out = vec![];
+                            chunk.failed(part, &mut out);
+                            out
+                        });
+                        drop(chunk);
+                        for p in &parsed {
+                            if let Err(Unread::Record(why)) = &p.fields {
+                                out.not_a_record = Some(NotARecord {
+                                    locator: p.locator,
+                                    why: why.clone(),
+                                });
+                                // Dropping the steps stops the reader.
+                                out.series = v.finish();
+                                return out;
+                            }
+                            if let Err(b) = v.accept(p, &mut fetch) {
+                                out.unreadable.push(b);
+                            }
+                        }
+                        parsed.clear();
+                        let _ = buf_tx.send(parsed);
+                    }
+                    Step::End(chunk) => {
+                        if let Ok(mut c) = Arc::try_unwrap(chunk) {
+                            c.clear();
+                            let _ = spare_tx.send(c);
+                        }
                     }
                 }
-                if let Ok(mut done) = std::sync::Arc::try_unwrap(docs) {
-                    done.bytes.clear();
-                    done.docs.clear();
-                    spare = done;
+            }
+            out.series = v.finish();
+            out
+        });
+        // This thread reads. A chunk comes back once checked; until
+        // [`IN_FLIGHT`] are out, a new one is made.
+        let mut made = 0;
+        let read = (|| {
+            loop {
+                let spare = if made < IN_FLIGHT {
+                    made += 1;
+                    Chunk::default()
+                } else {
+                    match spare_rx.recv() {
+                        Ok(c) => c,
+                        // The checker stopped (a record that is not one).
+                        Err(_) => return Ok(()),
+                    }
+                };
+                let chunk = Arc::new(next(spare)?);
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                for from in (0..chunk.len()).step_by(PART) {
+                    let part = from..chunk.len().min(from + PART);
+                    let (done, result) = mpsc::sync_channel(1);
+                    let out = buf_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(PART));
+                    // Should the workers be gone, the part's result never
+                    // comes and the checker names its records unreadable.
+                    let _ = job_tx.send(Job {
+                        chunk: chunk.clone(),
+                        part: part.clone(),
+                        out,
+                        done,
+                    });
+                    if step_tx
+                        .send(Step::Part(chunk.clone(), part, result))
+                        .is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+                if step_tx.send(Step::End(chunk)).is_err() {
+                    return Ok(());
                 }
             }
-            if done {
-                let _ = parsing.join();
-                return Ok(());
-            }
-            pending = Some((chunk, parsing));
-        }
-    })?;
-    Ok((v.finish(), unreadable))
+        })();
+        drop(job_tx);
+        drop(step_tx);
+        let out = checker.join().unwrap_or_else(|_| Outcome {
+            // Never a silent pass: nothing is proven.
+            unreadable: vec![Broken {
+                position: 0,
+                transaction_id: None,
+                receipt_no: None,
+                closing_no: None,
+                why: Break::Unreadable("the thread that checks the documents failed".into()),
+            }],
+            ..Outcome::default()
+        });
+        read.map(|()| out)
+    })
 }
 
 /// Where the verifier reads a voided document again: its bytes at a
@@ -594,6 +747,8 @@ pub struct Verifier {
     names: HashMap<String, u32, foldhash::fast::RandomState>,
     seen: HashMap<Uuid, Seen, foldhash::fast::RandomState>,
     position: u64,
+    /// The series of the last document, and its index.
+    last_series: Option<(Text, usize)>,
 }
 
 impl Verifier {
@@ -612,15 +767,26 @@ impl Verifier {
         self.accept(&parse(bytes, locator), fetch)
     }
 
-    /// The index of a series (a new one the first time).
+    /// The index of a series (a new one the first time). The last one
+    /// asked for is answered without a lookup: a lane's documents mostly
+    /// follow each other in one series.
     fn index(&mut self, name: &str) -> usize {
-        if let Some(i) = self.names.get(name) {
-            return *i as usize;
+        if let Some((last, i)) = &self.last_series
+            && last == name
+        {
+            return *i;
         }
-        let i = self.series.len();
-        self.names
-            .insert(name.to_owned(), u32::try_from(i).unwrap_or(u32::MAX));
-        self.series.push(SeriesReport::default());
+        let i = match self.names.get(name) {
+            Some(i) => *i as usize,
+            None => {
+                let i = self.series.len();
+                self.names
+                    .insert(name.to_owned(), u32::try_from(i).unwrap_or(u32::MAX));
+                self.series.push(SeriesReport::default());
+                i
+            }
+        };
+        self.last_series = Some((name.into(), i));
         i
     }
 
@@ -636,19 +802,33 @@ impl Verifier {
             closing_no: None,
             why: Break::Unreadable(why),
         };
-        let f = p.fields.as_ref().map_err(|e| unreadable(e.clone()))?;
+        let f = match &p.fields {
+            Ok(f) => f,
+            Err(Unread::Document(why) | Unread::Record(why)) => {
+                return Err(unreadable(why.clone()));
+            }
+        };
         let index = self.index(&f.series);
         let series = u32::try_from(index).unwrap_or(u32::MAX);
-        let earlier = self.seen.get(&f.transaction_id).copied();
+        // What a void cancels: a sale or return earlier in the series,
+        // with its tax and payment amounts read again.
+        let voided = f
+            .sale
+            .as_ref()
+            .filter(|sale| sale.kind == Kind::Void)
+            .and_then(|sale| sale.references)
+            .and_then(|r| self.seen.get(&r).copied())
+            .filter(|v| v.series == series && v.voidable);
+        // One lookup per document: the entry found is filled if it holds.
+        let seen = self.seen.entry(f.transaction_id);
+        let first_seen = matches!(seen, Entry::Vacant(_));
+        let remember = |seen: Entry<'_, Uuid, Seen>, s: Seen| {
+            if let Entry::Vacant(e) = seen {
+                e.insert(s);
+            }
+        };
         match (f.kind, f.receipt_no, &f.sale, f.closing_no, &f.closing) {
             (None, Some(receipt_no), Some(sale), None, None) => {
-                // What a void cancels: a sale or return earlier in the
-                // series, with its tax and payment amounts read again.
-                let voided = sale
-                    .references
-                    .filter(|_| sale.kind == Kind::Void)
-                    .and_then(|r| self.seen.get(&r).copied())
-                    .filter(|v| v.series == series && v.voidable);
                 let doc = Doc {
                     id: f.transaction_id,
                     receipt_no,
@@ -659,11 +839,9 @@ impl Verifier {
                 let Some(s) = self.series.get_mut(index) else {
                     return Err(unreadable("its series could not be kept".into()));
                 };
-                let accepted =
-                    s.push_sale(position, earlier.is_none(), &doc, voided, p.hash, fetch);
-                if accepted {
-                    self.seen.insert(
-                        doc.id,
+                if s.push_sale(position, first_seen, &doc, voided, p.hash, fetch) {
+                    remember(
+                        seen,
                         Seen {
                             series,
                             day: day_number(&doc.sale.business_date),
@@ -686,9 +864,9 @@ impl Verifier {
                 let Some(s) = self.series.get_mut(index) else {
                     return Err(unreadable("its series could not be kept".into()));
                 };
-                if s.push_closing(position, earlier.is_none(), &doc, p.hash) {
-                    self.seen.insert(
-                        doc.id,
+                if s.push_closing(position, first_seen, &doc, p.hash) {
+                    remember(
+                        seen,
                         Seen {
                             series,
                             day: 0,
@@ -826,7 +1004,7 @@ impl SeriesReport {
         };
         // A closed day takes nothing more; a void may not cancel what a
         // closing has counted.
-        let closed_through = self.closed_through.as_deref().map_or(0, day_number);
+        let closed_through = self.closed_day;
         let why = why.or_else(|| {
             if day_number(&sale.business_date) <= closed_through {
                 Some(Break::DayClosed {
@@ -914,6 +1092,7 @@ impl SeriesReport {
         }
         self.open.remove(date);
         self.closings = f.closing_no;
+        self.closed_day = day_number(date);
         self.closed_through = Some(date.clone());
         self.tip = Some(hash);
         self.last = Some((position, f.id, None, Some(f.closing_no)));
@@ -1055,6 +1234,95 @@ mod tests {
         huge["sale"]["lines"] = serde_json::json!([{"amount": i64::MIN}]);
         let r = verify_values(&[first, huge]);
         assert!(matches!(r.broken.unwrap().why, Break::GrandTotal { .. }));
+    }
+
+    #[test]
+    fn a_stream_of_many_chunks_is_checked_in_order_with_voids_of_chunks_long_gone() {
+        // 20,000 sales in chunks of 1,000 (five times the chunks in
+        // flight), two of them voided far later; every record's locator is
+        // its index, and a void's voided document is fetched by it.
+        let mut head = Head::default();
+        let mut docs: Vec<Vec<u8>> = vec![];
+        let mut ids = vec![];
+        for no in 1..=20_000i64 {
+            let id = Uuid::new_v4();
+            let voids = match no {
+                15_000 => Some(100),
+                19_000 => Some(10_000),
+                _ => None,
+            };
+            let (b, h) = match voids {
+                None => doc(&head, id, no, "sale", None, no),
+                Some(v) => {
+                    let (b, mut h) = doc(&head, id, no, "void", Some(ids[v - 1]), no);
+                    // The void takes the voided sale's total back out.
+                    let gt = after(&head.grand_total, "KES", -(v as i64));
+                    let text = String::from_utf8(b).unwrap().replacen(
+                        &format!(r#""grand_total":{{"KES":{}}}"#, h.grand_total["KES"]),
+                        &format!(r#""grand_total":{{"KES":{}}}"#, gt["KES"]),
+                        1,
+                    );
+                    h.last_hash = Some(hash(text.as_bytes()));
+                    h.grand_total = gt;
+                    (text.into_bytes(), h)
+                }
+            };
+            docs.push(b);
+            ids.push(id);
+            head = h;
+        }
+        let run = |docs: &[Vec<u8>], decode: Decode| {
+            let mut at = 0;
+            let next = |mut c: Chunk| -> Result<Chunk, std::convert::Infallible> {
+                for d in docs.iter().skip(at).take(1000) {
+                    c.push(at as u64, d);
+                    at += 1;
+                }
+                Ok(c)
+            };
+            let fetch = |l: u64| docs.get(l as usize).cloned();
+            let Ok(out) = verify_stream(next, decode, fetch, docs.len());
+            out
+        };
+        let out = run(&docs, as_stored);
+        assert!(out.unreadable.is_empty() && out.not_a_record.is_none());
+        let l1 = &out.series["L1"];
+        assert_eq!(l1.broken, None);
+        assert_eq!(l1.documents, 20_000);
+        // Every sale's total (its number), less the two voids' own numbers
+        // (voids are not sales) and the two sales they cancel.
+        let sum: i64 = (1..=20_000).sum();
+        assert_eq!(
+            l1.head.grand_total["KES"],
+            sum - 15_000 - 19_000 - 100 - 10_000
+        );
+        assert_eq!(l1.head.last_hash, head.last_hash);
+
+        // A record that is not one stops the stream there, by its locator.
+        let mut bad = docs.clone();
+        bad[12_345] = b"not a record".to_vec();
+        fn strict(r: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+            if r.starts_with(b"not") {
+                return Err("not a record".into());
+            }
+            Ok(Cow::Borrowed(r))
+        }
+        let out = run(&bad, strict);
+        assert_eq!(
+            out.not_a_record,
+            Some(NotARecord {
+                locator: 12_345,
+                why: "not a record".into()
+            })
+        );
+        assert_eq!(out.series["L1"].documents, 12_345);
+        // As a document, it is unreadable, and the next one does not link.
+        let out = run(&bad, as_stored);
+        assert_eq!(out.unreadable.len(), 1);
+        assert_eq!(out.unreadable[0].position, 12_346);
+        let broken = out.series["L1"].broken.clone().unwrap();
+        assert_eq!(broken.position, 12_347);
+        assert!(matches!(broken.why, Break::Numbering { .. }), "{broken:?}");
     }
 
     #[test]

@@ -263,6 +263,27 @@ async fn an_export_verifies_with_nothing_else_in_laned_and_in_the_documented_pyt
     assert_eq!(code, Some(EXIT_JOURNAL_BROKEN), "{out}");
     assert!(out.contains("BROKEN at document 4 (receipt 4"), "{out}");
 
+    // A line that is not an export record, after a blank one: named by its
+    // line number (records are decoded on the worker threads, the number
+    // counted again), with the configuration exit code.
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.insert(2, String::new());
+    lines[4] = r#"{"envelope": "not the field"}"#.into();
+    let not_an_export = dir.path().join("not-an-export.ndjson");
+    std::fs::write(&not_an_export, lines.join("\n") + "\n").unwrap();
+    let out = std::process::Command::new(common::laned_bin())
+        .args(["verify", "--file"])
+        .arg(&not_an_export)
+        .env_remove("LANED_CONFIG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("line 5 of") && err.contains("is not an export record with envelope_text"),
+        "{err}"
+    );
+
     if !super::examples::have(&["python3"], "apt-get install python3") {
         return;
     }

@@ -715,7 +715,7 @@ mod tests {
             drop(lock);
             let path = dir.path().join(crate::lane::store::DB_FILE);
             let c = open::open(&path, open::Mode::ReadOnly).unwrap();
-            let out = super::super::journal::verify(&c).unwrap();
+            let out = super::super::journal::verify(&c, &path).unwrap();
             prop_assert!(out.unreadable.is_empty());
             if let Some(s) = out.series.get("L03") {
                 prop_assert!(s.intact(), "{:?}", s.broken);
@@ -747,7 +747,7 @@ mod tests {
                 .unwrap();
             drop(w);
             let c = open::open(&path, open::Mode::ReadOnly).unwrap();
-            let out = super::super::journal::verify(&c).unwrap();
+            let out = super::super::journal::verify(&c, &path).unwrap();
             let caught = !out.unreadable.is_empty() || out.series.values().any(|s| !s.intact());
             prop_assert!(caught, "byte {at} of {table} {seq} changed, and verify found it intact");
         }

@@ -208,36 +208,37 @@ pub(super) fn check_tail(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Documents parsed at once, spread over the machine's cores.
+/// Documents read at once (parts of it parsed on every core).
 const CHUNK: usize = 4096;
 
 /// Every document in lane order through the verifier, streamed in
-/// chunks (`contract::journal::verify_stream`: parsing and hashing on the
-/// other cores while this thread reads and checks).
-pub fn verify(conn: &Connection) -> Result<VerifyOutcome, StoreError> {
+/// chunks (`contract::journal::verify_stream`: this thread reads, the
+/// other cores parse and hash, one thread checks in order). `path` is the
+/// database's file: a void's voided document is read again through a
+/// connection of the checking thread's own.
+pub fn verify(conn: &Connection, path: &std::path::Path) -> Result<VerifyOutcome, StoreError> {
+    let read = |e| StoreError::sqlite("read the journal", e);
+    let again = super::open::open(path, super::open::Mode::ReadOnly)?;
+    // A void's voided document, read again by its lane sequence (rows are
+    // never changed, so any snapshot holds the same bytes).
+    let fetch = move |seq: u64| -> Option<Vec<u8>> {
+        let seq = i64::try_from(seq).ok()?;
+        again
+            .prepare_cached("SELECT body FROM sales WHERE seq = ?1")
+            .and_then(|mut st| st.query_row([seq], |r| r.get(0)).optional())
+            .ok()
+            .flatten()
+    };
     let tx = conn
         .unchecked_transaction()
         .map_err(|e| StoreError::sqlite("begin the verification", e))?;
-    let (mut series, unreadable) = {
-        let read = |e| StoreError::sqlite("read the journal", e);
+    let mut outcome = {
         let mut st = tx
             // Sales and closings merged in lane order.
             .prepare(
                 "SELECT seq, body FROM sales UNION ALL SELECT seq, body FROM closings ORDER BY 1",
             )
             .map_err(read)?;
-        // A void's voided document, read again by its lane sequence.
-        let mut again = tx
-            .prepare("SELECT body FROM sales WHERE seq = ?1")
-            .map_err(read)?;
-        let mut fetch = |seq: u64| -> Option<Vec<u8>> {
-            let seq = i64::try_from(seq).ok()?;
-            again
-                .query_row([seq], |r| r.get(0))
-                .optional()
-                .ok()
-                .flatten()
-        };
         let mut rows = st.query([]).map_err(read)?;
         let next = |mut chunk: Chunk| -> Result<Chunk, StoreError> {
             // The bytes copied once, from SQLite's page into the chunk.
@@ -263,7 +264,12 @@ pub fn verify(conn: &Connection) -> Result<VerifyOutcome, StoreError> {
                 |r| r.get(0),
             )
             .map_err(read)?;
-        journal::verify_stream(next, &mut fetch, usize::try_from(documents).unwrap_or(0))?
+        journal::verify_stream(
+            next,
+            journal::as_stored,
+            fetch,
+            usize::try_from(documents).unwrap_or(0),
+        )?
     };
     // The last document of each series against the head the lane kept.
     let heads: Vec<(String, String)> = tx
@@ -271,13 +277,16 @@ pub fn verify(conn: &Connection) -> Result<VerifyOutcome, StoreError> {
         .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .map_err(|e| StoreError::sqlite("read the journal's heads", e))?;
     for (name, kept) in heads {
-        if let Some(s) = series.get_mut(&name) {
+        if let Some(s) = outcome.series.get_mut(&name) {
             s.check_head(&kept);
         }
     }
     tx.finish()
         .map_err(|e| StoreError::sqlite("end the verification", e))?;
-    Ok(VerifyOutcome { series, unreadable })
+    Ok(VerifyOutcome {
+        series: outcome.series,
+        unreadable: outcome.unreadable,
+    })
 }
 
 /// What [`verify`] found.

@@ -67,7 +67,7 @@ impl ReadOnly {
     /// Every document of the fiscal journal through the verifier, in lane
     /// order (docs/journal.md).
     pub fn verify_journal(&self) -> Result<super::journal::VerifyOutcome, StoreError> {
-        super::journal::verify(&self.conn)
+        super::journal::verify(&self.conn, &self.path)
     }
 
     /// Where the figures kept for the status report differ from a full

@@ -8,7 +8,8 @@
 //! (`LANED_BENCH_SALES` to change it); under `cargo test` at 300.
 //! Beside it, the floor of any verifier on this machine: the documents'
 //! bytes, already in memory, hashed and read by serde_json keeping
-//! nothing, on every core.
+//! nothing, on every core, and read from the database by SQLite on one
+//! thread.
 //! `LANED_BENCH_KEEP=1` keeps the lane it built and prints where;
 //! `LANED_BENCH_LANE=DIR` measures that lane instead of building one.
 
@@ -49,7 +50,7 @@ pub fn main(full: bool) {
     let bodies = bodies(&db);
     let mut read = vec![];
     let mut verify = vec![];
-    let (mut hashing, mut parsing) = (vec![], vec![]);
+    let (mut hashing, mut parsing, mut scanning) = (vec![], vec![], vec![]);
     // Interleaved, so that all meet the same page cache and machine.
     for _ in 0..ROUNDS {
         read.push(read_file(&db));
@@ -60,6 +61,7 @@ pub fn main(full: bool) {
         parsing.push(on_every_core(&bodies, |b| {
             let _ = std::hint::black_box(serde_json::from_slice::<serde::de::IgnoredAny>(b));
         }));
+        scanning.push(scan(&db));
     }
     let median = |t: &mut Vec<Duration>| {
         t.sort();
@@ -67,17 +69,21 @@ pub fn main(full: bool) {
     };
     let (r, v) = (median(&mut read), median(&mut verify));
     let (h, p) = (median(&mut hashing), median(&mut parsing));
+    let q = median(&mut scanning);
     let body_mb = bodies.iter().map(Vec::len).sum::<usize>() as f64 / 1e6;
     println!(
         "| the documents' bytes only ({body_mb:.0} MB), on every core | seconds | MB of documents/s |\n\
          |---|---:|---:|\n\
          | SHA-256 of each | {:.2} | {:.0} |\n\
          | serde_json reading each, keeping nothing | {:.2} | {:.0} |\n\
+         | SQLite reading each from the database (one thread, lane order) | {:.2} | {:.0} |\n\
          | laned verify, for comparison | {:.2} | {:.0} |",
         h.as_secs_f64(),
         body_mb / h.as_secs_f64(),
         p.as_secs_f64(),
         body_mb / p.as_secs_f64(),
+        q.as_secs_f64(),
+        body_mb / q.as_secs_f64(),
         v.as_secs_f64(),
         body_mb / v.as_secs_f64(),
     );
@@ -109,6 +115,25 @@ fn bodies(db: &Path) -> Vec<Vec<u8>> {
         .expect("query")
         .map(|b| b.expect("row"))
         .collect()
+}
+
+/// SQLite reading every document's bytes in lane order, on one thread, as
+/// `laned verify` does, touching them without copying them anywhere.
+fn scan(db: &Path) -> Duration {
+    let t = Instant::now();
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open");
+    let mut st = c
+        .prepare("SELECT seq, body FROM sales UNION ALL SELECT seq, body FROM closings ORDER BY 1")
+        .expect("prepare");
+    let mut rows = st.query([]).expect("query");
+    let mut sum = 0usize;
+    while let Some(r) = rows.next().expect("row") {
+        let b = r.get_ref(1).expect("body").as_bytes().expect("bytes");
+        sum += b.len() + usize::from(b.last().copied().unwrap_or_default());
+    }
+    std::hint::black_box(sum);
+    t.elapsed()
 }
 
 /// `f` on each document, the documents split across every core.

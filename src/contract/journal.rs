@@ -332,21 +332,35 @@ struct OpenDay {
     last_hash: Digest,
 }
 
-/// What the verifier keeps of every document it has read: enough to find
-/// a duplicate, and for a void, the effect of the document it voids and
-/// where to read that document again (its tax and payment amounts).
-#[derive(Debug, Clone, Copy)]
-struct Seen {
-    /// Its series (index into the verifier's names).
-    series: u32,
-    /// Its business day as YYYYMMDD (0 for a closing).
+/// A void's voided document, read again: a sale or return earlier in the
+/// void's series.
+struct Voided {
+    /// Its business day as YYYYMMDD.
     day: u32,
-    /// A sale or return: a void may cancel it.
-    voidable: bool,
-    /// Its effect on the grand total.
-    effect: i64,
-    /// Where its bytes are, for the caller's `fetch`.
-    locator: u64,
+    /// Its effect, tax and payment amounts.
+    breakdown: Breakdown,
+}
+
+/// The document a void refers to, read again from its bytes: `Ok(None)`
+/// when it is not a sale or return of `series` (the void then cancels
+/// nothing), an error when its bytes cannot be read.
+fn voided_in(bytes: Option<Vec<u8>>, series: &str) -> Result<Option<Voided>, Break> {
+    #[derive(Deserialize)]
+    struct Again {
+        series: Text,
+        #[serde(default)]
+        sale: Option<SaleDoc>,
+    }
+    let unreadable = || Break::Unreadable("the document it voids cannot be read again".into());
+    let again: Again =
+        serde_json::from_slice(&bytes.ok_or_else(unreadable)?).map_err(|_| unreadable())?;
+    Ok(again
+        .sale
+        .filter(|s| again.series == series && matches!(s.kind, Kind::Sale | Kind::Return))
+        .map(|s| Voided {
+            day: day_number(&s.business_date),
+            breakdown: Breakdown::of(&s),
+        }))
 }
 
 /// A business date as a number that sorts like the text (`YYYYMMDD`).
@@ -539,7 +553,7 @@ impl Chunk {
 const PART: usize = 256;
 
 /// Chunks in flight at once (being read, parsed or checked): all the
-/// memory verification holds besides a few dozen bytes per document.
+/// memory verification holds besides an id and a locator per document.
 const IN_FLIGHT: usize = 4;
 
 /// A record that is not one, where verification stopped.
@@ -736,16 +750,16 @@ pub type Fetch<'a> = dyn FnMut(u64) -> Option<Vec<u8>> + 'a;
 
 /// Checks documents given in lane order, series by series: every link,
 /// every grand total, receipt and closing numbers 1..n, every closing's
-/// figures, no id twice. It keeps a few dozen bytes per document (for
+/// figures, no id twice. It keeps each document's id and locator (for
 /// duplicates and voids) and each open day's figures, never the
-/// documents' bytes: a void's tax and payment amounts come from reading
-/// the voided document again (`fetch`).
+/// documents' bytes: a void's voided document is read again (`fetch`).
 #[derive(Debug, Default)]
 pub struct Verifier {
     /// Each series, by its index in `names`.
     series: Vec<SeriesReport>,
     names: HashMap<String, u32, foldhash::fast::RandomState>,
-    seen: HashMap<Uuid, Seen, foldhash::fast::RandomState>,
+    /// Each document accepted, by id: where to read it again.
+    seen: HashMap<Uuid, u64, foldhash::fast::RandomState>,
     position: u64,
     /// The series of the last document, and its index.
     last_series: Option<(Text, usize)>,
@@ -809,22 +823,24 @@ impl Verifier {
             }
         };
         let index = self.index(&f.series);
-        let series = u32::try_from(index).unwrap_or(u32::MAX);
         // What a void cancels: a sale or return earlier in the series,
-        // with its tax and payment amounts read again.
-        let voided = f
+        // read again where it was seen.
+        let voided = match f
             .sale
             .as_ref()
             .filter(|sale| sale.kind == Kind::Void)
             .and_then(|sale| sale.references)
             .and_then(|r| self.seen.get(&r).copied())
-            .filter(|v| v.series == series && v.voidable);
+        {
+            Some(locator) => voided_in(fetch(locator), &f.series),
+            None => Ok(None),
+        };
         // One lookup per document: the entry found is filled if it holds.
         let seen = self.seen.entry(f.transaction_id);
         let first_seen = matches!(seen, Entry::Vacant(_));
-        let remember = |seen: Entry<'_, Uuid, Seen>, s: Seen| {
+        let remember = |seen: Entry<'_, Uuid, u64>| {
             if let Entry::Vacant(e) = seen {
-                e.insert(s);
+                e.insert(p.locator);
             }
         };
         match (f.kind, f.receipt_no, &f.sale, f.closing_no, &f.closing) {
@@ -839,17 +855,8 @@ impl Verifier {
                 let Some(s) = self.series.get_mut(index) else {
                     return Err(unreadable("its series could not be kept".into()));
                 };
-                if s.push_sale(position, first_seen, &doc, voided, p.hash, fetch) {
-                    remember(
-                        seen,
-                        Seen {
-                            series,
-                            day: day_number(&doc.sale.business_date),
-                            voidable: matches!(doc.sale.kind, Kind::Sale | Kind::Return),
-                            effect: effect(doc.sale.kind, doc.sale.total, None),
-                            locator: p.locator,
-                        },
-                    );
+                if s.push_sale(position, first_seen, &doc, voided, p.hash) {
+                    remember(seen);
                 }
                 Ok(())
             }
@@ -865,16 +872,7 @@ impl Verifier {
                     return Err(unreadable("its series could not be kept".into()));
                 };
                 if s.push_closing(position, first_seen, &doc, p.hash) {
-                    remember(
-                        seen,
-                        Seen {
-                            series,
-                            day: 0,
-                            voidable: false,
-                            effect: 0,
-                            locator: p.locator,
-                        },
-                    );
+                    remember(seen);
                 }
                 Ok(())
             }
@@ -918,15 +916,6 @@ struct ClosingDoc<'a> {
     closing: &'a Closing,
 }
 
-/// The sale of a document read again.
-fn sale_of(bytes: &[u8]) -> Option<SaleDoc> {
-    #[derive(Deserialize)]
-    struct Env {
-        sale: SaleDoc,
-    }
-    serde_json::from_slice::<Env>(bytes).ok().map(|e| e.sale)
-}
-
 impl SeriesReport {
     /// The link and the grand total a chained document must carry: the
     /// total before it with `change` (currency, effect) applied.
@@ -960,9 +949,8 @@ impl SeriesReport {
         position: u64,
         first_seen: bool,
         f: &Doc<'_>,
-        voided: Option<Seen>,
+        voided: Result<Option<Voided>, Break>,
         hash: Digest,
-        fetch: &mut Fetch<'_>,
     ) -> bool {
         if self.broken.is_some() {
             return false;
@@ -973,6 +961,14 @@ impl SeriesReport {
             receipt_no: Some(f.receipt_no),
             closing_no: None,
             why,
+        };
+        // Without the voided document, nothing else can be checked.
+        let voided = match voided {
+            Ok(v) => v,
+            Err(why) => {
+                self.broken = Some(broken(why));
+                return false;
+            }
         };
         let expected_no = self.last_receipt_no + 1;
         let numbering = Break::Numbering {
@@ -992,7 +988,11 @@ impl SeriesReport {
             None
         };
         let sale = f.sale;
-        let effect = effect(sale.kind, sale.total, voided.map(|v| v.effect));
+        let effect = effect(
+            sale.kind,
+            sale.total,
+            voided.as_ref().map(|v| v.breakdown.effect),
+        );
         let why =
             why.or_else(|| self.link(f.prev_hash, f.grand_total, Some((&sale.currency, effect))));
         let why = match why {
@@ -1010,25 +1010,12 @@ impl SeriesReport {
                 Some(Break::DayClosed {
                     date: sale.business_date.to_string(),
                 })
-            } else if voided.is_some_and(|v| v.day <= closed_through) {
+            } else if voided.as_ref().is_some_and(|v| v.day <= closed_through) {
                 Some(Break::VoidOfClosedDay)
             } else {
                 None
             }
         });
-        // The voided document's tax and payment amounts, read again.
-        let voided_breakdown = match (&why, voided) {
-            (None, Some(v)) => match fetch(v.locator).as_deref().and_then(sale_of) {
-                Some(d) => Some(Breakdown::of(&d)),
-                None => {
-                    self.broken = Some(broken(Break::Unreadable(
-                        "the document it voids cannot be read again".into(),
-                    )));
-                    return false;
-                }
-            },
-            _ => None,
-        };
         if let Some(why) = why {
             self.broken = Some(broken(why));
             return false;
@@ -1046,7 +1033,7 @@ impl SeriesReport {
             None => self.open.entry(sale.business_date.to_string()).or_default(),
         };
         day.figures
-            .add(f.receipt_no, sale, voided_breakdown.as_ref());
+            .add(f.receipt_no, sale, voided.as_ref().map(|v| &v.breakdown));
         day.last_hash = hash;
         add(&mut self.head.grand_total, &sale.currency, effect);
         self.tip = Some(hash);

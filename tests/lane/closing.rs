@@ -387,6 +387,14 @@ async fn a_back_end_without_closings_parks_the_closing_and_the_sales_go_on() {
             assert_eq!(r.status(), 422);
             let b: Value = r.json().await.unwrap();
             assert_eq!(b["code"], "validation_failed", "{b}");
+            // A plain sentence about the request, not about a sale.
+            assert_eq!(
+                b["message"],
+                "The request is not valid: counted must be an object of currency codes \
+                 and whole minor units, like {\"KES\": 1250000}.",
+                "{b}"
+            );
+            assert_eq!(b["details"]["fields"][0]["field"], "counted", "{b}");
             let r = close(json!({"business_date": "2026-11-22"})).await.unwrap();
             assert_eq!(r.status(), 201);
             let b: Value = r.json().await.unwrap();

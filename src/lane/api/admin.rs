@@ -165,7 +165,7 @@ fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, HttpError> {
 }
 
 fn field_error(field: &str, message: &str) -> HttpError {
-    error::validation_failed(vec![crate::contract::sale::FieldError {
+    error::request_invalid(vec![crate::contract::sale::FieldError {
         field: field.into(),
         message: message.into(),
     }])

@@ -336,13 +336,24 @@ pub fn unreadable_query() -> HttpError {
     )
 }
 
-/// 422 `validation_failed` with one entry per bad field.
+/// 422 `validation_failed` with one entry per bad field of a sale.
 pub fn validation_failed(errors: Vec<FieldError>) -> HttpError {
+    invalid("The sale", errors)
+}
+
+/// 422 `validation_failed` with one entry per bad field of an admin
+/// request (a reason, a business date, counted cash): the same code, a
+/// sentence about the request.
+pub fn request_invalid(errors: Vec<FieldError>) -> HttpError {
+    invalid("The request", errors)
+}
+
+fn invalid(what: &str, errors: Vec<FieldError>) -> HttpError {
     let message = match errors.as_slice() {
-        [one] if one.field.is_empty() => format!("The sale is not valid: it {}.", one.message),
-        [one] => format!("The sale is not valid: {} {}.", one.field, one.message),
+        [one] if one.field.is_empty() => format!("{what} is not valid: it {}.", one.message),
+        [one] => format!("{what} is not valid: {} {}.", one.field, one.message),
         many => format!(
-            "The sale is not valid: {} problems, listed in details.",
+            "{what} is not valid: {} problems, listed in details.",
             many.len()
         ),
     };

@@ -75,7 +75,7 @@ fn idempotency_key(v: &HeaderValue) -> Result<String, HttpError> {
         .filter(|k| (1..=MAX_IDEMPOTENCY_KEY).contains(&k.len()))
         .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()));
     ok.map(str::to_owned).ok_or_else(|| {
-        error::validation_failed(vec![FieldError {
+        error::request_invalid(vec![FieldError {
             field: "Idempotency-Key".into(),
             message: format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
         }])

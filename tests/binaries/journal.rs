@@ -197,19 +197,24 @@ async fn a_lane_whose_last_link_does_not_hold_refuses_to_start_and_leaves_the_fi
     assert!(out.contains("intact: 7 documents"), "{out}");
 }
 
-/// The Python verifier exactly as docs/journal.md shows it.
+/// The complete Python verifier exactly as docs/journal.md shows it.
 pub(crate) fn python_verifier(dir: &Path) -> std::path::PathBuf {
+    python_script(dir, "verify_journal.py")
+}
+
+/// A Python script exactly as docs/journal.md shows it, after its marker.
+pub(crate) fn python_script(dir: &Path, name: &str) -> std::path::PathBuf {
     let doc =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/journal.md"))
             .unwrap();
     let from = doc
-        .find("<!-- verify_journal.py -->\n```python\n")
+        .find(&format!("<!-- {name} -->\n```python\n"))
         .expect("the script's marker");
     let body = &doc[from..];
     let start = body.find('\n').unwrap() + 1;
     let start = start + body[start..].find('\n').unwrap() + 1;
     let end = start + body[start..].find("```").unwrap();
-    let path = dir.join("verify_journal.py");
+    let path = dir.join(name);
     std::fs::write(&path, &body[start..end]).unwrap();
     path
 }
@@ -288,9 +293,14 @@ async fn an_export_verifies_with_nothing_else_in_laned_and_in_the_documented_pyt
         return;
     }
     let script = python_verifier(dir.path());
-    let python = |file: &Path| {
+    let chain = python_script(dir.path(), "verify_chain.py");
+    assert!(
+        std::fs::read_to_string(&chain).unwrap().lines().count() <= 30,
+        "the chain script is 30 lines"
+    );
+    let run = |script: &Path, file: &Path| {
         let out = std::process::Command::new("python3")
-            .arg(&script)
+            .arg(script)
             .arg(file)
             .output()
             .unwrap();
@@ -300,13 +310,23 @@ async fn an_export_verifies_with_nothing_else_in_laned_and_in_the_documented_pyt
                 + &String::from_utf8_lossy(&out.stderr),
         )
     };
-    let (code, out) = python(&export);
+    let (code, out) = run(&script, &export);
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.starts_with("series L03: intact; 6 documents, 0 closings, grand total {'KES': 500}"),
         "{out}"
     );
-    let (code, out) = python(&tampered);
+    let (code, out) = run(&script, &tampered);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("BROKEN at document 4 (receipt 4)"), "{out}");
+    // The 30-line script: the same verdicts (sales, a return and a void).
+    let (code, out) = run(&chain, &export);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out,
+        "series L03: intact; 6 receipts, 0 closings, total {'KES': 500}\n"
+    );
+    let (code, out) = run(&chain, &tampered);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("BROKEN at document 4: "), "{out}");
 }

@@ -279,6 +279,29 @@ async fn a_closed_day_is_chained_delivered_final_and_verified_everywhere() {
         let (code, out) = python(&tampered);
         assert_eq!(code, Some(1), "{out}");
         assert!(out.contains("BROKEN at document 6 (closing 1)"), "{out}");
+        // The 30-line script does not read a closing's figures, but the
+        // changed closing no longer hashes to the next document's link.
+        let chain = crate::binaries::journal::python_script(dir.path(), "verify_chain.py");
+        let run = |file: &Path| {
+            let out = Command::new("python3")
+                .arg(&chain)
+                .arg(file)
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        let (code, out) = run(&export);
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(
+            out,
+            "series L03: intact; 6 receipts, 1 closings, total {'KES': 2300}\n"
+        );
+        let (code, out) = run(&tampered);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("BROKEN at document 7: "), "{out}");
     }
 
     // The closing's figures edited in the database, as an attacker would.

@@ -197,6 +197,20 @@ async fn a_lane_whose_last_link_does_not_hold_refuses_to_start_and_leaves_the_fi
     assert!(out.contains("intact: 7 documents"), "{out}");
 }
 
+/// Runs a Python script of docs/journal.md on an export: its exit code,
+/// and what it printed (standard output, then standard error).
+pub(crate) fn run_python(script: &Path, file: &Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(file)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 /// The complete Python verifier exactly as docs/journal.md shows it.
 pub(crate) fn python_verifier(dir: &Path) -> std::path::PathBuf {
     python_script(dir, "verify_journal.py")
@@ -298,35 +312,23 @@ async fn an_export_verifies_with_nothing_else_in_laned_and_in_the_documented_pyt
         std::fs::read_to_string(&chain).unwrap().lines().count() <= 30,
         "the chain script is 30 lines"
     );
-    let run = |script: &Path, file: &Path| {
-        let out = std::process::Command::new("python3")
-            .arg(script)
-            .arg(file)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
-    let (code, out) = run(&script, &export);
+    let (code, out) = run_python(&script, &export);
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.starts_with("series L03: intact; 6 documents, 0 closings, grand total {'KES': 500}"),
         "{out}"
     );
-    let (code, out) = run(&script, &tampered);
+    let (code, out) = run_python(&script, &tampered);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("BROKEN at document 4 (receipt 4)"), "{out}");
     // The 30-line script: the same verdicts (sales, a return and a void).
-    let (code, out) = run(&chain, &export);
+    let (code, out) = run_python(&chain, &export);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
         out,
         "series L03: intact; 6 receipts, 0 closings, total {'KES': 500}\n"
     );
-    let (code, out) = run(&chain, &tampered);
+    let (code, out) = run_python(&chain, &tampered);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("BROKEN at document 4: "), "{out}");
 }

@@ -256,19 +256,9 @@ async fn a_closed_day_is_chained_delivered_final_and_verified_everywhere() {
         "{out}"
     );
     if crate::binaries::examples::have(&["python3"], "apt-get install python3") {
-        let script = crate::binaries::journal::python_verifier(dir.path());
-        let python = |file: &Path| {
-            let out = Command::new("python3")
-                .arg(&script)
-                .arg(file)
-                .output()
-                .unwrap();
-            (
-                out.status.code(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-            )
-        };
-        let (code, out) = python(&export);
+        use crate::binaries::journal::{python_script, python_verifier, run_python};
+        let script = python_verifier(dir.path());
+        let (code, out) = run_python(&script, &export);
         assert_eq!(code, Some(0), "{out}");
         assert!(
             out.starts_with(
@@ -276,30 +266,19 @@ async fn a_closed_day_is_chained_delivered_final_and_verified_everywhere() {
             ),
             "{out}"
         );
-        let (code, out) = python(&tampered);
+        let (code, out) = run_python(&script, &tampered);
         assert_eq!(code, Some(1), "{out}");
         assert!(out.contains("BROKEN at document 6 (closing 1)"), "{out}");
         // The 30-line script does not read a closing's figures, but the
         // changed closing no longer hashes to the next document's link.
-        let chain = crate::binaries::journal::python_script(dir.path(), "verify_chain.py");
-        let run = |file: &Path| {
-            let out = Command::new("python3")
-                .arg(&chain)
-                .arg(file)
-                .output()
-                .unwrap();
-            (
-                out.status.code(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-            )
-        };
-        let (code, out) = run(&export);
+        let chain = python_script(dir.path(), "verify_chain.py");
+        let (code, out) = run_python(&chain, &export);
         assert_eq!(code, Some(0), "{out}");
         assert_eq!(
             out,
             "series L03: intact; 6 receipts, 1 closings, total {'KES': 2300}\n"
         );
-        let (code, out) = run(&tampered);
+        let (code, out) = run_python(&chain, &tampered);
         assert_eq!(code, Some(1), "{out}");
         assert!(out.contains("BROKEN at document 7: "), "{out}");
     }

@@ -581,7 +581,7 @@ pub struct Outcome {
 /// buffers reused, and leaves it empty at the end); one per core decodes
 /// (`decode`), parses and hashes parts of chunks; one checks the parsed
 /// documents in order (reading a voided document again with `fetch`).
-/// Memory holds [`IN_FLIGHT`] chunks. `documents`: how many to expect, if
+/// Memory holds `IN_FLIGHT` (4) chunks. `documents`: how many to expect, if
 /// known (room is made for them at once).
 pub fn verify_stream<E>(
     mut next: impl FnMut(Chunk) -> Result<Chunk, E>,
@@ -672,10 +672,12 @@ pub fn verify_stream<E>(
                         let _ = buf_tx.send(parsed);
                     }
                     Step::End(chunk) => {
-                        if let Ok(mut c) = Arc::try_unwrap(chunk) {
-                            c.clear();
-                            let _ = spare_tx.send(c);
-                        }
+                        // Every part's result is in, so this is the last
+                        // reference; were it not, a new chunk goes back
+                        // instead, so that the reader never waits forever.
+                        let mut c = Arc::try_unwrap(chunk).unwrap_or_default();
+                        c.clear();
+                        let _ = spare_tx.send(c);
                     }
                 }
             }
@@ -683,7 +685,7 @@ pub fn verify_stream<E>(
             out
         });
         // This thread reads. A chunk comes back once checked; until
-        // [`IN_FLIGHT`] are out, a new one is made.
+        // `IN_FLIGHT` are out, a new one is made.
         let mut made = 0;
         let read = (|| {
             loop {

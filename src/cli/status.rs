@@ -112,6 +112,9 @@ pub(super) fn gather(db: &ReadOnly, args: &ConfigArgs) -> anyhow::Result<Report>
         snapshot,
         now,
         uptime: None,
+        close_day_at: config.close_day_at,
+        // The daemon is not running: nothing is scheduled.
+        next_closing_at: None,
     });
     Ok(report)
 }

@@ -114,6 +114,7 @@ pub fn spawn(
     at: Time,
     zone: TimeZone,
     drain: Option<DrainHandle>,
+    next: watch::Sender<Option<Timestamp>>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -133,6 +134,12 @@ pub fn spawn(
                     RETRY
                 }
             };
+            // The wall time it wakes at, for the status report.
+            next.send_replace(
+                jiff::SignedDuration::try_from(wait)
+                    .ok()
+                    .and_then(|w| now.checked_add(w).ok()),
+            );
             let deadline = clock.monotonic() + wait;
             tokio::select! {
                 () = clock.sleep_until(deadline) => {}

@@ -163,6 +163,8 @@ impl Daemon {
         )
         .await?;
         // A guard raised earlier (restored lane) holds until acknowledged.
+        // When the automatic day closing runs next, for the status report.
+        let (next_closing, next_closing_rx) = watch::channel(None);
         let lane = Lane {
             store: store.clone(),
             clock: clock.clone(),
@@ -170,6 +172,7 @@ impl Daemon {
             // A guard raised earlier (restored lane) holds until acknowledged.
             numbers: Numbers::new(store.restore_guard().await?, config.backend_url.is_some()),
             metrics: Arc::new(crate::lane::metrics::Metrics::new()),
+            closing: (config.close_day_at, next_closing_rx),
         };
         let (stop_drain, drain_stop_rx) = watch::channel(false);
         let drain = match client {
@@ -206,6 +209,7 @@ impl Daemon {
                 at,
                 config.ceiling.time_zone.clone(),
                 drain.as_ref().map(|d| d.0.clone()),
+                next_closing,
                 rx,
             );
             (stop, task)

@@ -585,4 +585,10 @@ pub struct Lane {
     pub numbers: Numbers,
     /// The daemon's metrics.
     pub metrics: Arc<Metrics>,
+    /// The automatic day closing: its local time, and when its task runs
+    /// next (published by the task; `None` while it does not run).
+    pub closing: (
+        Option<jiff::civil::Time>,
+        tokio::sync::watch::Receiver<Option<jiff::Timestamp>>,
+    ),
 }

@@ -36,6 +36,11 @@ pub struct Facts {
     pub now: Timestamp,
     /// How long the daemon has run; `None` when read from the database.
     pub uptime: Option<Duration>,
+    /// The automatic day closing's local time (`close_day_at`), if set.
+    pub close_day_at: Option<jiff::civil::Time>,
+    /// When the automatic closing runs next, as its task scheduled it;
+    /// `None` when it does not run (not set, or the daemon is down).
+    pub next_closing_at: Option<Timestamp>,
 }
 
 /// The lane at a glance (the JSON of `GET /v1/status`).
@@ -73,6 +78,8 @@ pub struct Report {
     pub restored_from_old_copy: Option<RestoreGuard>,
     /// Delivery to the back-end; null when none is configured.
     pub backend: Option<Backend>,
+    /// Day closings: the last day closed and the automatic closing.
+    pub closing: DayClosing,
     /// The ceiling this report was made from (for the page's sentences).
     #[serde(skip)]
     pub snapshot: Snapshot,
@@ -440,6 +447,11 @@ impl Report {
             ceiling: ceiling(&f.snapshot),
             restored_from_old_copy: f.restore,
             backend,
+            closing: DayClosing {
+                closed_through: f.counts.closed_through,
+                automatic_at: f.close_day_at.map(|t| t.strftime("%H:%M").to_string()),
+                next_automatic_at: f.next_closing_at.map(fmt_ts),
+            },
             snapshot: f.snapshot,
         }
     }
@@ -448,6 +460,19 @@ impl Report {
     pub fn count(&self, state: &str) -> i64 {
         self.counts.get(state).copied().unwrap_or(0)
     }
+}
+
+/// Day closings (Z reports) in the report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DayClosing {
+    /// The last business day closed, per series (none closed yet: absent).
+    pub closed_through: BTreeMap<String, String>,
+    /// The local time the lane closes the days before by itself
+    /// (`close_day_at`, `HH:MM` in the lane's time zone); null when off.
+    pub automatic_at: Option<String>,
+    /// When the automatic closing runs next, as the running daemon
+    /// scheduled it; null when it is off or the daemon is not running.
+    pub next_automatic_at: Option<String>,
 }
 
 fn ceiling(s: &Snapshot) -> Ceiling {

@@ -461,6 +461,13 @@ async fn the_lane_closes_each_day_by_itself_at_the_configured_time_and_catches_u
     // 13:00 in Nairobi on the 22nd.
     let clock = Arc::new(ManualClock::new("2026-11-22T10:00:00Z".parse().unwrap()));
     let lane = Lane::start_with_clock(config(), clock.clone()).await;
+    // The status report shows what the closer scheduled: 03:00 in Nairobi
+    // on the 23rd (00:00 UTC), nothing closed yet.
+    let closing = |at: &'static str, through: Value| json!({"closed_through": through, "automatic_at": "03:00", "next_automatic_at": at});
+    lane.until("the closer schedules 03:00 on the 23rd", || async {
+        lane.status().await["closing"] == closing("2026-11-23T00:00:00.000Z", json!({}))
+    })
+    .await;
     for sku in ["A", "B"] {
         let (s, b) = ring_on(&lane, sku, "2026-11-22").await;
         assert_eq!(s, 201, "{b}");
@@ -486,6 +493,11 @@ async fn the_lane_closes_each_day_by_itself_at_the_configured_time_and_catches_u
     })
     .await;
     assert_eq!(salemap_closings(&db)[0].1, "2026-11-22");
+    lane.until("the closer schedules 03:00 on the 24th", || async {
+        lane.status().await["closing"]
+            == closing("2026-11-24T00:00:00.000Z", json!({"L03": "2026-11-22"}))
+    })
+    .await;
     let (s, b) = ring_on(&lane, "LATE", "2026-11-22").await;
     assert_eq!(
         (s, b["code"].as_str()),
@@ -510,6 +522,11 @@ async fn the_lane_closes_each_day_by_itself_at_the_configured_time_and_catches_u
     )
     .await;
     assert_eq!(salemap_closings(&db)[1].1, "2026-11-23");
+    lane.until("the closer schedules 03:00 on the 26th", || async {
+        lane.status().await["closing"]
+            == closing("2026-11-26T00:00:00.000Z", json!({"L03": "2026-11-23"}))
+    })
+    .await;
     lane.stop().await;
 
     // Both closings name the automatic closing as their author, in the

@@ -48,6 +48,11 @@ struct Shared {
     ceiling: Ceiling,
     numbers: Numbers,
     metrics: Arc<crate::lane::metrics::Metrics>,
+    /// The automatic day closing's time and its next run.
+    closing: (
+        Option<jiff::civil::Time>,
+        tokio::sync::watch::Receiver<Option<jiff::Timestamp>>,
+    ),
     access: Access,
     drain: Option<DrainHandle>,
     /// The language of the page and the cashier's sentences, when the
@@ -96,6 +101,7 @@ impl AppState {
             ceiling,
             numbers,
             metrics,
+            closing,
         } = lane;
         AppState {
             inner: Arc::new(Shared {
@@ -105,6 +111,7 @@ impl AppState {
                 ceiling,
                 numbers,
                 metrics,
+                closing,
                 access,
                 drain,
                 locale,

@@ -144,6 +144,7 @@ pub fn spawn(
         ceiling,
         numbers,
         metrics,
+        closing: _,
     } = lane;
     let wake = Arc::new(Notify::new());
     let probe = Arc::new(AtomicBool::new(false));

@@ -256,6 +256,8 @@ pub struct StatusCounts {
     pub last_receipt_no: BTreeMap<String, i64>,
     /// Day closings head office refused or does not take (`stuck`).
     pub closings_stuck: i64,
+    /// The last business day closed, per series that has closed one.
+    pub closed_through: BTreeMap<String, String>,
 }
 
 /// Counts and sums for the status endpoint, in one read transaction so the
@@ -298,6 +300,20 @@ fn counts_in(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<StatusCounts> {
     for row in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
         let (c, v) = row?;
         s.last_receipt_no.insert(c, v);
+    }
+    // Per series, its last closing's day: one step down the (series,
+    // business_date) index, whatever the number of days closed.
+    let mut last_closed = tx.prepare_cached(
+        "SELECT business_date FROM closings WHERE series = ?1
+         ORDER BY business_date DESC LIMIT 1",
+    )?;
+    for series in s.last_receipt_no.keys() {
+        if let Some(day) = last_closed
+            .query_row([series], |r| r.get::<_, String>(0))
+            .optional()?
+        {
+            s.closed_through.insert(series.clone(), day);
+        }
     }
     Ok(s)
 }

@@ -436,7 +436,7 @@ impl SeriesReport {
 
 /// A document parsed and hashed, ready to be checked in lane order.
 /// Parsing and hashing are most of the work and need nothing of the
-/// documents before: [`parse`] runs on any thread, [`Verifier::accept`]
+/// documents before: parsing runs on the worker threads, [`Verifier::accept`]
 /// in order.
 pub struct Parsed {
     locator: u64,
@@ -455,7 +455,7 @@ enum Unread {
 
 /// Parses and hashes a document's exact bytes; `locator` says where they
 /// are, should a later void need them again.
-pub fn parse(bytes: &[u8], locator: u64) -> Parsed {
+fn parse(bytes: &[u8], locator: u64) -> Parsed {
     Parsed {
         locator,
         hash: sha256(bytes),
@@ -503,11 +503,6 @@ impl Chunk {
     /// Whether it has none (the end of the stream).
     pub fn is_empty(&self) -> bool {
         self.docs.is_empty()
-    }
-
-    /// Its records' bytes in total.
-    pub fn bytes(&self) -> usize {
-        self.bytes.len()
     }
 
     /// Empties it, keeping its room.

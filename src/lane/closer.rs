@@ -107,7 +107,8 @@ pub async fn close_due(
 }
 
 /// Runs the automatic closing until `stop` turns true: at start (a lane
-/// off at closing time catches up), then at each `at` in `zone`.
+/// off at closing time catches up), then at each `at` in `zone`. Before
+/// each sleep it publishes on `next` the wall time it will wake at.
 pub fn spawn(
     store: Store,
     clock: Arc<dyn Clock>,

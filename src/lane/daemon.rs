@@ -13,7 +13,7 @@ use crate::common::secret::Secret;
 use crate::lane::api::{self, Access, AppState};
 use crate::lane::config::Config;
 use crate::lane::drain::{self, BackendClient, DrainHandle};
-use crate::lane::guard::{Ceiling, CeilingError, Lane, Numbers};
+use crate::lane::guard::{Ceiling, CeilingError, ClosingSchedule, Lane, Numbers};
 use crate::lane::store::{InstanceLock, LaneIdentity, Store, StoreError};
 
 /// Why the daemon could not start or stopped with an error.
@@ -172,7 +172,10 @@ impl Daemon {
             // A guard raised earlier (restored lane) holds until acknowledged.
             numbers: Numbers::new(store.restore_guard().await?, config.backend_url.is_some()),
             metrics: Arc::new(crate::lane::metrics::Metrics::new()),
-            closing: (config.close_day_at, next_closing_rx),
+            closing: ClosingSchedule {
+                at: config.close_day_at,
+                next: next_closing_rx,
+            },
         };
         let (stop_drain, drain_stop_rx) = watch::channel(false);
         let drain = match client {

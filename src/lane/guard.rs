@@ -585,10 +585,16 @@ pub struct Lane {
     pub numbers: Numbers,
     /// The daemon's metrics.
     pub metrics: Arc<Metrics>,
-    /// The automatic day closing: its local time, and when its task runs
-    /// next (published by the task; `None` while it does not run).
-    pub closing: (
-        Option<jiff::civil::Time>,
-        tokio::sync::watch::Receiver<Option<jiff::Timestamp>>,
-    ),
+    /// The automatic day closing, for the status report.
+    pub closing: ClosingSchedule,
+}
+
+/// The automatic day closing as the status report shows it.
+#[derive(Debug, Clone)]
+pub struct ClosingSchedule {
+    /// Its local time (`close_day_at`), if set.
+    pub at: Option<jiff::civil::Time>,
+    /// When its task runs next, as the task published it (`None` while it
+    /// does not run).
+    pub next: tokio::sync::watch::Receiver<Option<jiff::Timestamp>>,
 }

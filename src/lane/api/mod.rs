@@ -49,10 +49,7 @@ struct Shared {
     numbers: Numbers,
     metrics: Arc<crate::lane::metrics::Metrics>,
     /// The automatic day closing's time and its next run.
-    closing: (
-        Option<jiff::civil::Time>,
-        tokio::sync::watch::Receiver<Option<jiff::Timestamp>>,
-    ),
+    closing: crate::lane::guard::ClosingSchedule,
     access: Access,
     drain: Option<DrainHandle>,
     /// The language of the page and the cashier's sentences, when the

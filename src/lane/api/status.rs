@@ -29,8 +29,8 @@ pub(super) async fn report(s: &AppState) -> Result<Report, HttpError> {
         snapshot: s.ceiling().snapshot(),
         now: s.inner.clock.wall(),
         uptime: Some(s.inner.clock.monotonic().saturating_sub(s.inner.started)),
-        close_day_at: s.inner.closing.0,
-        next_closing_at: *s.inner.closing.1.borrow(),
+        close_day_at: s.inner.closing.at,
+        next_closing_at: *s.inner.closing.next.borrow(),
     }))
 }
 

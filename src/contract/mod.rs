@@ -2,6 +2,7 @@
 //! drain and the reference back-end. Changing them changes the contract:
 //! update `docs/` and the tests in the same commit.
 
+pub mod ack;
 pub mod closing;
 pub mod journal;
 pub mod money;
@@ -98,6 +99,12 @@ pub mod codes {
     pub const RECEIPT_NO_CONFLICT: &str = "receipt_no_conflict";
     /// The receipt series belongs to another lane (`403`, lane-level).
     pub const SERIES_OF_ANOTHER_LANE: &str = "series_of_another_lane";
+    /// The document's `prev_hash` contradicts a document the back-end holds
+    /// (a forked lane: restored or cloned).
+    pub const CHAIN_CONFLICT: &str = "chain_conflict";
+    /// The document's `grand_total` is not its predecessor's plus its own
+    /// effect.
+    pub const GRAND_TOTAL_MISMATCH: &str = "grand_total_mismatch";
 }
 
 /// `201`/`200` answer to a posted sale: the back-end's document for it.
@@ -109,6 +116,10 @@ pub struct Posted {
     pub doc_no: String,
     /// When the back-end posted it (RFC 3339).
     pub posted_at: String,
+    /// The back-end's signature over what it holds ([`ack`]); absent from
+    /// a back-end that does not sign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<ack::Ack>,
 }
 
 /// The answer to `POST {base}/v1/sales:batch`: one result per sale, in
@@ -133,6 +144,9 @@ pub struct ItemResult {
     /// When posted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub posted_at: Option<String>,
+    /// The back-end's signature, when posted ([`ack`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<ack::Ack>,
     /// Error code, when not posted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
@@ -149,6 +163,19 @@ pub struct Heartbeat {
     /// Highest receipt number the back-end holds per series of this lane.
     #[serde(default)]
     pub last_receipt_no: std::collections::BTreeMap<String, i64>,
+    /// The back-end's signing identity, when it signs ([`Keys`]).
+    #[serde(default, flatten)]
+    pub keys: Option<Keys>,
+}
+
+/// The answer to `GET {base}/v1/keys`, also part of the heartbeat: who
+/// signs the back-end's acknowledgements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keys {
+    /// The tenant every acknowledgement binds.
+    pub tenant: String,
+    /// The key acknowledgements are signed with now.
+    pub signing_key: ack::PublicKey,
 }
 
 /// The body of `POST {base}/v1/sales:batch` built from stored envelope

@@ -14,15 +14,38 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use super::store::chain::ConflictReason;
 use super::store::{Item, Outcome, Store, StoreError};
 use super::tokens::{Caller, Lanes};
 use crate::common::clock::Clock;
 use crate::common::http::HttpError;
 use crate::contract::Posted;
+use crate::contract::ack::{Binding, Number, Signing};
 use crate::contract::sale;
 use crate::contract::{
-    BatchResponse, Envelope, Heartbeat, IDEMPOTENCY_KEY, IDEMPOTENCY_REPLAYED, ItemResult, codes,
+    BatchResponse, Envelope, Heartbeat, IDEMPOTENCY_KEY, IDEMPOTENCY_REPLAYED, ItemResult, Keys,
+    codes,
 };
+
+/// What an acknowledgement binds of a document, besides the back-end's
+/// tenant, number and time.
+struct Signable {
+    lane_id: String,
+    series: String,
+    number: Number,
+    hash: String,
+}
+
+impl Signable {
+    fn of(it: &Item) -> Signable {
+        Signable {
+            lane_id: it.lane_id.clone(),
+            series: it.series.clone(),
+            number: Number::Receipt(it.receipt_no),
+            hash: it.fingerprint.clone(),
+        }
+    }
+}
 use uuid::Uuid;
 
 /// Largest single sale envelope: the contract's.
@@ -44,6 +67,7 @@ struct Shared {
     tenant: String,
     clock: Arc<dyn Clock>,
     refused_skus: Vec<String>,
+    signing: Signing,
 }
 
 impl AppState {
@@ -55,6 +79,7 @@ impl AppState {
         tenant: String,
         clock: Arc<dyn Clock>,
         refused_skus: Vec<String>,
+        signing: Signing,
     ) -> Self {
         AppState {
             inner: Arc::new(Shared {
@@ -63,8 +88,40 @@ impl AppState {
                 tenant,
                 clock,
                 refused_skus,
+                signing,
             }),
         }
+    }
+
+    /// Who signs, for `GET /v1/keys` and the heartbeat.
+    fn keys(&self) -> Keys {
+        Keys {
+            tenant: self.inner.tenant.clone(),
+            signing_key: self.inner.signing.public().clone(),
+        }
+    }
+
+    /// `doc` with its acknowledgement: the signature over what it binds
+    /// (docs/backend-contract.md). A value that cannot be signed (a line
+    /// break, which no checked input holds) leaves the answer unsigned,
+    /// which the lane refuses as a bad acknowledgement.
+    fn signed(&self, mut doc: Posted, what: &Signable) -> Posted {
+        let binding = Binding {
+            tenant: &self.inner.tenant,
+            lane_id: &what.lane_id,
+            series: &what.series,
+            number: what.number,
+            hash: &what.hash,
+            doc_no: &doc.doc_no,
+            posted_at: &doc.posted_at,
+        };
+        match self.inner.signing.sign(&binding) {
+            Ok(ack) => doc.ack = Some(ack),
+            Err(e) => {
+                tracing::error!(error = %e, transaction_id = %doc.transaction_id, "cannot sign an acknowledgement")
+            }
+        }
+        doc
     }
 
     fn now(&self) -> String {
@@ -104,6 +161,7 @@ pub fn router(state: AppState) -> Router {
             put(put_closing).layer(DefaultBodyLimit::max(MAX_SALE_BYTES)),
         )
         .route("/v1/heartbeat", get(heartbeat))
+        .route("/v1/keys", get(keys))
         .route("/v1/lanes/{lane}/days/{date}", get(day))
         .fallback(|req: Request| async move {
             HttpError::new(
@@ -179,17 +237,39 @@ fn from_outcome(o: &Outcome) -> Option<HttpError> {
             )
             .with_details(json!({"holder": holder})),
         ),
-        Outcome::ClosingConflict { holder } => Some(
+        Outcome::ChainConflict { holder, reason } => {
+            let (why, reason) = match reason {
+                ConflictReason::Forked => (
+                    "another document this back-end holds already follows the same previous \
+                     document: the lane's journal forked (its data was restored or cloned \
+                     from a copy)",
+                    "forked",
+                ),
+                ConflictReason::OutOfLaneOrder => (
+                    "the previous document it names comes at or after it in the lane's order",
+                    "out_of_lane_order",
+                ),
+            };
+            Some(
+                HttpError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    codes::CHAIN_CONFLICT,
+                    format!(
+                        "This document contradicts document {holder} of the lane's journal: \
+                         {why}. Nothing was changed; head office sees the conflict."
+                    ),
+                )
+                .with_details(json!({"holder": holder, "reason": reason})),
+            )
+        }
+        Outcome::GrandTotalMismatch { expected, found } => Some(
             HttpError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "closing_no_conflict",
-                format!(
-                    "This lane, series and closing number are already held by closing \
-                     {holder}: the lane's data was probably restored from an old copy. \
-                     Nothing was changed."
-                ),
+                codes::GRAND_TOTAL_MISMATCH,
+                "This document's grand_total is not its previous document's plus its own \
+                 amount. Nothing was changed.",
             )
-            .with_details(json!({"holder": holder})),
+            .with_details(json!({"expected": expected, "found": found})),
         ),
         Outcome::Posted(_) | Outcome::Replayed(_) => None,
     }
@@ -248,8 +328,8 @@ fn path_id(id: &str) -> Result<String, HttpError> {
     })
 }
 
-/// A lane id or series: 1 to 32 letters, digits, '-' or '_'.
-fn plain_id(s: &str) -> bool {
+/// A lane id, series or tenant: 1 to 32 letters, digits, '-' or '_'.
+pub fn plain_id(s: &str) -> bool {
     (1..=32).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -323,6 +403,10 @@ fn item(bytes: &str, lane: Option<&str>, refused: &[String]) -> Result<Item, Htt
     if env.receipt_no < 1 {
         problems.push(("receipt_no", "must be 1 or more"));
     }
+    problems.extend(journal_problems(
+        env.prev_hash.as_deref(),
+        env.grand_total.is_some(),
+    ));
     let doc: Value = serde_json::from_str(env.sale.get()).map_err(bad_body)?;
     let checked = sale::validate(&doc, Some(env.transaction_id));
     let mut fields: Vec<Value> = problems
@@ -362,7 +446,31 @@ fn item(bytes: &str, lane: Option<&str>, refused: &[String]) -> Result<Item, Htt
         total: s.total,
         fingerprint: crate::common::hash::sha256_hex(bytes.as_bytes()),
         envelope: bytes.to_owned(),
+        prev_hash: env.prev_hash,
+        grand_total: env.grand_total,
     })
+}
+
+/// What is wrong with a document's journal fields (docs/journal.md):
+/// `prev_hash` is 64 lowercase hexadecimal digits, and comes with
+/// `grand_total`.
+fn journal_problems(
+    prev_hash: Option<&str>,
+    grand_total: bool,
+) -> Vec<(&'static str, &'static str)> {
+    let mut problems = vec![];
+    if let Some(p) = prev_hash
+        && !(p.len() == 64 && p.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    {
+        problems.push(("prev_hash", "must be 64 lowercase hexadecimal digits"));
+    }
+    if prev_hash.is_some() != grand_total {
+        problems.push((
+            "grand_total",
+            "must be present exactly when prev_hash is (docs/journal.md)",
+        ));
+    }
+    problems
 }
 
 fn body_text(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<String, HttpError> {
@@ -409,6 +517,7 @@ async fn put_sale(
             "The Idempotency-Key differs from the transaction id.",
         ));
     }
+    let what = Signable::of(&it);
     let out = s
         .inner
         .store
@@ -417,15 +526,18 @@ async fn put_sale(
     let Some(o) = out.into_iter().next() else {
         return Err(StoreError::Task.into());
     };
-    answer(o)
+    answer(&s, o, &what)
 }
 
-/// A single post's answer: `201`, `200` replayed, or the refusal.
-fn answer(o: Outcome) -> Result<Response, HttpError> {
+/// A single post's answer: `201`, `200` replayed (both signed), or the
+/// refusal.
+fn answer(s: &AppState, o: Outcome, what: &Signable) -> Result<Response, HttpError> {
     match o {
-        Outcome::Posted(doc) => Ok((StatusCode::CREATED, axum::Json(doc)).into_response()),
+        Outcome::Posted(doc) => {
+            Ok((StatusCode::CREATED, axum::Json(s.signed(doc, what))).into_response())
+        }
         Outcome::Replayed(doc) => {
-            let mut r = (StatusCode::OK, axum::Json(doc)).into_response();
+            let mut r = (StatusCode::OK, axum::Json(s.signed(doc, what))).into_response();
             r.headers_mut()
                 .insert(IDEMPOTENCY_REPLAYED, HeaderValue::from_static("true"));
             Ok(r)
@@ -468,6 +580,7 @@ async fn put_closing(
     if env.closing_no < 1 {
         problems.push(("closing_no", "must be 1 or more"));
     }
+    problems.extend(journal_problems(Some(&env.prev_hash), true));
     let d = &env.closing.business_date;
     if d.len() != 10 || d.parse::<jiff::civil::Date>().is_err() {
         problems.push(("closing.business_date", "must be a date like 2026-11-22"));
@@ -493,16 +606,25 @@ async fn put_closing(
         lane_id: env.lane_id,
         series: env.series,
         closing_no: env.closing_no,
+        lane_seq: env.lane_seq,
         business_date: env.closing.business_date,
         fingerprint: crate::common::hash::sha256_hex(text.as_bytes()),
         envelope: text,
+        prev_hash: env.prev_hash,
+        grand_total: env.grand_total,
     };
-    answer(
-        s.inner
-            .store
-            .post_closing(s.inner.tenant.clone(), item, s.now())
-            .await?,
-    )
+    let what = Signable {
+        lane_id: item.lane_id.clone(),
+        series: item.series.clone(),
+        number: Number::Closing(item.closing_no),
+        hash: item.fingerprint.clone(),
+    };
+    let o = s
+        .inner
+        .store
+        .post_closing(s.inner.tenant.clone(), item, s.now())
+        .await?;
+    answer(&s, o, &what)
 }
 
 #[derive(Deserialize)]
@@ -566,8 +688,14 @@ async fn batch(
         .map(|slot| match slot {
             Err((id, e)) => result(id, e.status().as_u16(), None, Some(e)),
             Ok(it) => match outcomes.next() {
-                Some(Outcome::Posted(d)) => result(it.transaction_id, 201, Some(d), None),
-                Some(Outcome::Replayed(d)) => result(it.transaction_id, 200, Some(d), None),
+                Some(Outcome::Posted(d)) => {
+                    let d = s.signed(d, &Signable::of(&it));
+                    result(it.transaction_id, 201, Some(d), None)
+                }
+                Some(Outcome::Replayed(d)) => {
+                    let d = s.signed(d, &Signable::of(&it));
+                    result(it.transaction_id, 200, Some(d), None)
+                }
                 Some(o) => {
                     let e = from_outcome(&o);
                     let status = e.as_ref().map_or(422, |e| e.status().as_u16());
@@ -585,7 +713,8 @@ fn result(id: Uuid, status: u16, doc: Option<Posted>, err: Option<HttpError>) ->
         transaction_id: id,
         status,
         doc_no: doc.as_ref().map(|d| d.doc_no.clone()),
-        posted_at: doc.map(|d| d.posted_at),
+        posted_at: doc.as_ref().map(|d| d.posted_at.clone()),
+        ack: doc.and_then(|d| d.ack),
         code: err.as_ref().map(|e| e.code().to_owned()),
         message: err.map(|e| e.message().to_owned()),
     }
@@ -641,8 +770,16 @@ async fn heartbeat(
     Ok(axum::Json(Heartbeat {
         server_time: s.now(),
         last_receipt_no,
+        keys: Some(s.keys()),
     })
     .into_response())
+}
+
+/// `GET /v1/keys`: the tenant and the key acknowledgements are signed with
+/// (any caller with a token; the key is public).
+async fn keys(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, HttpError> {
+    s.lane(&headers)?;
+    Ok(axum::Json(s.keys()).into_response())
 }
 
 /// `GET /v1/lanes/{lane}/days/{date}`.

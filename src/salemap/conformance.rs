@@ -156,9 +156,39 @@ impl Kit {
         .await
     }
 
-    /// A day closing of `series` covering one sale of `units` (its exact
-    /// figures, docs/journal.md), numbered `closing_no`.
-    fn closing(&self, id: &str, series: &str, closing_no: i64, units: i64) -> String {
+    /// A sale of the fiscal journal (docs/journal.md): the envelope of
+    /// [`Kit::envelope`] with `prev_hash` and the series' grand total
+    /// after it.
+    fn chained(
+        &self,
+        id: &str,
+        series: &str,
+        receipt_no: i64,
+        units: i64,
+        prev_hash: &str,
+        grand_total: i64,
+    ) -> String {
+        json!({
+            "transaction_id": id, "lane_id": self.lane, "series": series,
+            "receipt_no": receipt_no, "lane_seq": receipt_no,
+            "recorded_at": crate::common::time::fmt_ts(jiff::Timestamp::now()),
+            "prev_hash": prev_hash, "grand_total": {"KES": grand_total},
+            "sale": sale(units),
+        })
+        .to_string()
+    }
+
+    /// A day closing of `series` covering one sale of `units` whose bytes
+    /// hash to `sale_hash` (its exact figures, docs/journal.md), numbered
+    /// `closing_no`, next in the chain after that sale.
+    fn closing(
+        &self,
+        id: &str,
+        series: &str,
+        closing_no: i64,
+        units: i64,
+        sale_hash: &str,
+    ) -> String {
         use crate::contract::closing::{Closing, ClosingEnvelope, ClosingKind, Figures, SaleDoc};
         let mut figures = Figures::default();
         if let Ok(doc) = serde_json::from_value::<SaleDoc>(sale(units)) {
@@ -172,11 +202,11 @@ impl Kit {
             closing_no,
             lane_seq: closing_no + 1,
             recorded_at: crate::common::time::fmt_ts(jiff::Timestamp::now()),
-            prev_hash: crate::contract::journal::GENESIS.to_owned(),
+            prev_hash: sale_hash.to_owned(),
             grand_total: figures.net.clone(),
             closing: Closing {
                 business_date: "2026-11-22".into(),
-                covers_hash: crate::contract::journal::GENESIS.to_owned(),
+                covers_hash: sale_hash.to_owned(),
                 figures,
                 cash: BTreeMap::new(),
             },
@@ -262,6 +292,8 @@ pub async fn run(url: &str, token: &str, lane: &str) -> Result<Report, KitError>
         heartbeat_names_the_lane(&kit).await,
     );
     report.record("day closing", day_closing(&kit).await);
+    report.record("signed acknowledgements", signed_acks(&kit).await);
+    report.record("chain on intake", chain_on_intake(&kit).await);
     report.record("token required", token_required(&kit).await);
     Ok(report)
 }
@@ -339,14 +371,17 @@ async fn payload_mismatch(kit: &Kit) -> Result<String, String> {
 }
 
 /// A day closing (docs/backend-contract.md §4.5) is stored once per id
-/// with its bytes, and once per lane, series and closing number.
+/// with its bytes; a second closing in the same place of the lane's chain
+/// is a forked journal.
 async fn day_closing(kit: &Kit) -> Result<String, String> {
     let s = series();
     let sale_id = Uuid::new_v4().to_string();
-    let a = kit.put(&sale_id, &kit.envelope(&sale_id, &s, 1, 1)).await?;
+    let sale_env = kit.chained(&sale_id, &s, 1, 1, crate::contract::journal::GENESIS, 100);
+    let sale_hash = crate::contract::journal::hash(sale_env.as_bytes());
+    let a = kit.put(&sale_id, &sale_env).await?;
     expect_status(&a, 201, "the day's sale")?;
     let id = Uuid::new_v4().to_string();
-    let env = kit.closing(&id, &s, 1, 1);
+    let env = kit.closing(&id, &s, 1, 1, &sale_hash);
     let first = kit.put_closing(&id, &env).await?;
     expect_status(&first, 201, "PUT /v1/closings/{id}")?;
     let doc = doc_no(&first).ok_or(format!("201 without doc_no: {}", first.body))?;
@@ -358,19 +393,136 @@ async fn day_closing(kit: &Kit) -> Result<String, String> {
             first.body, again.body
         ));
     }
-    let other = kit.put_closing(&id, &kit.closing(&id, &s, 1, 2)).await?;
+    let other = kit
+        .put_closing(&id, &kit.closing(&id, &s, 1, 2, &sale_hash))
+        .await?;
     expect_status(&other, 422, "same id, other bytes")?;
     if other.body.get("code").and_then(Value::as_str) != Some("payload_mismatch") {
         return Err(format!("expected payload_mismatch, got {}", other.body));
     }
     let b = Uuid::new_v4().to_string();
-    let twice = kit.put_closing(&b, &kit.closing(&b, &s, 1, 1)).await?;
+    let twice = kit
+        .put_closing(&b, &kit.closing(&b, &s, 1, 1, &sale_hash))
+        .await?;
     expect_status(&twice, 422, "another id, same closing number")?;
     match twice.body.get("code").and_then(Value::as_str) {
-        Some("closing_no_conflict") => Ok(format!(
-            "201 ({doc}), 200 replayed, 422 payload_mismatch, 422 closing_no_conflict"
+        Some("chain_conflict") => Ok(format!(
+            "201 ({doc}), 200 replayed, 422 payload_mismatch, 422 chain_conflict"
         )),
-        c => Err(format!("code {c:?}, expected closing_no_conflict")),
+        c => Err(format!("code {c:?}, expected chain_conflict")),
+    }
+}
+
+/// Every `201`/`200` carries an `ack` that verifies against the key of
+/// `GET /v1/keys` (also in the heartbeat) over the documented bytes
+/// (docs/backend-contract.md §4.7), and binds its own document only.
+async fn signed_acks(kit: &Kit) -> Result<String, String> {
+    use crate::contract::Keys;
+    use crate::contract::ack::{Ack, Binding, Number, Pinned};
+    let keys = kit
+        .send(kit.http.get(format!("{}/v1/keys", kit.base)))
+        .await?;
+    expect_status(&keys, 200, "GET /v1/keys")?;
+    let keys: Keys = serde_json::from_value(keys.body.clone())
+        .map_err(|e| format!("GET /v1/keys: {e}: {}", keys.body))?;
+    let key = Pinned::new(&keys.signing_key).map_err(|e| format!("GET /v1/keys: {e}"))?;
+    let hb = kit.heartbeat().await?;
+    if hb.body.get("signing_key") != Some(&json!(keys.signing_key)) {
+        return Err(format!(
+            "the heartbeat does not name the key of /v1/keys: {}",
+            hb.body
+        ));
+    }
+    let s = series();
+    let docs: Vec<(String, String)> = (1..=2)
+        .map(|n| {
+            let id = Uuid::new_v4().to_string();
+            let env = kit.envelope(&id, &s, n, 1);
+            (id, env)
+        })
+        .collect();
+    let check = |n: i64, env: &str, answer: &Value, what: &str| -> Result<(), String> {
+        let ack: Ack = serde_json::from_value(answer.get("ack").cloned().unwrap_or_default())
+            .map_err(|_| format!("{what}: no ack in {answer}"))?;
+        let hash = crate::contract::journal::hash(env.as_bytes());
+        let binding = Binding {
+            tenant: &keys.tenant,
+            lane_id: &kit.lane,
+            series: &s,
+            number: Number::Receipt(n),
+            hash: &hash,
+            doc_no: answer
+                .get("doc_no")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            posted_at: answer
+                .get("posted_at")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        };
+        key.verify(&binding, &ack)
+            .map_err(|e| format!("{what}: the ack {e}"))
+    };
+    let first = kit.put(&docs[0].0, &docs[0].1).await?;
+    expect_status(&first, 201, "PUT")?;
+    check(1, &docs[0].1, &first.body, "201")?;
+    let again = kit.put(&docs[0].0, &docs[0].1).await?;
+    expect_status(&again, 200, "the same PUT again")?;
+    check(1, &docs[0].1, &again.body, "200 replay")?;
+    if check(2, &docs[1].1, &first.body, "").is_ok() {
+        return Err("the ack of receipt 1 also verifies for receipt 2".into());
+    }
+    let b = kit.batch(&[docs[1].1.clone()]).await?;
+    let item = b
+        .body
+        .get("results")
+        .and_then(|r| r.get(0))
+        .cloned()
+        .unwrap_or_default();
+    check(2, &docs[1].1, &item, "batch item")?;
+    Ok(format!(
+        "key {} ({}): 201, 200 and batch acks verify, bound to their document",
+        keys.signing_key.key_id, keys.tenant
+    ))
+}
+
+/// A lane's chain (docs/backend-contract.md §4.6): a document ahead of its
+/// predecessor is kept, a second document in one place of the chain is
+/// `chain_conflict`, a grand total that does not follow is
+/// `grand_total_mismatch`.
+async fn chain_on_intake(kit: &Kit) -> Result<String, String> {
+    use crate::contract::journal::{GENESIS, hash};
+    let s = series();
+    let mut prev = GENESIS.to_owned();
+    let mut docs = vec![];
+    for n in 1..=3 {
+        let id = Uuid::new_v4().to_string();
+        let env = kit.chained(&id, &s, n, 1, &prev, 100 * n);
+        prev = hash(env.as_bytes());
+        docs.push((id, env));
+    }
+    // 1, then 3 before 2 (kept: its predecessor comes later), then 2.
+    for i in [0, 2, 1] {
+        let a = kit.put(&docs[i].0, &docs[i].1).await?;
+        expect_status(&a, 201, &format!("journal document {}", i + 1))?;
+    }
+    let first_hash = hash(docs[0].1.as_bytes());
+    let fork_id = Uuid::new_v4().to_string();
+    let fork = kit.chained(&fork_id, &s, 2, 2, &first_hash, 300);
+    let a = kit.put(&fork_id, &fork).await?;
+    expect_status(&a, 422, "a second document after document 1")?;
+    if a.body.get("code").and_then(Value::as_str) != Some("chain_conflict") {
+        return Err(format!("a fork: expected chain_conflict, got {}", a.body));
+    }
+    let wrong_id = Uuid::new_v4().to_string();
+    let wrong = kit.chained(&wrong_id, &s, 4, 1, &prev, 12345);
+    let a = kit.put(&wrong_id, &wrong).await?;
+    expect_status(&a, 422, "a wrong grand total")?;
+    match a.body.get("code").and_then(Value::as_str) {
+        Some("grand_total_mismatch") => {
+            Ok("out of order kept, 422 chain_conflict for a fork, 422 grand_total_mismatch".into())
+        }
+        c => Err(format!("code {c:?}, expected grand_total_mismatch")),
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod conformance;
+pub mod keys;
 pub mod store;
 pub mod tokens;
 
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::common::clock::Clock;
+pub use api::plain_id;
 pub use store::{PgStore, SqliteStore, Store};
 pub use tokens::Lanes;
 
@@ -44,6 +46,9 @@ pub enum SalemapError {
         #[source]
         source: std::io::Error,
     },
+    /// The signing key could not be read or made.
+    #[error(transparent)]
+    Key(#[from] keys::KeyFileError),
     /// The HTTP server failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
@@ -62,6 +67,8 @@ pub struct Config {
     pub tenant: String,
     /// What the server allows its connections.
     pub connections: crate::common::serve::Limits,
+    /// The key that signs acknowledgements.
+    pub signing_key: keys::KeySource,
     /// SKUs this back-end refuses (`422 unknown_sku`), to rehearse a stuck
     /// sale: `salemap serve --refuse-sku`, `laned demo`.
     pub refused_skus: Vec<String>,
@@ -129,8 +136,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the database (migrating it) and binds the listener.
+    /// Reads (or makes) the signing key, opens the database (migrating
+    /// it) and binds the listener.
     pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Server, SalemapError> {
+        let source = config.signing_key.clone();
+        let signing = tokio::task::spawn_blocking(move || source.load())
+            .await
+            .map_err(|_| store::StoreError::Task)??;
         let store = match &config.database {
             Database::Sqlite(path) => {
                 let path = path.clone();
@@ -163,6 +175,7 @@ impl Server {
             config.tenant.clone(),
             clock.clone(),
             config.refused_skus.clone(),
+            signing,
         );
         Ok(Server {
             listener,

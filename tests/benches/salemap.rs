@@ -38,6 +38,9 @@ async fn salemap(db: Database) -> Running {
         tenant: DEFAULT_TENANT.into(),
         connections: laned::salemap::Config::default_connections(),
         refused_skus: vec![],
+        signing_key: laned::salemap::keys::KeySource::Key(Box::new(
+            laned::contract::ack::Signing::from_seed(&[42; 32]),
+        )),
     };
     let server = Server::start(&cfg, Arc::new(SystemClock::new()))
         .await

@@ -14,20 +14,21 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// The schema version before the newest migration, and that migration.
-const PREVIOUS: i64 = 7;
-const NEWEST: &str = "0008_closings";
+const PREVIOUS: i64 = 8;
+const NEWEST: &str = "0009_acks";
 /// What the newest migration adds, taken out again.
-const UNDO_NEWEST: &str = "DROP TABLE closings;";
+const UNDO_NEWEST: &str = "DROP TABLE backend_key; ALTER TABLE sales DROP COLUMN ack; \
+                           ALTER TABLE closings DROP COLUMN ack;";
 /// Something the newest migration cannot get past (left, say, by a support
 /// session's experiment), and SQLite's complaint.
-const OBSTACLE: &str = "CREATE TABLE closings (x)";
-const OBSTACLE_GONE: &str = "DROP TABLE closings";
-const OBSTACLE_ERROR: &str = "table closings already exists";
+const OBSTACLE: &str = "CREATE TABLE backend_key (x)";
+const OBSTACLE_GONE: &str = "DROP TABLE backend_key";
+const OBSTACLE_ERROR: &str = "table backend_key already exists";
 
 /// A data directory as the previous release leaves it: the real binary
 /// records `n` sales and stops on SIGTERM, then the newest migration's
-/// objects are taken out and the version set back (0008 adds the day
-/// closings' table; that every upgrade path ends in the schema of a fresh
+/// objects are taken out and the version set back (0009 adds the pinned
+/// back-end key's table and the acks' columns; that every upgrade path ends in the schema of a fresh
 /// database is `store::migrate`'s unit test). Returns the sales as
 /// the lane reported them.
 async fn previous_release_lane(dir: &Path, n: usize) -> Vec<Value> {

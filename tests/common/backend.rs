@@ -14,6 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use laned::contract::ack::{Binding, Number, Signing};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, oneshot};
 
@@ -82,6 +83,26 @@ struct Inner {
     last_receipt_no: Value,
     /// Seeded random faults on the sale routes, when set.
     faults: Option<Faults>,
+    /// The key acknowledgements are signed with (and the heartbeat names),
+    /// when the back-end signs.
+    signing: Option<Signing>,
+    /// How acknowledgements are forged, when they are.
+    forgery: Option<Forgery>,
+    /// The first acknowledgement given (what a replay forgery sends).
+    first_ack: Option<Value>,
+}
+
+/// A forged acknowledgement, to try the lane's checks.
+#[derive(Clone)]
+pub enum Forgery {
+    /// Signed with this other key, under the signing key's id.
+    OtherKey(Box<Signing>),
+    /// One hexadecimal digit of the signature changed.
+    ByteChanged,
+    /// The acknowledgement of the first document, for every later one.
+    Replayed,
+    /// No acknowledgement at all.
+    Missing,
 }
 
 /// Seeded random faults: each sale request (a `PUT` or a batch), when no
@@ -208,6 +229,18 @@ impl Backend {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Signs acknowledgements with `key` (tenant `default`), and names it
+    /// in the heartbeat; `None`: a back-end that does not sign.
+    pub fn sign_with(&self, key: Option<Signing>) {
+        self.lock().signing = key;
+    }
+
+    /// Forges the acknowledgements of documents posted from now on
+    /// (`None`: honest again).
+    pub fn forge(&self, f: Option<Forgery>) {
+        self.lock().forgery = f;
     }
 
     /// Queues replies for the next requests, in order.
@@ -397,6 +430,59 @@ impl Backend {
     /// The fingerprint is the envelope's canonical JSON, so the same
     /// envelope compares equal whether it came alone or in a batch.
     fn post_one(&self, id: &str, body: Bytes) -> (u16, Value) {
+        let (status, mut answer) = self.post_unsigned(id, body.clone());
+        if (status == 200 || status == 201)
+            && let Some(ack) = self.ack_for(&body, &answer)
+        {
+            answer["ack"] = ack;
+        }
+        (status, answer)
+    }
+
+    /// The acknowledgement of `answer` for the envelope `raw` (its exact
+    /// bytes), honest or forged as told.
+    fn ack_for(&self, raw: &[u8], answer: &Value) -> Option<Value> {
+        let mut g = self.lock();
+        let key = g.signing.clone()?;
+        let env: Value = serde_json::from_slice(raw).ok()?;
+        let hash = laned::contract::journal::hash(raw);
+        let number = match env["closing_no"].as_i64() {
+            Some(n) => Number::Closing(n),
+            None => Number::Receipt(env["receipt_no"].as_i64()?),
+        };
+        let binding = Binding {
+            tenant: "default",
+            lane_id: env["lane_id"].as_str()?,
+            series: env["series"].as_str()?,
+            number,
+            hash: &hash,
+            doc_no: answer["doc_no"].as_str()?,
+            posted_at: answer["posted_at"].as_str()?,
+        };
+        let honest = serde_json::to_value(key.sign(&binding).ok()?).ok()?;
+        if g.first_ack.is_none() {
+            g.first_ack = Some(honest.clone());
+        }
+        match g.forgery.clone() {
+            None => Some(honest),
+            Some(Forgery::Missing) => None,
+            Some(Forgery::Replayed) => g.first_ack.clone(),
+            Some(Forgery::ByteChanged) => {
+                let mut a = honest;
+                let sig = a["signature"].as_str()?.to_owned();
+                let flipped = if sig.starts_with('0') { "1" } else { "0" };
+                a["signature"] = Value::from(format!("{flipped}{}", &sig[1..]));
+                Some(a)
+            }
+            Some(Forgery::OtherKey(other)) => {
+                let mut a = serde_json::to_value(other.sign(&binding).ok()?).ok()?;
+                a["key_id"] = honest["key_id"].clone();
+                Some(a)
+            }
+        }
+    }
+
+    fn post_unsigned(&self, id: &str, body: Bytes) -> (u16, Value) {
         let body = Bytes::from(
             serde_json::from_slice::<Value>(&body)
                 .map(|v| v.to_string().into_bytes())
@@ -521,14 +607,21 @@ async fn batch(State(b): State<Backend>, headers: HeaderMap, body: Bytes) -> Res
     let resp = match reply {
         Reply::Status(s, v, h) => status_reply(s, v, h),
         other => {
-            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            #[derive(serde::Deserialize)]
+            struct Raw<'a> {
+                #[serde(borrow)]
+                sales: Vec<&'a serde_json::value::RawValue>,
+            }
+            let raw: Vec<String> = serde_json::from_slice::<Raw<'_>>(&body)
+                .map(|r| r.sales.iter().map(|s| s.get().to_owned()).collect())
+                .unwrap_or_default();
             let refuse = match &other {
                 Reply::RefuseItems(r) => r.clone(),
                 _ => vec![],
             };
             let mut results = vec![];
-            for sale in v["sales"].as_array().cloned().unwrap_or_default() {
-                let id = sale["transaction_id"]
+            for sale in raw {
+                let id = serde_json::from_str::<Value>(&sale).unwrap_or_default()["transaction_id"]
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
@@ -537,10 +630,9 @@ async fn batch(State(b): State<Backend>, headers: HeaderMap, body: Bytes) -> Res
                     continue;
                 }
                 // The stored bytes of each envelope, exactly as sent.
-                let bytes = Bytes::from(serde_json::to_vec(&sale).unwrap_or_default());
-                let (s, ans) = b.post_one(&id, bytes);
+                let (s, ans) = b.post_one(&id, Bytes::from(sale.into_bytes()));
                 let mut item = json!({"transaction_id": id, "status": s});
-                for k in ["doc_no", "posted_at", "code", "message"] {
+                for k in ["doc_no", "posted_at", "ack", "code", "message"] {
                     if !ans[k].is_null() {
                         item[k] = ans[k].clone();
                     }
@@ -575,13 +667,18 @@ async fn heartbeat(State(b): State<Backend>, headers: HeaderMap, uri: axum::http
     let resp = match recorded {
         Ok(Reply::Status(s, v, h)) => status_reply(s, v, h),
         Ok(_) => {
-            let last = b.lock().last_receipt_no.clone();
+            let (last, key) = {
+                let g = b.lock();
+                (g.last_receipt_no.clone(), g.signing.clone())
+            };
             let last = if last.is_null() { json!({}) } else { last };
-            status_reply(
-                200,
-                json!({"server_time": "2026-11-22T12:00:00Z", "last_receipt_no": last}),
-                vec![],
-            )
+            let mut answer =
+                json!({"server_time": "2026-11-22T12:00:00Z", "last_receipt_no": last});
+            if let Some(k) = key {
+                answer["tenant"] = json!("default");
+                answer["signing_key"] = json!(k.public());
+            }
+            status_reply(200, answer, vec![])
         }
         Err(unauthorized) => unauthorized.into_response(),
     };

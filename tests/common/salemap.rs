@@ -7,6 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use laned::common::clock::SystemClock;
+use laned::contract::ack::Signing;
+use laned::salemap::keys::KeySource;
 use laned::salemap::{Config, DEFAULT_TENANT, Database, Lanes, Server, Store};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -41,6 +43,7 @@ impl Salemap {
             tenant: DEFAULT_TENANT.into(),
             connections: Config::default_connections(),
             refused_skus: vec![],
+            signing_key: key_source(&db),
         };
         let server = Server::start(&cfg, Arc::new(SystemClock::new()))
             .await
@@ -69,6 +72,16 @@ impl Salemap {
         }
         (&mut self.task).await.expect("join").expect("clean stop");
         (self.db.clone(), self.lanes.clone(), self.addr)
+    }
+}
+
+/// The signing key of a salemap on `db`: a file beside a SQLite database
+/// (made at the first start, kept across restarts), a fixed key on
+/// PostgreSQL.
+pub fn key_source(db: &Database) -> KeySource {
+    match db {
+        Database::Sqlite(path) => KeySource::File(path.with_extension("key")),
+        Database::Postgres { .. } => KeySource::Key(Box::new(Signing::from_seed(&[42; 32]))),
     }
 }
 

@@ -3,6 +3,7 @@
 //! `common::backend`), the support commands run against them, and the
 //! checks that keep the documents and the code's layers true to the code.
 
+mod acks;
 mod bad_input;
 mod ceiling;
 mod closing;

@@ -240,3 +240,32 @@ async fn a_slow_start_up_check_holds_new_sales_only_for_the_bounded_wait() {
     assert_eq!(ring(&lane).await.0, 409);
     lane.stop().await;
 }
+
+/// A lane restored from an old copy while head office is unreachable sells
+/// offline-first; its first new document links to the copy's last one, in
+/// the place of a document head office already holds: salemap refuses it
+/// as `chain_conflict` (a forked journal), and the sale is stuck with that
+/// code for support.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_lane_that_rings_offline_is_refused_at_salemap_as_a_forked_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = Salemap::start(&dir.path().join("salemap.db"), Lanes::single("L03", TOKEN)).await;
+    let old = restored_copy(dir.path(), &sm.url).await;
+    let (db, lanes, addr) = sm.stop().await;
+    // Head office is down: the start-up comparison fails, and the lane
+    // sells offline-first (receipt 3, which head office already holds).
+    let lane = Lane::start_with(cfg(&old, &format!("http://{addr}"))).await;
+    let id = Uuid::new_v4().to_string();
+    let (code, body) = lane.put(&id, &common::sale()).await;
+    assert_eq!((code, &body["receipt_no"]), (201, &json!(3)), "{body}");
+    let sm = Salemap::start_at(db, lanes, addr).await;
+    assert_eq!(lane.sync_now().await, 202);
+    lane.until("the forked sale refused", || async {
+        lane.sale_state(&id).await == "stuck"
+    })
+    .await;
+    let (_, sale) = lane.get(&format!("/v1/sales/{id}")).await;
+    assert_eq!(sale["last_error"]["code"], "chain_conflict", "{sale}");
+    lane.stop().await;
+    sm.stop().await;
+}

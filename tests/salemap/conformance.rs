@@ -50,7 +50,7 @@ async fn the_kit_passes_against_the_salemap_binary() {
         "{table}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(table.contains("all 11 checks passed"), "{table}");
+    assert!(table.contains("all 13 checks passed"), "{table}");
     assert!(!table.contains(TOKEN), "the token was printed");
 }
 

@@ -15,13 +15,13 @@ use uuid::Uuid;
 const TOKEN: &str = "lane-L03-token";
 
 /// The database a scenario runs on, kept alive for the scenario.
-struct Backing {
-    db: Database,
+pub(super) struct Backing {
+    pub(super) db: Database,
     _dir: Option<tempfile::TempDir>,
     _pg: Option<PgDb>,
 }
 
-fn sqlite() -> Backing {
+pub(super) fn sqlite() -> Backing {
     let dir = tempfile::tempdir().unwrap();
     Backing {
         db: Database::Sqlite(dir.path().join("salemap.db")),
@@ -30,7 +30,7 @@ fn sqlite() -> Backing {
     }
 }
 
-async fn postgres() -> Option<Backing> {
+pub(super) async fn postgres() -> Option<Backing> {
     let pg = common::pg::database().await?;
     Some(Backing {
         db: Database::Postgres {
@@ -60,6 +60,7 @@ macro_rules! both {
         }
     )*};
 }
+pub(super) use both;
 
 both!(
     a_repeat_is_answered_with_the_original_document_and_other_bytes_are_refused,
@@ -562,15 +563,16 @@ async fn an_upgraded_database_gives_each_series_to_the_lane_of_its_first_documen
         Database::Sqlite(_) => {
             execute(
                 &db,
-                "DROP TABLE closings; ALTER TABLE doc_counters DROP COLUMN lane_id;
-                 PRAGMA user_version = 1;",
+                "DROP TABLE links; DROP TABLE closings;
+                 ALTER TABLE doc_counters DROP COLUMN lane_id; PRAGMA user_version = 1;",
             )
             .await
         }
         Database::Postgres { .. } => {
             execute(
                 &db,
-                "DROP TABLE closings; DROP FUNCTION closings_immutable();
+                "DROP TABLE links; DROP FUNCTION links_no_delete();
+                 DROP TABLE closings; DROP FUNCTION closings_immutable();
                  ALTER TABLE doc_counters DROP COLUMN lane_id;
                  DELETE FROM salemap_schema WHERE version > 1;",
             )

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use laned::common::clock::SystemClock;
 use laned::common::duration::Interval;
 use laned::common::telemetry::LogFormat;
+use laned::salemap::keys::KeySource;
 use laned::salemap::{Config, DEFAULT_TENANT, Database, Lanes, Server};
 
 /// salemap: the reference back-end for laned (a posted sale map).
@@ -70,9 +71,14 @@ struct ServeArgs {
     /// same id before it is answered 409 in_flight [default: 5s].
     #[arg(long, env = "SALEMAP_LOCK_TIMEOUT", value_name = "DURATION")]
     lock_timeout: Option<Interval>,
-    /// Data directory for the default database.
+    /// Data directory for the default database and signing key.
     #[arg(long, env = "SALEMAP_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// The Ed25519 key that signs acknowledgements (64 hex digits), made
+    /// there if missing [default: the credential signing-key, else
+    /// salemap.key beside a SQLite database or in the data directory].
+    #[arg(long, env = "SALEMAP_SIGNING_KEY", value_name = "FILE")]
+    signing_key: Option<PathBuf>,
     /// Lane tokens file: `[lanes]` lane id = SHA-256 of its token.
     #[arg(long, env = "SALEMAP_LANE_TOKENS", value_name = "FILE")]
     lane_tokens: Option<PathBuf>,
@@ -191,6 +197,56 @@ fn database_credential() -> anyhow::Result<Option<String>> {
     }
 }
 
+/// A credential systemd passed (`LoadCredential=NAME:…`), if present.
+fn credential_path(name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
+    Some(PathBuf::from(dir).join(name)).filter(|p| p.exists())
+}
+
+/// The data directory: `--data-dir`, systemd's `StateDirectory=`, or the
+/// user's data directory; made owner-only.
+fn data_dir(a: &ServeArgs) -> anyhow::Result<PathBuf> {
+    // systemd's StateDirectory= when run as the packaged service.
+    let state = std::env::var_os("STATE_DIRECTORY")
+        .and_then(|s| {
+            s.to_str()
+                .and_then(|s| s.split(':').next())
+                .map(PathBuf::from)
+        })
+        .filter(|p| !p.as_os_str().is_empty());
+    let dir = match a.data_dir.clone().or(state) {
+        Some(d) => d,
+        None => directories::ProjectDirs::from("", "", "salemap")
+            .map(|d| d.data_local_dir().to_owned())
+            .ok_or_else(|| Usage("no home directory; give --data-dir or --database".into()))?,
+    };
+    // salemap's own directory: owner-only, like laned's.
+    if laned::common::owner_only::ensure_dir(&dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?
+    {
+        tracing::warn!(dir = %dir.display(), "data directory was readable by others; set it to 0700");
+    }
+    Ok(dir)
+}
+
+/// Where the signing key is (docs/backend-contract.md).
+fn signing_key(a: &ServeArgs, db: &Database) -> anyhow::Result<KeySource> {
+    if let Some(path) = &a.signing_key {
+        return Ok(KeySource::File(path.clone()));
+    }
+    if let Some(path) = credential_path("signing-key") {
+        return Ok(KeySource::Given(path));
+    }
+    let dir = match db {
+        Database::Sqlite(path) if a.data_dir.is_none() => path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+        _ => data_dir(a)?,
+    };
+    Ok(KeySource::File(dir.join("salemap.key")))
+}
+
 fn database(a: &ServeArgs) -> anyhow::Result<Database> {
     let from_credential = match &a.database {
         Some(_) => None,
@@ -213,28 +269,7 @@ fn database(a: &ServeArgs) -> anyhow::Result<Database> {
             .into()),
         },
         None => {
-            // systemd's StateDirectory= when run as the packaged service.
-            let state = std::env::var_os("STATE_DIRECTORY")
-                .and_then(|s| {
-                    s.to_str()
-                        .and_then(|s| s.split(':').next())
-                        .map(PathBuf::from)
-                })
-                .filter(|p| !p.as_os_str().is_empty());
-            let dir = match a.data_dir.clone().or(state) {
-                Some(d) => d,
-                None => directories::ProjectDirs::from("", "", "salemap")
-                    .map(|d| d.data_local_dir().to_owned())
-                    .ok_or_else(|| {
-                        Usage("no home directory; give --data-dir or --database".into())
-                    })?,
-            };
-            // salemap's own directory: owner-only, like laned's.
-            if laned::common::owner_only::ensure_dir(&dir)
-                .with_context(|| format!("cannot create the data directory {}", dir.display()))?
-            {
-                tracing::warn!(dir = %dir.display(), "data directory was readable by others; set it to 0700");
-            }
+            let dir = data_dir(a)?;
             Ok(Database::Sqlite(dir.join("salemap.db")))
         }
     }
@@ -261,9 +296,18 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
+    if !laned::salemap::plain_id(&a.tenant) {
+        return Err(Usage(format!(
+            "--tenant {:?}: 1 to 32 letters, digits, '-' or '_'",
+            a.tenant
+        ))
+        .into());
+    }
+    let database = database(&a)?;
     let config = Config {
         listen: a.listen,
-        database: database(&a)?,
+        signing_key: signing_key(&a, &database)?,
+        database,
         lanes,
         tenant: a.tenant.clone(),
         connections: laned::common::serve::Limits {

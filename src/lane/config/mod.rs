@@ -155,6 +155,9 @@ pub struct DrainConfig {
     pub backend_token: Option<Secret>,
     /// Where the token was read from, so a reload can read it again.
     pub backend_token_file: Option<PathBuf>,
+    /// The back-end's signing key as configured (`backend_key`), which
+    /// overrides the one pinned at first contact.
+    pub backend_key: Option<crate::contract::ack::PublicKey>,
     /// Sales per batch request.
     pub batch_size: usize,
     /// Park or block on a refused sale.
@@ -179,6 +182,7 @@ impl Default for DrainConfig {
         DrainConfig {
             backend_token: None,
             backend_token_file: None,
+            backend_key: None,
             batch_size: 100,
             on_reject: OnReject::Park,
             backoff_base: Duration::from_secs(1),
@@ -374,6 +378,7 @@ fn drain_config(s: &Settings, backend_token: Option<Secret>) -> Result<DrainConf
     let c = DrainConfig {
         backend_token,
         backend_token_file: s.backend_token_file.clone(),
+        backend_key: s.backend_key.as_deref().map(backend_key).transpose()?,
         batch_size: s.batch_size.unwrap_or(d.batch_size),
         on_reject: s.on_reject.unwrap_or_default(),
         backoff_base: or(s.backoff_base, d.backoff_base),
@@ -396,6 +401,27 @@ fn drain_config(s: &Settings, backend_token: Option<Secret>) -> Result<DrainConf
         });
     }
     Ok(c)
+}
+
+/// The back-end's public key as configured: 64 hexadecimal digits of an
+/// Ed25519 key.
+fn backend_key(hex: &str) -> Result<crate::contract::ack::PublicKey, ConfigError> {
+    let invalid = || ConfigError::Invalid {
+        key: "backend_key",
+        message: "must be the back-end's Ed25519 public key, 64 hexadecimal digits \
+                  (salemap shows it at GET /v1/keys)"
+            .into(),
+    };
+    let hex = hex.trim().to_ascii_lowercase();
+    let mut bytes = [0u8; 32];
+    const_hex::decode_to_slice(&hex, &mut bytes).map_err(|_| invalid())?;
+    let key = crate::contract::ack::PublicKey {
+        key_id: crate::contract::ack::key_id(&bytes),
+        algorithm: crate::contract::ack::ED25519.into(),
+        public_key: hex,
+    };
+    key.verifying_key().map_err(|_| invalid())?;
+    Ok(key)
 }
 
 /// The warning that comes with a ceiling, when the user sets no warning of
@@ -532,6 +558,7 @@ mod tests {
             max_connections,
             header_read_timeout,
             backend_token_file,
+            backend_key,
             batch_size,
             on_reject,
             backoff_base,
@@ -559,7 +586,7 @@ mod tests {
         assert!(request_timeout.is_some() && ceiling_preset.is_some());
         assert!(sync_ceiling.is_some() && warn_after.is_some() && max_unsent_age.is_some());
         assert!(monthly_offline_budget.is_some() && time_zone.is_some() && locale.is_some());
-        assert!(close_day_at.is_some());
+        assert!(close_day_at.is_some() && backend_key.is_some());
         // And it merges into a valid configuration (the token file is not
         // read: the env token wins).
         let a = Settings::default();

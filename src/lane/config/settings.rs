@@ -62,6 +62,10 @@ pub struct Settings {
     /// File holding the back-end bearer token (or set LANED_BACKEND_TOKEN).
     #[arg(long, env = "LANED_BACKEND_TOKEN_FILE", value_name = "FILE")]
     pub backend_token_file: Option<PathBuf>,
+    /// The back-end's Ed25519 public key (64 hex digits), when it signs: every acknowledgement
+    /// must verify against it [default: pinned from the back-end's first heartbeat].
+    #[arg(long, env = "LANED_BACKEND_KEY", value_name = "HEX")]
+    pub backend_key: Option<String>,
     /// Sales per batch request, 1 to 1000 [default: 100].
     #[arg(long, env = "LANED_BATCH_SIZE", value_name = "N")]
     pub batch_size: Option<usize>,
@@ -148,6 +152,7 @@ impl Settings {
             max_connections,
             header_read_timeout,
             backend_token_file,
+            backend_key,
             batch_size,
             on_reject,
             backoff_base,

@@ -11,6 +11,8 @@ pub enum Outcome {
         doc_no: String,
         /// When it was posted.
         posted_at: String,
+        /// The back-end's signature, if it sent one.
+        ack: Option<crate::contract::ack::Ack>,
     },
     /// Refused for a reason a retry will not fix: the sale becomes `stuck`.
     Stuck {

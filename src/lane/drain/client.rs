@@ -163,6 +163,11 @@ impl BackendClient {
         }
     }
 
+    /// The lane this client posts for.
+    pub fn lane_id(&self) -> &str {
+        &self.lane_id
+    }
+
     /// The base URL, without credentials.
     pub fn base(&self) -> &str {
         self.base.as_str()
@@ -239,6 +244,7 @@ impl BackendClient {
                 Ok(p) if p.transaction_id.to_string() == transaction_id => Outcome::Posted {
                     doc_no: p.doc_no,
                     posted_at: p.posted_at,
+                    ack: p.ack,
                 },
                 _ => bad_response(status.as_u16()),
             }
@@ -320,6 +326,7 @@ impl BackendClient {
                         posted_at: posted_at
                             .clone()
                             .unwrap_or_else(|| crate::common::time::fmt_ts(now)),
+                        ack: r.ack.clone(),
                     },
                     (200 | 201, _, _) => bad_response(r.status),
                     (s, _, _) => classify_failure(

@@ -10,6 +10,7 @@
 pub mod backoff;
 pub mod classify;
 pub mod client;
+pub mod trust;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -129,6 +130,8 @@ struct Drain {
     /// Monotonic time the current exchange started: the next heartbeat is
     /// scheduled from it, so the cadence does not drift with latency.
     exchange_started: Duration,
+    /// The key the back-end's acknowledgements must verify against.
+    trust: trust::Trust,
 }
 
 /// Starts the drain of `lane`, delivering through `client`.
@@ -159,6 +162,7 @@ pub fn spawn(
         rounds: rounds_rx,
         client: client.clone(),
     };
+    let cfg_key = cfg.backend_key.clone();
     let drain = Drain {
         backoff: Backoff {
             base: cfg.backoff_base,
@@ -178,6 +182,10 @@ pub fn spawn(
         rounds,
         ceiling,
         numbers,
+        trust: trust::Trust {
+            configured: cfg_key,
+            ..trust::Trust::default()
+        },
         numbers_checked: false,
         metrics,
         single: false,
@@ -188,6 +196,25 @@ pub fn spawn(
 impl Drain {
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(backend = %self.client.base(), "drain started");
+        // The key pinned before (it holds until the back-end's heartbeat
+        // says otherwise); a configured key replaces it once the back-end
+        // confirms it.
+        match self.store.pinned_key().await {
+            Ok(Some((keys, _))) => {
+                let matches_config = self
+                    .trust
+                    .configured
+                    .as_ref()
+                    .is_none_or(|c| *c == keys.signing_key);
+                if matches_config {
+                    self.trust.pin(keys);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the pinned back-end key; it is read again at the next heartbeat");
+            }
+        }
         loop {
             if *shutdown.borrow() {
                 break;
@@ -299,6 +326,10 @@ impl Drain {
         self.exchange_started = self.clock.monotonic();
         let answer = self.client.heartbeat(now).await;
         self.note_backend_date();
+        let answer = match answer {
+            Ok(hb) => self.check_keys(hb, now).await?,
+            Err(a) => Err(a),
+        };
         // Sales waiting for the first comparison go ahead once it has been
         // tried: after the comparison on success, offline-first on failure.
         let first = !self.numbers.was_tried();
@@ -350,6 +381,37 @@ impl Drain {
         saved
     }
 
+    /// The heartbeat's signing key against the key the lane trusts: the
+    /// first one is pinned; another one is a lane-level fault
+    /// (`bad_ack`), since no answer it signs would be taken.
+    async fn check_keys(
+        &mut self,
+        hb: crate::contract::Heartbeat,
+        now: jiff::Timestamp,
+    ) -> Result<Result<crate::contract::Heartbeat, Answer>, StoreError> {
+        match self.trust.check(hb.keys.as_ref()) {
+            trust::KeyCheck::Same => Ok(Ok(hb)),
+            trust::KeyCheck::Pin(keys, configured) => {
+                let source = if configured {
+                    crate::lane::store::acks::KeySource::Config
+                } else {
+                    crate::lane::store::acks::KeySource::FirstContact
+                };
+                self.store.pin_key(keys.clone(), source, now).await?;
+                tracing::info!(key_id = %keys.signing_key.key_id, tenant = %keys.tenant, "pinned the back-end's signing key");
+                self.trust.pin(keys);
+                Ok(Ok(hb))
+            }
+            trust::KeyCheck::Refuse(message) => Ok(Err(Answer {
+                outcome: Outcome::LaneFault {
+                    code: trust::BAD_ACK.into(),
+                    message,
+                },
+                http_status: Some(200),
+            })),
+        }
+    }
+
     /// Compares the back-end's highest receipt numbers with the lane's own
     /// (at start and at every heartbeat): a back-end ahead means this
     /// lane's data is an old copy, and new sales must wait.
@@ -382,7 +444,28 @@ impl Drain {
     ) -> Result<(), StoreError> {
         let now = self.clock.wall();
         self.exchange_started = self.clock.monotonic();
-        let answers = self.send(&sales, now).await;
+        let sent = self.send(&sales, now).await;
+        let lane_id = self.client.lane_id().to_owned();
+        let (answers, acks): (Vec<Answer>, Vec<Option<String>>) = sent
+            .into_iter()
+            .zip(&sales)
+            .map(|(a, s)| {
+                let (outcome, ack) = self.trust.verify(
+                    a.outcome,
+                    &lane_id,
+                    &s.series,
+                    crate::contract::ack::Number::Receipt(s.receipt_no),
+                    &s.body,
+                );
+                (
+                    Answer {
+                        outcome,
+                        http_status: a.http_status,
+                    },
+                    ack,
+                )
+            })
+            .unzip();
         let took = self.clock.monotonic().saturating_sub(self.exchange_started);
         let duration_ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
         self.note_backend_date();
@@ -448,9 +531,12 @@ impl Drain {
         let deliveries = sales
             .iter()
             .zip(&answers)
-            .map(|(sale, a)| {
+            .zip(acks)
+            .map(|((sale, a), ack)| {
                 let (new_state, posted, error, next) = match &a.outcome {
-                    Outcome::Posted { doc_no, posted_at } => (
+                    Outcome::Posted {
+                        doc_no, posted_at, ..
+                    } => (
                         Some(SaleState::Posted),
                         Some((doc_no.clone(), posted_at.clone())),
                         None,
@@ -490,6 +576,7 @@ impl Drain {
                     seq: sale.seq,
                     new_state,
                     posted,
+                    ack,
                     error: error.clone(),
                     next_attempt_at: next,
                     attempt: AttemptRecord {
@@ -534,9 +621,16 @@ impl Drain {
             .put_closing(&c.transaction_id, c.body.clone(), now)
             .await;
         self.note_backend_date();
-        self.metrics.attempt(a.outcome.kind());
+        let (verified, ack) = self.trust.verify(
+            a.outcome,
+            self.client.lane_id(),
+            &c.series,
+            crate::contract::ack::Number::Closing(c.closing_no),
+            &c.body,
+        );
+        self.metrics.attempt(verified.kind());
         state.last_attempt_at = Some(now);
-        let outcome = match a.outcome {
+        let outcome = match verified {
             Outcome::LaneFault { code, message }
                 if matches!(a.http_status, Some(404 | 405 | 501)) =>
             {
@@ -551,13 +645,16 @@ impl Drain {
         };
         let recheck_at = now + self.cfg.stuck_recheck;
         let delivery = match &outcome {
-            Outcome::Posted { doc_no, posted_at } => {
+            Outcome::Posted {
+                doc_no, posted_at, ..
+            } => {
                 self.succeeded(&mut state, now);
                 tracing::info!(transaction_id = %c.transaction_id, doc_no = %doc_no, "day closing posted");
                 ClosingDelivery {
                     seq: c.seq,
                     new_state: Some("posted"),
                     posted: Some((doc_no.clone(), posted_at.clone())),
+                    ack,
                     error: None,
                     next_attempt_at: None,
                 }
@@ -573,6 +670,7 @@ impl Drain {
                     seq: c.seq,
                     new_state: Some("stuck"),
                     posted: None,
+                    ack: None,
                     error: Some((code.clone(), message.clone())),
                     next_attempt_at: Some(recheck_at),
                 }
@@ -586,6 +684,7 @@ impl Drain {
                     seq: c.seq,
                     new_state: None,
                     posted: None,
+                    ack: None,
                     error: Some((code.clone(), message.clone())),
                     next_attempt_at: c.stuck.then_some(recheck_at),
                 }

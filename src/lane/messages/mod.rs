@@ -310,6 +310,9 @@ impl Words {
             | "forbidden"
             | "wrong_lane"
             | "series_of_another_lane"
+            | "chain_conflict"
+            | "grand_total_mismatch"
+            | "bad_ack"
             | "not_found" => {
                 format!("backend-{code}")
             }

@@ -20,6 +20,10 @@ pub struct Candidate {
     pub state: SaleState,
     /// The exact envelope bytes.
     pub body: Vec<u8>,
+    /// Its receipt series.
+    pub series: String,
+    /// Its receipt number.
+    pub receipt_no: i64,
 }
 
 /// The next batch, and when to look again if it is empty.
@@ -50,6 +54,10 @@ pub struct ClosingCandidate {
     pub stuck: bool,
     /// The exact envelope bytes.
     pub body: Vec<u8>,
+    /// Its series.
+    pub series: String,
+    /// Its closing number.
+    pub closing_no: i64,
 }
 
 /// What became of a closing in one attempt.
@@ -61,6 +69,8 @@ pub struct ClosingDelivery {
     pub new_state: Option<&'static str>,
     /// Document number and posting time, when posted.
     pub posted: Option<(String, String)>,
+    /// The back-end's verified acknowledgement (JSON), when posted.
+    pub ack: Option<String>,
     /// Error code and message, when not posted.
     pub error: Option<(String, String)>,
     /// When to try it again, if ever.
@@ -77,7 +87,7 @@ pub fn record_closing(
         "UPDATE closings SET state = coalesce(?2, state),
                 doc_no = coalesce(?3, doc_no), posted_at = coalesce(?4, posted_at),
                 attempts = attempts + 1, next_attempt_at = ?5,
-                last_error_code = ?6, last_error = ?7
+                last_error_code = ?6, last_error = ?7, ack = coalesce(?8, ack)
          WHERE seq = ?1",
     )
     .and_then(|mut st| {
@@ -89,10 +99,24 @@ pub fn record_closing(
             d.next_attempt_at.map(fmt_ts),
             d.error.as_ref().map(|e| &e.0),
             d.error.as_ref().map(|e| &e.1),
+            d.ack,
         ])
     })
     .map_err(|e| StoreError::sqlite("record a closing's delivery", e))?;
     write_state(conn, lane).map_err(|e| StoreError::sqlite("record the drain state", e))
+}
+
+/// A closing to send, from `SELECT seq, transaction_id, body, series,
+/// closing_no`.
+fn closing_candidate(r: &rusqlite::Row<'_>, stuck: bool) -> rusqlite::Result<ClosingCandidate> {
+    Ok(ClosingCandidate {
+        seq: r.get(0)?,
+        transaction_id: r.get(1)?,
+        stuck,
+        body: r.get(2)?,
+        series: r.get(3)?,
+        closing_no: r.get(4)?,
+    })
 }
 
 /// Plans the next batch of at most `limit` sales at time `now` (UTC text).
@@ -125,7 +149,7 @@ pub fn plan(
             OnReject::Block => 1,
         };
         let mut st = tx.prepare_cached(
-            "SELECT seq, transaction_id, body FROM sales
+            "SELECT seq, transaction_id, body, series, receipt_no FROM sales
              WHERE state = 'stuck'
                AND (next_attempt_at IS NULL OR next_attempt_at <= ?1 OR next_attempt_at > ?3)
              ORDER BY seq LIMIT ?2",
@@ -136,6 +160,8 @@ pub fn plan(
                 transaction_id: r.get(1)?,
                 state: SaleState::Stuck,
                 body: r.get(2)?,
+                series: r.get(3)?,
+                receipt_no: r.get(4)?,
             })
         })?;
         for c in due {
@@ -147,12 +173,12 @@ pub fn plan(
         }
         // A day closing goes in lane order: the sales after it wait until
         // it has gone (posted, or stuck and parked).
-        let closing: Option<(i64, String, Vec<u8>)> = tx
+        let closing: Option<ClosingCandidate> = tx
             .prepare_cached(
-                "SELECT seq, transaction_id, body FROM closings WHERE state = 'pending'
-                 ORDER BY seq LIMIT 1",
+                "SELECT seq, transaction_id, body, series, closing_no FROM closings
+                 WHERE state = 'pending' ORDER BY seq LIMIT 1",
             )?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row([], |r| closing_candidate(r, false))
             .optional()?;
         // In block mode a stuck sale holds everything after it; once it is
         // re-sent and posted, the next plan goes on.
@@ -160,12 +186,12 @@ pub fn plan(
             OnReject::Block => first_stuck.map(|(s, _)| s),
             OnReject::Park => None,
         };
-        let barrier = match (barrier, closing.as_ref().map(|c| c.0)) {
+        let barrier = match (barrier, closing.as_ref().map(|c| c.seq)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let mut pending = tx.prepare_cached(
-            "SELECT seq, transaction_id, references_id, body FROM sales
+            "SELECT seq, transaction_id, references_id, body, series, receipt_no FROM sales
              WHERE state = 'pending' AND seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let mut reference =
@@ -173,15 +199,26 @@ pub fn plan(
         let mut after = 0i64;
         let page = (limit * 2).max(16) as i64;
         'pages: while plan.sales.len() < limit {
-            let rows: Vec<(i64, String, Option<String>, Vec<u8>)> = pending
+            let rows: Vec<(Option<String>, Candidate)> = pending
                 .query_map(params![after, page], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((
+                        r.get(2)?,
+                        Candidate {
+                            seq: r.get(0)?,
+                            transaction_id: r.get(1)?,
+                            state: SaleState::Pending,
+                            body: r.get(3)?,
+                            series: r.get(4)?,
+                            receipt_no: r.get(5)?,
+                        },
+                    ))
                 })?
                 .collect::<Result<_, _>>()?;
             if rows.is_empty() {
                 break;
             }
-            for (seq, id, references, body) in rows {
+            for (references, candidate) in rows {
+                let seq = candidate.seq;
                 after = seq;
                 if barrier.is_some_and(|b| seq > b) {
                     plan.held += 1;
@@ -207,12 +244,7 @@ pub fn plan(
                         continue;
                     }
                 }
-                plan.sales.push(Candidate {
-                    seq,
-                    transaction_id: id,
-                    state: SaleState::Pending,
-                    body,
-                });
+                plan.sales.push(candidate);
             }
         }
         drop(st);
@@ -220,36 +252,25 @@ pub fn plan(
         drop(reference);
         // The pending closing is ready once no sale before it waits (in
         // block mode, none is stuck either); else a stuck one due again.
-        if let Some((seq, id, body)) = closing {
+        if let Some(c) = closing {
             let before: i64 = tx
                 .prepare_cached(
                     "SELECT count(*) FROM sales WHERE seq < ?1
                      AND (state = 'pending' OR (state = 'stuck' AND ?2))",
                 )?
-                .query_row(params![seq, policy == OnReject::Block], |r| r.get(0))?;
+                .query_row(params![c.seq, policy == OnReject::Block], |r| r.get(0))?;
             if before == 0 {
-                plan.closing = Some(ClosingCandidate {
-                    seq,
-                    transaction_id: id,
-                    stuck: false,
-                    body,
-                });
+                plan.closing = Some(c);
             }
         } else {
             plan.closing = tx
                 .prepare_cached(
-                    "SELECT seq, transaction_id, body FROM closings WHERE state = 'stuck'
+                    "SELECT seq, transaction_id, body, series, closing_no FROM closings
+                     WHERE state = 'stuck'
                        AND (next_attempt_at IS NULL OR next_attempt_at <= ?1 OR next_attempt_at > ?2)
                      ORDER BY seq LIMIT 1",
                 )?
-                .query_row([now, horizon], |r| {
-                    Ok(ClosingCandidate {
-                        seq: r.get(0)?,
-                        transaction_id: r.get(1)?,
-                        stuck: true,
-                        body: r.get(2)?,
-                    })
-                })
+                .query_row([now, horizon], |r| closing_candidate(r, true))
                 .optional()?;
         }
         let closing_recheck = tx
@@ -346,6 +367,8 @@ pub struct Delivery {
     pub new_state: Option<SaleState>,
     /// Document number and posting time, when posted.
     pub posted: Option<(String, String)>,
+    /// The back-end's verified acknowledgement (JSON), when posted.
+    pub ack: Option<String>,
     /// Error code and message, when not posted.
     pub error: Option<(String, String)>,
     /// When to try this sale again, if ever.
@@ -393,7 +416,8 @@ pub fn record(
                  last_error_code = CASE WHEN ?2 = 'posted' THEN NULL ELSE COALESCE(?5, last_error_code) END,
                  last_error = CASE WHEN ?2 = 'posted' THEN NULL ELSE COALESCE(?6, last_error) END,
                  next_attempt_at = ?7,
-                 attempts = attempts + 1
+                 attempts = attempts + 1,
+                 ack = COALESCE(?8, ack)
              WHERE seq = ?1 AND state IN ('pending', 'stuck')",
         )?;
         for d in deliveries {
@@ -415,6 +439,7 @@ pub fn record(
                 d.error.as_ref().map(|e| &e.0),
                 d.error.as_ref().map(|e| &e.1),
                 d.next_attempt_at.map(fmt_ts),
+                d.ack,
             ])?;
         }
         write_state(conn, lane)

@@ -46,6 +46,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0008_closings",
         sql: include_str!("../../../schema/lane/0008_closings.sql"),
     },
+    Migration {
+        name: "0009_acks",
+        sql: include_str!("../../../schema/lane/0009_acks.sql"),
+    },
 ];
 
 /// The lane's SQLite store, as the runner sees it.

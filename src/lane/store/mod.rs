@@ -5,6 +5,7 @@
 //! Reads go through a small pool of read-only connections, so status and
 //! listing never wait for the writer.
 
+pub mod acks;
 mod audit;
 mod backup;
 pub mod closing;
@@ -527,6 +528,27 @@ impl Store {
                 drain::write_state(c, &lane)
                     .map_err(|e| StoreError::sqlite("write the drain state", e))
             })
+            .await
+    }
+
+    /// The back-end key the lane pinned, and where it came from
+    /// (`first_contact` or `config`).
+    pub async fn pinned_key(&self) -> Result<Option<(crate::contract::Keys, String)>, StoreError> {
+        self.inner.readers.run(acks::pinned).await
+    }
+
+    /// Pins the back-end's key (docs/backend-contract.md): at first
+    /// contact only if none is pinned; from the configuration always.
+    pub async fn pin_key(
+        &self,
+        keys: crate::contract::Keys,
+        source: acks::KeySource,
+        now: jiff::Timestamp,
+    ) -> Result<(), StoreError> {
+        let now = crate::common::time::fmt_ts(now);
+        self.inner
+            .writer
+            .call(move |c, _| acks::pin(c, &keys, source, &now))
             .await
     }
 

@@ -8,6 +8,7 @@
 //! per-series counter in the same transaction, so a rollback leaves no gap.
 //! A batch is one transaction, with a savepoint per sale.
 
+pub mod chain;
 pub mod postgres;
 pub mod sqlite;
 
@@ -118,10 +119,14 @@ pub struct Item {
     pub currency: String,
     /// Total, minor units.
     pub total: i64,
-    /// SHA-256 (hex) of the envelope bytes.
+    /// SHA-256 (hex) of the envelope bytes: the document's hash.
     pub fingerprint: String,
     /// The envelope bytes as received.
     pub envelope: String,
+    /// The journal's link (`None` from before the journal).
+    pub prev_hash: Option<String>,
+    /// The journal's grand total.
+    pub grand_total: Option<BTreeMap<String, i64>>,
 }
 
 /// What posting one sale came to.
@@ -139,12 +144,130 @@ pub enum Outcome {
         /// The id that holds the number.
         holder: String,
     },
-    /// The lane, series and closing number are held by another closing
-    /// (`422 closing_no_conflict`).
-    ClosingConflict {
-        /// The id that holds the number.
+    /// The document's `prev_hash` contradicts a held document
+    /// (`422 chain_conflict`): a forked lane.
+    ChainConflict {
+        /// The held document it contradicts.
         holder: String,
+        /// How.
+        reason: chain::ConflictReason,
     },
+    /// The document's grand total does not follow from its predecessor's
+    /// (`422 grand_total_mismatch`).
+    GrandTotalMismatch {
+        /// What it should carry.
+        expected: BTreeMap<String, i64>,
+        /// What it carries.
+        found: BTreeMap<String, i64>,
+    },
+}
+
+impl Outcome {
+    /// The outcome of a document its chain refuses.
+    fn refused(r: chain::Refusal) -> Outcome {
+        match r {
+            chain::Refusal::Conflict { holder, reason } => {
+                Outcome::ChainConflict { holder, reason }
+            }
+            chain::Refusal::GrandTotal { expected, found } => {
+                Outcome::GrandTotalMismatch { expected, found }
+            }
+        }
+    }
+
+    /// A number conflict of a chained document is a forked chain: two
+    /// documents of one lane's journal in one place. (A closing's is one
+    /// already: closings are always chained.)
+    fn chained(self, item_chained: bool) -> Outcome {
+        match self {
+            Outcome::ReceiptConflict { holder } if item_chained => Outcome::ChainConflict {
+                holder,
+                reason: chain::ConflictReason::Forked,
+            },
+            o => o,
+        }
+    }
+}
+
+/// What a void's effect needs of the document it voids.
+#[derive(Debug, Clone)]
+pub(super) struct VoidedDoc {
+    lane_id: String,
+    series: String,
+    lane_seq: i64,
+    kind: Kind,
+    total: i64,
+}
+
+/// Each item's effect on its series' grand total (docs/journal.md): a
+/// void's needs the document it voids, from earlier in the request or from
+/// `held` (`None` when salemap does not hold it).
+fn effects(items: &[Item], mut held: impl FnMut(&str) -> Option<VoidedDoc>) -> Vec<Option<i64>> {
+    use crate::contract::journal::effect;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| match (it.kind, &it.references) {
+            (Kind::Void, Some(r)) => {
+                let earlier = items[..i]
+                    .iter()
+                    .rev()
+                    .find(|e| e.transaction_id.to_string() == *r)
+                    .map(|e| VoidedDoc {
+                        lane_id: e.lane_id.clone(),
+                        series: e.series.clone(),
+                        lane_seq: e.lane_seq,
+                        kind: e.kind,
+                        total: e.total,
+                    });
+                let v = earlier.or_else(|| held(r))?;
+                let in_series =
+                    v.lane_id == it.lane_id && v.series == it.series && v.lane_seq < it.lane_seq;
+                Some(effect(
+                    Kind::Void,
+                    0,
+                    in_series.then(|| effect(v.kind, v.total, None)),
+                ))
+            }
+            (kind, _) => Some(effect(kind, it.total, None)),
+        })
+        .collect()
+}
+
+impl Item {
+    /// Its place in the chain, with its `effect`.
+    fn link(&self, effect: Option<i64>) -> chain::Link {
+        chain::Link {
+            transaction_id: self.transaction_id.to_string(),
+            lane_id: self.lane_id.clone(),
+            series: self.series.clone(),
+            lane_seq: self.lane_seq,
+            number: crate::contract::ack::Number::Receipt(self.receipt_no),
+            hash: self.fingerprint.clone(),
+            prev_hash: self.prev_hash.clone(),
+            grand_total: self.grand_total.clone(),
+            currency: Some(self.currency.clone()),
+            effect,
+        }
+    }
+}
+
+impl ClosingItem {
+    /// Its place in the chain.
+    fn link(&self) -> chain::Link {
+        chain::Link {
+            transaction_id: self.transaction_id.to_string(),
+            lane_id: self.lane_id.clone(),
+            series: self.series.clone(),
+            lane_seq: self.lane_seq,
+            number: crate::contract::ack::Number::Closing(self.closing_no),
+            hash: self.fingerprint.clone(),
+            prev_hash: Some(self.prev_hash.clone()),
+            grand_total: Some(self.grand_total.clone()),
+            currency: None,
+            effect: Some(0),
+        }
+    }
 }
 
 /// A day closing to store (docs/journal.md): its identity and exact bytes.
@@ -158,12 +281,18 @@ pub struct ClosingItem {
     pub series: String,
     /// Gap-free per series.
     pub closing_no: i64,
+    /// Its place in lane order.
+    pub lane_seq: i64,
     /// The day it closes.
     pub business_date: String,
-    /// SHA-256 (hex) of its bytes.
+    /// SHA-256 (hex) of its bytes: its hash.
     pub fingerprint: String,
     /// Its bytes.
     pub envelope: String,
+    /// The journal's link.
+    pub prev_hash: String,
+    /// The series' grand total.
+    pub grand_total: BTreeMap<String, i64>,
 }
 
 /// The document number of a closing: its series and closing number.

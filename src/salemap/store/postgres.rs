@@ -18,7 +18,10 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::{Aborts, ClosingItem, Day, Item, Outcome, StoreError, Stored, closing_doc_no};
+use super::chain::{self, Facts, Held, Link, Verdict};
+use super::{
+    Aborts, ClosingItem, Day, Item, Outcome, StoreError, Stored, VoidedDoc, closing_doc_no,
+};
 use crate::common::migrate::{self, Migration};
 use crate::contract::Kind;
 use crate::contract::Posted;
@@ -36,6 +39,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0003_closings",
         sql: include_str!("../../../schema/salemap/postgres/0003_closings.sql"),
+    },
+    Migration {
+        name: "0004_chains",
+        sql: include_str!("../../../schema/salemap/postgres/0004_chains.sql"),
     },
 ];
 
@@ -167,7 +174,60 @@ impl PgStore {
         ))
         .await
         .map_err(pg("set the transaction up"))?;
-        let out = post_all(&tx, tenant, items, posted_at).await?;
+        // The chains first, under a lock per series (the request's series
+        // in one order, so two requests cannot wait on each other), then
+        // the gate for every document its chain does not refuse.
+        lock_series(&tx, tenant, items.iter().map(|i| i.series.as_str())).await?;
+        let mut referenced = BTreeMap::new();
+        for r in items.iter().filter_map(|i| i.references.as_deref()) {
+            if let Some(v) = voided(&tx, tenant, r).await? {
+                referenced.insert(r.to_owned(), v);
+            }
+        }
+        let effects = super::effects(items, |id| referenced.get(id).cloned());
+        let links: Vec<Link> = items.iter().zip(effects).map(|(i, e)| i.link(e)).collect();
+        let facts = super::super::join_all(links.iter().map(|l| facts(&tx, tenant, l)))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        let verdicts = chain::judge(&links, &facts);
+        let gated: Vec<Item> = items
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| !matches!(v, Verdict::Refuse(_)))
+            .map(|(i, _)| i.clone())
+            .collect();
+        let mut gate = post_all(&tx, tenant, &gated, posted_at).await?.into_iter();
+        let mut out = Vec::with_capacity(items.len());
+        // The links of the documents that won the gate, inserted pipelined.
+        let mut kept = Vec::new();
+        for (item, verdict) in items.iter().zip(verdicts) {
+            let chained = item.prev_hash.is_some();
+            out.push(match verdict {
+                Verdict::Refuse(r) => Outcome::refused(r),
+                Verdict::Repeat => gate.next().ok_or(StoreError::Task)?.chained(chained),
+                Verdict::Accept {
+                    link,
+                    out_of_order,
+                    forked,
+                    successor_problems,
+                } => {
+                    let o = gate.next().ok_or(StoreError::Task)?.chained(chained);
+                    if matches!(o, Outcome::Posted(_)) {
+                        note_problems(&tx, tenant, &successor_problems).await?;
+                        kept.push((link, out_of_order, forked));
+                    }
+                    o
+                }
+            });
+        }
+        super::super::join_all(
+            kept.iter()
+                .map(|(l, o, f)| keep_link(&tx, tenant, l, *o, *f, posted_at)),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()?;
         if self.aborts.now() {
             // Dropping the transaction rolls everything back.
             return Err(StoreError::Injected);
@@ -176,89 +236,47 @@ impl PgStore {
         Ok(out)
     }
 
-    /// Stores a day closing: the insert is the gate (a concurrent
-    /// duplicate waits on the unique index, then finds the row).
+    /// Stores a day closing, in one transaction under its series' lock:
+    /// its chain first, then the insert is the gate.
     pub async fn post_closing(
         &self,
         tenant: &str,
         c: &ClosingItem,
         posted_at: &str,
     ) -> Result<Outcome, StoreError> {
-        let client = self.client().await?;
-        let key = c.transaction_id.to_string();
-        let owner = client
-            .query_opt(
-                "SELECT lane_id FROM doc_counters WHERE tenant = $1 AND series = $2",
-                &[&tenant, &c.series],
-            )
-            .await
-            .map_err(pg("read the series' owner"))?
-            .and_then(|r| r.get::<_, Option<String>>(0));
-        if let Some(owner) = owner.filter(|o| *o != c.lane_id) {
-            return Err(StoreError::SeriesOfAnotherLane {
-                series: c.series.clone(),
-                owner,
-                lane: c.lane_id.clone(),
-            });
-        }
-        let doc_no = closing_doc_no(&c.series, c.closing_no);
-        let inserted = client
-            .execute(
-                "INSERT INTO closings (tenant, transaction_id, lane_id, series, closing_no,
-                                       business_date, fingerprint, envelope, doc_no, posted_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-                &[
-                    &tenant,
-                    &key,
-                    &c.lane_id,
-                    &c.series,
-                    &c.closing_no,
-                    &c.business_date,
-                    &c.fingerprint,
-                    &c.envelope,
-                    &doc_no,
-                    &posted_at,
-                ],
-            )
-            .await
-            .map_err(pg("store the closing"))?;
-        if inserted == 1 {
-            return Ok(Outcome::Posted(Posted {
-                transaction_id: c.transaction_id,
-                doc_no,
-                posted_at: posted_at.to_owned(),
-            }));
-        }
-        if let Some(r) = client
-            .query_opt(
-                "SELECT fingerprint, doc_no, posted_at FROM closings
-                 WHERE tenant = $1 AND transaction_id = $2",
-                &[&tenant, &key],
-            )
-            .await
-            .map_err(pg("look up the closing"))?
-        {
-            return Ok(if r.get::<_, String>(0) == c.fingerprint {
-                Outcome::Replayed(Posted {
-                    transaction_id: c.transaction_id,
-                    doc_no: r.get(1),
-                    posted_at: r.get(2),
-                })
-            } else {
-                Outcome::Mismatch
-            });
-        }
-        let holder = client
-            .query_opt(
-                "SELECT transaction_id FROM closings
-                 WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND closing_no = $4",
-                &[&tenant, &c.lane_id, &c.series, &c.closing_no],
-            )
-            .await
-            .map_err(pg("look up the closing number"))?
-            .map(|r| r.get(0))
-            .unwrap_or_default();
-        Ok(Outcome::ClosingConflict { holder })
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg("begin"))?;
+        tx.batch_execute(&format!(
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {}",
+            self.lock_timeout_ms
+        ))
+        .await
+        .map_err(pg("set the transaction up"))?;
+        lock_series(&tx, tenant, std::iter::once(c.series.as_str())).await?;
+        let link = c.link();
+        let f = facts(&tx, tenant, &link).await?;
+        let verdict = chain::judge(std::slice::from_ref(&link), &[f])
+            .pop()
+            .unwrap_or(Verdict::Repeat);
+        let o = match verdict {
+            Verdict::Refuse(r) => Outcome::refused(r),
+            Verdict::Repeat => closing_gate(&tx, tenant, c, posted_at).await?.chained(true),
+            Verdict::Accept {
+                link,
+                out_of_order,
+                forked,
+                successor_problems,
+            } => {
+                let o = closing_gate(&tx, tenant, c, posted_at).await?.chained(true);
+                if matches!(o, Outcome::Posted(_)) {
+                    keep_link(&tx, tenant, &link, out_of_order, forked, posted_at).await?;
+                    note_problems(&tx, tenant, &successor_problems).await?;
+                }
+                o
+            }
+        };
+        tx.commit().await.map_err(pg("commit"))?;
+        Ok(o)
     }
 
     /// Highest receipt number per series of `lane_id`.
@@ -299,6 +317,7 @@ impl PgStore {
                     transaction_id: r.get::<_, String>(0).parse().ok()?,
                     doc_no: r.get::<_, Option<String>>(1).unwrap_or_default(),
                     posted_at: r.get(2),
+                    ack: None,
                 },
                 lane_id: r.get(3),
                 series: r.get(4),
@@ -338,6 +357,269 @@ impl PgStore {
         }
         Ok(day)
     }
+}
+
+/// A closing's gate: the series' owner, then the insert (a concurrent
+/// duplicate waits on the unique index, then finds the row).
+async fn closing_gate(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    c: &ClosingItem,
+    posted_at: &str,
+) -> Result<Outcome, StoreError> {
+    let key = c.transaction_id.to_string();
+    let owner = tx
+        .query_opt(
+            "SELECT lane_id FROM doc_counters WHERE tenant = $1 AND series = $2",
+            &[&tenant, &c.series],
+        )
+        .await
+        .map_err(gate_error("read the series' owner"))?
+        .and_then(|r| r.get::<_, Option<String>>(0));
+    if let Some(owner) = owner.filter(|o| *o != c.lane_id) {
+        return Err(StoreError::SeriesOfAnotherLane {
+            series: c.series.clone(),
+            owner,
+            lane: c.lane_id.clone(),
+        });
+    }
+    let doc_no = closing_doc_no(&c.series, c.closing_no);
+    let inserted = tx
+        .execute(
+            "INSERT INTO closings (tenant, transaction_id, lane_id, series, closing_no,
+                                   business_date, fingerprint, envelope, doc_no, posted_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+            &[
+                &tenant,
+                &key,
+                &c.lane_id,
+                &c.series,
+                &c.closing_no,
+                &c.business_date,
+                &c.fingerprint,
+                &c.envelope,
+                &doc_no,
+                &posted_at,
+            ],
+        )
+        .await
+        .map_err(gate_error("store the closing"))?;
+    if inserted == 1 {
+        return Ok(Outcome::Posted(Posted {
+            transaction_id: c.transaction_id,
+            doc_no,
+            posted_at: posted_at.to_owned(),
+            ack: None,
+        }));
+    }
+    if let Some(r) = tx
+        .query_opt(
+            "SELECT fingerprint, doc_no, posted_at FROM closings
+             WHERE tenant = $1 AND transaction_id = $2",
+            &[&tenant, &key],
+        )
+        .await
+        .map_err(gate_error("look up the closing"))?
+    {
+        return Ok(if r.get::<_, String>(0) == c.fingerprint {
+            Outcome::Replayed(Posted {
+                transaction_id: c.transaction_id,
+                doc_no: r.get(1),
+                posted_at: r.get(2),
+                ack: None,
+            })
+        } else {
+            Outcome::Mismatch
+        });
+    }
+    let holder = tx
+        .query_opt(
+            "SELECT transaction_id FROM closings
+             WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND closing_no = $4",
+            &[&tenant, &c.lane_id, &c.series, &c.closing_no],
+        )
+        .await
+        .map_err(gate_error("look up the closing number"))?
+        .map(|r| r.get(0))
+        .unwrap_or_default();
+    Ok(Outcome::ChainConflict {
+        holder,
+        reason: chain::ConflictReason::Forked,
+    })
+}
+
+/// Takes the transaction-long lock of each series, in sorted order: the
+/// chain of a series is checked and extended by one transaction at a time.
+async fn lock_series<'a>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    series: impl Iterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    let series: std::collections::BTreeSet<&str> = series.collect();
+    for s in series {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))",
+            &[&tenant, &s],
+        )
+        .await
+        .map_err(gate_error("lock the series"))?;
+    }
+    Ok(())
+}
+
+/// The document a void names, if salemap holds it.
+async fn voided(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<VoidedDoc>, StoreError> {
+    Ok(tx
+        .query_opt(
+            "SELECT lane_id, series, lane_seq, kind, total FROM posted
+             WHERE tenant = $1 AND transaction_id = $2",
+            &[&tenant, &id],
+        )
+        .await
+        .map_err(gate_error("read the voided document"))?
+        .map(|r| VoidedDoc {
+            lane_id: r.get(0),
+            series: r.get(1),
+            lane_seq: r.get(2),
+            kind: Kind::parse(r.get(3)).unwrap_or(Kind::Sale),
+            total: r.get(4),
+        }))
+}
+
+fn held(r: &tokio_postgres::Row) -> Held {
+    Held {
+        transaction_id: r.get(0),
+        lane_seq: r.get(1),
+        grand_total: chain::parse_total(r.get::<_, Option<&str>>(2)),
+        currency: r.get(3),
+        effect: r.get(4),
+    }
+}
+
+/// What salemap holds around one new document of its chain.
+async fn facts(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    l: &Link,
+) -> Result<Facts, StoreError> {
+    let read = gate_error("read the chain");
+    let held_id = tx
+        .query_opt(
+            "SELECT 1 FROM links WHERE tenant = $1 AND transaction_id = $2",
+            &[&tenant, &l.transaction_id],
+        )
+        .await
+        .map_err(&read)?
+        .is_some();
+    let mut f = Facts {
+        held: held_id,
+        ..Facts::default()
+    };
+    let Some(prev) = l.prev_hash.as_deref().filter(|_| !held_id) else {
+        return Ok(f);
+    };
+    let (lane, series) = (&l.lane_id, &l.series);
+    let highest = match l.number {
+        crate::contract::ack::Number::Receipt(_) => {
+            "SELECT MAX(receipt_no) FROM posted WHERE tenant = $1 AND lane_id = $2 AND series = $3"
+        }
+        crate::contract::ack::Number::Closing(_) => {
+            "SELECT MAX(closing_no) FROM closings WHERE tenant = $1 AND lane_id = $2 AND series = $3"
+        }
+    };
+    let by_prev: [&(dyn ToSql + Sync); 4] = [&tenant, lane, series, &prev];
+    let siblings_of: [&(dyn ToSql + Sync); 5] = [&tenant, lane, series, &prev, &l.transaction_id];
+    let after_it: [&(dyn ToSql + Sync); 4] = [&tenant, lane, series, &l.hash];
+    let in_series: [&(dyn ToSql + Sync); 3] = [&tenant, lane, series];
+    let (predecessor, siblings, successors, highest) = tokio::join!(
+        tx.query_opt(
+            "SELECT transaction_id, lane_seq, grand_total, currency, effect FROM links
+             WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND hash = $4 LIMIT 1",
+            &by_prev,
+        ),
+        tx.query(
+            "SELECT transaction_id FROM links
+             WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND prev_hash = $4
+               AND transaction_id <> $5 LIMIT 1",
+            &siblings_of,
+        ),
+        tx.query(
+            "SELECT transaction_id, lane_seq, grand_total, currency, effect FROM links
+             WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND prev_hash = $4",
+            &after_it,
+        ),
+        tx.query_one(highest, &in_series),
+    );
+    f.predecessor = predecessor.map_err(&read)?.as_ref().map(held);
+    f.siblings = siblings.map_err(&read)?.iter().map(|r| r.get(0)).collect();
+    f.successors = successors.map_err(&read)?.iter().map(held).collect();
+    f.highest = highest.map_err(&read)?.get(0);
+    Ok(f)
+}
+
+/// Keeps an accepted document's link.
+async fn keep_link(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    l: &Link,
+    out_of_order: bool,
+    forked: bool,
+    held_at: &str,
+) -> Result<(), StoreError> {
+    let (numbered_by, number) = match l.number {
+        crate::contract::ack::Number::Receipt(n) => ("receipt", n),
+        crate::contract::ack::Number::Closing(n) => ("closing", n),
+    };
+    let total = l.grand_total.as_ref().map(chain::json);
+    tx.execute(
+        "INSERT INTO links (tenant, transaction_id, lane_id, series, lane_seq, numbered_by,
+                            number, hash, prev_hash, grand_total, currency, effect,
+                            out_of_order, forked, held_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        &[
+            &tenant,
+            &l.transaction_id,
+            &l.lane_id,
+            &l.series,
+            &l.lane_seq,
+            &numbered_by,
+            &number,
+            &l.hash,
+            &l.prev_hash,
+            &total,
+            &l.currency,
+            &l.effect,
+            &out_of_order,
+            &forked,
+            &held_at,
+        ],
+    )
+    .await
+    .map(drop)
+    .map_err(gate_error("keep the link"))
+}
+
+/// Records what a late predecessor showed to be wrong with documents that
+/// arrived before it.
+async fn note_problems(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    problems: &[(String, String)],
+) -> Result<(), StoreError> {
+    for (id, problem) in problems {
+        tracing::error!(transaction_id = %id, problem = %problem, "a held document does not fit its chain");
+        tx.execute(
+            "UPDATE links SET problem = $3 WHERE tenant = $1 AND transaction_id = $2",
+            &[&tenant, id, problem],
+        )
+        .await
+        .map_err(gate_error("note a chain problem"))?;
+    }
+    Ok(())
 }
 
 /// A lock timeout aborts the transaction: the request is `in_flight`.
@@ -499,6 +781,7 @@ async fn post_all(
                 transaction_id: it.transaction_id,
                 doc_no,
                 posted_at: posted_at.to_owned(),
+                ack: None,
             }));
             continue;
         }
@@ -515,6 +798,7 @@ async fn post_all(
                         transaction_id: it.transaction_id,
                         doc_no: r.get::<_, Option<String>>(1).unwrap_or_default(),
                         posted_at: r.get(2),
+                        ack: None,
                     })
                 } else {
                     Outcome::Mismatch

@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
-use super::{Aborts, ClosingItem, Day, Item, Outcome, StoreError, Stored, closing_doc_no, doc_no};
+use super::chain::{self, Facts, Held, Link, Verdict};
+use super::{
+    Aborts, ClosingItem, Day, Item, Outcome, StoreError, Stored, VoidedDoc, closing_doc_no, doc_no,
+};
 use crate::common::migrate::{Migration, Sqlite};
 use crate::contract::Kind;
 use crate::contract::Posted;
@@ -31,6 +34,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0003_closings",
         sql: include_str!("../../../schema/salemap/sqlite/0003_closings.sql"),
+    },
+    Migration {
+        name: "0004_chains",
+        sql: include_str!("../../../schema/salemap/sqlite/0004_chains.sql"),
     },
 ];
 
@@ -144,9 +151,35 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
+        // The chains first (one writer: nothing changes under us), then the
+        // gate for every document its chain does not refuse.
+        let effects = super::effects(items, |id| voided(&tx, tenant, id).ok().flatten());
+        let links: Vec<Link> = items.iter().zip(effects).map(|(i, e)| i.link(e)).collect();
+        let facts = links
+            .iter()
+            .map(|l| facts(&tx, tenant, l))
+            .collect::<Result<Vec<_>, _>>()?;
+        let verdicts = chain::judge(&links, &facts);
         let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            out.push(post_one(&tx, tenant, item, posted_at)?);
+        for (item, verdict) in items.iter().zip(verdicts) {
+            let chained = item.prev_hash.is_some();
+            out.push(match verdict {
+                Verdict::Refuse(r) => Outcome::refused(r),
+                Verdict::Repeat => post_one(&tx, tenant, item, posted_at)?.chained(chained),
+                Verdict::Accept {
+                    link,
+                    out_of_order,
+                    forked,
+                    successor_problems,
+                } => {
+                    let o = post_one(&tx, tenant, item, posted_at)?.chained(chained);
+                    if matches!(o, Outcome::Posted(_)) {
+                        keep_link(&tx, tenant, &link, out_of_order, forked, posted_at)?;
+                        note_problems(&tx, tenant, &successor_problems)?;
+                    }
+                    o
+                }
+            });
         }
         if self.aborts.now() {
             // Dropping the transaction rolls everything back.
@@ -170,7 +203,28 @@ impl SqliteStore {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(sql("begin"))?;
-            let o = post_closing(&tx, &tenant, &item, &posted_at)?;
+            let link = item.link();
+            let f = facts(&tx, &tenant, &link)?;
+            let verdict = chain::judge(std::slice::from_ref(&link), &[f])
+                .pop()
+                .unwrap_or(Verdict::Repeat);
+            let o = match verdict {
+                Verdict::Refuse(r) => Outcome::refused(r),
+                Verdict::Repeat => post_closing(&tx, &tenant, &item, &posted_at)?.chained(true),
+                Verdict::Accept {
+                    link,
+                    out_of_order,
+                    forked,
+                    successor_problems,
+                } => {
+                    let o = post_closing(&tx, &tenant, &item, &posted_at)?.chained(true);
+                    if matches!(o, Outcome::Posted(_)) {
+                        keep_link(&tx, &tenant, &link, out_of_order, forked, &posted_at)?;
+                        note_problems(&tx, &tenant, &successor_problems)?;
+                    }
+                    o
+                }
+            };
             tx.commit().map_err(sql("commit"))?;
             Ok(o)
         })
@@ -216,6 +270,7 @@ impl SqliteStore {
                         })?,
                         doc_no: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
                         posted_at: r.get(2)?,
+                        ack: None,
                     },
                     lane_id: r.get(3)?,
                     series: r.get(4)?,
@@ -287,6 +342,168 @@ impl SqliteStore {
     }
 }
 
+/// The document a void names, if salemap holds it.
+fn voided(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<VoidedDoc>, StoreError> {
+    tx.prepare_cached(
+        "SELECT lane_id, series, lane_seq, kind, total FROM posted
+         WHERE tenant = ?1 AND transaction_id = ?2",
+    )
+    .and_then(|mut st| {
+        st.query_row(params![tenant, id], |r| {
+            Ok(VoidedDoc {
+                lane_id: r.get(0)?,
+                series: r.get(1)?,
+                lane_seq: r.get(2)?,
+                kind: Kind::parse(&r.get::<_, String>(3)?).unwrap_or(Kind::Sale),
+                total: r.get(4)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(sql("read the voided document"))
+}
+
+/// A held link as a check needs it, from `SELECT transaction_id, lane_seq,
+/// grand_total, currency, effect`.
+fn held(r: &rusqlite::Row<'_>) -> rusqlite::Result<Held> {
+    Ok(Held {
+        transaction_id: r.get(0)?,
+        lane_seq: r.get(1)?,
+        grand_total: chain::parse_total(r.get::<_, Option<String>>(2)?.as_deref()),
+        currency: r.get(3)?,
+        effect: r.get(4)?,
+    })
+}
+
+/// What salemap holds around one new document of its chain.
+fn facts(tx: &rusqlite::Transaction<'_>, tenant: &str, l: &Link) -> Result<Facts, StoreError> {
+    let read = sql("read the chain");
+    let held_id: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM links WHERE tenant = ?1 AND transaction_id = ?2)",
+        )
+        .and_then(|mut st| st.query_row(params![tenant, l.transaction_id], |r| r.get(0)))
+        .map_err(&read)?;
+    let mut f = Facts {
+        held: held_id,
+        ..Facts::default()
+    };
+    let Some(prev) = l.prev_hash.as_deref().filter(|_| !held_id) else {
+        return Ok(f);
+    };
+    let (lane, series) = (&l.lane_id, &l.series);
+    f.predecessor = tx
+        .prepare_cached(
+            "SELECT transaction_id, lane_seq, grand_total, currency, effect FROM links
+             WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND hash = ?4 LIMIT 1",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![tenant, lane, series, prev], held)
+                .optional()
+        })
+        .map_err(&read)?;
+    f.siblings = tx
+        .prepare_cached(
+            "SELECT transaction_id FROM links
+             WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND prev_hash = ?4
+               AND transaction_id <> ?5 LIMIT 1",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![tenant, lane, series, prev, l.transaction_id], |r| {
+                r.get(0)
+            })?
+            .collect()
+        })
+        .map_err(&read)?;
+    f.successors = tx
+        .prepare_cached(
+            "SELECT transaction_id, lane_seq, grand_total, currency, effect FROM links
+             WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND prev_hash = ?4",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![tenant, lane, series, l.hash], held)?
+                .collect()
+        })
+        .map_err(&read)?;
+    let highest = match l.number {
+        crate::contract::ack::Number::Receipt(_) => {
+            "SELECT MAX(receipt_no) FROM posted WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3"
+        }
+        crate::contract::ack::Number::Closing(_) => {
+            "SELECT MAX(closing_no) FROM closings WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3"
+        }
+    };
+    f.highest = tx
+        .prepare_cached(highest)
+        .and_then(|mut st| st.query_row(params![tenant, lane, series], |r| r.get(0)))
+        .map_err(&read)?;
+    Ok(f)
+}
+
+/// Keeps an accepted document's link.
+fn keep_link(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    l: &Link,
+    out_of_order: bool,
+    forked: bool,
+    held_at: &str,
+) -> Result<(), StoreError> {
+    let (numbered_by, number) = match l.number {
+        crate::contract::ack::Number::Receipt(n) => ("receipt", n),
+        crate::contract::ack::Number::Closing(n) => ("closing", n),
+    };
+    tx.prepare_cached(
+        "INSERT INTO links (tenant, transaction_id, lane_id, series, lane_seq, numbered_by,
+                            number, hash, prev_hash, grand_total, currency, effect,
+                            out_of_order, forked, held_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            tenant,
+            l.transaction_id,
+            l.lane_id,
+            l.series,
+            l.lane_seq,
+            numbered_by,
+            number,
+            l.hash,
+            l.prev_hash,
+            l.grand_total.as_ref().map(chain::json),
+            l.currency,
+            l.effect,
+            out_of_order,
+            forked,
+            held_at,
+        ])
+    })
+    .map(drop)
+    .map_err(sql("keep the link"))
+}
+
+/// Records what a late predecessor showed to be wrong with documents
+/// that arrived before it.
+fn note_problems(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    problems: &[(String, String)],
+) -> Result<(), StoreError> {
+    for (id, problem) in problems {
+        tracing::error!(transaction_id = %id, problem = %problem, "a held document does not fit its chain");
+        tx.prepare_cached(
+            "UPDATE links SET problem = ?3 WHERE tenant = ?1 AND transaction_id = ?2",
+        )
+        .and_then(|mut st| st.execute(params![tenant, id, problem]))
+        .map_err(sql("note a chain problem"))?;
+    }
+    Ok(())
+}
+
 fn post_closing(
     tx: &rusqlite::Transaction<'_>,
     tenant: &str,
@@ -326,6 +543,7 @@ fn post_closing(
                 transaction_id: c.transaction_id,
                 doc_no,
                 posted_at: at,
+                ack: None,
             })
         } else {
             Outcome::Mismatch
@@ -344,7 +562,10 @@ fn post_closing(
         })
         .map_err(sql("look up the closing number"))?;
     if let Some(holder) = holder {
-        return Ok(Outcome::ClosingConflict { holder });
+        return Ok(Outcome::ChainConflict {
+            holder,
+            reason: chain::ConflictReason::Forked,
+        });
     }
     let doc_no = closing_doc_no(&c.series, c.closing_no);
     tx.prepare_cached(
@@ -371,6 +592,7 @@ fn post_closing(
         transaction_id: c.transaction_id,
         doc_no,
         posted_at: posted_at.to_owned(),
+        ack: None,
     }))
 }
 
@@ -460,6 +682,7 @@ fn post_one(
                     transaction_id: item.transaction_id,
                     doc_no: doc_no.unwrap_or_default(),
                     posted_at: at,
+                    ack: None,
                 })
             } else {
                 Outcome::Mismatch
@@ -509,6 +732,7 @@ fn post_one(
                 transaction_id: item.transaction_id,
                 doc_no,
                 posted_at: posted_at.to_owned(),
+                ack: None,
             })
         }
     };

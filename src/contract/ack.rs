@@ -1,0 +1,388 @@
+//! Signed acknowledgements (docs/backend-contract.md): the back-end signs,
+//! with Ed25519, a documented byte string for every document it holds, and
+//! the lane checks the signature against the key it pinned. The byte
+//! string binds the tenant, the lane, the series, the receipt or closing
+//! number, the document's hash (so its exact bytes), the back-end's
+//! document number and the posting time: an acknowledgement proves that
+//! this back-end took this document, and cannot be moved to another.
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+/// The first line of every acknowledgement's signed bytes.
+pub const ACK_V1: &str = "laned-ack/1";
+
+/// The only signature algorithm.
+pub const ED25519: &str = "ed25519";
+
+/// What a document is numbered by within its series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Number {
+    /// A sale, return or void: its receipt number.
+    Receipt(i64),
+    /// A day closing: its closing number.
+    Closing(i64),
+}
+
+/// What an acknowledgement binds, in the order it is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding<'a> {
+    /// The back-end's tenant.
+    pub tenant: &'a str,
+    /// The lane.
+    pub lane_id: &'a str,
+    /// The series.
+    pub series: &'a str,
+    /// The receipt or closing number.
+    pub number: Number,
+    /// The lowercase hex SHA-256 of the document's exact bytes.
+    pub hash: &'a str,
+    /// The back-end's document number.
+    pub doc_no: &'a str,
+    /// When the back-end posted it (as it answered it).
+    pub posted_at: &'a str,
+}
+
+/// Why an acknowledgement does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    /// A value holds a line break, so the signed bytes would be ambiguous.
+    #[error("the {field} holds a line break, which no acknowledgement may sign")]
+    LineBreak {
+        /// Which value.
+        field: &'static str,
+    },
+    /// Signed with another key than the one pinned.
+    #[error("it is signed with key {found}, not with the back-end's key {pinned}")]
+    OtherKey {
+        /// The key id the acknowledgement names.
+        found: String,
+        /// The pinned key's id.
+        pinned: String,
+    },
+    /// The signature is not 128 hexadecimal digits.
+    #[error("its signature is not 128 hexadecimal digits")]
+    Malformed,
+    /// The signature does not verify over these bytes with the key.
+    #[error("its signature does not match this document")]
+    BadSignature,
+}
+
+/// Why a public key cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// Not `ed25519`.
+    #[error("algorithm {0:?} is not ed25519")]
+    Algorithm(String),
+    /// Not 64 hexadecimal digits, or not a point of the curve.
+    #[error("the public key is not 64 hexadecimal digits of an Ed25519 key")]
+    Malformed,
+    /// The key id does not belong to the key.
+    #[error("key id {found} does not belong to this key (its id is {expected})")]
+    WrongId {
+        /// The id given.
+        found: String,
+        /// The key's id.
+        expected: String,
+    },
+    /// A seed is not 64 hexadecimal digits.
+    #[error("a signing key is 64 hexadecimal digits (32 bytes)")]
+    Seed,
+}
+
+impl Binding<'_> {
+    /// The exact bytes that are signed: `laned-ack/1` and one `name: value`
+    /// line per field, each line ended by `\n`.
+    pub fn message(&self) -> Result<Vec<u8>, AckError> {
+        let (number_name, number) = match self.number {
+            Number::Receipt(n) => ("receipt_no", n),
+            Number::Closing(n) => ("closing_no", n),
+        };
+        let number = number.to_string();
+        let fields = [
+            ("tenant", self.tenant),
+            ("lane_id", self.lane_id),
+            ("series", self.series),
+            (number_name, number.as_str()),
+            ("hash", self.hash),
+            ("doc_no", self.doc_no),
+            ("posted_at", self.posted_at),
+        ];
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(ACK_V1.as_bytes());
+        out.push(b'\n');
+        for (name, value) in fields {
+            if value.contains(['\n', '\r']) {
+                return Err(AckError::LineBreak { field: name });
+            }
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.push(b'\n');
+        }
+        Ok(out)
+    }
+}
+
+/// An acknowledgement as it travels: which key signed, and the signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The signing key's id ([`key_id`]).
+    pub key_id: String,
+    /// The Ed25519 signature, 128 lowercase hexadecimal digits.
+    pub signature: String,
+}
+
+/// A back-end's public signing key, as `GET /v1/keys` and the heartbeat
+/// show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKey {
+    /// Its id: the first 16 hexadecimal digits of the SHA-256 of its 32
+    /// bytes.
+    pub key_id: String,
+    /// Always `ed25519`.
+    pub algorithm: String,
+    /// The key's 32 bytes, 64 lowercase hexadecimal digits.
+    pub public_key: String,
+}
+
+/// The id of a public key: the first 16 hex digits of its bytes' SHA-256.
+pub fn key_id(public: &[u8; 32]) -> String {
+    let mut id = crate::common::hash::sha256_hex(public);
+    id.truncate(16);
+    id
+}
+
+impl PublicKey {
+    /// The published form of `key`.
+    pub fn of(key: &VerifyingKey) -> PublicKey {
+        let bytes = key.to_bytes();
+        PublicKey {
+            key_id: key_id(&bytes),
+            algorithm: ED25519.into(),
+            public_key: const_hex::encode(bytes),
+        }
+    }
+
+    /// The key, after checking the algorithm, the bytes and the id.
+    pub fn verifying_key(&self) -> Result<VerifyingKey, KeyError> {
+        if self.algorithm != ED25519 {
+            return Err(KeyError::Algorithm(self.algorithm.clone()));
+        }
+        let mut bytes = [0u8; 32];
+        const_hex::decode_to_slice(&self.public_key, &mut bytes)
+            .map_err(|_| KeyError::Malformed)?;
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::Malformed)?;
+        let expected = key_id(&bytes);
+        if self.key_id != expected {
+            return Err(KeyError::WrongId {
+                found: self.key_id.clone(),
+                expected,
+            });
+        }
+        Ok(key)
+    }
+}
+
+/// A back-end's signing key.
+#[derive(Clone)]
+pub struct Signing {
+    key: SigningKey,
+    public: PublicKey,
+}
+
+impl std::fmt::Debug for Signing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("Signing")
+            .field("key_id", &self.public.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signing {
+    /// The key with this 32-byte seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Signing {
+        let key = SigningKey::from_bytes(seed);
+        let public = PublicKey::of(&key.verifying_key());
+        Signing { key, public }
+    }
+
+    /// The key whose seed is these 64 hexadecimal digits (surrounding
+    /// white space ignored).
+    pub fn from_hex(text: &str) -> Result<Signing, KeyError> {
+        let mut seed = [0u8; 32];
+        const_hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| KeyError::Seed)?;
+        Ok(Signing::from_seed(&seed))
+    }
+
+    /// The seed as 64 hexadecimal digits, for the key file.
+    pub fn to_hex(&self) -> String {
+        const_hex::encode(self.key.to_bytes())
+    }
+
+    /// The public half.
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// Signs what `binding` binds.
+    pub fn sign(&self, binding: &Binding<'_>) -> Result<Ack, AckError> {
+        let sig = self.key.sign(&binding.message()?);
+        Ok(Ack {
+            key_id: self.public.key_id.clone(),
+            signature: const_hex::encode(sig.to_bytes()),
+        })
+    }
+}
+
+/// A pinned key, ready to check acknowledgements.
+#[derive(Debug, Clone)]
+pub struct Pinned {
+    key: VerifyingKey,
+    key_id: String,
+}
+
+impl Pinned {
+    /// Checks `public` and keeps it.
+    pub fn new(public: &PublicKey) -> Result<Pinned, KeyError> {
+        Ok(Pinned {
+            key: public.verifying_key()?,
+            key_id: public.key_id.clone(),
+        })
+    }
+
+    /// The pinned key's id.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// Checks that `ack` is this key's signature over `binding`.
+    pub fn verify(&self, binding: &Binding<'_>, ack: &Ack) -> Result<(), AckError> {
+        if ack.key_id != self.key_id {
+            return Err(AckError::OtherKey {
+                found: ack.key_id.clone(),
+                pinned: self.key_id.clone(),
+            });
+        }
+        let mut sig = [0u8; 64];
+        const_hex::decode_to_slice(&ack.signature, &mut sig).map_err(|_| AckError::Malformed)?;
+        let sig = ed25519_dalek::Signature::from_bytes(&sig);
+        self.key
+            .verify_strict(&binding.message()?, &sig)
+            .map_err(|_| AckError::BadSignature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding<'a>(hash: &'a str) -> Binding<'a> {
+        Binding {
+            tenant: "default",
+            lane_id: "L03",
+            series: "L03",
+            number: Number::Receipt(7),
+            hash,
+            doc_no: "L03/00000007",
+            posted_at: "2026-11-22T11:03:12.000Z",
+        }
+    }
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    #[test]
+    fn the_signed_bytes_are_the_documented_lines() {
+        let m = binding(HASH).message().unwrap();
+        assert_eq!(
+            String::from_utf8(m).unwrap(),
+            "laned-ack/1\ntenant: default\nlane_id: L03\nseries: L03\nreceipt_no: 7\n\
+             hash: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n\
+             doc_no: L03/00000007\nposted_at: 2026-11-22T11:03:12.000Z\n"
+        );
+        let mut b = binding(HASH);
+        b.number = Number::Closing(2);
+        assert!(
+            String::from_utf8(b.message().unwrap())
+                .unwrap()
+                .contains("\nclosing_no: 2\n")
+        );
+        b.doc_no = "L03/Z\n1";
+        assert_eq!(b.message(), Err(AckError::LineBreak { field: "doc_no" }));
+    }
+
+    #[test]
+    fn an_ack_verifies_only_for_its_key_and_its_document() {
+        let signing = Signing::from_seed(&[7; 32]);
+        let pinned = Pinned::new(signing.public()).unwrap();
+        let ack = signing.sign(&binding(HASH)).unwrap();
+        assert_eq!(ack.signature.len(), 128);
+        assert_eq!(pinned.verify(&binding(HASH), &ack), Ok(()));
+        // Another document (a replayed ack), another number, a byte changed.
+        let other = "1f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert_eq!(
+            pinned.verify(&binding(other), &ack),
+            Err(AckError::BadSignature)
+        );
+        let mut b = binding(HASH);
+        b.number = Number::Closing(7);
+        assert_eq!(pinned.verify(&b, &ack), Err(AckError::BadSignature));
+        let mut changed = ack.clone();
+        changed.signature.replace_range(0..1, "0");
+        if changed.signature == ack.signature {
+            changed.signature.replace_range(0..1, "1");
+        }
+        assert_eq!(
+            pinned.verify(&binding(HASH), &changed),
+            Err(AckError::BadSignature)
+        );
+        // Another key, even under the pinned key's id.
+        let other_key = Signing::from_seed(&[8; 32]);
+        let forged = other_key.sign(&binding(HASH)).unwrap();
+        assert!(matches!(
+            pinned.verify(&binding(HASH), &forged),
+            Err(AckError::OtherKey { .. })
+        ));
+        let disguised = Ack {
+            key_id: ack.key_id.clone(),
+            signature: forged.signature,
+        };
+        assert_eq!(
+            pinned.verify(&binding(HASH), &disguised),
+            Err(AckError::BadSignature)
+        );
+        let short = Ack {
+            key_id: ack.key_id,
+            signature: "00".into(),
+        };
+        assert_eq!(
+            pinned.verify(&binding(HASH), &short),
+            Err(AckError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_public_key_is_checked_before_it_is_pinned() {
+        let signing = Signing::from_seed(&[7; 32]);
+        let public = signing.public().clone();
+        assert_eq!(public.key_id.len(), 16);
+        assert_eq!(
+            Signing::from_hex(&signing.to_hex()).unwrap().public(),
+            &public
+        );
+        assert_eq!(Signing::from_hex("abc").err(), Some(KeyError::Seed));
+        let mut wrong = public.clone();
+        wrong.key_id = "0000000000000000".into();
+        assert!(matches!(Pinned::new(&wrong), Err(KeyError::WrongId { .. })));
+        let mut rsa = public.clone();
+        rsa.algorithm = "rsa".into();
+        assert_eq!(
+            Pinned::new(&rsa).err(),
+            Some(KeyError::Algorithm("rsa".into()))
+        );
+        let mut short = public;
+        short.public_key.truncate(10);
+        assert_eq!(Pinned::new(&short).err(), Some(KeyError::Malformed));
+    }
+}

@@ -1,0 +1,265 @@
+//! Which key the lane trusts to acknowledge its documents
+//! (docs/backend-contract.md, "Signed acknowledgements"), and the checks
+//! of every acknowledgement against it.
+
+use crate::contract::Keys;
+use crate::contract::ack::{Binding, Number, Pinned, PublicKey};
+
+/// The lane-level fault of an answer that carries no acknowledgement, or
+/// one that does not verify against the pinned key, and of a heartbeat
+/// that names another key.
+pub const BAD_ACK: &str = "bad_ack";
+
+use super::classify::Outcome;
+
+/// The key acknowledgements must verify against, once known.
+#[derive(Debug, Default)]
+pub struct Trust {
+    /// The key the configuration names (`backend_key`), if any.
+    pub configured: Option<PublicKey>,
+    /// The key in force and the tenant it signs for; `None` until the
+    /// back-end's first heartbeat names a key (a back-end that never does
+    /// does not sign, and its answers are taken unsigned).
+    pub pinned: Option<(Pinned, String)>,
+    /// The back-end has not been asked yet since start: a key pinned
+    /// before is in force, but a configured key waits for the tenant.
+    pub stored: Option<Keys>,
+}
+
+/// What the heartbeat's keys mean for the lane.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// Nothing to do.
+    Same,
+    /// Pin these keys now (`true`: they are the configured key).
+    Pin(Keys, bool),
+    /// The back-end's key is not the one the lane trusts: a lane-level
+    /// fault with this message.
+    Refuse(String),
+}
+
+impl Trust {
+    /// What the back-end's heartbeat `keys` mean.
+    pub fn check(&self, keys: Option<&Keys>) -> KeyCheck {
+        let expected = self
+            .configured
+            .as_ref()
+            .or(self.stored.as_ref().map(|k| &k.signing_key));
+        match (keys, expected) {
+            (None, None) => KeyCheck::Same,
+            (None, Some(e)) => KeyCheck::Refuse(format!(
+                "the back-end no longer states its signing key, but this lane trusts key {} \
+                 and takes no answer as posted without its signature",
+                e.key_id
+            )),
+            (Some(k), Some(e)) if k.signing_key != *e => KeyCheck::Refuse(format!(
+                "the back-end now signs with key {}, but this lane trusts key {}{}",
+                k.signing_key.key_id,
+                e.key_id,
+                if self.configured.is_some() {
+                    " (backend_key)"
+                } else {
+                    " (pinned at first contact)"
+                }
+            )),
+            (Some(k), _) => {
+                if let Err(e) = k.signing_key.verifying_key() {
+                    return KeyCheck::Refuse(format!(
+                        "the back-end's signing key cannot be used: {e}"
+                    ));
+                }
+                let known = self
+                    .stored
+                    .as_ref()
+                    .is_some_and(|s| s.signing_key == k.signing_key && s.tenant == k.tenant);
+                if known && self.pinned.is_some() {
+                    KeyCheck::Same
+                } else {
+                    KeyCheck::Pin(k.clone(), self.configured.is_some())
+                }
+            }
+        }
+    }
+
+    /// Takes `keys` as the key in force.
+    pub fn pin(&mut self, keys: Keys) {
+        if let Ok(p) = Pinned::new(&keys.signing_key) {
+            self.pinned = Some((p, keys.tenant.clone()));
+            self.stored = Some(keys);
+        }
+    }
+
+    /// Checks the acknowledgement of a posted answer: the answer itself,
+    /// and the ack to keep (JSON), or a lane-level fault. Without a
+    /// trusted key the answer stands unsigned.
+    pub fn verify(
+        &self,
+        outcome: Outcome,
+        lane_id: &str,
+        series: &str,
+        number: Number,
+        body: &[u8],
+    ) -> (Outcome, Option<String>) {
+        let Outcome::Posted {
+            doc_no,
+            posted_at,
+            ack,
+        } = outcome
+        else {
+            return (outcome, None);
+        };
+        let Some((key, tenant)) = &self.pinned else {
+            if let Some(c) = &self.configured {
+                return (
+                    fault(format!(
+                        "the back-end has not yet confirmed the configured key {} \
+                         (backend_key) in its heartbeat; no answer is taken as posted until then",
+                        c.key_id
+                    )),
+                    None,
+                );
+            }
+            return (
+                Outcome::Posted {
+                    doc_no,
+                    posted_at,
+                    ack: None,
+                },
+                None,
+            );
+        };
+        let what = match number {
+            Number::Receipt(n) => format!("receipt {series}/{n}"),
+            Number::Closing(n) => format!("closing {series}/Z{n}"),
+        };
+        let Some(ack) = ack else {
+            return (
+                fault(format!(
+                    "the back-end answered {what} as posted ({doc_no}) without its signature"
+                )),
+                None,
+            );
+        };
+        let hash = crate::contract::journal::hash(body);
+        let binding = Binding {
+            tenant,
+            lane_id,
+            series,
+            number,
+            hash: &hash,
+            doc_no: &doc_no,
+            posted_at: &posted_at,
+        };
+        match key.verify(&binding, &ack) {
+            Ok(()) => {
+                let kept = serde_json::to_string(&ack).ok();
+                (
+                    Outcome::Posted {
+                        doc_no,
+                        posted_at,
+                        ack: Some(ack),
+                    },
+                    kept,
+                )
+            }
+            Err(e) => (
+                fault(format!(
+                    "the back-end's acknowledgement of {what} ({doc_no}) does not hold: {e}; \
+                     it is not taken as posted"
+                )),
+                None,
+            ),
+        }
+    }
+}
+
+fn fault(message: String) -> Outcome {
+    Outcome::LaneFault {
+        code: BAD_ACK.into(),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::ack::Signing;
+
+    fn keys(seed: u8) -> Keys {
+        Keys {
+            tenant: "default".into(),
+            signing_key: Signing::from_seed(&[seed; 32]).public().clone(),
+        }
+    }
+
+    #[test]
+    fn the_first_key_is_pinned_and_another_is_refused() {
+        let mut t = Trust::default();
+        assert_eq!(t.check(None), KeyCheck::Same);
+        assert_eq!(t.check(Some(&keys(1))), KeyCheck::Pin(keys(1), false));
+        t.pin(keys(1));
+        assert_eq!(t.check(Some(&keys(1))), KeyCheck::Same);
+        assert!(matches!(t.check(Some(&keys(2))), KeyCheck::Refuse(_)));
+        assert!(matches!(t.check(None), KeyCheck::Refuse(_)));
+        // A configured key wins over the pinned one.
+        let t = Trust {
+            configured: Some(keys(2).signing_key),
+            ..Trust::default()
+        };
+        assert!(matches!(t.check(Some(&keys(1))), KeyCheck::Refuse(_)));
+        assert_eq!(t.check(Some(&keys(2))), KeyCheck::Pin(keys(2), true));
+    }
+
+    #[test]
+    fn a_posted_answer_needs_a_signature_over_this_document() {
+        let signing = Signing::from_seed(&[1; 32]);
+        let mut t = Trust::default();
+        let body = br#"{"transaction_id":"x"}"#;
+        let posted = |ack| Outcome::Posted {
+            doc_no: "L03/00000001".into(),
+            posted_at: "2026-11-22T11:03:12.000Z".into(),
+            ack,
+        };
+        // Not pinned: taken unsigned.
+        let (o, kept) = t.verify(posted(None), "L03", "L03", Number::Receipt(1), body);
+        assert!(matches!(o, Outcome::Posted { .. }) && kept.is_none());
+        t.pin(keys(1));
+        let hash = crate::contract::journal::hash(body);
+        let ack = signing
+            .sign(&Binding {
+                tenant: "default",
+                lane_id: "L03",
+                series: "L03",
+                number: Number::Receipt(1),
+                hash: &hash,
+                doc_no: "L03/00000001",
+                posted_at: "2026-11-22T11:03:12.000Z",
+            })
+            .unwrap();
+        let (o, kept) = t.verify(
+            posted(Some(ack.clone())),
+            "L03",
+            "L03",
+            Number::Receipt(1),
+            body,
+        );
+        assert!(matches!(o, Outcome::Posted { .. }) && kept.is_some());
+        // Missing, for another receipt, for other bytes.
+        for (a, number, b) in [
+            (None, Number::Receipt(1), &body[..]),
+            (Some(ack.clone()), Number::Receipt(2), &body[..]),
+            (
+                Some(ack),
+                Number::Receipt(1),
+                &br#"{"transaction_id":"y"}"#[..],
+            ),
+        ] {
+            let (o, kept) = t.verify(posted(a), "L03", "L03", number, b);
+            assert!(
+                matches!(&o, Outcome::LaneFault { code, .. } if code == BAD_ACK),
+                "{o:?}"
+            );
+            assert!(kept.is_none());
+        }
+    }
+}

@@ -22,3 +22,8 @@ CREATE TABLE backend_key (
 -- {"key_id": …, "signature": …}, NULL when the back-end does not sign.
 ALTER TABLE sales ADD COLUMN ack TEXT;
 ALTER TABLE closings ADD COLUMN ack TEXT;
+
+-- A closing's day certificate, once the back-end holds the series' chain
+-- unbroken through it: JSON {"certified_at", "key_id", "signature"},
+-- verified against the pinned key.
+ALTER TABLE closings ADD COLUMN certificate TEXT;

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// The first line of every acknowledgement's signed bytes.
 pub const ACK_V1: &str = "laned-ack/1";
 
+/// The first line of every day certificate's signed bytes.
+pub const CERTIFICATE_V1: &str = "laned-day-certificate/1";
+
 /// The only signature algorithm.
 pub const ED25519: &str = "ed25519";
 
@@ -90,6 +93,24 @@ pub enum KeyError {
     Seed,
 }
 
+/// The signed bytes: `first` and one `name: value` line per field, each
+/// line ended by `\n`; no value may hold a line break.
+fn lines(first: &str, fields: &[(&'static str, &str)]) -> Result<Vec<u8>, AckError> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(first.as_bytes());
+    out.push(b'\n');
+    for (name, value) in fields {
+        if value.contains(['\n', '\r']) {
+            return Err(AckError::LineBreak { field: name });
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
 impl Binding<'_> {
     /// The exact bytes that are signed: `laned-ack/1` and one `name: value`
     /// line per field, each line ended by `\n`.
@@ -99,29 +120,72 @@ impl Binding<'_> {
             Number::Closing(n) => ("closing_no", n),
         };
         let number = number.to_string();
-        let fields = [
-            ("tenant", self.tenant),
-            ("lane_id", self.lane_id),
-            ("series", self.series),
-            (number_name, number.as_str()),
-            ("hash", self.hash),
-            ("doc_no", self.doc_no),
-            ("posted_at", self.posted_at),
-        ];
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(ACK_V1.as_bytes());
-        out.push(b'\n');
-        for (name, value) in fields {
-            if value.contains(['\n', '\r']) {
-                return Err(AckError::LineBreak { field: name });
-            }
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.push(b'\n');
-        }
-        Ok(out)
+        lines(
+            ACK_V1,
+            &[
+                ("tenant", self.tenant),
+                ("lane_id", self.lane_id),
+                ("series", self.series),
+                (number_name, number.as_str()),
+                ("hash", self.hash),
+                ("doc_no", self.doc_no),
+                ("posted_at", self.posted_at),
+            ],
+        )
     }
+}
+
+/// What a day certificate binds: the back-end holds every document of the
+/// series from its first through this closing, each linked to the one
+/// before it (docs/backend-contract.md §4.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayBinding<'a> {
+    /// The back-end's tenant.
+    pub tenant: &'a str,
+    /// The lane.
+    pub lane_id: &'a str,
+    /// The series.
+    pub series: &'a str,
+    /// The closing's number.
+    pub closing_no: i64,
+    /// The business day it closes.
+    pub business_date: &'a str,
+    /// The closing's hash (SHA-256 of its exact bytes).
+    pub closing_hash: &'a str,
+    /// When the back-end certified it.
+    pub certified_at: &'a str,
+}
+
+impl DayBinding<'_> {
+    /// The exact bytes that are signed: `laned-day-certificate/1` and one
+    /// `name: value` line per field, each line ended by `\n`.
+    pub fn message(&self) -> Result<Vec<u8>, AckError> {
+        let closing_no = self.closing_no.to_string();
+        lines(
+            CERTIFICATE_V1,
+            &[
+                ("tenant", self.tenant),
+                ("lane_id", self.lane_id),
+                ("series", self.series),
+                ("closing_no", closing_no.as_str()),
+                ("business_date", self.business_date),
+                ("closing_hash", self.closing_hash),
+                ("certified_at", self.certified_at),
+            ],
+        )
+    }
+}
+
+/// A day certificate as it travels: when, which key, the signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayCertificate {
+    /// When the back-end certified the day.
+    pub certified_at: String,
+    /// The signing key's id.
+    pub key_id: String,
+    /// The Ed25519 signature over [`DayBinding::message`], 128 lowercase
+    /// hexadecimal digits.
+    pub signature: String,
 }
 
 /// An acknowledgement as it travels: which key signed, and the signature.
@@ -228,11 +292,23 @@ impl Signing {
 
     /// Signs what `binding` binds.
     pub fn sign(&self, binding: &Binding<'_>) -> Result<Ack, AckError> {
-        let sig = self.key.sign(&binding.message()?);
         Ok(Ack {
             key_id: self.public.key_id.clone(),
-            signature: const_hex::encode(sig.to_bytes()),
+            signature: self.signature(&binding.message()?),
         })
+    }
+
+    /// Certifies a day: signs what `day` binds.
+    pub fn certify(&self, day: &DayBinding<'_>) -> Result<DayCertificate, AckError> {
+        Ok(DayCertificate {
+            certified_at: day.certified_at.to_owned(),
+            key_id: self.public.key_id.clone(),
+            signature: self.signature(&day.message()?),
+        })
+    }
+
+    fn signature(&self, message: &[u8]) -> String {
+        const_hex::encode(self.key.sign(message).to_bytes())
     }
 }
 
@@ -259,17 +335,34 @@ impl Pinned {
 
     /// Checks that `ack` is this key's signature over `binding`.
     pub fn verify(&self, binding: &Binding<'_>, ack: &Ack) -> Result<(), AckError> {
-        if ack.key_id != self.key_id {
+        self.check(&ack.key_id, &ack.signature, &binding.message()?)
+    }
+
+    /// Checks that `certificate` is this key's signature over `day` (whose
+    /// `certified_at` must be the certificate's).
+    pub fn verify_certificate(
+        &self,
+        day: &DayBinding<'_>,
+        certificate: &DayCertificate,
+    ) -> Result<(), AckError> {
+        if day.certified_at != certificate.certified_at {
+            return Err(AckError::BadSignature);
+        }
+        self.check(&certificate.key_id, &certificate.signature, &day.message()?)
+    }
+
+    fn check(&self, key_id: &str, signature: &str, message: &[u8]) -> Result<(), AckError> {
+        if key_id != self.key_id {
             return Err(AckError::OtherKey {
-                found: ack.key_id.clone(),
+                found: key_id.to_owned(),
                 pinned: self.key_id.clone(),
             });
         }
         let mut sig = [0u8; 64];
-        const_hex::decode_to_slice(&ack.signature, &mut sig).map_err(|_| AckError::Malformed)?;
+        const_hex::decode_to_slice(signature, &mut sig).map_err(|_| AckError::Malformed)?;
         let sig = ed25519_dalek::Signature::from_bytes(&sig);
         self.key
-            .verify_strict(&binding.message()?, &sig)
+            .verify_strict(message, &sig)
             .map_err(|_| AckError::BadSignature)
     }
 }
@@ -359,6 +452,51 @@ mod tests {
         assert_eq!(
             pinned.verify(&binding(HASH), &short),
             Err(AckError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_day_certificate_binds_its_closing_and_time() {
+        let signing = Signing::from_seed(&[7; 32]);
+        let pinned = Pinned::new(signing.public()).unwrap();
+        let day = DayBinding {
+            tenant: "default",
+            lane_id: "L03",
+            series: "L03",
+            closing_no: 4,
+            business_date: "2026-11-22",
+            closing_hash: HASH,
+            certified_at: "2026-11-22T21:30:01.000Z",
+        };
+        assert!(
+            String::from_utf8(day.message().unwrap())
+                .unwrap()
+                .starts_with("laned-day-certificate/1\ntenant: default\n")
+        );
+        let c = signing.certify(&day).unwrap();
+        assert_eq!(pinned.verify_certificate(&day, &c), Ok(()));
+        let mut other = day;
+        other.business_date = "2026-11-23";
+        assert_eq!(
+            pinned.verify_certificate(&other, &c),
+            Err(AckError::BadSignature)
+        );
+        let mut later = c.clone();
+        later.certified_at = "2026-11-23T00:00:00.000Z".into();
+        assert_eq!(
+            pinned.verify_certificate(&day, &later),
+            Err(AckError::BadSignature)
+        );
+        // An ack's signature is no certificate: the first lines differ.
+        let ack = signing.sign(&binding(HASH)).unwrap();
+        let posing = DayCertificate {
+            certified_at: day.certified_at.into(),
+            key_id: ack.key_id,
+            signature: ack.signature,
+        };
+        assert_eq!(
+            pinned.verify_certificate(&day, &posing),
+            Err(AckError::BadSignature)
         );
     }
 

@@ -120,6 +120,10 @@ pub struct Posted {
     /// a back-end that does not sign.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack: Option<ack::Ack>,
+    /// A closing's day certificate, once the back-end holds the series'
+    /// chain unbroken through it ([`ack::DayCertificate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<ack::DayCertificate>,
 }
 
 /// The answer to `POST {base}/v1/sales:batch`: one result per sale, in

@@ -20,7 +20,7 @@ use super::tokens::{Caller, Lanes};
 use crate::common::clock::Clock;
 use crate::common::http::HttpError;
 use crate::contract::Posted;
-use crate::contract::ack::{Binding, Number, Signing};
+use crate::contract::ack::{Binding, DayBinding, DayCertificate, Number, Signing};
 use crate::contract::sale;
 use crate::contract::{
     BatchResponse, Envelope, Heartbeat, IDEMPOTENCY_KEY, IDEMPOTENCY_REPLAYED, ItemResult, Keys,
@@ -99,6 +99,30 @@ impl AppState {
             tenant: self.inner.tenant.clone(),
             signing_key: self.inner.signing.public().clone(),
         }
+    }
+
+    /// The signed day certificate of a lane's closing.
+    fn certify(
+        &self,
+        lane_id: &str,
+        series: &str,
+        closing_no: i64,
+        c: &super::store::Certified,
+    ) -> Option<DayCertificate> {
+        let day = DayBinding {
+            tenant: &self.inner.tenant,
+            lane_id,
+            series,
+            closing_no,
+            business_date: &c.business_date,
+            closing_hash: &c.closing_hash,
+            certified_at: &c.certified_at,
+        };
+        self.inner
+            .signing
+            .certify(&day)
+            .inspect_err(|e| tracing::error!(error = %e, "cannot sign a day certificate"))
+            .ok()
     }
 
     /// `doc` with its acknowledgement: the signature over what it binds
@@ -619,11 +643,28 @@ async fn put_closing(
         number: Number::Closing(item.closing_no),
         hash: item.fingerprint.clone(),
     };
-    let o = s
+    let (lane_id, series, closing_no) =
+        (item.lane_id.clone(), item.series.clone(), item.closing_no);
+    let mut o = s
         .inner
         .store
         .post_closing(s.inner.tenant.clone(), item, s.now())
         .await?;
+    // A closing the proven chain has reached carries its day certificate.
+    if let Outcome::Posted(doc) | Outcome::Replayed(doc) = &mut o
+        && let Some(c) = s
+            .inner
+            .store
+            .certificate(
+                s.inner.tenant.clone(),
+                lane_id.clone(),
+                series.clone(),
+                closing_no,
+            )
+            .await?
+    {
+        doc.certificate = s.certify(&lane_id, &series, closing_no, &c);
+    }
     answer(&s, o, &what)
 }
 

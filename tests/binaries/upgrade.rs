@@ -18,7 +18,8 @@ const PREVIOUS: i64 = 8;
 const NEWEST: &str = "0009_acks";
 /// What the newest migration adds, taken out again.
 const UNDO_NEWEST: &str = "DROP TABLE backend_key; ALTER TABLE sales DROP COLUMN ack; \
-                           ALTER TABLE closings DROP COLUMN ack;";
+                           ALTER TABLE closings DROP COLUMN ack; \
+                           ALTER TABLE closings DROP COLUMN certificate;";
 /// Something the newest migration cannot get past (left, say, by a support
 /// session's experiment), and SQLite's complaint.
 const OBSTACLE: &str = "CREATE TABLE backend_key (x)";

@@ -148,6 +148,35 @@ async fn the_lane_pins_salemaps_key_and_keeps_a_verified_ack_for_every_document(
     );
     assert_eq!(json!(key), keys["signing_key"]);
     assert_eq!(assert_all_verify(&lane_dir, &tenant, &key), 4);
+    // salemap holds the day unbroken through the closing: the lane keeps
+    // its day certificate, which verifies from the database alone.
+    let conn = rusqlite::Connection::open(lane_dir.join(laned::lane::store::DB_FILE)).unwrap();
+    let (body, closing_no, business_date, certificate): (Vec<u8>, i64, String, Option<String>) =
+        conn.query_row(
+            "SELECT body, closing_no, business_date, certificate FROM closings",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    let cert: laned::contract::ack::DayCertificate =
+        serde_json::from_str(certificate.as_deref().expect("a day certificate")).unwrap();
+    let closing_hash = laned::contract::journal::hash(&body);
+    Pinned::new(&key)
+        .unwrap()
+        .verify_certificate(
+            &laned::contract::ack::DayBinding {
+                tenant: &tenant,
+                lane_id: "L03",
+                series: "L03",
+                closing_no,
+                business_date: &business_date,
+                closing_hash: &closing_hash,
+                certified_at: &cert.certified_at,
+            },
+            &cert,
+        )
+        .unwrap();
+    drop(conn);
     // The same key after a restart of salemap: it kept its key file.
     let (db, lanes, addr) = sm.stop().await;
     let sm = Salemap::start_at(db, lanes, addr).await;

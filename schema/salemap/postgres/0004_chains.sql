@@ -18,10 +18,9 @@ CREATE TABLE links (
     forked         boolean NOT NULL DEFAULT false,
     problem        text,
     held_at        text   NOT NULL,
-    PRIMARY KEY (tenant, transaction_id)
+    PRIMARY KEY (tenant, lane_id, series, lane_seq, hash)
 );
 
-CREATE INDEX links_hash ON links (tenant, lane_id, series, hash);
 CREATE INDEX links_prev ON links (tenant, lane_id, series, prev_hash);
 
 INSERT INTO links (tenant, transaction_id, lane_id, series, lane_seq, numbered_by, number,
@@ -50,6 +49,38 @@ SELECT c.tenant, c.transaction_id, c.lane_id, c.series,
        c.fingerprint, c.envelope::jsonb ->> 'prev_hash',
        (c.envelope::jsonb -> 'grand_total')::text, NULL, 0, c.posted_at
 FROM closings c;
+
+CREATE TABLE chain_heads (
+    tenant        text   NOT NULL,
+    lane_id       text   NOT NULL,
+    series        text   NOT NULL,
+    head_hash     text   NOT NULL,
+    head_id       text   NOT NULL,
+    head_lane_seq bigint NOT NULL,
+    updated_at    text   NOT NULL,
+    PRIMARY KEY (tenant, lane_id, series)
+);
+
+CREATE TABLE certificates (
+    tenant        text   NOT NULL,
+    lane_id       text   NOT NULL,
+    series        text   NOT NULL,
+    closing_no    bigint NOT NULL,
+    business_date text   NOT NULL,
+    closing_id    text   NOT NULL,
+    closing_hash  text   NOT NULL,
+    certified_at  text   NOT NULL,
+    PRIMARY KEY (tenant, lane_id, series, closing_no)
+);
+
+CREATE FUNCTION certificates_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'certificates are never changed or deleted';
+END
+$$;
+
+CREATE TRIGGER certificates_immutable BEFORE DELETE OR UPDATE ON certificates
+    FOR EACH ROW EXECUTE FUNCTION certificates_immutable();
 
 CREATE FUNCTION links_no_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

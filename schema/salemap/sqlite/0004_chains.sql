@@ -33,10 +33,15 @@ CREATE TABLE links (
     -- What its predecessor, arriving after it, showed to be wrong.
     problem        TEXT,
     held_at        TEXT    NOT NULL,
-    PRIMARY KEY (tenant, transaction_id)
+    -- In lane order per series: a lane's documents are appended at the
+    -- end, and a document's predecessor is the one before it. (A lane
+    -- restored from an old copy may repeat a lane_seq: the hash tells its
+    -- documents apart.) The id is looked up in posted and closings.
+    PRIMARY KEY (tenant, lane_id, series, lane_seq, hash)
 ) STRICT, WITHOUT ROWID;
 
-CREATE INDEX links_hash ON links (tenant, lane_id, series, hash);
+-- The documents that follow a given one (a successor that arrived early,
+-- a second one in the same place).
 CREATE INDEX links_prev ON links (tenant, lane_id, series, prev_hash);
 
 -- What salemap already holds.
@@ -66,6 +71,46 @@ SELECT c.tenant, c.transaction_id, c.lane_id, c.series,
        c.fingerprint, json_extract(c.envelope, '$.prev_hash'),
        json_extract(c.envelope, '$.grand_total'), NULL, 0, c.posted_at
 FROM closings c;
+
+-- How far each lane's chain is proven from its start: the last document
+-- such that salemap holds every document of the series from the first
+-- (prev_hash 64 zeros) through it, each linked to the one before. It only
+-- moves forward, one document at a time, as documents arrive.
+CREATE TABLE chain_heads (
+    tenant     TEXT    NOT NULL,
+    lane_id    TEXT    NOT NULL,
+    series     TEXT    NOT NULL,
+    head_hash  TEXT    NOT NULL,
+    head_id    TEXT    NOT NULL,
+    head_lane_seq INTEGER NOT NULL,
+    updated_at TEXT    NOT NULL,
+    PRIMARY KEY (tenant, lane_id, series)
+) STRICT, WITHOUT ROWID;
+
+-- Day certificates: a closing the proven chain has reached. salemap signs
+-- them when it serves them (Ed25519 signatures are deterministic), over
+-- these columns and its tenant.
+CREATE TABLE certificates (
+    tenant        TEXT    NOT NULL,
+    lane_id       TEXT    NOT NULL,
+    series        TEXT    NOT NULL,
+    closing_no    INTEGER NOT NULL,
+    business_date TEXT    NOT NULL,
+    closing_id    TEXT    NOT NULL,
+    closing_hash  TEXT    NOT NULL,
+    certified_at  TEXT    NOT NULL,
+    PRIMARY KEY (tenant, lane_id, series, closing_no)
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER certificates_no_change BEFORE UPDATE ON certificates
+BEGIN
+    SELECT RAISE(ABORT, 'certificates are never changed');
+END;
+
+CREATE TRIGGER certificates_no_delete BEFORE DELETE ON certificates
+BEGIN
+    SELECT RAISE(ABORT, 'certificates are never deleted');
+END;
 
 -- Links are never deleted.
 CREATE TRIGGER links_no_delete BEFORE DELETE ON links

@@ -13,6 +13,8 @@ pub enum Outcome {
         posted_at: String,
         /// The back-end's signature, if it sent one.
         ack: Option<crate::contract::ack::Ack>,
+        /// A closing's day certificate, if the back-end sent one.
+        certificate: Option<crate::contract::ack::DayCertificate>,
     },
     /// Refused for a reason a retry will not fix: the sale becomes `stuck`.
     Stuck {

@@ -245,6 +245,7 @@ impl BackendClient {
                     doc_no: p.doc_no,
                     posted_at: p.posted_at,
                     ack: p.ack,
+                    certificate: p.certificate,
                 },
                 _ => bad_response(status.as_u16()),
             }
@@ -327,6 +328,7 @@ impl BackendClient {
                             .clone()
                             .unwrap_or_else(|| crate::common::time::fmt_ts(now)),
                         ack: r.ack.clone(),
+                        certificate: None,
                     },
                     (200 | 201, _, _) => bad_response(r.status),
                     (s, _, _) => classify_failure(

@@ -450,19 +450,20 @@ impl Drain {
             .into_iter()
             .zip(&sales)
             .map(|(a, s)| {
-                let (outcome, ack) = self.trust.verify(
+                let v = self.trust.verify(
                     a.outcome,
                     &lane_id,
                     &s.series,
                     crate::contract::ack::Number::Receipt(s.receipt_no),
                     &s.body,
+                    None,
                 );
                 (
                     Answer {
-                        outcome,
+                        outcome: v.outcome,
                         http_status: a.http_status,
                     },
-                    ack,
+                    v.ack,
                 )
             })
             .unzip();
@@ -621,16 +622,18 @@ impl Drain {
             .put_closing(&c.transaction_id, c.body.clone(), now)
             .await;
         self.note_backend_date();
-        let (verified, ack) = self.trust.verify(
+        let verified = self.trust.verify(
             a.outcome,
             self.client.lane_id(),
             &c.series,
             crate::contract::ack::Number::Closing(c.closing_no),
             &c.body,
+            Some(&c.business_date),
         );
-        self.metrics.attempt(verified.kind());
+        let (ack, certificate) = (verified.ack, verified.certificate);
+        self.metrics.attempt(verified.outcome.kind());
         state.last_attempt_at = Some(now);
-        let outcome = match verified {
+        let outcome = match verified.outcome {
             Outcome::LaneFault { code, message }
                 if matches!(a.http_status, Some(404 | 405 | 501)) =>
             {
@@ -655,6 +658,7 @@ impl Drain {
                     new_state: Some("posted"),
                     posted: Some((doc_no.clone(), posted_at.clone())),
                     ack,
+                    certificate,
                     error: None,
                     next_attempt_at: None,
                 }
@@ -671,6 +675,7 @@ impl Drain {
                     new_state: Some("stuck"),
                     posted: None,
                     ack: None,
+                    certificate: None,
                     error: Some((code.clone(), message.clone())),
                     next_attempt_at: Some(recheck_at),
                 }
@@ -685,6 +690,7 @@ impl Drain {
                     new_state: None,
                     posted: None,
                     ack: None,
+                    certificate: None,
                     error: Some((code.clone(), message.clone())),
                     next_attempt_at: c.stuck.then_some(recheck_at),
                 }

@@ -3,7 +3,7 @@
 //! of every acknowledgement against it.
 
 use crate::contract::Keys;
-use crate::contract::ack::{Binding, Number, Pinned, PublicKey};
+use crate::contract::ack::{Binding, DayBinding, Number, Pinned, PublicKey};
 
 /// The lane-level fault of an answer that carries no acknowledgement, or
 /// one that does not verify against the pinned key, and of a heartbeat
@@ -89,8 +89,9 @@ impl Trust {
         }
     }
 
-    /// Checks the acknowledgement of a posted answer: the answer itself,
-    /// and the ack to keep (JSON), or a lane-level fault. Without a
+    /// Checks the acknowledgement of a posted answer (and a closing's day
+    /// certificate, when `day` gives the business day it closes): the
+    /// answer itself, with what to keep, or a lane-level fault. Without a
     /// trusted key the answer stands unsigned.
     pub fn verify(
         &self,
@@ -99,46 +100,40 @@ impl Trust {
         series: &str,
         number: Number,
         body: &[u8],
-    ) -> (Outcome, Option<String>) {
+        day: Option<&str>,
+    ) -> Verified {
         let Outcome::Posted {
             doc_no,
             posted_at,
             ack,
+            certificate,
         } = outcome
         else {
-            return (outcome, None);
+            return Verified::unsigned(outcome);
         };
         let Some((key, tenant)) = &self.pinned else {
             if let Some(c) = &self.configured {
-                return (
-                    fault(format!(
-                        "the back-end has not yet confirmed the configured key {} \
-                         (backend_key) in its heartbeat; no answer is taken as posted until then",
-                        c.key_id
-                    )),
-                    None,
-                );
+                return Verified::unsigned(fault(format!(
+                    "the back-end has not yet confirmed the configured key {} \
+                     (backend_key) in its heartbeat; no answer is taken as posted until then",
+                    c.key_id
+                )));
             }
-            return (
-                Outcome::Posted {
-                    doc_no,
-                    posted_at,
-                    ack: None,
-                },
-                None,
-            );
+            return Verified::unsigned(Outcome::Posted {
+                doc_no,
+                posted_at,
+                ack: None,
+                certificate: None,
+            });
         };
         let what = match number {
             Number::Receipt(n) => format!("receipt {series}/{n}"),
             Number::Closing(n) => format!("closing {series}/Z{n}"),
         };
         let Some(ack) = ack else {
-            return (
-                fault(format!(
-                    "the back-end answered {what} as posted ({doc_no}) without its signature"
-                )),
-                None,
-            );
+            return Verified::unsigned(fault(format!(
+                "the back-end answered {what} as posted ({doc_no}) without its signature"
+            )));
         };
         let hash = crate::contract::journal::hash(body);
         let binding = Binding {
@@ -150,25 +145,64 @@ impl Trust {
             doc_no: &doc_no,
             posted_at: &posted_at,
         };
-        match key.verify(&binding, &ack) {
-            Ok(()) => {
-                let kept = serde_json::to_string(&ack).ok();
-                (
-                    Outcome::Posted {
-                        doc_no,
-                        posted_at,
-                        ack: Some(ack),
-                    },
-                    kept,
-                )
+        if let Err(e) = key.verify(&binding, &ack) {
+            return Verified::unsigned(fault(format!(
+                "the back-end's acknowledgement of {what} ({doc_no}) does not hold: {e}; \
+                 it is not taken as posted"
+            )));
+        }
+        let certificate = match (certificate, day, number) {
+            (Some(c), Some(business_date), Number::Closing(closing_no)) => {
+                let d = DayBinding {
+                    tenant,
+                    lane_id,
+                    series,
+                    closing_no,
+                    business_date,
+                    closing_hash: &hash,
+                    certified_at: &c.certified_at,
+                };
+                if let Err(e) = key.verify_certificate(&d, &c) {
+                    return Verified::unsigned(fault(format!(
+                        "the back-end's day certificate of {what} does not hold: {e}"
+                    )));
+                }
+                Some(c)
             }
-            Err(e) => (
-                fault(format!(
-                    "the back-end's acknowledgement of {what} ({doc_no}) does not hold: {e}; \
-                     it is not taken as posted"
-                )),
-                None,
-            ),
+            _ => None,
+        };
+        Verified {
+            ack: serde_json::to_string(&ack).ok(),
+            certificate: certificate
+                .as_ref()
+                .and_then(|c| serde_json::to_string(c).ok()),
+            outcome: Outcome::Posted {
+                doc_no,
+                posted_at,
+                ack: Some(ack),
+                certificate,
+            },
+        }
+    }
+}
+
+/// A posted answer after its checks, with what to keep (JSON).
+#[derive(Debug)]
+pub struct Verified {
+    /// The answer, or the lane-level fault it amounts to.
+    pub outcome: Outcome,
+    /// The acknowledgement to keep with the document.
+    pub ack: Option<String>,
+    /// The day certificate to keep with a closing.
+    pub certificate: Option<String>,
+}
+
+impl Verified {
+    fn unsigned(outcome: Outcome) -> Verified {
+        Verified {
+            outcome,
+            ack: None,
+            certificate: None,
         }
     }
 }
@@ -219,10 +253,11 @@ mod tests {
             doc_no: "L03/00000001".into(),
             posted_at: "2026-11-22T11:03:12.000Z".into(),
             ack,
+            certificate: None,
         };
         // Not pinned: taken unsigned.
-        let (o, kept) = t.verify(posted(None), "L03", "L03", Number::Receipt(1), body);
-        assert!(matches!(o, Outcome::Posted { .. }) && kept.is_none());
+        let v = t.verify(posted(None), "L03", "L03", Number::Receipt(1), body, None);
+        assert!(matches!(v.outcome, Outcome::Posted { .. }) && v.ack.is_none());
         t.pin(keys(1));
         let hash = crate::contract::journal::hash(body);
         let ack = signing
@@ -236,14 +271,15 @@ mod tests {
                 posted_at: "2026-11-22T11:03:12.000Z",
             })
             .unwrap();
-        let (o, kept) = t.verify(
+        let v = t.verify(
             posted(Some(ack.clone())),
             "L03",
             "L03",
             Number::Receipt(1),
             body,
+            None,
         );
-        assert!(matches!(o, Outcome::Posted { .. }) && kept.is_some());
+        assert!(matches!(v.outcome, Outcome::Posted { .. }) && v.ack.is_some());
         // Missing, for another receipt, for other bytes.
         for (a, number, b) in [
             (None, Number::Receipt(1), &body[..]),
@@ -254,12 +290,12 @@ mod tests {
                 &br#"{"transaction_id":"y"}"#[..],
             ),
         ] {
-            let (o, kept) = t.verify(posted(a), "L03", "L03", number, b);
+            let v = t.verify(posted(a), "L03", "L03", number, b, None);
             assert!(
-                matches!(&o, Outcome::LaneFault { code, .. } if code == BAD_ACK),
-                "{o:?}"
+                matches!(&v.outcome, Outcome::LaneFault { code, .. } if code == BAD_ACK),
+                "{v:?}"
             );
-            assert!(kept.is_none());
+            assert!(v.ack.is_none());
         }
     }
 }

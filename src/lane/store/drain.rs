@@ -58,6 +58,8 @@ pub struct ClosingCandidate {
     pub series: String,
     /// Its closing number.
     pub closing_no: i64,
+    /// The business day it closes.
+    pub business_date: String,
 }
 
 /// What became of a closing in one attempt.
@@ -71,6 +73,8 @@ pub struct ClosingDelivery {
     pub posted: Option<(String, String)>,
     /// The back-end's verified acknowledgement (JSON), when posted.
     pub ack: Option<String>,
+    /// The back-end's verified day certificate (JSON), when it sent one.
+    pub certificate: Option<String>,
     /// Error code and message, when not posted.
     pub error: Option<(String, String)>,
     /// When to try it again, if ever.
@@ -87,7 +91,8 @@ pub fn record_closing(
         "UPDATE closings SET state = coalesce(?2, state),
                 doc_no = coalesce(?3, doc_no), posted_at = coalesce(?4, posted_at),
                 attempts = attempts + 1, next_attempt_at = ?5,
-                last_error_code = ?6, last_error = ?7, ack = coalesce(?8, ack)
+                last_error_code = ?6, last_error = ?7, ack = coalesce(?8, ack),
+                certificate = coalesce(?9, certificate)
          WHERE seq = ?1",
     )
     .and_then(|mut st| {
@@ -100,6 +105,7 @@ pub fn record_closing(
             d.error.as_ref().map(|e| &e.0),
             d.error.as_ref().map(|e| &e.1),
             d.ack,
+            d.certificate,
         ])
     })
     .map_err(|e| StoreError::sqlite("record a closing's delivery", e))?;
@@ -107,7 +113,7 @@ pub fn record_closing(
 }
 
 /// A closing to send, from `SELECT seq, transaction_id, body, series,
-/// closing_no`.
+/// closing_no, business_date`.
 fn closing_candidate(r: &rusqlite::Row<'_>, stuck: bool) -> rusqlite::Result<ClosingCandidate> {
     Ok(ClosingCandidate {
         seq: r.get(0)?,
@@ -116,6 +122,7 @@ fn closing_candidate(r: &rusqlite::Row<'_>, stuck: bool) -> rusqlite::Result<Clo
         body: r.get(2)?,
         series: r.get(3)?,
         closing_no: r.get(4)?,
+        business_date: r.get(5)?,
     })
 }
 
@@ -175,7 +182,7 @@ pub fn plan(
         // it has gone (posted, or stuck and parked).
         let closing: Option<ClosingCandidate> = tx
             .prepare_cached(
-                "SELECT seq, transaction_id, body, series, closing_no FROM closings
+                "SELECT seq, transaction_id, body, series, closing_no, business_date FROM closings
                  WHERE state = 'pending' ORDER BY seq LIMIT 1",
             )?
             .query_row([], |r| closing_candidate(r, false))
@@ -265,8 +272,8 @@ pub fn plan(
         } else {
             plan.closing = tx
                 .prepare_cached(
-                    "SELECT seq, transaction_id, body, series, closing_no FROM closings
-                     WHERE state = 'stuck'
+                    "SELECT seq, transaction_id, body, series, closing_no, business_date
+                     FROM closings WHERE state = 'stuck'
                        AND (next_attempt_at IS NULL OR next_attempt_at <= ?1 OR next_attempt_at > ?2)
                      ORDER BY seq LIMIT 1",
                 )?

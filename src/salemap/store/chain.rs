@@ -44,6 +44,8 @@ pub struct Link {
 pub struct Held {
     /// Its id.
     pub transaction_id: String,
+    /// Its hash.
+    pub hash: String,
     /// Its place in lane order.
     pub lane_seq: i64,
     /// Its grand total (`None` from before the journal).
@@ -59,7 +61,8 @@ pub struct Held {
 pub struct Facts {
     /// The id is already held: a repeat, which the gate answers.
     pub held: bool,
-    /// The held document whose hash is the document's `prev_hash`.
+    /// The held document whose hash is the document's `prev_hash`: the
+    /// one before it in lane order, if its hash is that.
     pub predecessor: Option<Held>,
     /// Held documents (other ids) that name the same `prev_hash`.
     pub siblings: Vec<String>,
@@ -118,8 +121,8 @@ pub enum Verdict {
         /// head office's numbers. Kept, and shown to head office.
         forked: bool,
         /// Held documents that arrived before it and whose grand totals
-        /// do not follow from it: (id, what is wrong).
-        successor_problems: Vec<(String, String)>,
+        /// do not follow from it: (the document, what is wrong).
+        successor_problems: Vec<(Held, String)>,
     },
     /// Refused; nothing of it is kept.
     Refuse(Refusal),
@@ -209,6 +212,7 @@ fn judge_one(
     // Its predecessor: in this request, held, or the start of the series.
     let genesis = Held {
         transaction_id: String::new(),
+        hash: GENESIS.into(),
         lane_seq: 0,
         grand_total: Some(BTreeMap::new()),
         currency: None,
@@ -216,6 +220,7 @@ fn judge_one(
     };
     let in_request = by_hash.get(&key).map(|l| Held {
         transaction_id: l.transaction_id.clone(),
+        hash: l.hash.clone(),
         lane_seq: l.lane_seq,
         grand_total: l.grand_total.clone(),
         currency: l.currency.clone(),
@@ -252,7 +257,7 @@ fn judge_one(
         .filter_map(|s| {
             if s.lane_seq <= link.lane_seq {
                 return Some((
-                    s.transaction_id.clone(),
+                    s.clone(),
                     format!(
                         "it links to document {} that comes at or after it in lane order",
                         link.transaction_id
@@ -267,7 +272,7 @@ fn judge_one(
             let want = expected(before, s.currency.as_deref(), effect);
             (want != *found).then(|| {
                 (
-                    s.transaction_id.clone(),
+                    s.clone(),
                     format!(
                         "its grand total {} is not {} (its predecessor {}'s plus its own effect)",
                         json(found),
@@ -284,6 +289,67 @@ fn judge_one(
         forked,
         successor_problems,
     }
+}
+
+/// How many documents one request moves a series' proven head at most
+/// (a database upgraded with a long history catches up over a few
+/// requests instead of in one).
+pub const MAX_WALK: usize = 10_000;
+
+/// One step of the proven head: the next document after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Its id.
+    pub transaction_id: String,
+    /// Its hash.
+    pub hash: String,
+    /// Its place in lane order.
+    pub lane_seq: i64,
+    /// It is a closing (the head reaching it certifies its day).
+    pub closing: bool,
+}
+
+impl Step {
+    /// The step onto `l`.
+    pub fn of(l: &Link) -> Step {
+        Step {
+            transaction_id: l.transaction_id.clone(),
+            hash: l.hash.clone(),
+            lane_seq: l.lane_seq,
+            closing: matches!(l.number, Number::Closing(_)),
+        }
+    }
+}
+
+/// The document of `kept` (what a request just added, forks left out)
+/// that follows `hash` in `lane`'s `series`.
+pub fn next_kept<'a>(
+    kept: &'a [(Link, bool)],
+    lane: &str,
+    series: &str,
+    hash: &str,
+) -> Option<&'a Link> {
+    kept.iter()
+        .find(|(l, forked)| {
+            !forked
+                && l.lane_id == lane
+                && l.series == series
+                && l.prev_hash.as_deref() == Some(hash)
+        })
+        .map(|(l, _)| l)
+}
+
+/// The series (lane, series) a request's kept documents may move the head
+/// of: those with a document that follows `head` (64 zeros when none).
+pub fn touched(kept: &[(Link, bool)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = kept
+        .iter()
+        .filter(|(l, forked)| !forked && l.prev_hash.is_some())
+        .map(|(l, _)| (l.lane_id.clone(), l.series.clone()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// A grand total as JSON, for messages and the store.
@@ -318,6 +384,7 @@ mod tests {
     fn held(l: &Link) -> Held {
         Held {
             transaction_id: l.transaction_id.clone(),
+            hash: l.hash.clone(),
             lane_seq: l.lane_seq,
             grand_total: l.grand_total.clone(),
             currency: l.currency.clone(),
@@ -432,7 +499,7 @@ mod tests {
                 successor_problems, ..
             } => {
                 assert_eq!(successor_problems.len(), 1);
-                assert_eq!(successor_problems[0].0, "b");
+                assert_eq!(successor_problems[0].0.transaction_id, "b");
             }
             other => panic!("{other:?}"),
         }

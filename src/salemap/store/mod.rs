@@ -295,6 +295,18 @@ pub struct ClosingItem {
     pub grand_total: BTreeMap<String, i64>,
 }
 
+/// A closing the proven chain has reached: its day certificate's facts
+/// (signed when served).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certified {
+    /// The day it closes.
+    pub business_date: String,
+    /// The closing's hash.
+    pub closing_hash: String,
+    /// When salemap certified it.
+    pub certified_at: String,
+}
+
 /// The document number of a closing: its series and closing number.
 pub fn closing_doc_no(series: &str, no: i64) -> String {
     format!("{series}/Z{no:06}")
@@ -400,6 +412,20 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.last_receipt_no(tenant, lane_id).await,
             Store::Postgres(s) => s.last_receipt_no(&tenant, &lane_id).await,
+        }
+    }
+
+    /// The certificate of a lane's closing, if its day is certified.
+    pub async fn certificate(
+        &self,
+        tenant: String,
+        lane_id: String,
+        series: String,
+        closing_no: i64,
+    ) -> Result<Option<Certified>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.certificate(tenant, lane_id, series, closing_no).await,
+            Store::Postgres(s) => s.certificate(&tenant, &lane_id, &series, closing_no).await,
         }
     }
 

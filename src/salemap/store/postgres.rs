@@ -20,7 +20,8 @@ use tokio_postgres::types::ToSql;
 
 use super::chain::{self, Facts, Held, Link, Verdict};
 use super::{
-    Aborts, ClosingItem, Day, Item, Outcome, StoreError, Stored, VoidedDoc, closing_doc_no,
+    Aborts, Certified, ClosingItem, Day, Item, Outcome, StoreError, Stored, VoidedDoc,
+    closing_doc_no,
 };
 use crate::common::migrate::{self, Migration};
 use crate::contract::Kind;
@@ -214,7 +215,7 @@ impl PgStore {
                 } => {
                     let o = gate.next().ok_or(StoreError::Task)?.chained(chained);
                     if matches!(o, Outcome::Posted(_)) {
-                        note_problems(&tx, tenant, &successor_problems).await?;
+                        note_problems(&tx, tenant, &link, &successor_problems).await?;
                         kept.push((link, out_of_order, forked));
                     }
                     o
@@ -228,6 +229,8 @@ impl PgStore {
         .await
         .into_iter()
         .collect::<Result<Vec<()>, _>>()?;
+        let kept: Vec<(Link, bool)> = kept.into_iter().map(|(l, _, f)| (l, f)).collect();
+        advance(&tx, tenant, &kept, posted_at).await?;
         if self.aborts.now() {
             // Dropping the transaction rolls everything back.
             return Err(StoreError::Injected);
@@ -270,7 +273,8 @@ impl PgStore {
                 let o = closing_gate(&tx, tenant, c, posted_at).await?.chained(true);
                 if matches!(o, Outcome::Posted(_)) {
                     keep_link(&tx, tenant, &link, out_of_order, forked, posted_at).await?;
-                    note_problems(&tx, tenant, &successor_problems).await?;
+                    note_problems(&tx, tenant, &link, &successor_problems).await?;
+                    advance(&tx, tenant, &[(link, forked)], posted_at).await?;
                 }
                 o
             }
@@ -297,6 +301,30 @@ impl PgStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// The certificate of a lane's closing, if its day is certified.
+    pub async fn certificate(
+        &self,
+        tenant: &str,
+        lane_id: &str,
+        series: &str,
+        closing_no: i64,
+    ) -> Result<Option<Certified>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt(
+                "SELECT business_date, closing_hash, certified_at FROM certificates
+                 WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND closing_no = $4",
+                &[&tenant, &lane_id, &series, &closing_no],
+            )
+            .await
+            .map_err(pg("read a certificate"))?
+            .map(|r| Certified {
+                business_date: r.get(0),
+                closing_hash: r.get(1),
+                certified_at: r.get(2),
+            }))
+    }
+
     /// One document, for support.
     pub async fn get(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
         let client = self.client().await?;
@@ -318,6 +346,7 @@ impl PgStore {
                     doc_no: r.get::<_, Option<String>>(1).unwrap_or_default(),
                     posted_at: r.get(2),
                     ack: None,
+                    certificate: None,
                 },
                 lane_id: r.get(3),
                 series: r.get(4),
@@ -410,6 +439,7 @@ async fn closing_gate(
             doc_no,
             posted_at: posted_at.to_owned(),
             ack: None,
+            certificate: None,
         }));
     }
     if let Some(r) = tx
@@ -427,6 +457,7 @@ async fn closing_gate(
                 doc_no: r.get(1),
                 posted_at: r.get(2),
                 ack: None,
+                certificate: None,
             })
         } else {
             Outcome::Mismatch
@@ -490,28 +521,42 @@ async fn voided(
         }))
 }
 
+/// A held link, from `SELECT transaction_id, hash, lane_seq, grand_total,
+/// currency, effect`.
 fn held(r: &tokio_postgres::Row) -> Held {
     Held {
         transaction_id: r.get(0),
-        lane_seq: r.get(1),
-        grand_total: chain::parse_total(r.get::<_, Option<&str>>(2)),
-        currency: r.get(3),
-        effect: r.get(4),
+        hash: r.get(1),
+        lane_seq: r.get(2),
+        grand_total: chain::parse_total(r.get::<_, Option<&str>>(3)),
+        currency: r.get(4),
+        effect: r.get(5),
     }
 }
 
-/// What salemap holds around one new document of its chain.
+/// What salemap holds around one new document of its chain: index steps
+/// only, pipelined.
 async fn facts(
     tx: &deadpool_postgres::Transaction<'_>,
     tenant: &str,
     l: &Link,
 ) -> Result<Facts, StoreError> {
+    use crate::contract::ack::Number;
     let read = gate_error("read the chain");
+    let (held_sql, highest_sql) = match l.number {
+        Number::Receipt(_) => (
+            "SELECT 1 FROM posted WHERE tenant = $1 AND transaction_id = $2",
+            "SELECT receipt_no FROM posted WHERE tenant = $1 AND lane_id = $2 AND series = $3
+             ORDER BY receipt_no DESC LIMIT 1",
+        ),
+        Number::Closing(_) => (
+            "SELECT 1 FROM closings WHERE tenant = $1 AND transaction_id = $2",
+            "SELECT closing_no FROM closings WHERE tenant = $1 AND lane_id = $2 AND series = $3
+             ORDER BY closing_no DESC LIMIT 1",
+        ),
+    };
     let held_id = tx
-        .query_opt(
-            "SELECT 1 FROM links WHERE tenant = $1 AND transaction_id = $2",
-            &[&tenant, &l.transaction_id],
-        )
+        .query_opt(held_sql, &[&tenant, &l.transaction_id])
         .await
         .map_err(&read)?
         .is_some();
@@ -523,23 +568,16 @@ async fn facts(
         return Ok(f);
     };
     let (lane, series) = (&l.lane_id, &l.series);
-    let highest = match l.number {
-        crate::contract::ack::Number::Receipt(_) => {
-            "SELECT MAX(receipt_no) FROM posted WHERE tenant = $1 AND lane_id = $2 AND series = $3"
-        }
-        crate::contract::ack::Number::Closing(_) => {
-            "SELECT MAX(closing_no) FROM closings WHERE tenant = $1 AND lane_id = $2 AND series = $3"
-        }
-    };
-    let by_prev: [&(dyn ToSql + Sync); 4] = [&tenant, lane, series, &prev];
+    let before_it: [&(dyn ToSql + Sync); 4] = [&tenant, lane, series, &l.lane_seq];
     let siblings_of: [&(dyn ToSql + Sync); 5] = [&tenant, lane, series, &prev, &l.transaction_id];
     let after_it: [&(dyn ToSql + Sync); 4] = [&tenant, lane, series, &l.hash];
     let in_series: [&(dyn ToSql + Sync); 3] = [&tenant, lane, series];
-    let (predecessor, siblings, successors, highest) = tokio::join!(
-        tx.query_opt(
-            "SELECT transaction_id, lane_seq, grand_total, currency, effect FROM links
-             WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND hash = $4 LIMIT 1",
-            &by_prev,
+    let (before, siblings, successors, highest) = tokio::join!(
+        tx.query(
+            "SELECT transaction_id, hash, lane_seq, grand_total, currency, effect FROM links
+             WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND lane_seq < $4
+             ORDER BY lane_seq DESC LIMIT 4",
+            &before_it,
         ),
         tx.query(
             "SELECT transaction_id FROM links
@@ -548,16 +586,23 @@ async fn facts(
             &siblings_of,
         ),
         tx.query(
-            "SELECT transaction_id, lane_seq, grand_total, currency, effect FROM links
+            "SELECT transaction_id, hash, lane_seq, grand_total, currency, effect FROM links
              WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND prev_hash = $4",
             &after_it,
         ),
-        tx.query_one(highest, &in_series),
+        tx.query_opt(highest_sql, &in_series),
     );
-    f.predecessor = predecessor.map_err(&read)?.as_ref().map(held);
+    // The document before it in lane order (those sharing its lane_seq
+    // told apart by hash) is its predecessor if its hash is the one named.
+    let before: Vec<Held> = before.map_err(&read)?.iter().map(held).collect();
+    f.predecessor = before
+        .iter()
+        .take_while(|h| Some(h.lane_seq) == before.first().map(|b| b.lane_seq))
+        .find(|h| h.hash == prev)
+        .cloned();
     f.siblings = siblings.map_err(&read)?.iter().map(|r| r.get(0)).collect();
     f.successors = successors.map_err(&read)?.iter().map(held).collect();
-    f.highest = highest.map_err(&read)?.get(0);
+    f.highest = highest.map_err(&read)?.map(|r| r.get(0));
     Ok(f)
 }
 
@@ -603,18 +648,114 @@ async fn keep_link(
     .map_err(gate_error("keep the link"))
 }
 
+/// Moves the proven head of each series `kept` touches forward through the
+/// documents now held (those of the request first, in memory, then any held
+/// that arrived early), and certifies each closing it reaches.
+async fn advance(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    kept: &[(Link, bool)],
+    at: &str,
+) -> Result<(), StoreError> {
+    let read = gate_error("move the chain's proven head");
+    for (lane, series) in chain::touched(kept) {
+        let head: Option<String> = tx
+            .query_opt(
+                "SELECT head_hash FROM chain_heads
+                 WHERE tenant = $1 AND lane_id = $2 AND series = $3",
+                &[&tenant, &lane, &series],
+            )
+            .await
+            .map_err(&read)?
+            .map(|r| r.get(0));
+        let mut cur = head.unwrap_or_else(|| crate::contract::journal::GENESIS.to_owned());
+        if chain::next_kept(kept, &lane, &series, &cur).is_none() {
+            continue;
+        }
+        let mut last = None;
+        for _ in 0..chain::MAX_WALK {
+            let next = match chain::next_kept(kept, &lane, &series, &cur) {
+                Some(l) => Some(chain::Step::of(l)),
+                None => tx
+                    .query_opt(
+                        "SELECT transaction_id, hash, lane_seq, numbered_by = 'closing' FROM links
+                         WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND prev_hash = $4
+                           AND NOT forked AND problem IS NULL
+                         ORDER BY lane_seq LIMIT 1",
+                        &[&tenant, &lane, &series, &cur],
+                    )
+                    .await
+                    .map_err(&read)?
+                    .map(|r| chain::Step {
+                        transaction_id: r.get(0),
+                        hash: r.get(1),
+                        lane_seq: r.get(2),
+                        closing: r.get(3),
+                    }),
+            };
+            let Some(step) = next else { break };
+            if step.closing {
+                tx.execute(
+                    "INSERT INTO certificates (tenant, lane_id, series, closing_no, business_date,
+                                               closing_id, closing_hash, certified_at)
+                     SELECT tenant, lane_id, series, closing_no, business_date, transaction_id,
+                            fingerprint, $3
+                     FROM closings WHERE tenant = $1 AND transaction_id = $2
+                     ON CONFLICT DO NOTHING",
+                    &[&tenant, &step.transaction_id, &at],
+                )
+                .await
+                .map_err(gate_error("certify a day"))?;
+            }
+            cur = step.hash.clone();
+            last = Some(step);
+        }
+        if let Some(step) = last {
+            tx.execute(
+                "INSERT INTO chain_heads (tenant, lane_id, series, head_hash, head_id,
+                                          head_lane_seq, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (tenant, lane_id, series) DO UPDATE SET
+                     head_hash = excluded.head_hash, head_id = excluded.head_id,
+                     head_lane_seq = excluded.head_lane_seq, updated_at = excluded.updated_at",
+                &[
+                    &tenant,
+                    &lane,
+                    &series,
+                    &step.hash,
+                    &step.transaction_id,
+                    &step.lane_seq,
+                    &at,
+                ],
+            )
+            .await
+            .map_err(&read)?;
+        }
+    }
+    Ok(())
+}
+
 /// Records what a late predecessor showed to be wrong with documents that
 /// arrived before it.
 async fn note_problems(
     tx: &deadpool_postgres::Transaction<'_>,
     tenant: &str,
-    problems: &[(String, String)],
+    link: &Link,
+    problems: &[(Held, String)],
 ) -> Result<(), StoreError> {
-    for (id, problem) in problems {
-        tracing::error!(transaction_id = %id, problem = %problem, "a held document does not fit its chain");
+    for (h, problem) in problems {
+        tracing::error!(transaction_id = %h.transaction_id, problem = %problem, "a held document does not fit its chain");
         tx.execute(
-            "UPDATE links SET problem = $3 WHERE tenant = $1 AND transaction_id = $2",
-            &[&tenant, id, problem],
+            "UPDATE links SET problem = $6
+             WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND lane_seq = $4 AND hash = $5",
+            &[
+                &tenant,
+                &link.lane_id,
+                &link.series,
+                &h.lane_seq,
+                &h.hash,
+                problem,
+            ],
         )
         .await
         .map_err(gate_error("note a chain problem"))?;
@@ -782,6 +923,7 @@ async fn post_all(
                 doc_no,
                 posted_at: posted_at.to_owned(),
                 ack: None,
+                certificate: None,
             }));
             continue;
         }
@@ -799,6 +941,7 @@ async fn post_all(
                         doc_no: r.get::<_, Option<String>>(1).unwrap_or_default(),
                         posted_at: r.get(2),
                         ack: None,
+                        certificate: None,
                     })
                 } else {
                     Outcome::Mismatch

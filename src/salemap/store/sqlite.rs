@@ -12,7 +12,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::chain::{self, Facts, Held, Link, Verdict};
 use super::{
-    Aborts, ClosingItem, Day, Item, Outcome, StoreError, Stored, VoidedDoc, closing_doc_no, doc_no,
+    Aborts, Certified, ClosingItem, Day, Item, Outcome, StoreError, Stored, VoidedDoc,
+    closing_doc_no, doc_no,
 };
 use crate::common::migrate::{Migration, Sqlite};
 use crate::contract::Kind;
@@ -161,6 +162,7 @@ impl SqliteStore {
             .collect::<Result<Vec<_>, _>>()?;
         let verdicts = chain::judge(&links, &facts);
         let mut out = Vec::with_capacity(items.len());
+        let mut kept = Vec::new();
         for (item, verdict) in items.iter().zip(verdicts) {
             let chained = item.prev_hash.is_some();
             out.push(match verdict {
@@ -175,12 +177,14 @@ impl SqliteStore {
                     let o = post_one(&tx, tenant, item, posted_at)?.chained(chained);
                     if matches!(o, Outcome::Posted(_)) {
                         keep_link(&tx, tenant, &link, out_of_order, forked, posted_at)?;
-                        note_problems(&tx, tenant, &successor_problems)?;
+                        note_problems(&tx, tenant, &link, &successor_problems)?;
+                        kept.push((link, forked));
                     }
                     o
                 }
             });
         }
+        advance(&tx, tenant, &kept, posted_at)?;
         if self.aborts.now() {
             // Dropping the transaction rolls everything back.
             return Err(StoreError::Injected);
@@ -220,7 +224,8 @@ impl SqliteStore {
                     let o = post_closing(&tx, &tenant, &item, &posted_at)?.chained(true);
                     if matches!(o, Outcome::Posted(_)) {
                         keep_link(&tx, &tenant, &link, out_of_order, forked, &posted_at)?;
-                        note_problems(&tx, &tenant, &successor_problems)?;
+                        note_problems(&tx, &tenant, &link, &successor_problems)?;
+                        advance(&tx, &tenant, &[(link, forked)], &posted_at)?;
                     }
                     o
                 }
@@ -249,6 +254,31 @@ impl SqliteStore {
         .await
     }
 
+    /// The certificate of a lane's closing, if its day is certified.
+    pub async fn certificate(
+        &self,
+        tenant: String,
+        lane_id: String,
+        series: String,
+        closing_no: i64,
+    ) -> Result<Option<Certified>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT business_date, closing_hash, certified_at FROM certificates
+                 WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND closing_no = ?4",
+            )?
+            .query_row(params![tenant, lane_id, series, closing_no], |r| {
+                Ok(Certified {
+                    business_date: r.get(0)?,
+                    closing_hash: r.get(1)?,
+                    certified_at: r.get(2)?,
+                })
+            })
+            .optional()
+        })
+        .await
+    }
+
     /// One document, for support.
     pub async fn get(&self, tenant: String, id: String) -> Result<Option<Stored>, StoreError> {
         self.read(move |c| {
@@ -271,6 +301,7 @@ impl SqliteStore {
                         doc_no: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
                         posted_at: r.get(2)?,
                         ack: None,
+                        certificate: None,
                     },
                     lane_id: r.get(3)?,
                     series: r.get(4)?,
@@ -367,25 +398,38 @@ fn voided(
     .map_err(sql("read the voided document"))
 }
 
-/// A held link as a check needs it, from `SELECT transaction_id, lane_seq,
-/// grand_total, currency, effect`.
+/// A held link as a check needs it, from `SELECT transaction_id, hash,
+/// lane_seq, grand_total, currency, effect`.
 fn held(r: &rusqlite::Row<'_>) -> rusqlite::Result<Held> {
     Ok(Held {
         transaction_id: r.get(0)?,
-        lane_seq: r.get(1)?,
-        grand_total: chain::parse_total(r.get::<_, Option<String>>(2)?.as_deref()),
-        currency: r.get(3)?,
-        effect: r.get(4)?,
+        hash: r.get(1)?,
+        lane_seq: r.get(2)?,
+        grand_total: chain::parse_total(r.get::<_, Option<String>>(3)?.as_deref()),
+        currency: r.get(4)?,
+        effect: r.get(5)?,
     })
 }
 
-/// What salemap holds around one new document of its chain.
+/// What salemap holds around one new document of its chain. Every query is
+/// one index step, whatever the size of the map.
 fn facts(tx: &rusqlite::Transaction<'_>, tenant: &str, l: &Link) -> Result<Facts, StoreError> {
+    use crate::contract::ack::Number;
     let read = sql("read the chain");
+    let (held_sql, highest_sql) = match l.number {
+        Number::Receipt(_) => (
+            "SELECT EXISTS (SELECT 1 FROM posted WHERE tenant = ?1 AND transaction_id = ?2)",
+            "SELECT receipt_no FROM posted WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3
+             ORDER BY receipt_no DESC LIMIT 1",
+        ),
+        Number::Closing(_) => (
+            "SELECT EXISTS (SELECT 1 FROM closings WHERE tenant = ?1 AND transaction_id = ?2)",
+            "SELECT closing_no FROM closings WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3
+             ORDER BY closing_no DESC LIMIT 1",
+        ),
+    };
     let held_id: bool = tx
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM links WHERE tenant = ?1 AND transaction_id = ?2)",
-        )
+        .prepare_cached(held_sql)
         .and_then(|mut st| st.query_row(params![tenant, l.transaction_id], |r| r.get(0)))
         .map_err(&read)?;
     let mut f = Facts {
@@ -396,19 +440,28 @@ fn facts(tx: &rusqlite::Transaction<'_>, tenant: &str, l: &Link) -> Result<Facts
         return Ok(f);
     };
     let (lane, series) = (&l.lane_id, &l.series);
-    f.predecessor = tx
+    // The document before it in lane order (those sharing its lane_seq,
+    // after a restore, told apart by hash): its predecessor if the hash
+    // is the one it names.
+    let before: Vec<Held> = tx
         .prepare_cached(
-            "SELECT transaction_id, lane_seq, grand_total, currency, effect FROM links
-             WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND hash = ?4 LIMIT 1",
+            "SELECT transaction_id, hash, lane_seq, grand_total, currency, effect FROM links
+             WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND lane_seq < ?4
+             ORDER BY lane_seq DESC LIMIT 4",
         )
         .and_then(|mut st| {
-            st.query_row(params![tenant, lane, series, prev], held)
-                .optional()
+            st.query_map(params![tenant, lane, series, l.lane_seq], held)?
+                .collect()
         })
         .map_err(&read)?;
+    f.predecessor = before
+        .iter()
+        .take_while(|h| Some(h.lane_seq) == before.first().map(|b| b.lane_seq))
+        .find(|h| h.hash == prev)
+        .cloned();
     f.siblings = tx
         .prepare_cached(
-            "SELECT transaction_id FROM links
+            "SELECT transaction_id FROM links INDEXED BY links_prev
              WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND prev_hash = ?4
                AND transaction_id <> ?5 LIMIT 1",
         )
@@ -421,7 +474,8 @@ fn facts(tx: &rusqlite::Transaction<'_>, tenant: &str, l: &Link) -> Result<Facts
         .map_err(&read)?;
     f.successors = tx
         .prepare_cached(
-            "SELECT transaction_id, lane_seq, grand_total, currency, effect FROM links
+            "SELECT transaction_id, hash, lane_seq, grand_total, currency, effect
+             FROM links INDEXED BY links_prev
              WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND prev_hash = ?4",
         )
         .and_then(|mut st| {
@@ -429,17 +483,12 @@ fn facts(tx: &rusqlite::Transaction<'_>, tenant: &str, l: &Link) -> Result<Facts
                 .collect()
         })
         .map_err(&read)?;
-    let highest = match l.number {
-        crate::contract::ack::Number::Receipt(_) => {
-            "SELECT MAX(receipt_no) FROM posted WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3"
-        }
-        crate::contract::ack::Number::Closing(_) => {
-            "SELECT MAX(closing_no) FROM closings WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3"
-        }
-    };
     f.highest = tx
-        .prepare_cached(highest)
-        .and_then(|mut st| st.query_row(params![tenant, lane, series], |r| r.get(0)))
+        .prepare_cached(highest_sql)
+        .and_then(|mut st| {
+            st.query_row(params![tenant, lane, series], |r| r.get(0))
+                .optional()
+        })
         .map_err(&read)?;
     Ok(f)
 }
@@ -486,19 +535,122 @@ fn keep_link(
     .map_err(sql("keep the link"))
 }
 
+/// Moves the proven head of each series `kept` touches forward through the
+/// documents now held (those of the request first, then any held that
+/// arrived early), and certifies each closing it reaches.
+fn advance(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    kept: &[(Link, bool)],
+    at: &str,
+) -> Result<(), StoreError> {
+    let read = sql("move the chain's proven head");
+    for (lane, series) in chain::touched(kept) {
+        let head: Option<String> = tx
+            .prepare_cached(
+                "SELECT head_hash FROM chain_heads
+                 WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![tenant, lane, series], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(&read)?;
+        let mut cur = head.unwrap_or_else(|| crate::contract::journal::GENESIS.to_owned());
+        if chain::next_kept(kept, &lane, &series, &cur).is_none() {
+            continue;
+        }
+        let mut last = None;
+        for _ in 0..chain::MAX_WALK {
+            let next = match chain::next_kept(kept, &lane, &series, &cur) {
+                Some(l) => Some(chain::Step::of(l)),
+                None => tx
+                    .prepare_cached(
+                        "SELECT transaction_id, hash, lane_seq, numbered_by = 'closing'
+                         FROM links INDEXED BY links_prev
+                         WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND prev_hash = ?4
+                           AND NOT forked AND problem IS NULL
+                         ORDER BY lane_seq LIMIT 1",
+                    )
+                    .and_then(|mut st| {
+                        st.query_row(params![tenant, lane, series, cur], |r| {
+                            Ok(chain::Step {
+                                transaction_id: r.get(0)?,
+                                hash: r.get(1)?,
+                                lane_seq: r.get(2)?,
+                                closing: r.get(3)?,
+                            })
+                        })
+                        .optional()
+                    })
+                    .map_err(&read)?,
+            };
+            let Some(step) = next else { break };
+            if step.closing {
+                tx.prepare_cached(
+                    "INSERT INTO certificates (tenant, lane_id, series, closing_no, business_date,
+                                               closing_id, closing_hash, certified_at)
+                     SELECT tenant, lane_id, series, closing_no, business_date, transaction_id,
+                            fingerprint, ?3
+                     FROM closings WHERE tenant = ?1 AND transaction_id = ?2
+                     ON CONFLICT DO NOTHING",
+                )
+                .and_then(|mut st| st.execute(params![tenant, step.transaction_id, at]))
+                .map_err(sql("certify a day"))?;
+            }
+            cur = step.hash.clone();
+            last = Some(step);
+        }
+        if let Some(step) = last {
+            tx.prepare_cached(
+                "INSERT INTO chain_heads (tenant, lane_id, series, head_hash, head_id,
+                                          head_lane_seq, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (tenant, lane_id, series) DO UPDATE SET
+                     head_hash = excluded.head_hash, head_id = excluded.head_id,
+                     head_lane_seq = excluded.head_lane_seq, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    tenant,
+                    lane,
+                    series,
+                    step.hash,
+                    step.transaction_id,
+                    step.lane_seq,
+                    at
+                ])
+            })
+            .map_err(sql("move the chain's proven head"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Records what a late predecessor showed to be wrong with documents
 /// that arrived before it.
 fn note_problems(
     tx: &rusqlite::Transaction<'_>,
     tenant: &str,
-    problems: &[(String, String)],
+    link: &Link,
+    problems: &[(Held, String)],
 ) -> Result<(), StoreError> {
-    for (id, problem) in problems {
-        tracing::error!(transaction_id = %id, problem = %problem, "a held document does not fit its chain");
+    for (h, problem) in problems {
+        tracing::error!(transaction_id = %h.transaction_id, problem = %problem, "a held document does not fit its chain");
         tx.prepare_cached(
-            "UPDATE links SET problem = ?3 WHERE tenant = ?1 AND transaction_id = ?2",
+            "UPDATE links SET problem = ?6
+             WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND lane_seq = ?4 AND hash = ?5",
         )
-        .and_then(|mut st| st.execute(params![tenant, id, problem]))
+        .and_then(|mut st| {
+            st.execute(params![
+                tenant,
+                link.lane_id,
+                link.series,
+                h.lane_seq,
+                h.hash,
+                problem
+            ])
+        })
         .map_err(sql("note a chain problem"))?;
     }
     Ok(())
@@ -544,6 +696,7 @@ fn post_closing(
                 doc_no,
                 posted_at: at,
                 ack: None,
+                certificate: None,
             })
         } else {
             Outcome::Mismatch
@@ -593,6 +746,7 @@ fn post_closing(
         doc_no,
         posted_at: posted_at.to_owned(),
         ack: None,
+        certificate: None,
     }))
 }
 
@@ -683,6 +837,7 @@ fn post_one(
                     doc_no: doc_no.unwrap_or_default(),
                     posted_at: at,
                     ack: None,
+                    certificate: None,
                 })
             } else {
                 Outcome::Mismatch
@@ -733,6 +888,7 @@ fn post_one(
                 doc_no,
                 posted_at: posted_at.to_owned(),
                 ack: None,
+                certificate: None,
             })
         }
     };

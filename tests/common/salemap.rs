@@ -85,6 +85,32 @@ pub fn key_source(db: &Database) -> KeySource {
     }
 }
 
+/// What `GET /v1/keys` of the salemap at `url` answers: the tenant and
+/// the key, checked, ready to verify acks and certificates with.
+pub async fn keys(
+    url: &str,
+    token: &str,
+) -> (
+    String,
+    laned::contract::ack::PublicKey,
+    laned::contract::ack::Pinned,
+) {
+    let keys: Value = super::client()
+        .get(format!("{url}/v1/keys"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET /v1/keys")
+        .json()
+        .await
+        .expect("JSON");
+    let public: laned::contract::ack::PublicKey =
+        serde_json::from_value(keys["signing_key"].clone()).expect("a signing key");
+    let pinned = laned::contract::ack::Pinned::new(&public).expect("a usable key");
+    let tenant = keys["tenant"].as_str().expect("a tenant").to_owned();
+    (tenant, public, pinned)
+}
+
 /// An envelope as a lane would send it, with the example sale.
 pub fn envelope(id: &str, lane: &str, series: &str, receipt_no: i64) -> String {
     envelope_of(id, lane, series, receipt_no, super::sale())

@@ -9,7 +9,7 @@ use crate::common;
 use std::collections::BTreeMap;
 
 use common::salemap::{Salemap, envelope_of};
-use laned::contract::ack::{Ack, Binding, Number, Pinned, PublicKey};
+use laned::contract::ack::{Ack, Binding, Number};
 use laned::contract::journal::{GENESIS, hash};
 use laned::salemap::Lanes;
 use serde_json::{Value, json};
@@ -329,18 +329,7 @@ async fn a_grand_total_that_does_not_follow_or_a_link_out_of_lane_order_is_refus
 
 async fn every_posted_answer_carries_an_ack_over_what_it_binds(b: Backing) {
     let sm = Salemap::start_on(b.db.clone(), Lanes::single("L03", TOKEN)).await;
-    let keys: Value = common::client()
-        .get(format!("{}/v1/keys", sm.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let public: PublicKey = serde_json::from_value(keys["signing_key"].clone()).unwrap();
-    let key = Pinned::new(&public).unwrap();
-    let tenant = keys["tenant"].as_str().unwrap().to_owned();
+    let (tenant, public, key) = common::salemap::keys(&sm.url, TOKEN).await;
     // The heartbeat names the same key.
     let hb: Value = common::client()
         .get(format!("{}/v1/heartbeat?lane_id=L03", sm.url))
@@ -351,8 +340,8 @@ async fn every_posted_answer_carries_an_ack_over_what_it_binds(b: Backing) {
         .json()
         .await
         .unwrap();
-    assert_eq!(hb["signing_key"], keys["signing_key"]);
-    assert_eq!(hb["tenant"], keys["tenant"]);
+    assert_eq!(hb["signing_key"], json!(public));
+    assert_eq!(hb["tenant"], tenant.as_str());
     let check = |d: &Doc, answer: &Value| -> Result<(), String> {
         let ack: Ack = serde_json::from_value(answer["ack"].clone()).map_err(|e| e.to_string())?;
         key.verify(
@@ -387,17 +376,7 @@ async fn every_posted_answer_carries_an_ack_over_what_it_binds(b: Backing) {
 async fn a_day_is_certified_once_every_document_through_its_closing_is_held(b: Backing) {
     use laned::contract::ack::{DayBinding, DayCertificate};
     let sm = Salemap::start_on(b.db.clone(), Lanes::single("L03", TOKEN)).await;
-    let keys: Value = common::client()
-        .get(format!("{}/v1/keys", sm.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let public: PublicKey = serde_json::from_value(keys["signing_key"].clone()).unwrap();
-    let key = Pinned::new(&public).unwrap();
+    let (tenant, _, key) = common::salemap::keys(&sm.url, TOKEN).await;
     let mut j = Journal::new("L03");
     let sales: Vec<Doc> = (0..3).map(|_| j.next()).collect();
     let closing = j.closing(1);
@@ -417,7 +396,7 @@ async fn a_day_is_certified_once_every_document_through_its_closing_is_held(b: B
     let cert: DayCertificate = serde_json::from_value(again.body["certificate"].clone())
         .unwrap_or_else(|e| panic!("{e}: {}", again.body));
     let day = DayBinding {
-        tenant: keys["tenant"].as_str().unwrap(),
+        tenant: &tenant,
         lane_id: "L03",
         series: "L03",
         closing_no: 1,

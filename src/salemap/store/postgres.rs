@@ -487,13 +487,15 @@ async fn lock_series<'a>(
     series: impl Iterator<Item = &'a str>,
 ) -> Result<(), StoreError> {
     let series: std::collections::BTreeSet<&str> = series.collect();
+    let lock = statement(
+        tx,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))",
+    )
+    .await?;
     for s in series {
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))",
-            &[&tenant, &s],
-        )
-        .await
-        .map_err(gate_error("lock the series"))?;
+        tx.execute(&lock, &[&tenant, &s])
+            .await
+            .map_err(gate_error("lock the series"))?;
     }
     Ok(())
 }
@@ -555,8 +557,9 @@ async fn facts(
              ORDER BY closing_no DESC LIMIT 1",
         ),
     };
+    let held_st = statement(tx, held_sql).await?;
     let held_id = tx
-        .query_opt(held_sql, &[&tenant, &l.transaction_id])
+        .query_opt(&held_st, &[&tenant, &l.transaction_id])
         .await
         .map_err(&read)?
         .is_some();
@@ -572,25 +575,32 @@ async fn facts(
     let siblings_of: [&(dyn ToSql + Sync); 5] = [&tenant, lane, series, &prev, &l.transaction_id];
     let after_it: [&(dyn ToSql + Sync); 4] = [&tenant, lane, series, &l.hash];
     let in_series: [&(dyn ToSql + Sync); 3] = [&tenant, lane, series];
+    let before_st = statement(
+        tx,
+        "SELECT transaction_id, hash, lane_seq, grand_total, currency, effect FROM links
+         WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND lane_seq < $4
+         ORDER BY lane_seq DESC LIMIT 4",
+    )
+    .await?;
+    let siblings_st = statement(
+        tx,
+        "SELECT transaction_id FROM links
+         WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND prev_hash = $4
+           AND transaction_id <> $5 LIMIT 1",
+    )
+    .await?;
+    let successors_st = statement(
+        tx,
+        "SELECT transaction_id, hash, lane_seq, grand_total, currency, effect FROM links
+         WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND prev_hash = $4",
+    )
+    .await?;
+    let highest_st = statement(tx, highest_sql).await?;
     let (before, siblings, successors, highest) = tokio::join!(
-        tx.query(
-            "SELECT transaction_id, hash, lane_seq, grand_total, currency, effect FROM links
-             WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND lane_seq < $4
-             ORDER BY lane_seq DESC LIMIT 4",
-            &before_it,
-        ),
-        tx.query(
-            "SELECT transaction_id FROM links
-             WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND prev_hash = $4
-               AND transaction_id <> $5 LIMIT 1",
-            &siblings_of,
-        ),
-        tx.query(
-            "SELECT transaction_id, hash, lane_seq, grand_total, currency, effect FROM links
-             WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND prev_hash = $4",
-            &after_it,
-        ),
-        tx.query_opt(highest_sql, &in_series),
+        tx.query(&before_st, &before_it),
+        tx.query(&siblings_st, &siblings_of),
+        tx.query(&successors_st, &after_it),
+        tx.query_opt(&highest_st, &in_series),
     );
     // The document before it in lane order (those sharing its lane_seq
     // told apart by hash) is its predecessor if its hash is the one named.
@@ -620,11 +630,16 @@ async fn keep_link(
         crate::contract::ack::Number::Closing(n) => ("closing", n),
     };
     let total = l.grand_total.as_ref().map(chain::json);
-    tx.execute(
+    let insert = statement(
+        tx,
         "INSERT INTO links (tenant, transaction_id, lane_id, series, lane_seq, numbered_by,
                             number, hash, prev_hash, grand_total, currency, effect,
                             out_of_order, forked, held_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .await?;
+    tx.execute(
+        &insert,
         &[
             &tenant,
             &l.transaction_id,
@@ -659,12 +674,13 @@ async fn advance(
 ) -> Result<(), StoreError> {
     let read = gate_error("move the chain's proven head");
     for (lane, series) in chain::touched(kept) {
+        let head_st = statement(
+            tx,
+            "SELECT head_hash FROM chain_heads WHERE tenant = $1 AND lane_id = $2 AND series = $3",
+        )
+        .await?;
         let head: Option<String> = tx
-            .query_opt(
-                "SELECT head_hash FROM chain_heads
-                 WHERE tenant = $1 AND lane_id = $2 AND series = $3",
-                &[&tenant, &lane, &series],
-            )
+            .query_opt(&head_st, &[&tenant, &lane, &series])
             .await
             .map_err(&read)?
             .map(|r| r.get(0));
@@ -678,10 +694,15 @@ async fn advance(
                 Some(l) => Some(chain::Step::of(l)),
                 None => tx
                     .query_opt(
-                        "SELECT transaction_id, hash, lane_seq, numbered_by = 'closing' FROM links
-                         WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND prev_hash = $4
-                           AND NOT forked AND problem IS NULL
-                         ORDER BY lane_seq LIMIT 1",
+                        &statement(
+                            tx,
+                            "SELECT transaction_id, hash, lane_seq, numbered_by = 'closing'
+                             FROM links
+                             WHERE tenant = $1 AND lane_id = $2 AND series = $3
+                               AND prev_hash = $4 AND NOT forked AND problem IS NULL
+                             ORDER BY lane_seq LIMIT 1",
+                        )
+                        .await?,
                         &[&tenant, &lane, &series, &cur],
                     )
                     .await
@@ -712,12 +733,16 @@ async fn advance(
         }
         if let Some(step) = last {
             tx.execute(
-                "INSERT INTO chain_heads (tenant, lane_id, series, head_hash, head_id,
+                &statement(
+                    tx,
+                    "INSERT INTO chain_heads (tenant, lane_id, series, head_hash, head_id,
                                           head_lane_seq, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (tenant, lane_id, series) DO UPDATE SET
                      head_hash = excluded.head_hash, head_id = excluded.head_id,
                      head_lane_seq = excluded.head_lane_seq, updated_at = excluded.updated_at",
+                )
+                .await?,
                 &[
                     &tenant,
                     &lane,
@@ -761,6 +786,17 @@ async fn note_problems(
         .map_err(gate_error("note a chain problem"))?;
     }
     Ok(())
+}
+
+/// A statement prepared once per connection (parsing and planning every
+/// time cost more than the query).
+async fn statement(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, StoreError> {
+    tx.prepare_cached(sql)
+        .await
+        .map_err(gate_error("prepare a statement"))
 }
 
 /// A lock timeout aborts the transaction: the request is `in_flight`.

@@ -564,7 +564,7 @@ async fn an_upgraded_database_gives_each_series_to_the_lane_of_its_first_documen
             execute(
                 &db,
                 "DROP TABLE links; DROP TABLE chain_heads; DROP TABLE certificates;
-                 DROP TABLE closings;
+                 DROP INDEX doc_counters_lane; DROP TABLE closings;
                  ALTER TABLE doc_counters DROP COLUMN lane_id; PRAGMA user_version = 1;",
             )
             .await
@@ -574,6 +574,7 @@ async fn an_upgraded_database_gives_each_series_to_the_lane_of_its_first_documen
                 &db,
                 "DROP TABLE links; DROP FUNCTION links_no_delete(); DROP TABLE chain_heads;
                  DROP TABLE certificates; DROP FUNCTION certificates_immutable();
+                 DROP INDEX doc_counters_lane;
                  DROP TABLE closings; DROP FUNCTION closings_immutable();
                  ALTER TABLE doc_counters DROP COLUMN lane_id;
                  DELETE FROM salemap_schema WHERE version > 1;",

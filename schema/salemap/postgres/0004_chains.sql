@@ -90,3 +90,5 @@ $$;
 
 CREATE TRIGGER links_no_delete BEFORE DELETE ON links
     FOR EACH ROW EXECUTE FUNCTION links_no_delete();
+
+CREATE INDEX doc_counters_lane ON doc_counters (tenant, lane_id);

@@ -117,3 +117,7 @@ CREATE TRIGGER links_no_delete BEFORE DELETE ON links
 BEGIN
     SELECT RAISE(ABORT, 'links are never deleted');
 END;
+
+-- The heartbeat's highest receipt number per series of a lane: the lane's
+-- series, then one index step each, whatever the map holds.
+CREATE INDEX doc_counters_lane ON doc_counters (tenant, lane_id);

@@ -290,15 +290,22 @@ impl PgStore {
         lane_id: &str,
     ) -> Result<BTreeMap<String, i64>, StoreError> {
         let client = self.client().await?;
+        // One index step per series of the lane, whatever it holds.
         let rows = client
             .query(
-                "SELECT series, MAX(receipt_no) FROM posted
-                 WHERE tenant = $1 AND lane_id = $2 GROUP BY series",
+                "SELECT d.series,
+                        (SELECT p.receipt_no FROM posted p
+                         WHERE p.tenant = d.tenant AND p.lane_id = $2 AND p.series = d.series
+                         ORDER BY p.receipt_no DESC LIMIT 1)
+                 FROM doc_counters d WHERE d.tenant = $1 AND d.lane_id = $2",
                 &[&tenant, &lane_id],
             )
             .await
             .map_err(pg("read the last receipt numbers"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((r.get(0), r.get::<_, Option<i64>>(1)?)))
+            .collect())
     }
 
     /// The certificate of a lane's closing, if its day is certified.

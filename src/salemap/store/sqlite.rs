@@ -244,12 +244,25 @@ impl SqliteStore {
         lane_id: String,
     ) -> Result<BTreeMap<String, i64>, StoreError> {
         self.read(move |c| {
+            // One index step per series of the lane, whatever it holds.
             let mut st = c.prepare_cached(
-                "SELECT series, MAX(receipt_no) FROM posted
-                 WHERE tenant = ?1 AND lane_id = ?2 GROUP BY series",
+                "SELECT d.series,
+                        (SELECT p.receipt_no FROM posted p
+                         WHERE p.tenant = d.tenant AND p.lane_id = ?2 AND p.series = d.series
+                         ORDER BY p.receipt_no DESC LIMIT 1)
+                 FROM doc_counters d INDEXED BY doc_counters_lane
+                 WHERE d.tenant = ?1 AND d.lane_id = ?2",
             )?;
-            let rows = st.query_map(params![tenant, lane_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
+            let rows = st.query_map(params![tenant, lane_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+            })?;
+            let mut out = BTreeMap::new();
+            for row in rows {
+                if let (series, Some(n)) = row? {
+                    out.insert(series, n);
+                }
+            }
+            Ok(out)
         })
         .await
     }

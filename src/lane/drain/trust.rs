@@ -2,6 +2,7 @@
 //! (docs/backend-contract.md, "Signed acknowledgements"), and the checks
 //! of every acknowledgement against it.
 
+use super::classify::Outcome;
 use crate::contract::Keys;
 use crate::contract::ack::{Binding, DayBinding, Number, Pinned, PublicKey};
 
@@ -9,8 +10,6 @@ use crate::contract::ack::{Binding, DayBinding, Number, Pinned, PublicKey};
 /// one that does not verify against the pinned key, and of a heartbeat
 /// that names another key.
 pub const BAD_ACK: &str = "bad_ack";
-
-use super::classify::Outcome;
 
 /// The key acknowledgements must verify against, once known.
 #[derive(Debug, Default)]
@@ -21,8 +20,9 @@ pub struct Trust {
     /// back-end's first heartbeat names a key (a back-end that never does
     /// does not sign, and its answers are taken unsigned).
     pub pinned: Option<(Pinned, String)>,
-    /// The back-end has not been asked yet since start: a key pinned
-    /// before is in force, but a configured key waits for the tenant.
+    /// The key and tenant as stored on the lane (pinned at first contact,
+    /// or confirmed for the configured key): what a heartbeat is compared
+    /// with when no key is configured.
     pub stored: Option<Keys>,
 }
 

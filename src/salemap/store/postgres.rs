@@ -115,6 +115,22 @@ impl PgStore {
             .map_err(pg("ping"))
     }
 
+    /// A posting transaction: READ COMMITTED, with the lock timeout that
+    /// turns a wait on a duplicate into `in_flight`.
+    async fn begin<'a>(
+        &self,
+        client: &'a mut deadpool_postgres::Object,
+    ) -> Result<deadpool_postgres::Transaction<'a>, StoreError> {
+        let tx = client.transaction().await.map_err(pg("begin"))?;
+        tx.batch_execute(&format!(
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {}",
+            self.lock_timeout_ms
+        ))
+        .await
+        .map_err(pg("set the transaction up"))?;
+        Ok(tx)
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(StoreError::Pool)
     }
@@ -168,13 +184,7 @@ impl PgStore {
         posted_at: &str,
     ) -> Result<Vec<Outcome>, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg("begin"))?;
-        tx.batch_execute(&format!(
-            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {}",
-            self.lock_timeout_ms
-        ))
-        .await
-        .map_err(pg("set the transaction up"))?;
+        let tx = self.begin(&mut client).await?;
         // The chains first, under a lock per series (the request's series
         // in one order, so two requests cannot wait on each other), then
         // the gate for every document its chain does not refuse.
@@ -248,13 +258,7 @@ impl PgStore {
         posted_at: &str,
     ) -> Result<Outcome, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg("begin"))?;
-        tx.batch_execute(&format!(
-            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {}",
-            self.lock_timeout_ms
-        ))
-        .await
-        .map_err(pg("set the transaction up"))?;
+        let tx = self.begin(&mut client).await?;
         lock_series(&tx, tenant, std::iter::once(c.series.as_str())).await?;
         let link = c.link();
         let f = facts(&tx, tenant, &link).await?;

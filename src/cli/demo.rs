@@ -124,6 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tenant: salemap::DEFAULT_TENANT.into(),
             connections: salemap::Config::default_connections(),
             refused_skus: vec![args.refuse_sku.clone()],
+            lane_ceiling: salemap::office::DEFAULT_CEILING,
             signing_key: salemap::keys::KeySource::File(files.salemap.join("salemap.key")),
         };
         let backend = salemap::Server::start(&sm_config, clock.clone()).await?;

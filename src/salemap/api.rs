@@ -68,6 +68,7 @@ struct Shared {
     clock: Arc<dyn Clock>,
     refused_skus: Vec<String>,
     signing: Signing,
+    lane_ceiling: std::time::Duration,
 }
 
 impl AppState {
@@ -80,6 +81,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         refused_skus: Vec<String>,
         signing: Signing,
+        lane_ceiling: std::time::Duration,
     ) -> Self {
         AppState {
             inner: Arc::new(Shared {
@@ -89,6 +91,7 @@ impl AppState {
                 clock,
                 refused_skus,
                 signing,
+                lane_ceiling,
             }),
         }
     }
@@ -153,18 +156,82 @@ impl AppState {
     }
 
     /// The lane the request's token belongs to (`None`: any lane, demo).
+    /// A head office reader's token posts for no lane.
     fn lane(&self, headers: &HeaderMap) -> Result<Option<String>, HttpError> {
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match self.inner.lanes.caller(bearer) {
+        match self.inner.lanes.caller(token(headers).as_deref()) {
             Some(Caller::Lane(l)) => Ok(Some(l.to_owned())),
             Some(Caller::Anyone) => Ok(None),
+            Some(Caller::Office(_)) => Err(HttpError::new(
+                StatusCode::FORBIDDEN,
+                "office_token",
+                "A head office reader's token reads; it does not post or beat for a lane. \
+                 Use the lane's own token.",
+            )),
             None => Err(unauthorized()),
         }
     }
+
+    /// Which lanes the request may read: `None` every lane (a head office
+    /// reader, or demo mode), or the lane of a lane's token.
+    pub(super) fn reader(&self, headers: &HeaderMap) -> Result<Option<String>, HttpError> {
+        match self.inner.lanes.caller(token(headers).as_deref()) {
+            Some(Caller::Lane(l)) => Ok(Some(l.to_owned())),
+            Some(Caller::Anyone | Caller::Office(_)) => Ok(None),
+            None => Err(unauthorized()),
+        }
+    }
+
+    /// A request that must read every lane (the head-office page, the list
+    /// of lanes, `/metrics`): a head office reader, or demo mode.
+    pub(super) fn office(&self, headers: &HeaderMap) -> Result<(), HttpError> {
+        match self.reader(headers)? {
+            None => Ok(()),
+            Some(l) => Err(HttpError::new(
+                StatusCode::FORBIDDEN,
+                "office_only",
+                format!(
+                    "Lane {l}'s token reads only lane {l} (GET /v1/lanes/{l}); every lane needs \
+                     a head office reader's token."
+                ),
+            )),
+        }
+    }
+
+    /// How head office judges lanes now.
+    pub(super) fn judge(&self) -> super::office::Judge {
+        super::office::Judge {
+            now: self.inner.clock.wall(),
+            old_after: super::office::OLD_AFTER,
+            ceiling: self.inner.lane_ceiling,
+        }
+    }
+
+    /// The store, for the page.
+    pub(super) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The tenant.
+    pub(super) fn tenant(&self) -> String {
+        self.inner.tenant.clone()
+    }
+}
+
+/// The token of a request: `Authorization: Bearer TOKEN`, or, for a
+/// browser, HTTP Basic with the token as the password (any user name).
+fn token(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    if let Some(t) = v.strip_prefix("Bearer ") {
+        return Some(t.trim().to_owned());
+    }
+    let basic = v.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(basic.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_owned())
 }
 
 /// The router.
@@ -186,7 +253,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/heartbeat", get(heartbeat))
         .route("/v1/keys", get(keys))
+        .route("/v1/lanes", get(lanes))
+        .route("/v1/lanes/{lane}", get(lane_detail))
         .route("/v1/lanes/{lane}/days/{date}", get(day))
+        .route("/", get(super::page::overview))
+        .route("/lanes/{lane}", get(super::page::lane))
+        .route("/metrics", get(metrics))
         .fallback(|req: Request| async move {
             HttpError::new(
                 StatusCode::NOT_FOUND,
@@ -207,6 +279,15 @@ pub fn router(state: AppState) -> Router {
 /// `Retry-After` of a `409 in_flight`: the request holding the id should
 /// be done by then.
 const IN_FLIGHT_RETRY_AFTER: u32 = 2;
+
+/// A head-office page that cannot be drawn.
+pub(super) fn page_error() -> HttpError {
+    HttpError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "page_error",
+        "The page cannot be drawn right now; GET /v1/lanes has the same figures.",
+    )
+}
 
 fn unauthorized() -> HttpError {
     HttpError::new(
@@ -799,6 +880,7 @@ async fn heartbeat(
     };
     let last_receipt_no = match lane {
         Some(l) => {
+            s.inner.store.heard(s.tenant(), l.clone(), s.now()).await?;
             s.inner
                 .store
                 .last_receipt_no(s.inner.tenant.clone(), l)
@@ -819,8 +901,76 @@ async fn heartbeat(
 /// `GET /v1/keys`: the tenant and the key acknowledgements are signed with
 /// (any caller with a token; the key is public).
 async fn keys(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, HttpError> {
-    s.lane(&headers)?;
+    s.reader(&headers)?;
     Ok(axum::Json(s.keys()).into_response())
+}
+
+/// `GET /v1/lanes`: every lane's watermarks, holes, closings and refused
+/// documents, worst first (a head office reader).
+async fn lanes(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, HttpError> {
+    s.office(&headers)?;
+    let marks = s.inner.store.marks(s.tenant(), None).await?;
+    Ok(axum::Json(s.judge().overview(&marks)).into_response())
+}
+
+/// `GET /v1/lanes/{lane}`: one lane in full (a head office reader, or the
+/// lane's own token).
+async fn lane_detail(
+    State(s): State<AppState>,
+    Path(lane_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let detail = lane_marks(&s, &headers, &lane_id).await?;
+    Ok(axum::Json(s.judge().detail(&detail)).into_response())
+}
+
+/// One lane's detail for a reader allowed to see it; `404 unknown_lane`
+/// if salemap has never heard of it.
+pub(super) async fn lane_marks(
+    s: &AppState,
+    headers: &HeaderMap,
+    lane_id: &str,
+) -> Result<super::store::marks::LaneDetail, HttpError> {
+    if let Some(l) = s.reader(headers)?
+        && l != lane_id
+    {
+        return Err(wrong_lane(&l, lane_id));
+    }
+    if !plain_id(lane_id) {
+        let shown: String = lane_id.chars().take(40).collect();
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_lane_id",
+            format!("{shown:?} is not a lane id: 1 to 32 letters, digits, '-' or '_'."),
+        ));
+    }
+    s.inner
+        .store
+        .detail(s.tenant(), lane_id.to_owned())
+        .await?
+        .ok_or_else(|| {
+            HttpError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_lane",
+                format!("Head office has never heard from lane {lane_id}."),
+            )
+        })
+}
+
+/// `GET /metrics`: the figures of `GET /v1/lanes` per lane and series, in
+/// the OpenMetrics text format (a head office reader).
+async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, HttpError> {
+    s.office(&headers)?;
+    let marks = s.inner.store.marks(s.tenant(), None).await?;
+    let text = super::office::metrics(&s.judge().overview(&marks));
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// `GET /v1/lanes/{lane}/days/{date}`.
@@ -829,7 +979,7 @@ async fn day(
     Path((lane_id, date)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    if let Some(l) = s.lane(&headers)?
+    if let Some(l) = s.reader(&headers)?
         && l != lane_id
     {
         return Err(wrong_lane(&l, &lane_id));
@@ -855,7 +1005,7 @@ async fn get_sale(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let lane = s.lane(&headers)?;
+    let lane = s.reader(&headers)?;
     let id = path_id(&id)?;
     let found = s
         .inner

@@ -13,6 +13,8 @@
 pub mod api;
 pub mod conformance;
 pub mod keys;
+pub mod office;
+mod page;
 pub mod store;
 pub mod tokens;
 
@@ -72,6 +74,9 @@ pub struct Config {
     /// SKUs this back-end refuses (`422 unknown_sku`), to rehearse a stuck
     /// sale: `salemap serve --refuse-sku`, `laned demo`.
     pub refused_skus: Vec<String>,
+    /// The lanes' sync ceiling: a lane not heard from for longer is shown
+    /// to head office as silent.
+    pub lane_ceiling: std::time::Duration,
 }
 
 /// Connections open at once, by default: a fleet's lanes each keep one
@@ -176,6 +181,7 @@ impl Server {
             clock.clone(),
             config.refused_skus.clone(),
             signing,
+            config.lane_ceiling,
         );
         Ok(Server {
             listener,

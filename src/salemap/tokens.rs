@@ -5,6 +5,11 @@
 //! # lane id = SHA-256 (hex) of that lane's token
 //! [lanes]
 //! L03 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+//!
+//! # Head office: who may read every lane's watermarks, the head-office
+//! # page and /metrics (a name = SHA-256 of that reader's token).
+//! [office]
+//! finance = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
 //! ```
 
 use std::collections::BTreeMap;
@@ -47,13 +52,24 @@ pub enum TokensError {
 #[serde(deny_unknown_fields)]
 struct File {
     lanes: BTreeMap<String, String>,
+    #[serde(default)]
+    office: BTreeMap<String, String>,
+}
+
+/// The token hashes (hex SHA-256) of the file, each to who holds it.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    /// Each lane's, to its lane id.
+    pub lanes: BTreeMap<String, String>,
+    /// Head office readers', to their names.
+    pub office: BTreeMap<String, String>,
 }
 
 /// Who may post: a token hash per lane, or anyone (demos only).
 #[derive(Debug, Clone)]
 pub enum Lanes {
-    /// Each lane's token hash (hex SHA-256), keyed by the hash.
-    Tokens(BTreeMap<String, String>),
+    /// The tokens of the lanes and of head office's readers.
+    Tokens(Tokens),
     /// Any token, or none, posts for the lane its requests name. Local
     /// demos only.
     AnyLane,
@@ -107,12 +123,60 @@ impl Lanes {
                 });
             }
         }
-        Ok(Lanes::Tokens(by_hash))
+        let mut office = BTreeMap::new();
+        for (name, h) in f.office {
+            let h = h.trim().to_ascii_lowercase();
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(TokensError::Invalid {
+                    path: path.to_owned(),
+                    message: format!(
+                        "the office hash for {name} is not 64 hex digits; make one with `salemap hash-token`"
+                    ),
+                });
+            }
+            if by_hash.contains_key(&h) || office.contains_key(&h) {
+                return Err(TokensError::Invalid {
+                    path: path.to_owned(),
+                    message: format!(
+                        "the office token of {name} is also another's; give each its own"
+                    ),
+                });
+            }
+            office.insert(h, name);
+        }
+        Ok(Lanes::Tokens(Tokens {
+            lanes: by_hash,
+            office,
+        }))
     }
 
     /// One lane with one token (embedding, tests).
     pub fn single(lane_id: &str, token: &str) -> Lanes {
-        Lanes::Tokens(BTreeMap::from([(hash(token), lane_id.to_owned())]))
+        Lanes::Tokens(Tokens {
+            lanes: BTreeMap::from([(hash(token), lane_id.to_owned())]),
+            office: BTreeMap::new(),
+        })
+    }
+
+    /// These tokens and one more lane's (tests, embedding).
+    pub fn with_lane(self, lane_id: &str, token: &str) -> Lanes {
+        let mut t = self.tokens();
+        t.lanes.insert(hash(token), lane_id.to_owned());
+        Lanes::Tokens(t)
+    }
+
+    /// These tokens and a head office reader's (tests, embedding).
+    pub fn with_office(self, name: &str, token: &str) -> Lanes {
+        let mut t = self.tokens();
+        t.office.insert(hash(token), name.to_owned());
+        Lanes::Tokens(t)
+    }
+
+    fn tokens(self) -> Tokens {
+        match self {
+            Lanes::Tokens(t) => t,
+            Lanes::AnyLane => Tokens::default(),
+        }
     }
 
     /// Who presents `bearer`: a lane, anyone (demo mode), or `None`
@@ -120,9 +184,13 @@ impl Lanes {
     pub fn caller(&self, bearer: Option<&str>) -> Option<Caller<'_>> {
         match self {
             Lanes::AnyLane => Some(Caller::Anyone),
-            Lanes::Tokens(by_hash) => bearer
-                .and_then(|t| by_hash.get(&hash(t)))
-                .map(|l| Caller::Lane(l)),
+            Lanes::Tokens(t) => {
+                let h = hash(bearer?);
+                t.lanes
+                    .get(&h)
+                    .map(|l| Caller::Lane(l))
+                    .or_else(|| t.office.get(&h).map(|n| Caller::Office(n)))
+            }
         }
     }
 }
@@ -134,6 +202,8 @@ pub enum Caller<'a> {
     Lane(&'a str),
     /// Anyone, for any lane (`--allow-any-lane`).
     Anyone,
+    /// A head office reader, by name: reads every lane, posts for none.
+    Office(&'a str),
 }
 
 #[cfg(test)]
@@ -159,6 +229,18 @@ mod tests {
         assert_eq!(lanes.caller(Some("c")), None);
         assert_eq!(lanes.caller(None), None);
         assert_eq!(Lanes::AnyLane.caller(None), Some(Caller::Anyone));
+        std::fs::write(
+            &p,
+            format!(
+                "[lanes]\nL03 = \"{}\"\n[office]\nfinance = \"{}\"\n",
+                hash("a"),
+                hash("f")
+            ),
+        )
+        .unwrap();
+        let lanes = Lanes::load(&p).unwrap();
+        assert_eq!(lanes.caller(Some("f")), Some(Caller::Office("finance")));
+        assert_eq!(lanes.caller(Some("a")), Some(Caller::Lane("L03")));
         std::fs::write(&p, "[lanes]\nL03 = \"abc\"\n").unwrap();
         assert!(matches!(Lanes::load(&p), Err(TokensError::Invalid { .. })));
         std::fs::write(

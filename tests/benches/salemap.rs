@@ -38,6 +38,7 @@ async fn salemap(db: Database) -> Running {
         tenant: DEFAULT_TENANT.into(),
         connections: laned::salemap::Config::default_connections(),
         refused_skus: vec![],
+        lane_ceiling: laned::salemap::office::DEFAULT_CEILING,
         signing_key: laned::salemap::keys::KeySource::Key(Box::new(
             laned::contract::ack::Signing::from_seed(&[42; 32]),
         )),

@@ -536,6 +536,7 @@ pub fn laned_uuid_is_v4(s: &str) -> bool {
         && Uuid::try_parse(s).is_ok_and(|u| u.get_version_num() == 4)
 }
 pub mod backend;
+pub mod browser;
 pub mod faketime;
 pub mod pg;
 pub mod salemap;

@@ -36,6 +36,24 @@ impl Salemap {
 
     /// Starts on `addr` (to come back where a lane expects it).
     pub async fn start_at(db: Database, lanes: Lanes, addr: SocketAddr) -> Salemap {
+        Self::start_with(
+            db,
+            lanes,
+            addr,
+            Arc::new(SystemClock::new()),
+            laned::salemap::office::DEFAULT_CEILING,
+        )
+        .await
+    }
+
+    /// Starts on `addr` with `clock`, judging lanes silent after `ceiling`.
+    pub async fn start_with(
+        db: Database,
+        lanes: Lanes,
+        addr: SocketAddr,
+        clock: Arc<dyn laned::common::clock::Clock>,
+        ceiling: std::time::Duration,
+    ) -> Salemap {
         let cfg = Config {
             listen: addr,
             database: db.clone(),
@@ -43,11 +61,10 @@ impl Salemap {
             tenant: DEFAULT_TENANT.into(),
             connections: Config::default_connections(),
             refused_skus: vec![],
+            lane_ceiling: ceiling,
             signing_key: key_source(&db),
         };
-        let server = Server::start(&cfg, Arc::new(SystemClock::new()))
-            .await
-            .expect("salemap starts");
+        let server = Server::start(&cfg, clock).await.expect("salemap starts");
         let addr = server.addr();
         let store = server.store().clone();
         let (stop, rx) = oneshot::channel::<()>();

@@ -266,6 +266,31 @@ async fn a_restored_lane_that_rings_offline_is_refused_at_salemap_as_a_forked_ch
     .await;
     let (_, sale) = lane.get(&format!("/v1/sales/{id}")).await;
     assert_eq!(sale["last_error"]["code"], "chain_conflict", "{sale}");
+    // Head office sees it: the lane's page puts the forked journal first,
+    // with the refused sale and the document it contradicts.
+    let detail: serde_json::Value = common::client()
+        .get(format!("{}/v1/lanes/L03", sm.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["status"], "chain_conflict", "{detail}");
+    assert_eq!(detail["conflicts"][0]["transaction_id"], id, "{detail}");
+    assert_eq!(detail["conflicts"][0]["number"], 3, "{detail}");
+    let page = common::client()
+        .get(format!("{}/lanes/L03", sm.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-status=\"chain_conflict\""), "{page}");
+    assert!(page.contains(&id), "{page}");
     lane.stop().await;
     sm.stop().await;
 }

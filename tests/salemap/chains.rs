@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::posting::{Backing, both, postgres, sqlite};
 
-const TOKEN: &str = "lane-L03-token";
+pub(super) const TOKEN: &str = "lane-L03-token";
 
 both!(
     a_journal_links_on_intake_and_a_document_ahead_of_its_predecessor_is_counted,
@@ -29,7 +29,8 @@ both!(
 
 /// A lane's journal as a test writes it: each document links to the one
 /// before and carries the running grand total.
-struct Journal {
+pub(super) struct Journal {
+    lane: String,
     series: String,
     last: String,
     total: i64,
@@ -39,16 +40,22 @@ struct Journal {
 
 /// One document: its id, its exact bytes, its hash.
 #[derive(Clone)]
-struct Doc {
-    id: String,
-    env: String,
-    hash: String,
-    receipt: i64,
+pub(super) struct Doc {
+    pub(super) id: String,
+    pub(super) env: String,
+    pub(super) hash: String,
+    pub(super) receipt: i64,
 }
 
 impl Journal {
-    fn new(series: &str) -> Journal {
+    pub(super) fn new(series: &str) -> Journal {
+        Journal::of("L03", series)
+    }
+
+    /// Lane `lane`'s journal in `series`.
+    pub(super) fn of(lane: &str, series: &str) -> Journal {
         Journal {
+            lane: lane.into(),
             series: series.into(),
             last: GENESIS.into(),
             total: 0,
@@ -58,16 +65,21 @@ impl Journal {
     }
 
     /// The next sale, linked, with this grand total (`None`: the right one).
-    fn next_with(&mut self, total: Option<i64>, prev: Option<&str>) -> Doc {
+    pub(super) fn next_with(&mut self, total: Option<i64>, prev: Option<&str>) -> Doc {
         let sale = common::sale();
         let amount = sale["total"].as_i64().unwrap();
         self.seq += 1;
         self.receipt += 1;
         let right = self.total + amount;
         let id = Uuid::new_v4().to_string();
-        let mut v: Value =
-            serde_json::from_str(&envelope_of(&id, "L03", &self.series, self.receipt, sale))
-                .unwrap();
+        let mut v: Value = serde_json::from_str(&envelope_of(
+            &id,
+            &self.lane,
+            &self.series,
+            self.receipt,
+            sale,
+        ))
+        .unwrap();
         v["lane_seq"] = json!(self.seq);
         v["prev_hash"] = json!(prev.unwrap_or(&self.last));
         v["grand_total"] = json!({"KES": total.unwrap_or(right)});
@@ -83,19 +95,19 @@ impl Journal {
         }
     }
 
-    fn next(&mut self) -> Doc {
+    pub(super) fn next(&mut self) -> Doc {
         self.next_with(None, None)
     }
 
     /// A closing of 2026-11-22 next in the chain, numbered `closing_no`.
     /// (salemap does not recount a closing's figures; these are empty.)
-    fn closing(&mut self, closing_no: i64) -> Doc {
+    pub(super) fn closing(&mut self, closing_no: i64) -> Doc {
         use laned::contract::closing::{Closing, ClosingEnvelope, ClosingKind, Figures};
         self.seq += 1;
         let id = Uuid::new_v4();
         let env = ClosingEnvelope {
             transaction_id: id,
-            lane_id: "L03".into(),
+            lane_id: self.lane.clone(),
             series: self.series.clone(),
             kind: ClosingKind::Closing,
             closing_no,
@@ -122,19 +134,24 @@ impl Journal {
     }
 }
 
-struct Answer {
-    status: u16,
-    body: Value,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) body: Value,
 }
 
-async fn put(url: &str, d: &Doc) -> Answer {
+pub(super) async fn put(url: &str, d: &Doc) -> Answer {
     put_to(url, "sales", d).await
 }
 
-async fn put_to(url: &str, collection: &str, d: &Doc) -> Answer {
+pub(super) async fn put_to(url: &str, collection: &str, d: &Doc) -> Answer {
+    put_as(url, collection, d, TOKEN).await
+}
+
+/// `d` PUT into `collection` with `token`.
+pub(super) async fn put_as(url: &str, collection: &str, d: &Doc, token: &str) -> Answer {
     let r = common::client()
         .put(format!("{url}/v1/{collection}/{}", d.id))
-        .bearer_auth(TOKEN)
+        .bearer_auth(token)
         .header("Content-Type", "application/json")
         .body(d.env.clone())
         .send()
@@ -146,7 +163,7 @@ async fn put_to(url: &str, collection: &str, d: &Doc) -> Answer {
     }
 }
 
-async fn batch(url: &str, docs: &[&Doc]) -> Vec<Value> {
+pub(super) async fn batch(url: &str, docs: &[&Doc]) -> Vec<Value> {
     let body = format!(
         "{{\"lane_id\":\"L03\",\"sales\":[{}]}}",
         docs.iter()
@@ -272,8 +289,9 @@ async fn a_forked_lane_is_refused_unless_it_numbers_above_everything_held(b: Bac
 }
 
 impl Journal {
-    fn clone_journal(&self) -> Journal {
+    pub(super) fn clone_journal(&self) -> Journal {
         Journal {
+            lane: self.lane.clone(),
             series: self.series.clone(),
             last: self.last.clone(),
             total: self.total,

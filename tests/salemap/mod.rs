@@ -6,6 +6,7 @@
 mod chains;
 mod conformance;
 mod end_to_end;
+mod office;
 mod posting;
 mod salemap_kill;
 mod salemap_pg;

@@ -77,11 +77,7 @@ both!(
 );
 
 fn lanes() -> Lanes {
-    let mut l = Lanes::single("L03", TOKEN);
-    if let Lanes::Tokens(m) = &mut l {
-        m.insert(laned::salemap::tokens::hash("lane-L04-token"), "L04".into());
-    }
-    l
+    Lanes::single("L03", TOKEN).with_lane("L04", "lane-L04-token")
 }
 
 struct Resp {
@@ -557,10 +553,16 @@ async fn an_upgraded_database_gives_each_series_to_the_lane_of_its_first_documen
     let http = common::client();
     let (_, r) = post_new(&http, &sm.url, ("L03", "L03", 1)).await;
     assert_eq!(r.status, 201);
+    // Receipt 3 without 2: a hole the upgrade must find.
+    let (_, r) = post_new(&http, &sm.url, ("L03", "L03", 3)).await;
+    assert_eq!(r.status, 201);
     let (db, lanes, _) = sm.stop().await;
     // Back to schema 1.
+    let marks = "DROP TABLE series_marks; DROP TABLE holes; DROP TABLE lanes_seen;
+                 DROP TABLE conflicts;";
     match &db {
         Database::Sqlite(_) => {
+            execute(&db, marks).await;
             execute(
                 &db,
                 "DROP TABLE links; DROP TABLE chain_heads; DROP TABLE certificates;
@@ -570,6 +572,7 @@ async fn an_upgraded_database_gives_each_series_to_the_lane_of_its_first_documen
             .await
         }
         Database::Postgres { .. } => {
+            execute(&db, marks).await;
             execute(
                 &db,
                 "DROP TABLE links; DROP FUNCTION links_no_delete(); DROP TABLE chain_heads;
@@ -585,8 +588,41 @@ async fn an_upgraded_database_gives_each_series_to_the_lane_of_its_first_documen
     let sm = Salemap::start_on(db, lanes).await;
     let (_, r) = post_new(&http, &sm.url, ("L04", "L03", 1)).await;
     assert_eq!(r.status, 403, "{}", r.body);
+    // What head office sees was found in what the map held: receipt 2
+    // missing, since the first posting after it.
+    let seen = |body: Value| {
+        let s = &body["series"][0];
+        (
+            s["watermark"].as_i64(),
+            s["highest_receipt_no"].as_i64(),
+            s["missing"].as_i64(),
+            body["holes"][0]["first_no"].as_i64(),
+        )
+    };
+    let lane = |url: String| async move {
+        let r = common::client()
+            .get(format!("{url}/v1/lanes/L03"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()
+    };
+    let before = lane(sm.url.clone()).await;
+    assert_eq!(
+        seen(before.clone()),
+        (Some(1), Some(3), Some(1), Some(2)),
+        "{before}"
+    );
+    assert!(before["last_posted"].is_string(), "{before}");
     let (_, r) = post_new(&http, &sm.url, ("L03", "L03", 2)).await;
-    assert_eq!((r.status, doc_number(&r.body)), (201, 2), "{}", r.body);
+    assert_eq!((r.status, doc_number(&r.body)), (201, 3), "{}", r.body);
+    let after = lane(sm.url.clone()).await;
+    assert_eq!(
+        seen(after.clone()),
+        (Some(3), Some(3), Some(0), None),
+        "{after}"
+    );
     sm.stop().await;
 }
 

@@ -79,7 +79,8 @@ struct ServeArgs {
     /// salemap.key beside a SQLite database or in the data directory].
     #[arg(long, env = "SALEMAP_SIGNING_KEY", value_name = "FILE")]
     signing_key: Option<PathBuf>,
-    /// Lane tokens file: `[lanes]` lane id = SHA-256 of its token.
+    /// Lane tokens file: `[lanes]` lane id = SHA-256 of its token, and
+    /// `[office]` reader = SHA-256 of a head office reader's token.
     #[arg(long, env = "SALEMAP_LANE_TOKENS", value_name = "FILE")]
     lane_tokens: Option<PathBuf>,
     /// Accept any client for any lane, without a token. Local demos only.
@@ -89,6 +90,10 @@ struct ServeArgs {
     /// (repeat the flag for more).
     #[arg(long, value_name = "SKU")]
     refuse_sku: Vec<String>,
+    /// The lanes' sync ceiling: a lane not heard from for longer is shown
+    /// to head office as silent [default: 24h, the lane's own default].
+    #[arg(long, env = "SALEMAP_LANE_CEILING", value_name = "DURATION")]
+    lane_ceiling: Option<Interval>,
     /// Tenant the documents belong to.
     #[arg(long, env = "SALEMAP_TENANT", default_value = DEFAULT_TENANT)]
     tenant: String,
@@ -317,6 +322,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 .map_or(laned::salemap::DEFAULT_HEADER_READ_TIMEOUT, |i| i.0),
         },
         refused_skus: a.refuse_sku.clone(),
+        lane_ceiling: a
+            .lane_ceiling
+            .map_or(laned::salemap::office::DEFAULT_CEILING, |i| i.0),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -149,9 +149,12 @@ pub fn judge(links: &[Link], facts: &[Facts]) -> Vec<Verdict> {
     let mut by_hash: HashMap<(&str, &str, &str), &Link> = HashMap::new();
     let mut followed: HashMap<(&str, &str, &str), &str> = HashMap::new();
     let mut highest: HashMap<(&str, &str, bool), i64> = HashMap::new();
+    // Ids accepted earlier in the request: a second copy of one (a batch
+    // that holds a sale twice) is a repeat, which the gate answers.
+    let mut ids: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(links.len());
     for (link, f) in links.iter().zip(facts) {
-        if f.held {
+        if f.held || ids.contains(link.transaction_id.as_str()) {
             out.push(Verdict::Repeat);
             continue;
         }
@@ -171,6 +174,7 @@ pub fn judge(links: &[Link], facts: &[Facts]) -> Vec<Verdict> {
             Some(prev) => judge_one(link, f, prev, top, number, &by_hash, &followed),
         };
         if matches!(verdict, Verdict::Accept { .. }) {
+            ids.insert(&link.transaction_id);
             by_hash.insert((&link.lane_id, &link.series, &link.hash), link);
             if let Some(p) = &link.prev_hash {
                 followed.insert((&link.lane_id, &link.series, p), &link.transaction_id);
@@ -513,5 +517,18 @@ mod tests {
             ..Facts::default()
         };
         assert_eq!(judge(&[a], &[f]), [Verdict::Repeat]);
+    }
+
+    /// A batch that holds one document twice (found by the seeded test of
+    /// head office's holes): the second copy is a repeat, not a fork.
+    #[test]
+    fn a_document_twice_in_one_request_is_a_repeat_the_second_time() {
+        let a = link("a", 1, 1, "ha", GENESIS, 100);
+        let verdicts = judge(&[a.clone(), a], &[Facts::default(), Facts::default()]);
+        assert!(
+            matches!(verdicts[0], Verdict::Accept { .. }),
+            "{verdicts:?}"
+        );
+        assert_eq!(verdicts[1], Verdict::Repeat);
     }
 }

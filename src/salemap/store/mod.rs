@@ -9,6 +9,7 @@
 //! A batch is one transaction, with a savepoint per sale.
 
 pub mod chain;
+pub mod marks;
 pub mod postgres;
 pub mod sqlite;
 
@@ -390,7 +391,7 @@ impl Store {
         }
     }
 
-    /// Highest receipt number per series of `lane_id`.
+    /// Stores a day closing.
     pub async fn post_closing(
         &self,
         tenant: String,
@@ -403,7 +404,7 @@ impl Store {
         }
     }
 
-    /// Stores a day closing.
+    /// Highest receipt number per series of `lane_id`.
     pub async fn last_receipt_no(
         &self,
         tenant: String,
@@ -434,6 +435,45 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.get(tenant, id).await,
             Store::Postgres(s) => s.get(&tenant, &id).await,
+        }
+    }
+
+    /// Notes a lane's heartbeat (docs/backend-contract.md, "What head
+    /// office sees").
+    pub async fn heard(
+        &self,
+        tenant: String,
+        lane_id: String,
+        at: String,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.heard(tenant, lane_id, at).await,
+            Store::Postgres(s) => s.heard(&tenant, &lane_id, &at).await,
+        }
+    }
+
+    /// Every lane's marks (or one lane's): one row per lane and series,
+    /// whatever the map holds.
+    pub async fn marks(
+        &self,
+        tenant: String,
+        lane: Option<String>,
+    ) -> Result<Vec<marks::LaneMarks>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.marks(tenant, lane).await,
+            Store::Postgres(s) => s.marks(&tenant, lane.as_deref()).await,
+        }
+    }
+
+    /// One lane in full: its marks, holes and refused documents.
+    pub async fn detail(
+        &self,
+        tenant: String,
+        lane: String,
+    ) -> Result<Option<marks::LaneDetail>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.detail(tenant, lane).await,
+            Store::Postgres(s) => s.detail(&tenant, &lane).await,
         }
     }
 

@@ -19,6 +19,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::chain::{self, Facts, Held, Link, Verdict};
+use super::marks::{self, Conflict, Hole, LaneDetail, LaneMarks, SeriesMarks, Uncertified};
 use super::{
     Aborts, Certified, ClosingItem, Day, Item, Outcome, StoreError, Stored, VoidedDoc,
     closing_doc_no,
@@ -44,6 +45,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0004_chains",
         sql: include_str!("../../../schema/salemap/postgres/0004_chains.sql"),
+    },
+    Migration {
+        name: "0005_watermarks",
+        sql: include_str!("../../../schema/salemap/postgres/0005_watermarks.sql"),
     },
 ];
 
@@ -240,6 +245,15 @@ impl PgStore {
         .into_iter()
         .collect::<Result<Vec<()>, _>>()?;
         let kept: Vec<(Link, bool)> = kept.into_iter().map(|(l, _, f)| (l, f)).collect();
+        note_marks(&tx, tenant, &kept, posted_at).await?;
+        note_refused(&tx, tenant, &marks::refused(&links, &out), posted_at).await?;
+        note_lanes(
+            &tx,
+            tenant,
+            items.iter().map(|i| i.lane_id.as_str()),
+            posted_at,
+        )
+        .await?;
         advance(&tx, tenant, &kept, posted_at).await?;
         if self.aborts.now() {
             // Dropping the transaction rolls everything back.
@@ -278,11 +292,16 @@ impl PgStore {
                 if matches!(o, Outcome::Posted(_)) {
                     keep_link(&tx, tenant, &link, out_of_order, forked, posted_at).await?;
                     note_problems(&tx, tenant, &link, &successor_problems).await?;
-                    advance(&tx, tenant, &[(link, forked)], posted_at).await?;
+                    let kept = [(link, forked)];
+                    note_marks(&tx, tenant, &kept, posted_at).await?;
+                    advance(&tx, tenant, &kept, posted_at).await?;
                 }
                 o
             }
         };
+        let refused = marks::refused(std::slice::from_ref(&link), std::slice::from_ref(&o));
+        note_refused(&tx, tenant, &refused, posted_at).await?;
+        note_lanes(&tx, tenant, [c.lane_id.as_str()], posted_at).await?;
         tx.commit().await.map_err(pg("commit"))?;
         Ok(o)
     }
@@ -366,6 +385,88 @@ impl PgStore {
                 voided_by: r.get(7),
                 envelope: serde_json::value::RawValue::from_string(envelope).ok()?,
             })
+        }))
+    }
+
+    /// Notes a lane's heartbeat.
+    pub async fn heard(&self, tenant: &str, lane_id: &str, at: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO lanes_seen (tenant, lane_id, last_heartbeat) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, lane_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat",
+                &[&tenant, &lane_id, &at],
+            )
+            .await
+            .map(drop)
+            .map_err(pg("note a heartbeat"))
+    }
+
+    /// Every lane's marks (or one lane's).
+    pub async fn marks(
+        &self,
+        tenant: &str,
+        lane: Option<&str>,
+    ) -> Result<Vec<LaneMarks>, StoreError> {
+        let client = self.client().await?;
+        lane_marks(&client, tenant, lane).await
+    }
+
+    /// One lane in full: its marks, its holes and its refused documents.
+    pub async fn detail(&self, tenant: &str, lane: &str) -> Result<Option<LaneDetail>, StoreError> {
+        let client = self.client().await?;
+        let Some(marks) = lane_marks(&client, tenant, Some(lane)).await?.pop() else {
+            return Ok(None);
+        };
+        let e = pg("read a lane's holes");
+        let holes = client
+            .query(
+                "SELECT series, first_no, last_no, opened_at FROM holes
+                 WHERE tenant = $1 AND lane_id = $2 ORDER BY series, first_no LIMIT $3",
+                &[&tenant, &lane, &marks::DETAIL_ROWS],
+            )
+            .await
+            .map_err(&e)?
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    Hole {
+                        first_no: r.get(1),
+                        last_no: r.get(2),
+                        opened_at: r.get(3),
+                    },
+                )
+            })
+            .collect();
+        let conflicts = client
+            .query(
+                "SELECT transaction_id, series, numbered_by, number, hash, code, holder,
+                        first_seen, last_seen, attempts
+                 FROM conflicts WHERE tenant = $1 AND lane_id = $2
+                 ORDER BY last_seen DESC LIMIT $3",
+                &[&tenant, &lane, &marks::DETAIL_ROWS],
+            )
+            .await
+            .map_err(&e)?
+            .iter()
+            .map(|r| Conflict {
+                transaction_id: r.get(0),
+                series: r.get(1),
+                numbered_by: r.get(2),
+                number: r.get(3),
+                hash: r.get(4),
+                code: r.get(5),
+                holder: r.get(6),
+                first_seen: r.get(7),
+                last_seen: r.get(8),
+                attempts: r.get(9),
+            })
+            .collect();
+        Ok(Some(LaneDetail {
+            marks,
+            holes,
+            conflicts,
         }))
     }
 
@@ -727,7 +828,7 @@ async fn advance(
             };
             let Some(step) = next else { break };
             if step.closing {
-                tx.execute(
+                let certified = tx.execute(
                     "INSERT INTO certificates (tenant, lane_id, series, closing_no, business_date,
                                                closing_id, closing_hash, certified_at)
                      SELECT tenant, lane_id, series, closing_no, business_date, transaction_id,
@@ -738,6 +839,23 @@ async fn advance(
                 )
                 .await
                 .map_err(gate_error("certify a day"))?;
+                if certified == 1 {
+                    tx.execute(
+                        &statement(
+                            tx,
+                            "UPDATE series_marks SET certified = certified + 1,
+                                    last_certified_no = c.closing_no,
+                                    last_certified_date = c.business_date
+                             FROM (SELECT closing_no, business_date FROM closings
+                                   WHERE tenant = $1 AND transaction_id = $2) AS c
+                             WHERE tenant = $1 AND lane_id = $3 AND series = $4",
+                        )
+                        .await?,
+                        &[&tenant, &step.transaction_id, &lane, &series],
+                    )
+                    .await
+                    .map_err(gate_error("count a certified day"))?;
+                }
             }
             cur = step.hash.clone();
             last = Some(step);
@@ -769,6 +887,303 @@ async fn advance(
         }
     }
     Ok(())
+}
+
+/// Moves the watermarks and holes of each series `kept` adds to
+/// (docs/backend-contract.md, "What head office sees"), and counts its
+/// closings. Under the series' lock.
+async fn note_marks(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    kept: &[(Link, bool)],
+    at: &str,
+) -> Result<(), StoreError> {
+    let e = gate_error("keep the watermarks");
+    let read_st = statement(
+        tx,
+        "SELECT highest, missing FROM series_marks
+         WHERE tenant = $1 AND lane_id = $2 AND series = $3",
+    )
+    .await?;
+    let hole_st = statement(
+        tx,
+        "SELECT first_no, last_no, opened_at FROM holes
+         WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND first_no <= $4
+         ORDER BY first_no DESC LIMIT 1",
+    )
+    .await?;
+    for ((lane, series), added) in marks::added(kept.iter().map(|(l, _)| l)) {
+        let (highest, missing): (i64, i64) = tx
+            .query_opt(&read_st, &[&tenant, &lane, &series])
+            .await
+            .map_err(&e)?
+            .map_or((0, 0), |r| (r.get(0), r.get(1)));
+        // The plan asks for holes one at a time, in order: read those the
+        // request's numbers below `highest` can fall in first.
+        let mut found = BTreeMap::new();
+        for n in added.receipts.iter().filter(|n| **n <= highest) {
+            let h = tx
+                .query_opt(&hole_st, &[&tenant, &lane, &series, n])
+                .await
+                .map_err(&e)?
+                .map(|r| Hole {
+                    first_no: r.get(0),
+                    last_no: r.get(1),
+                    opened_at: r.get(2),
+                });
+            found.insert(*n, h);
+        }
+        let plan = marks::plan(highest, missing, &added.receipts, at, |n| {
+            Ok::<_, StoreError>(found.get(&n).cloned().flatten())
+        })?;
+        for first in &plan.remove {
+            tx.execute(
+                &statement(
+                    tx,
+                    "DELETE FROM holes
+                     WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND first_no = $4",
+                )
+                .await?,
+                &[&tenant, &lane, &series, first],
+            )
+            .await
+            .map_err(&e)?;
+        }
+        for h in &plan.write {
+            tx.execute(
+                &statement(
+                    tx,
+                    "INSERT INTO holes (tenant, lane_id, series, first_no, last_no, opened_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .await?,
+                &[
+                    &tenant,
+                    &lane,
+                    &series,
+                    &h.first_no,
+                    &h.last_no,
+                    &h.opened_at,
+                ],
+            )
+            .await
+            .map_err(&e)?;
+        }
+        tx.execute(
+            &statement(
+                tx,
+                "INSERT INTO series_marks (tenant, lane_id, series, watermark, highest, missing,
+                                           closings, updated_at)
+                 VALUES ($1, $2, $3,
+                         COALESCE((SELECT first_no - 1 FROM holes
+                                   WHERE tenant = $1 AND lane_id = $2 AND series = $3
+                                   ORDER BY first_no LIMIT 1), $4),
+                         $4, $5, $6, $7)
+                 ON CONFLICT (tenant, lane_id, series) DO UPDATE SET
+                     watermark = excluded.watermark, highest = excluded.highest,
+                     missing = excluded.missing,
+                     closings = series_marks.closings + excluded.closings,
+                     updated_at = excluded.updated_at",
+            )
+            .await?,
+            &[
+                &tenant,
+                &lane,
+                &series,
+                &plan.highest,
+                &plan.missing,
+                &added.closings,
+                &at,
+            ],
+        )
+        .await
+        .map_err(&e)?;
+    }
+    Ok(())
+}
+
+/// Records documents refused as a forked lane, for head office.
+async fn note_refused(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    refused: &[marks::Refused<'_>],
+    at: &str,
+) -> Result<(), StoreError> {
+    let e = gate_error("record a refused document");
+    for r in refused {
+        let l = r.link;
+        let (numbered_by, number) = marks::numbered(l);
+        let attempts: i64 = tx
+            .query_one(
+                &statement(
+                    tx,
+                    "INSERT INTO conflicts (tenant, transaction_id, lane_id, series, numbered_by,
+                                            number, hash, code, holder, first_seen, last_seen)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+                     ON CONFLICT (tenant, transaction_id) DO UPDATE SET
+                         last_seen = excluded.last_seen, attempts = conflicts.attempts + 1
+                     RETURNING attempts",
+                )
+                .await?,
+                &[
+                    &tenant,
+                    &l.transaction_id,
+                    &l.lane_id,
+                    &l.series,
+                    &numbered_by,
+                    &number,
+                    &l.hash,
+                    &r.code,
+                    &r.holder,
+                    &at,
+                ],
+            )
+            .await
+            .map_err(&e)?
+            .get(0);
+        tx.execute(
+            &statement(
+                tx,
+                "INSERT INTO series_marks (tenant, lane_id, series, conflicts, last_conflict_at,
+                                           updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5)
+                 ON CONFLICT (tenant, lane_id, series) DO UPDATE SET
+                     conflicts = series_marks.conflicts + excluded.conflicts,
+                     last_conflict_at = excluded.last_conflict_at",
+            )
+            .await?,
+            &[
+                &tenant,
+                &l.lane_id,
+                &l.series,
+                &i64::from(attempts == 1),
+                &at,
+            ],
+        )
+        .await
+        .map_err(&e)?;
+    }
+    Ok(())
+}
+
+/// Notes when each lane of a request last posted.
+async fn note_lanes<'a>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    lanes: impl IntoIterator<Item = &'a str>,
+    at: &str,
+) -> Result<(), StoreError> {
+    let lanes: std::collections::BTreeSet<&str> = lanes.into_iter().collect();
+    for lane in lanes {
+        tx.execute(
+            &statement(
+                tx,
+                "INSERT INTO lanes_seen (tenant, lane_id, last_posted) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, lane_id) DO UPDATE SET last_posted = excluded.last_posted",
+            )
+            .await?,
+            &[&tenant, &lane, &at],
+        )
+        .await
+        .map_err(gate_error("note when the lane posted"))?;
+    }
+    Ok(())
+}
+
+/// Every lane's marks, or one lane's, with each series' lowest hole and
+/// first uncertified closing (one index step each).
+async fn lane_marks(
+    c: &deadpool_postgres::Object,
+    tenant: &str,
+    lane: Option<&str>,
+) -> Result<Vec<LaneMarks>, StoreError> {
+    let e = pg("read the watermarks");
+    let lanes = c
+        .query(
+            "SELECT lane_id, last_heartbeat, last_posted FROM lanes_seen
+             WHERE tenant = $1 AND ($2::text IS NULL OR lane_id = $2)",
+            &[&tenant, &lane],
+        )
+        .await
+        .map_err(&e)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let rows = c
+        .query(
+            "SELECT lane_id, series, watermark, highest, missing, closings, certified,
+                    last_certified_no, last_certified_date, conflicts, last_conflict_at
+             FROM series_marks WHERE tenant = $1 AND ($2::text IS NULL OR lane_id = $2)
+             ORDER BY lane_id, series",
+            &[&tenant, &lane],
+        )
+        .await
+        .map_err(&e)?;
+    let hole_st = c
+        .prepare_cached(
+            "SELECT first_no, last_no, opened_at FROM holes
+             WHERE tenant = $1 AND lane_id = $2 AND series = $3 ORDER BY first_no LIMIT 1",
+        )
+        .await
+        .map_err(&e)?;
+    let uncertified_st = c
+        .prepare_cached(
+            "SELECT closing_no, business_date, posted_at FROM closings
+             WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND closing_no > $4
+             ORDER BY closing_no LIMIT 1",
+        )
+        .await
+        .map_err(&e)?;
+    let mut series = Vec::with_capacity(rows.len());
+    for r in rows {
+        let lane_id: String = r.get(0);
+        let name: String = r.get(1);
+        let closings: i64 = r.get(5);
+        let certified: i64 = r.get(6);
+        let last_certified_no: Option<i64> = r.get(7);
+        let oldest_hole = c
+            .query_opt(&hole_st, &[&tenant, &lane_id, &name])
+            .await
+            .map_err(&e)?
+            .map(|h| Hole {
+                first_no: h.get(0),
+                last_no: h.get(1),
+                opened_at: h.get(2),
+            });
+        let oldest_uncertified = if closings > certified {
+            c.query_opt(
+                &uncertified_st,
+                &[&tenant, &lane_id, &name, &last_certified_no.unwrap_or(0)],
+            )
+            .await
+            .map_err(&e)?
+            .map(|u| Uncertified {
+                closing_no: u.get(0),
+                business_date: u.get(1),
+                posted_at: u.get(2),
+            })
+        } else {
+            None
+        };
+        let last_certified = last_certified_no.zip(r.get::<_, Option<String>>(8));
+        series.push((
+            lane_id,
+            SeriesMarks {
+                series: name,
+                watermark: r.get(2),
+                highest: r.get(3),
+                missing: r.get(4),
+                oldest_hole,
+                closings,
+                certified,
+                last_certified,
+                oldest_uncertified,
+                conflicts: r.get(9),
+                last_conflict_at: r.get(10),
+            },
+        ));
+    }
+    Ok(marks::assemble(lanes, series))
 }
 
 /// Records what a late predecessor showed to be wrong with documents that

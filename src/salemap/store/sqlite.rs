@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::chain::{self, Facts, Held, Link, Verdict};
+use super::marks::{self, Conflict, Hole, LaneDetail, LaneMarks, SeriesMarks, Uncertified};
 use super::{
     Aborts, Certified, ClosingItem, Day, Item, Outcome, StoreError, Stored, VoidedDoc,
     closing_doc_no, doc_no,
@@ -39,6 +40,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0004_chains",
         sql: include_str!("../../../schema/salemap/sqlite/0004_chains.sql"),
+    },
+    Migration {
+        name: "0005_watermarks",
+        sql: include_str!("../../../schema/salemap/sqlite/0005_watermarks.sql"),
     },
 ];
 
@@ -184,6 +189,14 @@ impl SqliteStore {
                 }
             });
         }
+        note_marks(&tx, tenant, &kept, posted_at)?;
+        note_refused(&tx, tenant, &marks::refused(&links, &out), posted_at)?;
+        note_lanes(
+            &tx,
+            tenant,
+            items.iter().map(|i| i.lane_id.as_str()),
+            posted_at,
+        )?;
         advance(&tx, tenant, &kept, posted_at)?;
         if self.aborts.now() {
             // Dropping the transaction rolls everything back.
@@ -225,11 +238,16 @@ impl SqliteStore {
                     if matches!(o, Outcome::Posted(_)) {
                         keep_link(&tx, &tenant, &link, out_of_order, forked, &posted_at)?;
                         note_problems(&tx, &tenant, &link, &successor_problems)?;
-                        advance(&tx, &tenant, &[(link, forked)], &posted_at)?;
+                        let kept = [(link, forked)];
+                        note_marks(&tx, &tenant, &kept, &posted_at)?;
+                        advance(&tx, &tenant, &kept, &posted_at)?;
                     }
                     o
                 }
             };
+            let refused = marks::refused(std::slice::from_ref(&link), std::slice::from_ref(&o));
+            note_refused(&tx, &tenant, &refused, &posted_at)?;
+            note_lanes(&tx, &tenant, [item.lane_id.as_str()], &posted_at)?;
             tx.commit().map_err(sql("commit"))?;
             Ok(o)
         })
@@ -359,6 +377,96 @@ impl SqliteStore {
                 day.add(&kind, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
             }
             Ok(day)
+        })
+        .await
+    }
+
+    /// Notes a lane's heartbeat.
+    pub async fn heard(
+        &self,
+        tenant: String,
+        lane_id: String,
+        at: String,
+    ) -> Result<(), StoreError> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            lock(&writer)
+                .prepare_cached(
+                    "INSERT INTO lanes_seen (tenant, lane_id, last_heartbeat) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (tenant, lane_id) DO UPDATE
+                     SET last_heartbeat = excluded.last_heartbeat",
+                )
+                .and_then(|mut st| st.execute(params![tenant, lane_id, at]))
+                .map(drop)
+                .map_err(sql("note a heartbeat"))
+        })
+        .await
+        .map_err(|_| StoreError::Task)?
+    }
+
+    /// Every lane's marks (or one lane's): one row per lane and series.
+    pub async fn marks(
+        &self,
+        tenant: String,
+        lane: Option<String>,
+    ) -> Result<Vec<LaneMarks>, StoreError> {
+        self.read(move |c| lane_marks(c, &tenant, lane.as_deref()))
+            .await
+    }
+
+    /// One lane in full: its marks, its holes and its refused documents.
+    pub async fn detail(
+        &self,
+        tenant: String,
+        lane: String,
+    ) -> Result<Option<LaneDetail>, StoreError> {
+        self.read(move |c| {
+            let Some(marks) = lane_marks(c, &tenant, Some(&lane))?.pop() else {
+                return Ok(None);
+            };
+            let holes = c
+                .prepare_cached(
+                    "SELECT series, first_no, last_no, opened_at FROM holes
+                     WHERE tenant = ?1 AND lane_id = ?2 ORDER BY series, first_no LIMIT ?3",
+                )?
+                .query_map(params![tenant, lane, marks::DETAIL_ROWS], |r| {
+                    Ok((
+                        r.get(0)?,
+                        Hole {
+                            first_no: r.get(1)?,
+                            last_no: r.get(2)?,
+                            opened_at: r.get(3)?,
+                        },
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let conflicts = c
+                .prepare_cached(
+                    "SELECT transaction_id, series, numbered_by, number, hash, code, holder,
+                            first_seen, last_seen, attempts
+                     FROM conflicts INDEXED BY conflicts_lane
+                     WHERE tenant = ?1 AND lane_id = ?2 ORDER BY last_seen DESC LIMIT ?3",
+                )?
+                .query_map(params![tenant, lane, marks::DETAIL_ROWS], |r| {
+                    Ok(Conflict {
+                        transaction_id: r.get(0)?,
+                        series: r.get(1)?,
+                        numbered_by: r.get(2)?,
+                        number: r.get(3)?,
+                        hash: r.get(4)?,
+                        code: r.get(5)?,
+                        holder: r.get(6)?,
+                        first_seen: r.get(7)?,
+                        last_seen: r.get(8)?,
+                        attempts: r.get(9)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some(LaneDetail {
+                marks,
+                holes,
+                conflicts,
+            }))
         })
         .await
     }
@@ -600,7 +708,7 @@ fn advance(
             };
             let Some(step) = next else { break };
             if step.closing {
-                tx.prepare_cached(
+                let certified = tx.prepare_cached(
                     "INSERT INTO certificates (tenant, lane_id, series, closing_no, business_date,
                                                closing_id, closing_hash, certified_at)
                      SELECT tenant, lane_id, series, closing_no, business_date, transaction_id,
@@ -610,6 +718,20 @@ fn advance(
                 )
                 .and_then(|mut st| st.execute(params![tenant, step.transaction_id, at]))
                 .map_err(sql("certify a day"))?;
+                if certified == 1 {
+                    tx.prepare_cached(
+                        "UPDATE series_marks SET certified = certified + 1,
+                                last_certified_no = c.closing_no,
+                                last_certified_date = c.business_date
+                         FROM (SELECT closing_no, business_date FROM closings
+                               WHERE tenant = ?1 AND transaction_id = ?2) AS c
+                         WHERE tenant = ?1 AND lane_id = ?3 AND series = ?4",
+                    )
+                    .and_then(|mut st| {
+                        st.execute(params![tenant, step.transaction_id, lane, series])
+                    })
+                    .map_err(sql("count a certified day"))?;
+                }
             }
             cur = step.hash.clone();
             last = Some(step);
@@ -667,6 +789,280 @@ fn note_problems(
         .map_err(sql("note a chain problem"))?;
     }
     Ok(())
+}
+
+/// Moves the watermarks and holes of each series `kept` adds to
+/// (docs/backend-contract.md, "What head office sees"), and counts its
+/// closings.
+fn note_marks(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    kept: &[(Link, bool)],
+    at: &str,
+) -> Result<(), StoreError> {
+    let e = sql("keep the watermarks");
+    for ((lane, series), added) in marks::added(kept.iter().map(|(l, _)| l)) {
+        let (highest, missing): (i64, i64) = tx
+            .prepare_cached(
+                "SELECT highest, missing FROM series_marks
+                 WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![tenant, lane, series], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+            })
+            .map_err(&e)?
+            .unwrap_or((0, 0));
+        let plan = marks::plan(highest, missing, &added.receipts, at, |n| {
+            tx.prepare_cached(
+                "SELECT first_no, last_no, opened_at FROM holes
+                 WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND first_no <= ?4
+                 ORDER BY first_no DESC LIMIT 1",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![tenant, lane, series, n], |r| {
+                    Ok(Hole {
+                        first_no: r.get(0)?,
+                        last_no: r.get(1)?,
+                        opened_at: r.get(2)?,
+                    })
+                })
+                .optional()
+            })
+        })
+        .map_err(&e)?;
+        for first in &plan.remove {
+            tx.prepare_cached(
+                "DELETE FROM holes
+                 WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND first_no = ?4",
+            )
+            .and_then(|mut st| st.execute(params![tenant, lane, series, first]))
+            .map_err(&e)?;
+        }
+        for h in &plan.write {
+            tx.prepare_cached(
+                "INSERT INTO holes (tenant, lane_id, series, first_no, last_no, opened_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    tenant,
+                    lane,
+                    series,
+                    h.first_no,
+                    h.last_no,
+                    h.opened_at
+                ])
+            })
+            .map_err(&e)?;
+        }
+        tx.prepare_cached(
+            "INSERT INTO series_marks (tenant, lane_id, series, watermark, highest, missing,
+                                       closings, updated_at)
+             VALUES (?1, ?2, ?3,
+                     COALESCE((SELECT first_no - 1 FROM holes
+                               WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3
+                               ORDER BY first_no LIMIT 1), ?4),
+                     ?4, ?5, ?6, ?7)
+             ON CONFLICT (tenant, lane_id, series) DO UPDATE SET
+                 watermark = excluded.watermark, highest = excluded.highest,
+                 missing = excluded.missing, closings = series_marks.closings + excluded.closings,
+                 updated_at = excluded.updated_at",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                tenant,
+                lane,
+                series,
+                plan.highest,
+                plan.missing,
+                added.closings,
+                at
+            ])
+        })
+        .map_err(&e)?;
+    }
+    Ok(())
+}
+
+/// Records documents refused as a forked lane, for head office.
+fn note_refused(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    refused: &[marks::Refused<'_>],
+    at: &str,
+) -> Result<(), StoreError> {
+    let e = sql("record a refused document");
+    for r in refused {
+        let l = r.link;
+        let (numbered_by, number) = marks::numbered(l);
+        let attempts: i64 = tx
+            .prepare_cached(
+                "INSERT INTO conflicts (tenant, transaction_id, lane_id, series, numbered_by,
+                                        number, hash, code, holder, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+                 ON CONFLICT (tenant, transaction_id) DO UPDATE SET
+                     last_seen = excluded.last_seen, attempts = conflicts.attempts + 1
+                 RETURNING attempts",
+            )
+            .and_then(|mut st| {
+                st.query_row(
+                    params![
+                        tenant,
+                        l.transaction_id,
+                        l.lane_id,
+                        l.series,
+                        numbered_by,
+                        number,
+                        l.hash,
+                        r.code,
+                        r.holder,
+                        at
+                    ],
+                    |row| row.get(0),
+                )
+            })
+            .map_err(&e)?;
+        tx.prepare_cached(
+            "INSERT INTO series_marks (tenant, lane_id, series, conflicts, last_conflict_at,
+                                       updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (tenant, lane_id, series) DO UPDATE SET
+                 conflicts = series_marks.conflicts + excluded.conflicts,
+                 last_conflict_at = excluded.last_conflict_at",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                tenant,
+                l.lane_id,
+                l.series,
+                i64::from(attempts == 1),
+                at
+            ])
+        })
+        .map_err(&e)?;
+    }
+    Ok(())
+}
+
+/// Notes when each lane of a request last posted.
+fn note_lanes<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    lanes: impl IntoIterator<Item = &'a str>,
+    at: &str,
+) -> Result<(), StoreError> {
+    let lanes: std::collections::BTreeSet<&str> = lanes.into_iter().collect();
+    for lane in lanes {
+        tx.prepare_cached(
+            "INSERT INTO lanes_seen (tenant, lane_id, last_posted) VALUES (?1, ?2, ?3)
+             ON CONFLICT (tenant, lane_id) DO UPDATE SET last_posted = excluded.last_posted",
+        )
+        .and_then(|mut st| st.execute(params![tenant, lane, at]))
+        .map_err(sql("note when the lane posted"))?;
+    }
+    Ok(())
+}
+
+/// Each series' marks, from a `series_marks` row read by [`MARKS_SQL`],
+/// with its lowest hole and its first uncertified closing (one index step
+/// each).
+fn series_marks(
+    c: &Connection,
+    tenant: &str,
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, SeriesMarks)> {
+    let lane: String = r.get(0)?;
+    let series: String = r.get(1)?;
+    let closings: i64 = r.get(5)?;
+    let certified: i64 = r.get(6)?;
+    let last_certified_no: Option<i64> = r.get(7)?;
+    let oldest_hole = c
+        .prepare_cached(
+            "SELECT first_no, last_no, opened_at FROM holes
+             WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3
+             ORDER BY first_no LIMIT 1",
+        )?
+        .query_row(params![tenant, lane, series], |h| {
+            Ok(Hole {
+                first_no: h.get(0)?,
+                last_no: h.get(1)?,
+                opened_at: h.get(2)?,
+            })
+        })
+        .optional()?;
+    let oldest_uncertified = if closings > certified {
+        c.prepare_cached(
+            "SELECT closing_no, business_date, posted_at FROM closings
+             WHERE tenant = ?1 AND lane_id = ?2 AND series = ?3 AND closing_no > ?4
+             ORDER BY closing_no LIMIT 1",
+        )?
+        .query_row(
+            params![tenant, lane, series, last_certified_no.unwrap_or(0)],
+            |u| {
+                Ok(Uncertified {
+                    closing_no: u.get(0)?,
+                    business_date: u.get(1)?,
+                    posted_at: u.get(2)?,
+                })
+            },
+        )
+        .optional()?
+    } else {
+        None
+    };
+    let last_certified = match (last_certified_no, r.get::<_, Option<String>>(8)?) {
+        (Some(n), Some(d)) => Some((n, d)),
+        _ => None,
+    };
+    Ok((
+        lane,
+        SeriesMarks {
+            series,
+            watermark: r.get(2)?,
+            highest: r.get(3)?,
+            missing: r.get(4)?,
+            oldest_hole,
+            closings,
+            certified,
+            last_certified,
+            oldest_uncertified,
+            conflicts: r.get(9)?,
+            last_conflict_at: r.get(10)?,
+        },
+    ))
+}
+
+/// The columns [`series_marks`] reads.
+const MARKS_SQL: &str = "SELECT lane_id, series, watermark, highest, missing, closings, certified,
+        last_certified_no, last_certified_date, conflicts, last_conflict_at
+ FROM series_marks WHERE tenant = ?1 AND (?2 IS NULL OR lane_id = ?2)
+ ORDER BY lane_id, series";
+
+/// Every lane's marks, or one lane's.
+fn lane_marks(
+    c: &Connection,
+    tenant: &str,
+    lane: Option<&str>,
+) -> rusqlite::Result<Vec<LaneMarks>> {
+    let lanes = c
+        .prepare_cached(
+            "SELECT lane_id, last_heartbeat, last_posted FROM lanes_seen
+             WHERE tenant = ?1 AND (?2 IS NULL OR lane_id = ?2)",
+        )?
+        .query_map(params![tenant, lane], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut st = c.prepare_cached(MARKS_SQL)?;
+    let mut rows = st.query(params![tenant, lane])?;
+    let mut series = Vec::new();
+    while let Some(r) = rows.next()? {
+        series.push(series_marks(c, tenant, r)?);
+    }
+    Ok(marks::assemble(lanes, series))
 }
 
 fn post_closing(

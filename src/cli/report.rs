@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 use laned::contract::money::display;
-use laned::contract::{Day, KindTotals};
+use laned::contract::reconcile;
+use laned::contract::{Day, HeldDocument, KindTotals};
 use laned::lane::config::{Config, ConfigArgs};
 use laned::lane::drain::{BackendClient, DeliveryOutcome as Outcome};
 use laned::lane::store::{LaneDay, ReadOnly};
@@ -105,28 +106,231 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Backend::Answered(b) => Some(difference(&lane.delivered, b)),
         _ => None,
     };
+    let listing = match &backend {
+        Backend::Answered(_) => {
+            let ours = db.day_documents(&date)?;
+            match list_backend(&config, &lane_id, &date)? {
+                Listing::Listed(theirs) => Named::Listed(reconcile::compare(&ours, &theirs)),
+                Listing::NotServed => Named::NotServed,
+                Listing::Failed(e) => Named::Failed(e),
+            }
+        }
+        _ => Named::NotAsked,
+    };
     if args.json {
         let (answer, error) = match &backend {
             Backend::Answered(d) => (Some(d), None),
             Backend::Failed(e) => (None, Some(e.as_str())),
             Backend::NotConfigured => (None, Some("no backend_url is configured")),
         };
+        let documents = match &listing {
+            Named::Listed(n) => json!({"listed": true, "named": n}),
+            Named::NotServed => json!({"listed": false,
+                "error": "the back-end does not list its documents (an older contract)"}),
+            Named::Failed(e) => json!({"listed": false, "error": e}),
+            Named::NotAsked => json!({"listed": false}),
+        };
+        let reconciled = diff
+            .as_ref()
+            .map(|d| is_zero(d) && differing(&listing) == 0);
         let doc = json!({
             "lane_id": lane_id, "business_date": date, "lane": lane,
             "backend": answer, "backend_error": error,
-            "difference": diff, "reconciled": diff.as_ref().map(is_zero),
+            "difference": diff, "documents": documents, "reconciled": reconciled,
         });
         println!("{doc:#}");
     } else {
         print!("{}", table(&lane_id, &date, &lane, &backend, diff.as_ref()));
+        print!("{}", names_text(&listing));
     }
-    match (&backend, diff) {
-        (Backend::Failed(e), _) => Err(anyhow::anyhow!(
+    match (&backend, diff, &listing) {
+        (Backend::Failed(e), _, _) => Err(anyhow::anyhow!(
             "the back-end could not be asked for its figures: {e}"
         )),
-        (_, Some(d)) if !is_zero(&d) => Err(Difference(summary(&d)).into()),
+        (_, _, Named::Failed(e)) => Err(anyhow::anyhow!(
+            "the back-end could not be asked for its documents: {e}"
+        )),
+        (_, Some(d), _) if !is_zero(&d) => Err(Difference(summary(&d)).into()),
+        (_, Some(_), l) if differing(l) > 0 => Err(Difference(format!(
+            "the back-end holds {} document(s) otherwise than the lane, with the same totals",
+            differing(l)
+        ))
+        .into()),
         _ => Ok(()),
     }
+}
+
+/// The back-end's list of its documents for the day, every page.
+enum Listing {
+    Listed(Vec<HeldDocument>),
+    /// `404`: a back-end of an older contract, which lists none.
+    NotServed,
+    Failed(String),
+}
+
+/// What the comparison named, or why there is none.
+enum Named {
+    NotAsked,
+    NotServed,
+    Failed(String),
+    Listed(Vec<reconcile::Named>),
+}
+
+/// How many named documents make the day not reconcile.
+fn differing(n: &Named) -> usize {
+    match n {
+        Named::Listed(n) => n.iter().filter(|d| d.finding.is_difference()).count(),
+        _ => 0,
+    }
+}
+
+/// Most pages read (a million documents at the largest page size): a
+/// back-end whose cursor never ends is not followed for ever.
+const MAX_PAGES: usize = 1000;
+
+fn list_backend(config: &Config, lane_id: &str, date: &str) -> anyhow::Result<Listing> {
+    let Some(url) = &config.backend_url else {
+        return Ok(Listing::NotServed);
+    };
+    let client = BackendClient::new(
+        url,
+        lane_id,
+        config.drain.backend_token.clone(),
+        config.drain.request_timeout,
+    )?;
+    let rt = super::operator::runtime()?;
+    rt.block_on(async {
+        let mut docs = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = match client
+                .day_documents(lane_id, date, after.as_deref(), jiff::Timestamp::now())
+                .await
+            {
+                Ok(p) => p,
+                Err(a) if a.http_status == Some(404) && after.is_none() => {
+                    return Ok(Listing::NotServed);
+                }
+                Err(a) => return Ok(Listing::Failed(describe(&a.outcome, a.http_status))),
+            };
+            docs.extend(page.documents);
+            match page.next_after {
+                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
+                _ => return Ok(Listing::Listed(docs)),
+            }
+        }
+        Ok(Listing::Failed(format!(
+            "the back-end's list did not end after {MAX_PAGES} pages"
+        )))
+    })
+}
+
+/// The named documents, for people.
+fn names_text(listing: &Named) -> String {
+    let mut out = String::new();
+    let named = match listing {
+        Named::NotAsked => return out,
+        Named::NotServed => {
+            let _ = writeln!(
+                out,
+                "Documents: the back-end does not list them (an older contract); totals only."
+            );
+            return out;
+        }
+        Named::Failed(e) => {
+            let _ = writeln!(out, "Documents: the back-end could not be asked: {e}.");
+            return out;
+        }
+        Named::Listed(n) => n,
+    };
+    let (differ, info): (Vec<_>, Vec<_>) = named.iter().partition(|n| n.finding.is_difference());
+    if differ.is_empty() {
+        let _ = writeln!(
+            out,
+            "Documents: the back-end holds every delivered document with the lane's bytes."
+        );
+    } else {
+        let _ = writeln!(out, "\nDocuments that differ ({}):", differ.len());
+        for n in &differ {
+            let _ = writeln!(out, "  {}", named_line(n));
+        }
+    }
+    if !info.is_empty() {
+        let _ = writeln!(out, "\nNot at the back-end, as expected ({}):", info.len());
+        for n in &info {
+            let _ = writeln!(out, "  {}", named_line(n));
+        }
+    }
+    out
+}
+
+fn named_line(n: &reconcile::Named) -> String {
+    use reconcile::Finding;
+    let receipt = laned::lane::store::receipt_label(&n.series, n.receipt_no);
+    let kind = n
+        .lane
+        .as_ref()
+        .map(|l| l.kind.as_str())
+        .or(n.backend.as_ref().map(|b| b.kind.as_str()))
+        .unwrap_or("");
+    let what = match n.finding {
+        Finding::MissingAtBackend => format!(
+            "missing at the back-end: posted here{}, not in its list",
+            n.lane
+                .as_ref()
+                .and_then(|l| l.doc_no.as_deref())
+                .map(|d| format!(" as {d}"))
+                .unwrap_or_default()
+        ),
+        Finding::ExtraAtBackend => match &n.lane {
+            None => "extra at the back-end: it holds this document, the lane has none of this id"
+                .to_owned(),
+            Some(l) => format!(
+                "extra at the back-end: it holds this document, here it is {} (an answer was \
+                 lost; the next delivery replays it)",
+                l.state
+            ),
+        },
+        Finding::Differs => {
+            let mut parts = Vec::new();
+            if let (Some(l), Some(b)) = (&n.lane, &n.backend) {
+                for f in &n.fields {
+                    parts.push(match *f {
+                        "hash" => format!(
+                            "bytes (hash here {}, there {})",
+                            short(&l.hash),
+                            short(&b.hash)
+                        ),
+                        "receipt_no" => format!(
+                            "receipt number (here {}, there {})",
+                            l.receipt_no, b.receipt_no
+                        ),
+                        "series" => format!("series (here {}, there {})", l.series, b.series),
+                        _ => format!("kind (here {}, there {})", l.kind, b.kind),
+                    });
+                }
+            }
+            format!("differs: {}", parts.join("; "))
+        }
+        Finding::SettledBySupport => format!(
+            "settled by support here{}; the back-end does not list it",
+            n.lane
+                .as_ref()
+                .and_then(|l| l.doc_no.as_deref())
+                .map(|d| format!(" as {d}"))
+                .unwrap_or_default()
+        ),
+        Finding::NotDelivered => format!(
+            "not delivered yet: {} here",
+            n.lane.as_ref().map_or("", |l| l.state.as_str())
+        ),
+    };
+    format!("{receipt:<16} {kind:<7} {}  {what}", n.transaction_id)
+}
+
+/// The first 12 hex digits of a hash.
+fn short(h: &str) -> &str {
+    h.get(..12).unwrap_or(h)
 }
 
 fn ask_backend(config: &Config, lane_id: &str, date: &str) -> anyhow::Result<Backend> {

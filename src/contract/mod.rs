@@ -6,6 +6,7 @@ pub mod ack;
 pub mod closing;
 pub mod journal;
 pub mod money;
+pub mod reconcile;
 pub mod sale;
 
 use std::collections::BTreeMap;
@@ -221,6 +222,43 @@ mod tests {
         assert_eq!(batch_body("L03", []), br#"{"lane_id":"L03","sales":[]}"#);
     }
 }
+
+/// One document a back-end holds, as `GET
+/// {base}/v1/lanes/{lane_id}/days/{business_date}/documents` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldDocument {
+    /// Its id.
+    pub transaction_id: String,
+    /// Its receipt series.
+    pub series: String,
+    /// Its receipt number.
+    pub receipt_no: i64,
+    /// sale, return or void.
+    pub kind: String,
+    /// The SHA-256 (lowercase hex) of the exact bytes the back-end holds.
+    pub hash: String,
+    /// The back-end's document number.
+    pub doc_no: String,
+}
+
+/// One page of the documents a back-end holds for a lane and business
+/// day, in order of series, receipt number and id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayDocuments {
+    /// The lane.
+    pub lane_id: String,
+    /// The business day.
+    pub business_date: String,
+    /// This page.
+    pub documents: Vec<HeldDocument>,
+    /// The id to ask `after` for the next page; `None` on the last page.
+    pub next_after: Option<String>,
+}
+
+/// Documents per page of [`DayDocuments`] unless the lane asks for fewer.
+pub const DAY_DOCUMENTS_PAGE: i64 = 500;
+/// Most documents a page of [`DayDocuments`] holds.
+pub const DAY_DOCUMENTS_MAX: i64 = 1000;
 
 /// Count and amounts of one kind of document on one day.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

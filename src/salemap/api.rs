@@ -256,6 +256,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/lanes", get(lanes))
         .route("/v1/lanes/{lane}", get(lane_detail))
         .route("/v1/lanes/{lane}/days/{date}", get(day))
+        .route("/v1/lanes/{lane}/days/{date}/documents", get(day_documents))
         .route("/", get(super::page::overview))
         .route("/lanes/{lane}", get(super::page::lane))
         .route("/metrics", get(metrics))
@@ -997,6 +998,90 @@ async fn day(
         .day(s.inner.tenant.clone(), lane_id, date)
         .await?;
     Ok(axum::Json(d).into_response())
+}
+
+/// Query of `GET /v1/lanes/{lane}/days/{date}/documents`.
+#[derive(Deserialize)]
+struct PageQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/lanes/{lane}/days/{date}/documents?after=ID&limit=N`: the
+/// documents salemap holds for a lane's business day, a page at a time,
+/// in order of series, receipt number and id, for `laned report` to name
+/// what differs.
+async fn day_documents(
+    State(s): State<AppState>,
+    Path((lane_id, date)): Path<(String, String)>,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, HttpError> {
+    if let Some(l) = s.reader(&headers)?
+        && l != lane_id
+    {
+        return Err(wrong_lane(&l, &lane_id));
+    }
+    let Query(q) = query.map_err(|_| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "The query string cannot be read; this takes after=<transaction id> and limit=<1..1000>.",
+        )
+    })?;
+    if jiff::civil::Date::strptime("%Y-%m-%d", &date).is_err() {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_date",
+            format!("{date:?} is not a date like 2026-11-22."),
+        ));
+    }
+    let limit = q.limit.unwrap_or(crate::contract::DAY_DOCUMENTS_PAGE);
+    if !(1..=crate::contract::DAY_DOCUMENTS_MAX).contains(&limit) {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_limit",
+            format!(
+                "limit must be 1 to {}, not {limit}.",
+                crate::contract::DAY_DOCUMENTS_MAX
+            ),
+        ));
+    }
+    let after = q.after.as_deref().map(path_id).transpose()?;
+    let page = s
+        .inner
+        .store
+        .day_documents(
+            s.tenant(),
+            lane_id.clone(),
+            date.clone(),
+            after.clone(),
+            limit,
+        )
+        .await?
+        .ok_or_else(|| {
+            HttpError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                format!(
+                    "after={} is not a document of lane {lane_id} on {date}; start without \
+                     after and pass each page's next_after.",
+                    after.as_deref().unwrap_or_default()
+                ),
+            )
+        })?;
+    let full = i64::try_from(page.len()).unwrap_or(i64::MAX) == limit;
+    let next_after = page
+        .last()
+        .filter(|_| full)
+        .map(|d| d.transaction_id.clone());
+    Ok(axum::Json(crate::contract::DayDocuments {
+        lane_id,
+        business_date: date,
+        documents: page,
+        next_after,
+    })
+    .into_response())
 }
 
 /// `GET /v1/sales/{id}`: a posted document, for support.

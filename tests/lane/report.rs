@@ -108,12 +108,91 @@ async fn report_reconciles_a_day_and_shows_the_sale_the_backend_lost() {
     assert_eq!(r["difference"]["count"], -1);
     assert_eq!(r["difference"]["sales"]["count"], -1);
     assert_eq!(r["difference"]["net"]["KES"], -3_450);
+    // The back-end's list names it.
+    let named = r["documents"]["named"].as_array().unwrap();
+    assert_eq!(named.len(), 1, "{r:#}");
+    assert_eq!(named[0]["finding"], "missing_at_backend", "{r:#}");
+    assert_eq!(named[0]["transaction_id"], third.as_str(), "{r:#}");
     let (code, text, _) = run(&lane_dir, &url, false).await;
     assert_eq!(code, 5);
     assert!(
         text.contains("DIFFERENCE: the back-end holds 1 document(s) fewer than the lane delivered (net -34.50 KES)"),
         "{text}"
     );
+    assert!(text.contains("Documents that differ (1):"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains(&third))
+        .unwrap_or_default();
+    assert!(
+        line.contains("L03-000003")
+            && line.contains("missing at the back-end: posted here as L03/00000003"),
+        "{text}"
+    );
+
+    // Same totals, other bytes: the back-end's copy of sale A was changed
+    // (its hash edited in its database), and a document the lane never
+    // rang is there in its place for sale C. Named, and exit 5.
+    let (db, lanes, addr) = sm.stop().await;
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    let first: String = conn
+        .query_row(
+            "SELECT transaction_id FROM posted WHERE receipt_no = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE posted SET fingerprint = ?1 WHERE transaction_id = ?2",
+        rusqlite::params!["0".repeat(64), first],
+    )
+    .unwrap();
+    drop(conn);
+    let sm = Salemap::start_at(db, lanes, addr).await;
+    let stranger = uuid::Uuid::new_v4().to_string();
+    let env =
+        common::salemap::envelope_of(&stranger, "L03", "L03", 3, common::sale_with("C", 3, 1_150));
+    let put = common::client()
+        .put(format!("{url}/v1/sales/{stranger}"))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "application/json")
+        .body(env)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 201);
+    let (code, out, err) = run(&lane_dir, &url, true).await;
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("otherwise than the lane"), "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["difference"]["count"], 0, "{r:#}");
+    let named: Vec<(String, String)> = r["documents"]["named"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["finding"].as_str().unwrap().to_owned(),
+                n["transaction_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("missing_at_backend".to_owned(), third.clone()),
+            ("extra_at_backend".to_owned(), stranger.clone()),
+            ("differs".to_owned(), first.clone()),
+        ],
+        "{r:#}"
+    );
+    let (_, text, _) = run(&lane_dir, &url, false).await;
+    let line = text
+        .lines()
+        .find(|l| l.contains(&first))
+        .unwrap_or_default();
+    assert!(line.contains("differs: bytes (hash here "), "{text}");
+    assert!(line.contains("there 000000000000)"), "{text}");
 
     // A back-end that cannot be asked: the lane's figures, and exit 1.
     sm.stop().await;

@@ -117,3 +117,9 @@ UPDATE series_marks SET last_certified_date = (
 INSERT INTO lanes_seen (tenant, lane_id, last_posted)
 SELECT tenant, lane_id, MAX(updated_at) FROM series_marks GROUP BY tenant, lane_id;
 
+-- The documents of a lane's business day in order of series and receipt
+-- number, paged (GET /v1/lanes/{lane}/days/{date}/documents), and its
+-- totals: one index for both.
+CREATE INDEX posted_lane_day_receipts
+    ON posted (tenant, lane_id, business_date, series, receipt_no, transaction_id);
+DROP INDEX posted_lane_day;

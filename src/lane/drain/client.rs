@@ -363,6 +363,25 @@ impl BackendClient {
         .await
     }
 
+    /// `GET {base}/v1/lanes/{lane_id}/days/{business_date}/documents`: one
+    /// page of the documents the back-end holds for a lane and business
+    /// day (`laned report`), after the id `after`.
+    pub async fn day_documents(
+        &self,
+        lane_id: &str,
+        business_date: &str,
+        after: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> Result<crate::contract::DayDocuments, Answer> {
+        // Lane ids, dates and v4 UUIDs need no escaping.
+        let mut path = format!("/v1/lanes/{lane_id}/days/{business_date}/documents");
+        if let Some(a) = after {
+            path.push_str("?after=");
+            path.push_str(a);
+        }
+        self.get_json(&path, false, now).await
+    }
+
     /// `GET {base}/v1/lanes/{lane_id}/days/{business_date}`: what the
     /// back-end holds for one lane and business day (`laned report`).
     pub async fn day(

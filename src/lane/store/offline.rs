@@ -145,6 +145,35 @@ impl ReadOnly {
         Ok(n)
     }
 
+    /// Every document of one business day, with the hash of the bytes the
+    /// lane sends and its state, for `laned report` to name what the
+    /// back-end does not hold the same.
+    pub fn day_documents(
+        &self,
+        business_date: &str,
+    ) -> Result<Vec<crate::contract::reconcile::LaneDocument>, StoreError> {
+        let q = || -> rusqlite::Result<Vec<crate::contract::reconcile::LaneDocument>> {
+            self.conn
+                .prepare(
+                    "SELECT transaction_id, series, receipt_no, kind, body_sha256, state, doc_no
+                     FROM sales WHERE business_date = ?1 ORDER BY series, receipt_no",
+                )?
+                .query_map([business_date], |r| {
+                    Ok(crate::contract::reconcile::LaneDocument {
+                        transaction_id: r.get(0)?,
+                        series: r.get(1)?,
+                        receipt_no: r.get(2)?,
+                        kind: r.get(3)?,
+                        hash: r.get(4)?,
+                        state: r.get(5)?,
+                        doc_no: r.get(6)?,
+                    })
+                })?
+                .collect()
+        };
+        q().map_err(|e| StoreError::sqlite("read the business day's documents", e))
+    }
+
     /// One business day as the lane holds it, for `laned report`: every
     /// document, the ones delivered (posted, or resolved by hand), and
     /// counts and net amounts per state.

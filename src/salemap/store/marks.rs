@@ -295,6 +295,15 @@ pub struct LaneDetail {
 /// Most holes and refused documents one lane's detail lists.
 pub const DETAIL_ROWS: i64 = 200;
 
+/// The lane ids to read, as a range of the index: one lane, or every
+/// lane (lane ids are letters, digits, `-` and `_`, all below `~`).
+pub fn lanes_between(lane: Option<&str>) -> (&str, &str) {
+    match lane {
+        Some(l) => (l, l),
+        None => ("", "~"),
+    }
+}
+
 /// Puts each lane's series under it, lanes by id: `lanes` as (lane,
 /// last heartbeat, last posted), `series` as (lane, marks).
 pub fn assemble(

@@ -499,6 +499,29 @@ impl Store {
         }
     }
 
+    /// One page of the documents of a lane's business day, in order of
+    /// series, receipt number and id, after the document `after` (which
+    /// must be one of them: `Ok(None)` otherwise).
+    pub async fn day_documents(
+        &self,
+        tenant: String,
+        lane_id: String,
+        business_date: String,
+        after: Option<String>,
+        limit: i64,
+    ) -> Result<Option<Vec<crate::contract::HeldDocument>>, StoreError> {
+        match self {
+            Store::Sqlite(s) => {
+                s.day_documents(tenant, lane_id, business_date, after, limit)
+                    .await
+            }
+            Store::Postgres(s) => {
+                s.day_documents(&tenant, &lane_id, &business_date, after.as_deref(), limit)
+                    .await
+            }
+        }
+    }
+
     /// Test seam: post transactions whose ordinal (counted from 1 from now)
     /// satisfies `rule` roll back after inserting their rows and taking
     /// their numbers, and answer 503. `None` turns it off.

@@ -470,6 +470,67 @@ impl PgStore {
         }))
     }
 
+    /// One page of the documents of a lane's business day, after the
+    /// document `after` (`None` if it is not one of them).
+    pub async fn day_documents(
+        &self,
+        tenant: &str,
+        lane_id: &str,
+        business_date: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Option<Vec<crate::contract::HeldDocument>>, StoreError> {
+        let client = self.client().await?;
+        let e = pg("read a day's documents");
+        let from = match after {
+            None => (String::new(), 0_i64, String::new()),
+            Some(id) => {
+                let at = client
+                    .query_opt(
+                        "SELECT series, receipt_no FROM posted
+                         WHERE tenant = $1 AND transaction_id = $2 AND lane_id = $3
+                           AND business_date = $4",
+                        &[&tenant, &id, &lane_id, &business_date],
+                    )
+                    .await
+                    .map_err(&e)?;
+                let Some(r) = at else { return Ok(None) };
+                (r.get(0), r.get(1), id.to_owned())
+            }
+        };
+        let rows = client
+            .query(
+                "SELECT transaction_id, series, receipt_no, kind, fingerprint, doc_no
+                 FROM posted
+                 WHERE tenant = $1 AND lane_id = $2 AND business_date = $3
+                   AND (series, receipt_no, transaction_id) > ($4, $5, $6)
+                 ORDER BY series, receipt_no, transaction_id LIMIT $7",
+                &[
+                    &tenant,
+                    &lane_id,
+                    &business_date,
+                    &from.0,
+                    &from.1,
+                    &from.2,
+                    &limit,
+                ],
+            )
+            .await
+            .map_err(&e)?;
+        Ok(Some(
+            rows.iter()
+                .map(|r| crate::contract::HeldDocument {
+                    transaction_id: r.get(0),
+                    series: r.get(1),
+                    receipt_no: r.get(2),
+                    kind: r.get(3),
+                    hash: r.get(4),
+                    doc_no: r.get::<_, Option<String>>(5).unwrap_or_default(),
+                })
+                .collect(),
+        ))
+    }
+
     /// Count and totals of one lane's business day.
     pub async fn day(
         &self,
@@ -1098,11 +1159,12 @@ async fn lane_marks(
     lane: Option<&str>,
 ) -> Result<Vec<LaneMarks>, StoreError> {
     let e = pg("read the watermarks");
+    let (lo, hi) = marks::lanes_between(lane);
     let lanes = c
         .query(
             "SELECT lane_id, last_heartbeat, last_posted FROM lanes_seen
-             WHERE tenant = $1 AND ($2::text IS NULL OR lane_id = $2)",
-            &[&tenant, &lane],
+             WHERE tenant = $1 AND lane_id BETWEEN $2 AND $3",
+            &[&tenant, &lo, &hi],
         )
         .await
         .map_err(&e)?
@@ -1113,9 +1175,9 @@ async fn lane_marks(
         .query(
             "SELECT lane_id, series, watermark, highest, missing, closings, certified,
                     last_certified_no, last_certified_date, conflicts, last_conflict_at
-             FROM series_marks WHERE tenant = $1 AND ($2::text IS NULL OR lane_id = $2)
+             FROM series_marks WHERE tenant = $1 AND lane_id BETWEEN $2 AND $3
              ORDER BY lane_id, series",
-            &[&tenant, &lane],
+            &[&tenant, &lo, &hi],
         )
         .await
         .map_err(&e)?;

@@ -17,8 +17,8 @@ use super::{
     closing_doc_no, doc_no,
 };
 use crate::common::migrate::{Migration, Sqlite};
-use crate::contract::Kind;
 use crate::contract::Posted;
+use crate::contract::{HeldDocument, Kind};
 
 /// `PRAGMA application_id` of a salemap database ("SMAP").
 pub const APPLICATION_ID: i64 = 0x534D_4150;
@@ -367,7 +367,8 @@ impl SqliteStore {
                 ..Day::default()
             };
             let mut st = c.prepare_cached(
-                "SELECT kind, voided_by IS NOT NULL, currency, COUNT(*), SUM(total) FROM posted
+                "SELECT kind, voided_by IS NOT NULL, currency, COUNT(*), SUM(total)
+                 FROM posted INDEXED BY posted_lane_day_receipts
                  WHERE tenant = ?1 AND lane_id = ?2 AND business_date = ?3
                  GROUP BY kind, voided_by IS NOT NULL, currency",
             )?;
@@ -467,6 +468,72 @@ impl SqliteStore {
                 holes,
                 conflicts,
             }))
+        })
+        .await
+    }
+
+    /// One page of the documents of a lane's business day, after the
+    /// document `after` (`None` if it is not one of them).
+    pub async fn day_documents(
+        &self,
+        tenant: String,
+        lane_id: String,
+        business_date: String,
+        after: Option<String>,
+        limit: i64,
+    ) -> Result<Option<Vec<HeldDocument>>, StoreError> {
+        self.read(move |c| {
+            let from = match after {
+                None => (String::new(), 0_i64, String::new()),
+                Some(id) => {
+                    let at = c
+                        .prepare_cached(
+                            "SELECT series, receipt_no FROM posted
+                             WHERE tenant = ?1 AND transaction_id = ?2 AND lane_id = ?3
+                               AND business_date = ?4",
+                        )?
+                        .query_row(params![tenant, id, lane_id, business_date], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .optional()?;
+                    let Some((series, receipt_no)) = at else {
+                        return Ok(None);
+                    };
+                    (series, receipt_no, id)
+                }
+            };
+            // One range of the index, whatever the day holds.
+            let docs = c
+                .prepare_cached(
+                    "SELECT transaction_id, series, receipt_no, kind, fingerprint, doc_no
+                     FROM posted INDEXED BY posted_lane_day_receipts
+                     WHERE tenant = ?1 AND lane_id = ?2 AND business_date = ?3
+                       AND (series, receipt_no, transaction_id) > (?4, ?5, ?6)
+                     ORDER BY series, receipt_no, transaction_id LIMIT ?7",
+                )?
+                .query_map(
+                    params![
+                        tenant,
+                        lane_id,
+                        business_date,
+                        from.0,
+                        from.1,
+                        from.2,
+                        limit
+                    ],
+                    |r| {
+                        Ok(HeldDocument {
+                            transaction_id: r.get(0)?,
+                            series: r.get(1)?,
+                            receipt_no: r.get(2)?,
+                            kind: r.get(3)?,
+                            hash: r.get(4)?,
+                            doc_no: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                        })
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some(docs))
         })
         .await
     }
@@ -1038,7 +1105,7 @@ fn series_marks(
 /// The columns [`series_marks`] reads.
 const MARKS_SQL: &str = "SELECT lane_id, series, watermark, highest, missing, closings, certified,
         last_certified_no, last_certified_date, conflicts, last_conflict_at
- FROM series_marks WHERE tenant = ?1 AND (?2 IS NULL OR lane_id = ?2)
+ FROM series_marks WHERE tenant = ?1 AND lane_id BETWEEN ?2 AND ?3
  ORDER BY lane_id, series";
 
 /// Every lane's marks, or one lane's.
@@ -1047,17 +1114,18 @@ fn lane_marks(
     tenant: &str,
     lane: Option<&str>,
 ) -> rusqlite::Result<Vec<LaneMarks>> {
+    let (lo, hi) = marks::lanes_between(lane);
     let lanes = c
         .prepare_cached(
             "SELECT lane_id, last_heartbeat, last_posted FROM lanes_seen
-             WHERE tenant = ?1 AND (?2 IS NULL OR lane_id = ?2)",
+             WHERE tenant = ?1 AND lane_id BETWEEN ?2 AND ?3",
         )?
-        .query_map(params![tenant, lane], |r| {
+        .query_map(params![tenant, lo, hi], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut st = c.prepare_cached(MARKS_SQL)?;
-    let mut rows = st.query(params![tenant, lane])?;
+    let mut rows = st.query(params![tenant, lo, hi])?;
     let mut series = Vec::new();
     while let Some(r) = rows.next()? {
         series.push(series_marks(c, tenant, r)?);

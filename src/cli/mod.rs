@@ -136,7 +136,8 @@ const SUPPORT_COMMANDS: [(&str, &str); 11] = [
         "verify",
         "Examples:\n  laned verify --config /etc/laned/laned.toml   # exit 8 when the journal is broken\n  \
          laned export --state all -o lane.ndjson --config /etc/laned/laned.toml\n  \
-         laned verify --file lane.ndjson",
+         laned verify --file lane.ndjson\n  \
+         laned verify --bundle L03-2026-11.ndjson --key 4c5d0e2f8a9b1c3d   # head office's audit bundle",
     ),
     (
         "resolve",
@@ -235,7 +236,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if cause.is::<report::Difference>() {
             return exit::DIFFERENCE;
         }
-        if cause.is::<verify::Broken>() {
+        if cause.is::<verify::Broken>() || cause.is::<verify::NotProven>() {
             return exit::JOURNAL_BROKEN;
         }
         if let Some(t) = cause.downcast_ref::<operator::Troubled>() {
@@ -247,6 +248,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if cause.is::<laned::lane::config::ConfigError>()
             || cause.is::<sales::BadArgument>()
             || cause.is::<verify::NotAnExport>()
+            || cause.is::<verify::NotABundle>()
             || matches!(
                 cause.downcast_ref::<laned::lane::drain::ClientError>(),
                 Some(laned::lane::drain::ClientError::BadUrl { .. })

@@ -7,6 +7,7 @@
 
 use std::io::Write;
 
+use laned::contract::bundle::{BundleReport, Checker, Line, SeriesProof};
 use laned::contract::journal::{self, Chunk, SeriesReport};
 use laned::lane::config::ConfigArgs;
 use laned::lane::store::ReadOnly;
@@ -18,8 +19,18 @@ use serde_json::json;
 pub struct Args {
     /// Verify this NDJSON export (`laned export --state all`) instead of
     /// the lane's database.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "bundle")]
     file: Option<std::path::PathBuf>,
+    /// Verify this audit bundle (`salemap audit`): the chains, every
+    /// acknowledgement and day certificate, and the seal; needs no
+    /// database and no network.
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<std::path::PathBuf>,
+    /// With --bundle: the back-end's public key (64 hex digits) or key id
+    /// (16), as head office publishes it; a bundle signed with another key
+    /// is not proven.
+    #[arg(long, value_name = "KEY", requires = "bundle")]
+    key: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -33,6 +44,9 @@ pub struct Args {
 pub struct Broken(pub usize);
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(path) = &args.bundle {
+        return bundle(path, args.key.as_deref(), args.json);
+    }
     let (source, outcome) = match &args.file {
         Some(path) => (path.display().to_string(), from_file(path)?),
         None => {
@@ -275,4 +289,238 @@ fn as_json(s: &SeriesReport) -> serde_json::Value {
             "why": b.why.to_string(),
         })),
     })
+}
+
+/// The file is not an audit bundle: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{path} is not an audit bundle: {source}")]
+pub struct NotABundle {
+    path: String,
+    #[source]
+    source: laned::contract::bundle::BundleError,
+}
+
+/// Something in the bundle is not proven: exit code 8, after the report.
+#[derive(Debug, thiserror::Error)]
+#[error("the audit bundle does not prove everything it holds (see above)")]
+pub struct NotProven;
+
+/// `laned verify --bundle`: the journal's checks on the bundle's
+/// documents, and the bundle's own (acknowledgements, certificates, seal).
+fn bundle(path: &std::path::Path, key: Option<&str>, as_json_out: bool) -> anyhow::Result<()> {
+    let (outcome, report) = from_bundle(path)?;
+    let h = &report.header;
+    let key_ok = key.is_none_or(|k| {
+        let k = k.trim().to_ascii_lowercase();
+        k == h.signing_key.public_key || k == h.signing_key.key_id
+    });
+    let mut proven = report.signed() && key_ok && outcome.unreadable.is_empty();
+    let mut lines = Vec::new();
+    let mut series_json = serde_json::Map::new();
+    let names: std::collections::BTreeSet<&String> =
+        outcome.series.keys().chain(report.series.keys()).collect();
+    for name in names {
+        let chain = outcome.series.get(name).cloned().unwrap_or_default();
+        let proof = report.series.get(name).cloned().unwrap_or_default();
+        let ok =
+            chain.intact() && proof.problems.is_empty() && proof.acknowledged == proof.documents;
+        proven &= ok;
+        lines.push(series_line(name, &chain, &proof, h, ok));
+        let mut j = as_json(&chain);
+        if let Some(o) = j.as_object_mut() {
+            o.insert("proven".into(), json!(ok));
+            o.insert("acknowledged".into(), json!(proof.acknowledged));
+            o.insert("in_range".into(), json!(proof.in_range));
+            o.insert("closed_in_range".into(), json!(proof.closed));
+            o.insert("certified_in_range".into(), json!(proof.certified));
+            o.insert("problems".into(), json!(proof.problems));
+        }
+        series_json.insert(name.clone(), j);
+    }
+    let seal_line = match (report.sealed, key_ok) {
+        (true, true) => format!(
+            "bundle: sealed by key {} of tenant {} (lane {}, days {}..{}, written {}){}",
+            h.signing_key.key_id,
+            h.tenant,
+            h.lane_id,
+            h.from,
+            h.to,
+            h.generated_at,
+            if key.is_some() {
+                ", the key given"
+            } else {
+                "; compare the key with the one head office publishes (--key)"
+            }
+        ),
+        (true, false) => format!(
+            "bundle: NOT PROVEN: sealed by key {}, not by the key given",
+            h.signing_key.key_id
+        ),
+        (false, _) => "bundle: NOT PROVEN: the seal does not hold".to_owned(),
+    };
+    let mut out = std::io::stdout().lock();
+    if as_json_out {
+        let unreadable: Vec<_> = outcome
+            .unreadable
+            .iter()
+            .map(|b| json!({"position": b.position, "why": b.why.to_string()}))
+            .collect();
+        writeln!(
+            out,
+            "{:#}",
+            json!({"source": path.display().to_string(), "proven": proven,
+                   "sealed": report.sealed, "key_matches": key_ok,
+                   "tenant": h.tenant, "lane_id": h.lane_id, "from": h.from, "to": h.to,
+                   "key_id": h.signing_key.key_id, "series": series_json,
+                   "problems": report.problems, "unreadable": unreadable})
+        )?;
+    } else {
+        writeln!(out, "{seal_line}")?;
+        for p in &report.problems {
+            writeln!(out, "  line {}: {}", p.line, p.why)?;
+        }
+        for l in &lines {
+            writeln!(out, "{l}")?;
+        }
+        for b in &outcome.unreadable {
+            writeln!(out, "document {} is not readable: {}", b.position, b.why)?;
+        }
+    }
+    out.flush()?;
+    if proven {
+        Ok(())
+    } else {
+        Err(NotProven.into())
+    }
+}
+
+/// One line per series: what the bundle proves of it.
+fn series_line(
+    name: &str,
+    chain: &SeriesReport,
+    proof: &SeriesProof,
+    h: &laned::contract::bundle::Header,
+    ok: bool,
+) -> String {
+    let days = if proof.closed.is_empty() {
+        format!(
+            "{}..{}: {} documents, no day closed",
+            h.from, h.to, proof.in_range
+        )
+    } else {
+        let uncertified: Vec<&str> = proof
+            .closed
+            .iter()
+            .filter(|(n, _)| !proof.certified.contains_key(n))
+            .map(|(_, d)| d.as_str())
+            .collect();
+        format!(
+            "{}..{}: {} documents, {} days closed, {} certified{}",
+            h.from,
+            h.to,
+            proof.in_range,
+            proof.closed.len(),
+            proof.certified.len(),
+            if uncertified.is_empty() {
+                String::new()
+            } else {
+                format!(" (not: {})", uncertified.join(", "))
+            }
+        )
+    };
+    if ok {
+        return format!(
+            "series {name}: PROVEN: {} documents held by the back-end, each acknowledged, \
+             chain unbroken from the series' first document, receipts 1..{}{}; {days}",
+            chain.documents + u64::try_from(chain.closings).unwrap_or(0),
+            chain.last_receipt_no,
+            closings(chain),
+        );
+    }
+    let mut why = Vec::new();
+    if !chain.intact() {
+        why.push(line(name, chain).replacen(&format!("series {name}: "), "", 1));
+    }
+    if proof.acknowledged < proof.documents {
+        why.push(format!(
+            "{} of {} documents without an acknowledgement that holds",
+            proof.documents - proof.acknowledged,
+            proof.documents
+        ));
+    }
+    if let Some(p) = proof.problems.first() {
+        why.push(format!(
+            "{} problem(s), the first at line {}: {}",
+            proof.problems.len(),
+            p.line,
+            p.why
+        ));
+    }
+    format!("series {name}: NOT PROVEN: {}; {days}", why.join("; "))
+}
+
+/// The bundle's lines through the journal's verifier (its documents) and
+/// the bundle's checker (everything), streamed.
+fn from_bundle(path: &std::path::Path) -> anyhow::Result<(VerifyOutcome, BundleReport)> {
+    use std::io::{BufRead, Seek};
+    let open = || {
+        std::fs::File::open(path)
+            .map(std::io::BufReader::new)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))
+    };
+    let mut input = open()?;
+    let mut again = open()?;
+    let mut first = vec![];
+    input
+        .read_until(b'\n', &mut first)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let not_a_bundle = |source| NotABundle {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut checker = Checker::start(&first).map_err(not_a_bundle)?;
+    let fetch = move |offset: u64| -> Option<Vec<u8>> {
+        let mut line = vec![];
+        again.seek(std::io::SeekFrom::Start(offset)).ok()?;
+        again.read_until(b'\n', &mut line).ok()?;
+        envelope_of(&line).ok().map(std::borrow::Cow::into_owned)
+    };
+    let mut offset = first.len() as u64;
+    let mut line = vec![];
+    let outcome = {
+        let checker = &mut checker;
+        let next = |mut chunk: Chunk| -> anyhow::Result<Chunk> {
+            while chunk.len() < 4096 {
+                line.clear();
+                let read = input
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                if read == 0 {
+                    break;
+                }
+                let at = offset;
+                offset += read as u64;
+                if checker.line(&line).map_err(not_a_bundle)? == Line::Document {
+                    chunk.push(at, &line);
+                }
+            }
+            Ok(chunk)
+        };
+        journal::verify_stream(next, envelope_of, fetch, 0)?
+    };
+    if let Some(bad) = outcome.not_a_record {
+        return Err(NotAnExport {
+            path: path.display().to_string(),
+            line: line_at(path, bad.locator)?,
+            why: bad.why,
+        }
+        .into());
+    }
+    Ok((
+        VerifyOutcome {
+            series: outcome.series,
+            unreadable: outcome.unreadable,
+        },
+        checker.finish(),
+    ))
 }

@@ -15,6 +15,9 @@ pub const ACK_V1: &str = "laned-ack/1";
 /// The first line of every day certificate's signed bytes.
 pub const CERTIFICATE_V1: &str = "laned-day-certificate/1";
 
+/// The first line of an audit bundle's seal's signed bytes.
+pub const SEAL_V1: &str = "laned-audit-bundle/1";
+
 /// The only signature algorithm.
 pub const ED25519: &str = "ed25519";
 
@@ -176,6 +179,47 @@ impl DayBinding<'_> {
     }
 }
 
+/// What an audit bundle's seal binds (docs/journal.md, "The audit
+/// bundle"): the whole bundle before it, by its SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealBinding<'a> {
+    /// The back-end's tenant.
+    pub tenant: &'a str,
+    /// The lane.
+    pub lane_id: &'a str,
+    /// The first business day the bundle speaks for.
+    pub from: &'a str,
+    /// The last.
+    pub to: &'a str,
+    /// Document records in the bundle.
+    pub documents: u64,
+    /// Certificate records in the bundle.
+    pub certificates: u64,
+    /// The lowercase hex SHA-256 of every byte of the bundle before the
+    /// seal's line.
+    pub sha256: &'a str,
+}
+
+impl SealBinding<'_> {
+    /// The exact bytes that are signed: `laned-audit-bundle/1` and one
+    /// `name: value` line per field, each line ended by `\n`.
+    pub fn message(&self) -> Result<Vec<u8>, AckError> {
+        let (documents, certificates) = (self.documents.to_string(), self.certificates.to_string());
+        lines(
+            SEAL_V1,
+            &[
+                ("tenant", self.tenant),
+                ("lane_id", self.lane_id),
+                ("from", self.from),
+                ("to", self.to),
+                ("documents", documents.as_str()),
+                ("certificates", certificates.as_str()),
+                ("sha256", self.sha256),
+            ],
+        )
+    }
+}
+
 /// A day certificate as it travels: when, which key, the signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayCertificate {
@@ -307,6 +351,14 @@ impl Signing {
         })
     }
 
+    /// Seals an audit bundle: signs what `seal` binds.
+    pub fn seal(&self, seal: &SealBinding<'_>) -> Result<Ack, AckError> {
+        Ok(Ack {
+            key_id: self.public.key_id.clone(),
+            signature: self.signature(&seal.message()?),
+        })
+    }
+
     fn signature(&self, message: &[u8]) -> String {
         const_hex::encode(self.key.sign(message).to_bytes())
     }
@@ -349,6 +401,11 @@ impl Pinned {
             return Err(AckError::BadSignature);
         }
         self.check(&certificate.key_id, &certificate.signature, &day.message()?)
+    }
+
+    /// Checks that `seal` is this key's signature over `binding`.
+    pub fn verify_seal(&self, binding: &SealBinding<'_>, seal: &Ack) -> Result<(), AckError> {
+        self.check(&seal.key_id, &seal.signature, &binding.message()?)
     }
 
     fn check(&self, key_id: &str, signature: &str, message: &[u8]) -> Result<(), AckError> {

@@ -3,6 +3,7 @@
 //! update `docs/` and the tests in the same commit.
 
 pub mod ack;
+pub mod bundle;
 pub mod closing;
 pub mod journal;
 pub mod money;

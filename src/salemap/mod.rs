@@ -11,6 +11,7 @@
 //! (`laned demo`, tests).
 
 pub mod api;
+pub mod audit;
 pub mod conformance;
 pub mod keys;
 pub mod office;
@@ -77,6 +78,23 @@ pub struct Config {
     /// The lanes' sync ceiling: a lane not heard from for longer is shown
     /// to head office as silent.
     pub lane_ceiling: std::time::Duration,
+}
+
+/// Opens the database (and brings it to this version's schema).
+pub async fn open_store(database: &Database) -> Result<Store, store::StoreError> {
+    Ok(match database {
+        Database::Sqlite(path) => {
+            let path = path.clone();
+            Store::Sqlite(
+                tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                    .await
+                    .map_err(|_| store::StoreError::Task)??,
+            )
+        }
+        Database::Postgres { url, lock_timeout } => {
+            Store::Postgres(PgStore::open(url, *lock_timeout).await?)
+        }
+    })
 }
 
 /// Connections open at once, by default: a fleet's lanes each keep one
@@ -148,19 +166,7 @@ impl Server {
         let signing = tokio::task::spawn_blocking(move || source.load())
             .await
             .map_err(|_| store::StoreError::Task)??;
-        let store = match &config.database {
-            Database::Sqlite(path) => {
-                let path = path.clone();
-                Store::Sqlite(
-                    tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-                        .await
-                        .map_err(|_| store::StoreError::Task)??,
-                )
-            }
-            Database::Postgres { url, lock_timeout } => {
-                Store::Postgres(PgStore::open(url, *lock_timeout).await?)
-            }
-        };
+        let store = open_store(&config.database).await?;
         let (listener, addr) =
             crate::common::service::bind(config.listen)
                 .await

@@ -3,6 +3,7 @@
 //! cluster for the whole binary), with the conformance kit, and with a lane
 //! delivering to it end to end.
 
+mod audit;
 mod chains;
 mod conformance;
 mod end_to_end;

@@ -32,6 +32,9 @@ enum Command {
     HashToken,
     /// Check that a back-end keeps the contract; prints a table, exits 1 on a failure.
     Conformance(ConformanceArgs),
+    /// Write a lane's audit bundle: its documents, acknowledgements, day
+    /// certificates and the key, sealed (`laned verify --bundle` checks it).
+    Audit(AuditArgs),
     /// Write the man pages and shell completions into DIR (for packaging).
     #[command(hide = true)]
     GenerateAssets {
@@ -58,11 +61,9 @@ struct ConformanceArgs {
     lane: String,
 }
 
+/// Where salemap's data is: the database, the signing key, the tenant.
 #[derive(Debug, clap::Args)]
-struct ServeArgs {
-    /// Listen address.
-    #[arg(long, env = "SALEMAP_LISTEN", default_value = "127.0.0.1:7420")]
-    listen: SocketAddr,
+struct StoreArgs {
     /// Database: `sqlite:PATH` or `postgres://user:pass@host:port/db`
     /// [default: salemap.db in the data directory].
     #[arg(long, env = "SALEMAP_DATABASE", value_name = "URL")]
@@ -79,6 +80,36 @@ struct ServeArgs {
     /// salemap.key beside a SQLite database or in the data directory].
     #[arg(long, env = "SALEMAP_SIGNING_KEY", value_name = "FILE")]
     signing_key: Option<PathBuf>,
+    /// Tenant the documents belong to.
+    #[arg(long, env = "SALEMAP_TENANT", default_value = DEFAULT_TENANT)]
+    tenant: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct AuditArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The lane.
+    #[arg(long, value_name = "ID")]
+    lane: String,
+    /// The first business day the bundle speaks for (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    from: String,
+    /// The last business day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    to: String,
+    /// The bundle file to write (it must not exist).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Listen address.
+    #[arg(long, env = "SALEMAP_LISTEN", default_value = "127.0.0.1:7420")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Lane tokens file: `[lanes]` lane id = SHA-256 of its token, and
     /// `[office]` reader = SHA-256 of a head office reader's token.
     #[arg(long, env = "SALEMAP_LANE_TOKENS", value_name = "FILE")]
@@ -94,9 +125,6 @@ struct ServeArgs {
     /// to head office as silent [default: 24h, the lane's own default].
     #[arg(long, env = "SALEMAP_LANE_CEILING", value_name = "DURATION")]
     lane_ceiling: Option<Interval>,
-    /// Tenant the documents belong to.
-    #[arg(long, env = "SALEMAP_TENANT", default_value = DEFAULT_TENANT)]
-    tenant: String,
     /// Connections open at once; more are closed as they arrive [default: 4096].
     #[arg(long, env = "SALEMAP_MAX_CONNECTIONS", value_name = "N",
           default_value_t = laned::salemap::DEFAULT_MAX_CONNECTIONS as u64,
@@ -131,6 +159,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve(a),
         Command::HashToken => hash_token(),
         Command::Conformance(a) => conformance(a),
+        Command::Audit(a) => audit(a),
         Command::GenerateAssets { dir } => {
             use clap::CommandFactory;
             laned::common::assets::write(Cli::command(), &dir).map_err(Into::into)
@@ -174,6 +203,66 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<()> {
     }
 }
 
+/// `salemap audit`: the lane's bundle, written beside and renamed into
+/// place once sealed and on disk.
+fn audit(a: AuditArgs) -> anyhow::Result<()> {
+    if !laned::salemap::plain_id(&a.lane) {
+        return Err(Usage(format!(
+            "--lane {:?}: 1 to 32 letters, digits, '-' or '_'",
+            a.lane
+        ))
+        .into());
+    }
+    for (flag, d) in [("--from", &a.from), ("--to", &a.to)] {
+        if jiff::civil::Date::strptime("%Y-%m-%d", d).is_err() {
+            return Err(Usage(format!("{flag} {d:?}: a date like 2026-11-22")).into());
+        }
+    }
+    if a.from > a.to {
+        return Err(Usage(format!("--from {} is after --to {}", a.from, a.to)).into());
+    }
+    if a.output.exists() {
+        return Err(Usage(format!(
+            "{} exists; the bundle is never written over a file",
+            a.output.display()
+        ))
+        .into());
+    }
+    let database = database(&a.store)?;
+    let source = signing_key(&a.store, &database)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let summary = rt.block_on(async {
+        let signing = source.load()?;
+        let store = laned::salemap::open_store(&database).await?;
+        laned::salemap::audit::write_file(
+            &store,
+            &signing,
+            &laned::salemap::audit::Scope {
+                tenant: a.store.tenant.clone(),
+                lane_id: a.lane.clone(),
+                from: a.from.clone(),
+                to: a.to.clone(),
+            },
+            &a.output,
+            jiff::Timestamp::now(),
+        )
+        .await
+        .map_err(anyhow::Error::from)
+    })?;
+    println!(
+        "{}: lane {}, {} documents, {} day certificates, sealed with key {}",
+        a.output.display(),
+        a.lane,
+        summary.documents,
+        summary.certificates,
+        summary.key_id
+    );
+    Ok(())
+}
+
 fn hash_token() -> anyhow::Result<()> {
     let mut token = String::new();
     std::io::stdin()
@@ -210,7 +299,7 @@ fn credential_path(name: &str) -> Option<PathBuf> {
 
 /// The data directory: `--data-dir`, systemd's `StateDirectory=`, or the
 /// user's data directory; made owner-only.
-fn data_dir(a: &ServeArgs) -> anyhow::Result<PathBuf> {
+fn data_dir(a: &StoreArgs) -> anyhow::Result<PathBuf> {
     // systemd's StateDirectory= when run as the packaged service.
     let state = std::env::var_os("STATE_DIRECTORY")
         .and_then(|s| {
@@ -235,7 +324,7 @@ fn data_dir(a: &ServeArgs) -> anyhow::Result<PathBuf> {
 }
 
 /// Where the signing key is (docs/backend-contract.md).
-fn signing_key(a: &ServeArgs, db: &Database) -> anyhow::Result<KeySource> {
+fn signing_key(a: &StoreArgs, db: &Database) -> anyhow::Result<KeySource> {
     if let Some(path) = &a.signing_key {
         return Ok(KeySource::File(path.clone()));
     }
@@ -252,7 +341,7 @@ fn signing_key(a: &ServeArgs, db: &Database) -> anyhow::Result<KeySource> {
     Ok(KeySource::File(dir.join("salemap.key")))
 }
 
-fn database(a: &ServeArgs) -> anyhow::Result<Database> {
+fn database(a: &StoreArgs) -> anyhow::Result<Database> {
     let from_credential = match &a.database {
         Some(_) => None,
         None => database_credential()?,
@@ -301,20 +390,20 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    if !laned::salemap::plain_id(&a.tenant) {
+    if !laned::salemap::plain_id(&a.store.tenant) {
         return Err(Usage(format!(
             "--tenant {:?}: 1 to 32 letters, digits, '-' or '_'",
-            a.tenant
+            a.store.tenant
         ))
         .into());
     }
-    let database = database(&a)?;
+    let database = database(&a.store)?;
     let config = Config {
         listen: a.listen,
-        signing_key: signing_key(&a, &database)?,
+        signing_key: signing_key(&a.store, &database)?,
         database,
         lanes,
-        tenant: a.tenant.clone(),
+        tenant: a.store.tenant.clone(),
         connections: laned::common::serve::Limits {
             max_connections: usize::try_from(a.max_connections).unwrap_or(usize::MAX),
             header_read_timeout: a

@@ -335,6 +335,43 @@ pub struct Stored {
 
 pub use crate::contract::{Day, KindTotals};
 
+/// A held document as an audit bundle carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditDoc {
+    /// Its series.
+    pub series: String,
+    /// Its place in lane order.
+    pub lane_seq: i64,
+    /// The SHA-256 of its bytes.
+    pub hash: String,
+    /// Its exact bytes.
+    pub envelope: String,
+    /// Its document number.
+    pub doc_no: String,
+    /// When salemap posted it.
+    pub posted_at: String,
+    /// Its receipt or closing number.
+    pub number: crate::contract::ack::Number,
+}
+
+/// A day certificate as an audit bundle carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCertificate {
+    /// The series.
+    pub series: String,
+    /// The closing.
+    pub closing_no: i64,
+    /// Its day.
+    pub business_date: String,
+    /// The closing's hash.
+    pub closing_hash: String,
+    /// When salemap certified it.
+    pub certified_at: String,
+}
+
+/// Where an audit page starts: after this (series, lane_seq, hash).
+pub type AuditCursor = Option<(String, i64, String)>;
+
 /// Which post transactions a test makes roll back, by ordinal (from 1).
 pub type AbortRule = Box<dyn Fn(u64) -> bool + Send>;
 
@@ -519,6 +556,49 @@ impl Store {
                 s.day_documents(&tenant, &lane_id, &business_date, after.as_deref(), limit)
                     .await
             }
+        }
+    }
+
+    /// Per series of the lane, the last place in lane order of a document
+    /// of a business day up to `to`: where its audit bundle ends.
+    pub async fn audit_ends(
+        &self,
+        tenant: String,
+        lane_id: String,
+        to: String,
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.audit_ends(tenant, lane_id, to).await,
+            Store::Postgres(s) => s.audit_ends(&tenant, &lane_id, &to).await,
+        }
+    }
+
+    /// One page of the lane's documents in order of series and lane
+    /// order, after `after`.
+    pub async fn audit_page(
+        &self,
+        tenant: String,
+        lane_id: String,
+        after: AuditCursor,
+        limit: i64,
+    ) -> Result<Vec<AuditDoc>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.audit_page(tenant, lane_id, after, limit).await,
+            Store::Postgres(s) => s.audit_page(&tenant, &lane_id, after, limit).await,
+        }
+    }
+
+    /// The lane's day certificates of days up to `to`, by series and
+    /// closing number.
+    pub async fn audit_certificates(
+        &self,
+        tenant: String,
+        lane_id: String,
+        to: String,
+    ) -> Result<Vec<AuditCertificate>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.audit_certificates(tenant, lane_id, to).await,
+            Store::Postgres(s) => s.audit_certificates(&tenant, &lane_id, &to).await,
         }
     }
 

@@ -531,6 +531,109 @@ impl PgStore {
         ))
     }
 
+    /// Per series, the last place in lane order of a document of a day up
+    /// to `to`.
+    pub async fn audit_ends(
+        &self,
+        tenant: &str,
+        lane_id: &str,
+        to: &str,
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT l.series, MAX(l.lane_seq) FROM links l
+                     LEFT JOIN posted p ON l.numbered_by = 'receipt'
+                          AND p.tenant = l.tenant AND p.transaction_id = l.transaction_id
+                     LEFT JOIN closings c ON l.numbered_by = 'closing'
+                          AND c.tenant = l.tenant AND c.transaction_id = l.transaction_id
+                     WHERE l.tenant = $1 AND l.lane_id = $2
+                       AND COALESCE(p.business_date, c.business_date) <= $3
+                     GROUP BY l.series",
+                &[&tenant, &lane_id, &to],
+            )
+            .await
+            .map_err(pg("read where the audit ends"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    /// One page of the lane's documents, by series and lane order.
+    pub async fn audit_page(
+        &self,
+        tenant: &str,
+        lane_id: &str,
+        after: super::AuditCursor,
+        limit: i64,
+    ) -> Result<Vec<super::AuditDoc>, StoreError> {
+        let client = self.client().await?;
+        let (series, seq, hash) = after.unwrap_or((String::new(), i64::MIN, String::new()));
+        Ok(client
+            .query(
+                "SELECT l.series, l.lane_seq, l.hash, l.numbered_by = 'closing', l.number,
+                            COALESCE(p.envelope, c.envelope), COALESCE(p.doc_no, c.doc_no, ''),
+                            COALESCE(p.posted_at, c.posted_at)
+                     FROM links l
+                     LEFT JOIN posted p ON l.numbered_by = 'receipt'
+                          AND p.tenant = l.tenant AND p.transaction_id = l.transaction_id
+                     LEFT JOIN closings c ON l.numbered_by = 'closing'
+                          AND c.tenant = l.tenant AND c.transaction_id = l.transaction_id
+                     WHERE l.tenant = $1 AND l.lane_id = $2
+                       AND (l.series, l.lane_seq, l.hash) > ($3, $4, $5)
+                     ORDER BY l.series, l.lane_seq, l.hash LIMIT $6",
+                &[&tenant, &lane_id, &series, &seq, &hash, &limit],
+            )
+            .await
+            .map_err(pg("read the lane's documents"))?
+            .iter()
+            .map(|r| {
+                let n: i64 = r.get(4);
+                super::AuditDoc {
+                    series: r.get(0),
+                    lane_seq: r.get(1),
+                    hash: r.get(2),
+                    number: if r.get::<_, bool>(3) {
+                        crate::contract::ack::Number::Closing(n)
+                    } else {
+                        crate::contract::ack::Number::Receipt(n)
+                    },
+                    envelope: r.get(5),
+                    doc_no: r.get(6),
+                    posted_at: r.get(7),
+                }
+            })
+            .collect())
+    }
+
+    /// The lane's day certificates of days up to `to`.
+    pub async fn audit_certificates(
+        &self,
+        tenant: &str,
+        lane_id: &str,
+        to: &str,
+    ) -> Result<Vec<super::AuditCertificate>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT series, closing_no, business_date, closing_hash, certified_at
+                     FROM certificates WHERE tenant = $1 AND lane_id = $2 AND business_date <= $3
+                     ORDER BY series, closing_no",
+                &[&tenant, &lane_id, &to],
+            )
+            .await
+            .map_err(pg("read the lane's certificates"))?
+            .iter()
+            .map(|r| super::AuditCertificate {
+                series: r.get(0),
+                closing_no: r.get(1),
+                business_date: r.get(2),
+                closing_hash: r.get(3),
+                certified_at: r.get(4),
+            })
+            .collect())
+    }
+
     /// Count and totals of one lane's business day.
     pub async fn day(
         &self,

@@ -538,6 +538,103 @@ impl SqliteStore {
         .await
     }
 
+    /// Per series, the last place in lane order of a document of a day up
+    /// to `to`.
+    pub async fn audit_ends(
+        &self,
+        tenant: String,
+        lane_id: String,
+        to: String,
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT l.series, MAX(l.lane_seq) FROM links l
+                     LEFT JOIN posted p ON l.numbered_by = 'receipt'
+                          AND p.tenant = l.tenant AND p.transaction_id = l.transaction_id
+                     LEFT JOIN closings c ON l.numbered_by = 'closing'
+                          AND c.tenant = l.tenant AND c.transaction_id = l.transaction_id
+                     WHERE l.tenant = ?1 AND l.lane_id = ?2
+                       AND COALESCE(p.business_date, c.business_date) <= ?3
+                     GROUP BY l.series",
+            )?
+            .query_map(params![tenant, lane_id, to], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+        })
+        .await
+    }
+
+    /// One page of the lane's documents, by series and lane order.
+    pub async fn audit_page(
+        &self,
+        tenant: String,
+        lane_id: String,
+        after: super::AuditCursor,
+        limit: i64,
+    ) -> Result<Vec<super::AuditDoc>, StoreError> {
+        self.read(move |c| {
+            let (series, seq, hash) = after.unwrap_or((String::new(), i64::MIN, String::new()));
+            c.prepare_cached(
+                "SELECT l.series, l.lane_seq, l.hash, l.numbered_by = 'closing', l.number,
+                            COALESCE(p.envelope, c.envelope), COALESCE(p.doc_no, c.doc_no, ''),
+                            COALESCE(p.posted_at, c.posted_at)
+                     FROM links l
+                     LEFT JOIN posted p ON l.numbered_by = 'receipt'
+                          AND p.tenant = l.tenant AND p.transaction_id = l.transaction_id
+                     LEFT JOIN closings c ON l.numbered_by = 'closing'
+                          AND c.tenant = l.tenant AND c.transaction_id = l.transaction_id
+                     WHERE l.tenant = ?1 AND l.lane_id = ?2
+                       AND (l.series, l.lane_seq, l.hash) > (?3, ?4, ?5)
+                     ORDER BY l.series, l.lane_seq, l.hash LIMIT ?6",
+            )?
+            .query_map(params![tenant, lane_id, series, seq, hash, limit], |r| {
+                let closing: bool = r.get(3)?;
+                let n: i64 = r.get(4)?;
+                Ok(super::AuditDoc {
+                    series: r.get(0)?,
+                    lane_seq: r.get(1)?,
+                    hash: r.get(2)?,
+                    number: if closing {
+                        crate::contract::ack::Number::Closing(n)
+                    } else {
+                        crate::contract::ack::Number::Receipt(n)
+                    },
+                    envelope: r.get(5)?,
+                    doc_no: r.get(6)?,
+                    posted_at: r.get(7)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    /// The lane's day certificates of days up to `to`.
+    pub async fn audit_certificates(
+        &self,
+        tenant: String,
+        lane_id: String,
+        to: String,
+    ) -> Result<Vec<super::AuditCertificate>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT series, closing_no, business_date, closing_hash, certified_at
+                     FROM certificates WHERE tenant = ?1 AND lane_id = ?2 AND business_date <= ?3
+                     ORDER BY series, closing_no",
+            )?
+            .query_map(params![tenant, lane_id, to], |r| {
+                Ok(super::AuditCertificate {
+                    series: r.get(0)?,
+                    closing_no: r.get(1)?,
+                    business_date: r.get(2)?,
+                    closing_hash: r.get(3)?,
+                    certified_at: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
     /// A round trip through the writing connection (the watchdog's check).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let writer = self.writer.clone();

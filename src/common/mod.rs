@@ -9,6 +9,7 @@ pub mod hash;
 pub mod http;
 pub mod migrate;
 pub mod owner_only;
+pub mod par;
 pub mod secret;
 pub mod serve;
 pub mod service;

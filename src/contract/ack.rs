@@ -390,6 +390,35 @@ impl Pinned {
         self.check(&ack.key_id, &ack.signature, &binding.message()?)
     }
 
+    /// Checks that every `ack` is this key's signature over its binding,
+    /// all at once (Ed25519 batch verification, several times faster per
+    /// signature than one by one). `Err` says only that one does not hold:
+    /// check them one by one ([`Pinned::verify`]) to find which and why.
+    /// A batch accepts what one-by-one checks accept, except signatures
+    /// made non-canonical by someone who holds a valid one over the same
+    /// bytes (which proves nothing new).
+    pub fn verify_all(&self, checks: &[(Binding<'_>, &Ack)]) -> Result<(), AckError> {
+        let mut messages = Vec::with_capacity(checks.len());
+        let mut signatures = Vec::with_capacity(checks.len());
+        for (binding, ack) in checks {
+            if ack.key_id != self.key_id {
+                return Err(AckError::OtherKey {
+                    found: ack.key_id.clone(),
+                    pinned: self.key_id.clone(),
+                });
+            }
+            let mut sig = [0u8; 64];
+            const_hex::decode_to_slice(&ack.signature, &mut sig)
+                .map_err(|_| AckError::Malformed)?;
+            signatures.push(ed25519_dalek::Signature::from_bytes(&sig));
+            messages.push(binding.message()?);
+        }
+        let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let keys = vec![self.key; checks.len()];
+        ed25519_dalek::verify_batch(&messages, &signatures, &keys)
+            .map_err(|_| AckError::BadSignature)
+    }
+
     /// Checks that `certificate` is this key's signature over `day` (whose
     /// `certified_at` must be the certificate's).
     pub fn verify_certificate(

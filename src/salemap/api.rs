@@ -69,6 +69,7 @@ struct Shared {
     refused_skus: Vec<String>,
     signing: Signing,
     lane_ceiling: std::time::Duration,
+    unsigned: bool,
 }
 
 impl AppState {
@@ -92,7 +93,22 @@ impl AppState {
                 refused_skus,
                 signing,
                 lane_ceiling,
+                unsigned: false,
             }),
+        }
+    }
+
+    /// The benchmark seam of `Config::unsigned`: answers without
+    /// signatures.
+    pub fn unsigned(self, unsigned: bool) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut shared) => {
+                shared.unsigned = unsigned;
+                AppState {
+                    inner: Arc::new(shared),
+                }
+            }
+            Err(inner) => AppState { inner },
         }
     }
 
@@ -112,6 +128,9 @@ impl AppState {
         closing_no: i64,
         c: &super::store::Certified,
     ) -> Option<DayCertificate> {
+        if self.inner.unsigned {
+            return None;
+        }
         let day = DayBinding {
             tenant: &self.inner.tenant,
             lane_id,
@@ -133,6 +152,16 @@ impl AppState {
     /// break, which no checked input holds) leaves the answer unsigned,
     /// which the lane refuses as a bad acknowledgement.
     fn signed(&self, mut doc: Posted, what: &Signable) -> Posted {
+        doc.ack = self.ack(&doc, what);
+        doc
+    }
+
+    /// The acknowledgement of `doc` (none from an unsigned back-end, the
+    /// benchmark seam).
+    fn ack(&self, doc: &Posted, what: &Signable) -> Option<crate::contract::ack::Ack> {
+        if self.inner.unsigned {
+            return None;
+        }
         let binding = Binding {
             tenant: &self.inner.tenant,
             lane_id: &what.lane_id,
@@ -142,13 +171,13 @@ impl AppState {
             doc_no: &doc.doc_no,
             posted_at: &doc.posted_at,
         };
-        match self.inner.signing.sign(&binding) {
-            Ok(ack) => doc.ack = Some(ack),
-            Err(e) => {
-                tracing::error!(error = %e, transaction_id = %doc.transaction_id, "cannot sign an acknowledgement")
-            }
-        }
-        doc
+        self.inner
+            .signing
+            .sign(&binding)
+            .inspect_err(|e| {
+                tracing::error!(error = %e, transaction_id = %doc.transaction_id, "cannot sign an acknowledgement");
+            })
+            .ok()
     }
 
     fn now(&self) -> String {
@@ -800,26 +829,37 @@ async fn batch(
         .iter()
         .filter_map(|r| r.as_ref().ok().cloned())
         .collect();
-    let mut outcomes = s
-        .inner
-        .store
-        .post(s.inner.tenant.clone(), valid, s.now())
-        .await?
-        .into_iter();
+    // The acknowledgements are signed while the commit is flushed, on
+    // every core: they are most of a batch's CPU, and it would wait.
+    let signables: Vec<Signable> = valid.iter().map(Signable::of).collect();
+    let signer = s.clone();
+    let (outcomes, acks) =
+        s.inner
+            .store
+            .post_with(s.inner.tenant.clone(), valid, s.now(), move |outcomes| {
+                crate::common::par::map(outcomes.iter().zip(signables).collect(), |(o, what)| {
+                    match o {
+                        Outcome::Posted(d) | Outcome::Replayed(d) => signer.ack(d, &what),
+                        _ => None,
+                    }
+                })
+            })
+            .await?;
+    let mut outcomes = outcomes.into_iter().zip(acks);
     let results = slots
         .into_iter()
         .map(|slot| match slot {
             Err((id, e)) => result(id, e.status().as_u16(), None, Some(e)),
             Ok(it) => match outcomes.next() {
-                Some(Outcome::Posted(d)) => {
-                    let d = s.signed(d, &Signable::of(&it));
+                Some((Outcome::Posted(mut d), ack)) => {
+                    d.ack = ack;
                     result(it.transaction_id, 201, Some(d), None)
                 }
-                Some(Outcome::Replayed(d)) => {
-                    let d = s.signed(d, &Signable::of(&it));
+                Some((Outcome::Replayed(mut d), ack)) => {
+                    d.ack = ack;
                     result(it.transaction_id, 200, Some(d), None)
                 }
-                Some(o) => {
+                Some((o, _)) => {
                     let e = from_outcome(&o);
                     let status = e.as_ref().map_or(422, |e| e.status().as_u16());
                     result(it.transaction_id, status, None, e)
@@ -894,7 +934,7 @@ async fn heartbeat(
     Ok(axum::Json(Heartbeat {
         server_time: s.now(),
         last_receipt_no,
-        keys: Some(s.keys()),
+        keys: (!s.inner.unsigned).then(|| s.keys()),
     })
     .into_response())
 }

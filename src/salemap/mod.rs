@@ -78,6 +78,11 @@ pub struct Config {
     /// The lanes' sync ceiling: a lane not heard from for longer is shown
     /// to head office as silent.
     pub lane_ceiling: std::time::Duration,
+    /// Benchmark seam: answer as a back-end that does not sign (no `ack`,
+    /// no key in the heartbeat, no certificates), to measure what the
+    /// signatures cost. Never set in the product.
+    #[doc(hidden)]
+    pub unsigned: bool,
 }
 
 /// Opens the database (and brings it to this version's schema).
@@ -188,7 +193,8 @@ impl Server {
             config.refused_skus.clone(),
             signing,
             config.lane_ceiling,
-        );
+        )
+        .unsigned(config.unsigned);
         Ok(Server {
             listener,
             addr,

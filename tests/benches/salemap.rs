@@ -30,7 +30,7 @@ struct Running {
     task: tokio::task::JoinHandle<Result<(), laned::salemap::SalemapError>>,
 }
 
-async fn salemap(db: Database) -> Running {
+async fn salemap(db: Database, unsigned: bool) -> Running {
     let cfg = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         database: db,
@@ -39,6 +39,7 @@ async fn salemap(db: Database) -> Running {
         connections: laned::salemap::Config::default_connections(),
         refused_skus: vec![],
         lane_ceiling: laned::salemap::office::DEFAULT_CEILING,
+        unsigned,
         signing_key: laned::salemap::keys::KeySource::Key(Box::new(
             laned::contract::ack::Signing::from_seed(&[42; 32]),
         )),
@@ -70,7 +71,7 @@ impl Running {
 /// salemap's own rate: `n` sales in prepared batches of 100 over HTTP,
 /// from `clients` concurrent clients (each its own receipt series).
 async fn ingest(db: Database, n: usize, clients: usize) -> Duration {
-    let sm = salemap(db).await;
+    let sm = salemap(db, false).await;
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -150,9 +151,9 @@ async fn ingest(db: Database, n: usize, clients: usize) -> Duration {
 
 /// A lane with a backlog of `n` sales drains into salemap; timed from the
 /// lane's start until salemap holds the last receipt number.
-async fn drain(dir: &std::path::Path, db: Database, n: usize) -> Duration {
+async fn drain(dir: &std::path::Path, db: Database, n: usize, unsigned: bool) -> Duration {
     backlog(dir, n).await;
-    let sm = salemap(db).await;
+    let sm = salemap(db, unsigned).await;
     let start = Instant::now();
     let d = Daemon::start(
         &config(dir, Some(sm.url.clone()), BATCH),
@@ -204,9 +205,14 @@ pub fn main(full: bool) {
     if std::env::var_os("LANED_BENCH_PG_NO_FSYNC").is_none() {
         pg::durable();
     }
+    // LANED_BENCH_STORES=sqlite measures SQLite alone (repeated runs).
+    let only_sqlite = std::env::var("LANED_BENCH_STORES").is_ok_and(|v| v == "sqlite");
     let pg = rt.block_on(async {
+        if only_sqlite {
+            return None;
+        }
         let mut dbs = vec![];
-        for _ in 0..3 {
+        for _ in 0..4 {
             match pg::database().await {
                 Some(d) => dbs.push(d),
                 None => return None,
@@ -255,11 +261,20 @@ pub fn main(full: bool) {
         let own4 = rt.block_on(ingest(db, n, 4));
         row("salemap's own ingest, 4 clients", own4);
         let (db, lane_dir) = make(2);
-        let drained = rt.block_on(drain(lane_dir.path(), db, n));
+        let drained = rt.block_on(drain(lane_dir.path(), db, n, false));
         row("lane drain into salemap", drained);
         println!(
             "| drain / own ingest (1 client) | {name} | | {:.0}% |",
             100.0 * own1.as_secs_f64() / drained.as_secs_f64()
+        );
+        // The same drain from a back-end that does not sign: what the
+        // signatures (salemap's, and the lane's checks) cost the drain.
+        let (db, lane_dir) = make(3);
+        let unsigned = rt.block_on(drain(lane_dir.path(), db, n, true));
+        row("lane drain, back-end not signing", unsigned);
+        println!(
+            "| signatures' cost to the drain rate | {name} | | {:.1}% |",
+            100.0 * (1.0 - unsigned.as_secs_f64() / drained.as_secs_f64())
         );
     }
     drop(pg);

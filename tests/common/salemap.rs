@@ -62,6 +62,7 @@ impl Salemap {
             connections: Config::default_connections(),
             refused_skus: vec![],
             lane_ceiling: ceiling,
+            unsigned: false,
             signing_key: key_source(&db),
         };
         let server = Server::start(&cfg, clock).await.expect("salemap starts");

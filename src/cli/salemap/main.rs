@@ -414,6 +414,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         lane_ceiling: a
             .lane_ceiling
             .map_or(laned::salemap::office::DEFAULT_CEILING, |i| i.0),
+        unsigned: false,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

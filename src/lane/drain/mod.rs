@@ -446,27 +446,34 @@ impl Drain {
         self.exchange_started = self.clock.monotonic();
         let sent = self.send(&sales, now).await;
         let lane_id = self.client.lane_id().to_owned();
-        let (answers, acks): (Vec<Answer>, Vec<Option<String>>) = sent
+        let trust = &self.trust;
+        // The signatures checked together, on every core: they are most of
+        // a round's CPU, and the back-end waits for this round's end.
+        let statuses: Vec<Option<u16>> = sent.iter().map(|a| a.http_status).collect();
+        let checks: Vec<trust::Check<'_>> = sent
             .into_iter()
             .zip(&sales)
-            .map(|(a, s)| {
-                let v = self.trust.verify(
-                    a.outcome,
-                    &lane_id,
-                    &s.series,
-                    crate::contract::ack::Number::Receipt(s.receipt_no),
-                    &s.body,
-                    None,
-                );
-                (
-                    Answer {
-                        outcome: v.outcome,
-                        http_status: a.http_status,
-                    },
-                    v.ack,
-                )
+            .map(|(a, s)| trust::Check {
+                outcome: a.outcome,
+                series: &s.series,
+                number: crate::contract::ack::Number::Receipt(s.receipt_no),
+                body: &s.body,
             })
-            .unzip();
+            .collect();
+        let (answers, acks): (Vec<Answer>, Vec<Option<String>>) =
+            crate::common::par::chunks(checks, |chunk| trust.verify_all(&lane_id, chunk))
+                .into_iter()
+                .zip(statuses)
+                .map(|(v, http_status)| {
+                    (
+                        Answer {
+                            outcome: v.outcome,
+                            http_status,
+                        },
+                        v.ack,
+                    )
+                })
+                .unzip();
         let took = self.clock.monotonic().saturating_sub(self.exchange_started);
         let duration_ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
         self.note_backend_date();

@@ -422,9 +422,24 @@ impl Store {
         items: Vec<Item>,
         posted_at: String,
     ) -> Result<Vec<Outcome>, StoreError> {
+        self.post_with(tenant, items, posted_at, |_| ())
+            .await
+            .map(|(o, ())| o)
+    }
+
+    /// [`Store::post`], running `during_commit` on the outcomes while the
+    /// commit is flushed to disk (its CPU would otherwise wait for it);
+    /// what it gives is only handed back if the commit succeeds.
+    pub async fn post_with<T: Send + 'static>(
+        &self,
+        tenant: String,
+        items: Vec<Item>,
+        posted_at: String,
+        during_commit: impl FnOnce(&[Outcome]) -> T + Send + 'static,
+    ) -> Result<(Vec<Outcome>, T), StoreError> {
         match self {
-            Store::Sqlite(s) => s.post(tenant, items, posted_at).await,
-            Store::Postgres(s) => s.post(&tenant, &items, &posted_at).await,
+            Store::Sqlite(s) => s.post(tenant, items, posted_at, during_commit).await,
+            Store::Postgres(s) => s.post(&tenant, &items, &posted_at, during_commit).await,
         }
     }
 

@@ -182,12 +182,13 @@ impl PgStore {
     /// together, run in order): every gate insert, then the numbers of the
     /// winners in batch order and the lookups of the repeats. A batch costs
     /// a handful of round trips rather than several per sale.
-    pub async fn post(
+    pub async fn post<T: Send + 'static>(
         &self,
         tenant: &str,
         items: &[Item],
         posted_at: &str,
-    ) -> Result<Vec<Outcome>, StoreError> {
+        during_commit: impl FnOnce(&[Outcome]) -> T + Send + 'static,
+    ) -> Result<(Vec<Outcome>, T), StoreError> {
         let mut client = self.client().await?;
         let tx = self.begin(&mut client).await?;
         // The chains first, under a lock per series (the request's series
@@ -259,8 +260,15 @@ impl PgStore {
             // Dropping the transaction rolls everything back.
             return Err(StoreError::Injected);
         }
-        tx.commit().await.map_err(pg("commit"))?;
-        Ok(out)
+        // The server flushes the commit while this process works on
+        // the outcomes.
+        let making = tokio::task::spawn_blocking(move || {
+            let t = during_commit(&out);
+            (out, t)
+        });
+        let (committed, made) = tokio::join!(tx.commit(), making);
+        committed.map_err(pg("commit"))?;
+        made.map_err(|_| StoreError::Task)
     }
 
     /// Stores a day closing, in one transaction under its series' lock:

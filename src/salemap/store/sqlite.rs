@@ -134,25 +134,30 @@ impl SqliteStore {
         &self.aborts
     }
 
-    /// Posts `items` in one transaction; one outcome per item, in order.
-    pub async fn post(
+    /// Posts `items` in one transaction; one outcome per item, in order,
+    /// and what `during_commit` made of them while the commit was flushed.
+    pub async fn post<T: Send + 'static>(
         &self,
         tenant: String,
         items: Vec<Item>,
         posted_at: String,
-    ) -> Result<Vec<Outcome>, StoreError> {
+        during_commit: impl FnOnce(&[Outcome]) -> T + Send + 'static,
+    ) -> Result<(Vec<Outcome>, T), StoreError> {
         let s = self.clone();
-        tokio::task::spawn_blocking(move || s.post_blocking(&tenant, &items, &posted_at))
-            .await
-            .map_err(|_| StoreError::Task)?
+        tokio::task::spawn_blocking(move || {
+            s.post_blocking(&tenant, &items, &posted_at, during_commit)
+        })
+        .await
+        .map_err(|_| StoreError::Task)?
     }
 
-    fn post_blocking(
+    fn post_blocking<T: Send>(
         &self,
         tenant: &str,
         items: &[Item],
         posted_at: &str,
-    ) -> Result<Vec<Outcome>, StoreError> {
+        during_commit: impl FnOnce(&[Outcome]) -> T + Send,
+    ) -> Result<(Vec<Outcome>, T), StoreError> {
         let mut conn = lock(&self.writer);
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -202,8 +207,17 @@ impl SqliteStore {
             // Dropping the transaction rolls everything back.
             return Err(StoreError::Injected);
         }
-        tx.commit().map_err(sql("commit"))?;
-        Ok(out)
+        let (committed, made) = std::thread::scope(|scope| {
+            let making = scope.spawn(|| during_commit(&out));
+            let committed = tx.commit().map_err(sql("commit"));
+            (committed, making.join())
+        });
+        committed?;
+        match made {
+            Ok(t) => Ok((out, t)),
+            // A panic in `during_commit` is a bug; carry it on as one.
+            Err(p) => std::panic::resume_unwind(p),
+        }
     }
 
     /// Stores a day closing (one transaction): posted once per id, one per

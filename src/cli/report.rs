@@ -188,16 +188,23 @@ fn differing(n: &Named) -> usize {
 /// back-end whose cursor never ends is not followed for ever.
 const MAX_PAGES: usize = 1000;
 
-fn list_backend(config: &Config, lane_id: &str, date: &str) -> anyhow::Result<Listing> {
+/// A client of the configured back-end, if there is one.
+fn backend_client(config: &Config, lane_id: &str) -> anyhow::Result<Option<BackendClient>> {
     let Some(url) = &config.backend_url else {
-        return Ok(Listing::NotServed);
+        return Ok(None);
     };
-    let client = BackendClient::new(
+    Ok(Some(BackendClient::new(
         url,
         lane_id,
         config.drain.backend_token.clone(),
         config.drain.request_timeout,
-    )?;
+    )?))
+}
+
+fn list_backend(config: &Config, lane_id: &str, date: &str) -> anyhow::Result<Listing> {
+    let Some(client) = backend_client(config, lane_id)? else {
+        return Ok(Listing::NotServed);
+    };
     let rt = super::operator::runtime()?;
     rt.block_on(async {
         let mut docs = Vec::new();
@@ -334,15 +341,9 @@ fn short(h: &str) -> &str {
 }
 
 fn ask_backend(config: &Config, lane_id: &str, date: &str) -> anyhow::Result<Backend> {
-    let Some(url) = &config.backend_url else {
+    let Some(client) = backend_client(config, lane_id)? else {
         return Ok(Backend::NotConfigured);
     };
-    let client = BackendClient::new(
-        url,
-        lane_id,
-        config.drain.backend_token.clone(),
-        config.drain.request_timeout,
-    )?;
     let rt = super::operator::runtime()?;
     Ok(
         match rt.block_on(client.day(lane_id, date, jiff::Timestamp::now())) {

@@ -125,39 +125,17 @@ fn envelope_of(line: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
 /// record, parse and hash it, one thread checks in order (memory holds a
 /// few chunks). A void's voided document is read again from its line.
 fn from_file(path: &std::path::Path) -> anyhow::Result<VerifyOutcome> {
-    use std::io::{BufRead, Seek};
     let open = || {
         std::fs::File::open(path)
             .map(std::io::BufReader::new)
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))
     };
     let mut input = open()?;
-    let mut again = open()?;
-    let fetch = move |offset: u64| -> Option<Vec<u8>> {
-        let mut line = vec![];
-        again.seek(std::io::SeekFrom::Start(offset)).ok()?;
-        again.read_until(b'\n', &mut line).ok()?;
-        envelope_of(&line).ok().map(std::borrow::Cow::into_owned)
-    };
+    let fetch = refetch(open()?);
     let mut offset = 0u64;
-    let mut line = vec![];
-    let next = |mut chunk: Chunk| -> anyhow::Result<Chunk> {
-        while chunk.len() < 4096 {
-            line.clear();
-            let read = input
-                .read_until(b'\n', &mut line)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            if read == 0 {
-                break;
-            }
-            let at = offset;
-            offset += read as u64;
-            if !line.trim_ascii().is_empty() {
-                chunk.push(at, &line);
-            }
-        }
-        Ok(chunk)
-    };
+    let next = chunks_of(&mut input, &mut offset, path, |line| {
+        Ok(!line.trim_ascii().is_empty())
+    });
     let outcome = journal::verify_stream(next, envelope_of, fetch, 0)?;
     if let Some(bad) = outcome.not_a_record {
         return Err(NotAnExport {
@@ -171,6 +149,49 @@ fn from_file(path: &std::path::Path) -> anyhow::Result<VerifyOutcome> {
         series: outcome.series,
         unreadable: outcome.unreadable,
     })
+}
+
+type Reader = std::io::BufReader<std::fs::File>;
+
+/// A document's envelope read again from the line at `offset` (a void's
+/// voided document), through a second handle on the file.
+fn refetch(mut again: Reader) -> impl FnMut(u64) -> Option<Vec<u8>> + Send {
+    use std::io::{BufRead, Seek};
+    move |offset: u64| {
+        let mut line = vec![];
+        again.seek(std::io::SeekFrom::Start(offset)).ok()?;
+        again.read_until(b'\n', &mut line).ok()?;
+        envelope_of(&line).ok().map(std::borrow::Cow::into_owned)
+    }
+}
+
+/// Fills the verifier's chunks with the file's lines that `keep` keeps,
+/// each with the offset it starts at.
+fn chunks_of<'a>(
+    input: &'a mut Reader,
+    offset: &'a mut u64,
+    path: &'a std::path::Path,
+    mut keep: impl FnMut(&[u8]) -> anyhow::Result<bool> + 'a,
+) -> impl FnMut(Chunk) -> anyhow::Result<Chunk> + 'a {
+    use std::io::BufRead;
+    let mut line = vec![];
+    move |mut chunk: Chunk| {
+        while chunk.len() < 4096 {
+            line.clear();
+            let read = input
+                .read_until(b'\n', &mut line)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            if read == 0 {
+                break;
+            }
+            let at = *offset;
+            *offset += read as u64;
+            if keep(&line)? {
+                chunk.push(at, &line);
+            }
+        }
+        Ok(chunk)
+    }
 }
 
 /// The number of the line that starts at byte `offset` of the file
@@ -462,14 +483,13 @@ fn series_line(
 /// The bundle's lines through the journal's verifier (its documents) and
 /// the bundle's checker (everything), streamed.
 fn from_bundle(path: &std::path::Path) -> anyhow::Result<(VerifyOutcome, BundleReport)> {
-    use std::io::{BufRead, Seek};
+    use std::io::BufRead;
     let open = || {
         std::fs::File::open(path)
             .map(std::io::BufReader::new)
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))
     };
     let mut input = open()?;
-    let mut again = open()?;
     let mut first = vec![];
     input
         .read_until(b'\n', &mut first)
@@ -479,33 +499,13 @@ fn from_bundle(path: &std::path::Path) -> anyhow::Result<(VerifyOutcome, BundleR
         source,
     };
     let mut checker = Checker::start(&first).map_err(not_a_bundle)?;
-    let fetch = move |offset: u64| -> Option<Vec<u8>> {
-        let mut line = vec![];
-        again.seek(std::io::SeekFrom::Start(offset)).ok()?;
-        again.read_until(b'\n', &mut line).ok()?;
-        envelope_of(&line).ok().map(std::borrow::Cow::into_owned)
-    };
+    let fetch = refetch(open()?);
     let mut offset = first.len() as u64;
-    let mut line = vec![];
     let outcome = {
         let checker = &mut checker;
-        let next = |mut chunk: Chunk| -> anyhow::Result<Chunk> {
-            while chunk.len() < 4096 {
-                line.clear();
-                let read = input
-                    .read_until(b'\n', &mut line)
-                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-                if read == 0 {
-                    break;
-                }
-                let at = offset;
-                offset += read as u64;
-                if checker.line(&line).map_err(not_a_bundle)? == Line::Document {
-                    chunk.push(at, &line);
-                }
-            }
-            Ok(chunk)
-        };
+        let next = chunks_of(&mut input, &mut offset, path, |line| {
+            Ok(checker.line(line).map_err(not_a_bundle)? == Line::Document)
+        });
         journal::verify_stream(next, envelope_of, fetch, 0)?
     };
     if let Some(bad) = outcome.not_a_record {

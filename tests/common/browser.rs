@@ -118,3 +118,49 @@ impl Drop for Driver {
         let _ = self.child.wait();
     }
 }
+
+/// chromedriver started, and a Chromium session (see [`chromium`]) at `url`.
+pub async fn open(
+    driver_path: String,
+    chrome: &str,
+    languages: &str,
+    url: &str,
+) -> (Driver, fantoccini::Client, tempfile::TempDir) {
+    let driver = tokio::task::spawn_blocking(move || Driver::start(&driver_path))
+        .await
+        .unwrap();
+    let (web, profile) = chromium(&driver, chrome, languages).await;
+    web.goto(url).await.unwrap();
+    (driver, web, profile)
+}
+
+/// The text of the first element `css` selects.
+pub async fn text(web: &fantoccini::Client, css: &str) -> String {
+    web.find(fantoccini::Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Whether the page is no wider than the window.
+pub async fn fits(web: &fantoccini::Client) -> bool {
+    web.execute(
+        "return document.documentElement.scrollWidth <= window.innerWidth;",
+        vec![],
+    )
+    .await
+    .unwrap()
+        == serde_json::Value::Bool(true)
+}
+
+/// A screenshot of the page, checked to be a PNG, saved as `name` in
+/// cargo's `target/tmp/{dir}/`.
+pub async fn screenshot(web: &fantoccini::Client, dir: &str, name: &str) {
+    let shot = web.screenshot().await.unwrap();
+    assert!(shot.starts_with(b"\x89PNG"));
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir);
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join(name), &shot).unwrap();
+}

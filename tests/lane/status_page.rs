@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::Lane;
 use common::backend::{Backend, Reply};
-use common::browser::{Driver, browser, chromium};
+use common::browser::{self, browser, chromium};
 use laned::common::clock::{Clock, ManualClock};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -289,22 +289,12 @@ async fn chromium_finds_the_status_figures_and_presses_sync_now() {
     let status = lane.status().await;
     assert_eq!(status["counts"]["pending"], 2, "{status}");
 
-    let driver = tokio::task::spawn_blocking(move || Driver::start(&driver_path))
-        .await
-        .unwrap();
-    let (web, _profile) = chromium(&driver, &chrome, "en-US,en").await;
-    web.goto(&format!("{}/", lane.base)).await.unwrap();
+    let (driver, web, _profile) =
+        browser::open(driver_path, &chrome, "en-US,en", &format!("{}/", lane.base)).await;
 
     let text = |id: &'static str| {
         let web = web.clone();
-        async move {
-            web.find(fantoccini::Locator::Id(id))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
+        async move { browser::text(&web, &format!("#{id}")).await }
     };
     let attr = |id: &'static str, name: &'static str| {
         let web = web.clone();
@@ -345,48 +335,29 @@ async fn chromium_finds_the_status_figures_and_presses_sync_now() {
     assert_eq!(rows[0].attr("data-id").await.unwrap(), Some(stuck.clone()));
     assert!(rows[0].text().await.unwrap().contains("7.00 KES"));
     // Readable on a 1024×768 till screen: nothing wider than the window.
-    let fits = web
-        .execute(
-            "return document.documentElement.scrollWidth <= window.innerWidth;",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(fits, Value::Bool(true));
+    assert!(browser::fits(&web).await);
 
     // The worst thing on the lane leads: the refused sale, in orange.
     assert_eq!(text("headline").await, "1 sale needs attention");
     assert_eq!(attr("lane-state", "data-verdict").await, "attention");
     assert_eq!(attr("lane-state", "class").await, "banner act");
 
-    let shot = web.screenshot().await.unwrap();
-    assert!(shot.starts_with(b"\x89PNG"));
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status_page");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("status-page.png"), &shot).unwrap();
+    browser::screenshot(&web, "status_page", "status-page.png").await;
 
     // A Ukrainian browser gets the page in Ukrainian, still on one screen.
     let (web_uk, _profile_uk) = chromium(&driver, &chrome, "uk-UA,uk").await;
     web_uk.goto(&format!("{}/", lane.base)).await.unwrap();
-    let headline = web_uk
-        .find(fantoccini::Locator::Id("headline"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(headline, "1 продаж потребує уваги");
-    let fits = web_uk
-        .execute(
-            "return document.documentElement.lang === 'uk' && \
-             document.documentElement.scrollWidth <= window.innerWidth;",
-            vec![],
-        )
+    assert_eq!(
+        browser::text(&web_uk, "#headline").await,
+        "1 продаж потребує уваги"
+    );
+    let lang = web_uk
+        .execute("return document.documentElement.lang;", vec![])
         .await
         .unwrap();
-    assert_eq!(fits, Value::Bool(true));
-    let shot = web_uk.screenshot().await.unwrap();
-    std::fs::write(out.join("status-page-uk.png"), &shot).unwrap();
+    assert_eq!(lang, Value::from("uk"));
+    assert!(browser::fits(&web_uk).await);
+    browser::screenshot(&web_uk, "status_page", "status-page-uk.png").await;
     web_uk.close().await.unwrap();
 
     // Head office is back; staff press "Sync now". The script resolves when

@@ -448,8 +448,8 @@ async fn a_silent_lane_is_trouble_past_its_ceiling_and_only_readers_see_lanes(b:
 /// nothing to do; the missing sale's lane opens on its missing receipt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_shows_the_lanes_worst_first_and_opens_a_lane_on_its_missing_receipts() {
-    use common::browser::{Driver, browser, chromium};
-    let Some((driver_path, chrome)) = browser() else {
+    use common::browser;
+    let Some((driver_path, chrome)) = browser::browser() else {
         return;
     };
     let b = sqlite();
@@ -479,21 +479,11 @@ async fn chromium_shows_the_lanes_worst_first_and_opens_a_lane_on_its_missing_re
     assert_eq!(put(&sm.url, &copy.next()).await.status, 422);
     clock.advance(Duration::from_secs(3 * 3600));
 
-    let driver = tokio::task::spawn_blocking(move || Driver::start(&driver_path))
-        .await
-        .unwrap();
-    let (web, _profile) = chromium(&driver, &chrome, "en-US,en").await;
-    web.goto(&format!("{}/", sm.url)).await.unwrap();
+    let (_driver, web, _profile) =
+        browser::open(driver_path, &chrome, "en-US,en", &format!("{}/", sm.url)).await;
     let text = |css: &'static str| {
         let web = web.clone();
-        async move {
-            web.find(fantoccini::Locator::Css(css))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
+        async move { browser::text(&web, css).await }
     };
     assert_eq!(text("#headline").await, "2 of 3 lanes need attention");
     assert_eq!(text("#count-chain_conflict .value").await, "1");
@@ -527,19 +517,8 @@ async fn chromium_shows_the_lanes_worst_first_and_opens_a_lane_on_its_missing_re
     assert!(l02_row.contains("for 3 h"), "{l02_row}");
     assert!(l02_row.contains("status page"), "{l02_row}");
     // One screen wide on an office laptop.
-    let fits = web
-        .execute(
-            "return document.documentElement.scrollWidth <= window.innerWidth;",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(fits, Value::Bool(true));
-    let shot = web.screenshot().await.unwrap();
-    assert!(shot.starts_with(b"\x89PNG"));
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("office_page");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("office-page.png"), &shot).unwrap();
+    assert!(browser::fits(&web).await);
+    browser::screenshot(&web, "office_page", "office-page.png").await;
 
     // The lane's own page, from its link.
     web.find(fantoccini::Locator::Css("#lane-L02 a"))

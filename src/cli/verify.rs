@@ -68,11 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|(name, s)| (name.clone(), as_json(s)))
             .collect();
-        let unreadable: Vec<_> = outcome
-            .unreadable
-            .iter()
-            .map(|b| json!({"position": b.position, "why": b.why.to_string()}))
-            .collect();
+        let unreadable = unreadable_json(&outcome);
         writeln!(
             out,
             "{:#}",
@@ -381,11 +377,7 @@ fn bundle(path: &std::path::Path, key: Option<&str>, as_json_out: bool) -> anyho
     };
     let mut out = std::io::stdout().lock();
     if as_json_out {
-        let unreadable: Vec<_> = outcome
-            .unreadable
-            .iter()
-            .map(|b| json!({"position": b.position, "why": b.why.to_string()}))
-            .collect();
+        let unreadable = unreadable_json(&outcome);
         writeln!(
             out,
             "{:#}",
@@ -523,4 +515,13 @@ fn from_bundle(path: &std::path::Path) -> anyhow::Result<(VerifyOutcome, BundleR
         },
         checker.finish(),
     ))
+}
+
+/// The documents that could not be read, as `--json` shows them.
+fn unreadable_json(outcome: &VerifyOutcome) -> Vec<serde_json::Value> {
+    outcome
+        .unreadable
+        .iter()
+        .map(|b| json!({"position": b.position, "why": b.why.to_string()}))
+        .collect()
 }

@@ -249,16 +249,6 @@ impl Checker {
         })
     }
 
-    /// The header.
-    pub fn header(&self) -> &Header {
-        &self.header
-    }
-
-    /// The signing key's id.
-    pub fn key_id(&self) -> &str {
-        self.key.key_id()
-    }
-
     /// Takes the next line (with its line break).
     pub fn line(&mut self, bytes: &[u8]) -> Result<Line, BundleError> {
         self.line += 1;
@@ -491,7 +481,6 @@ impl Checker {
 pub struct Writer<W: std::io::Write> {
     out: W,
     hasher: Sha256,
-    header: Header,
     documents: u64,
     certificates: u64,
 }
@@ -500,13 +489,12 @@ impl<W: std::io::Write> Writer<W> {
     /// Writes the header.
     pub fn start(mut out: W, header: Header) -> std::io::Result<Writer<W>> {
         let mut hasher = Sha256::new();
-        let line = line_of(&Record::Header(header.clone()))?;
+        let line = line_of(&Record::Header(header))?;
         out.write_all(&line)?;
         hasher.update(&line);
         Ok(Writer {
             out,
             hasher,
-            header,
             documents: 0,
             certificates: 0,
         })
@@ -532,11 +520,6 @@ impl<W: std::io::Write> Writer<W> {
             self.documents,
             self.certificates,
         )
-    }
-
-    /// The header written.
-    pub fn header(&self) -> &Header {
-        &self.header
     }
 
     /// Writes the seal and hands back the output.

@@ -154,31 +154,6 @@ pub struct LaneView {
     pub series: Vec<SeriesView>,
 }
 
-/// A refused document.
-#[derive(Debug, Clone, Serialize)]
-pub struct ConflictView {
-    /// Its id.
-    pub transaction_id: String,
-    /// Its series.
-    pub series: String,
-    /// `receipt` or `closing`.
-    pub numbered_by: String,
-    /// Its number.
-    pub number: i64,
-    /// Its hash.
-    pub hash: String,
-    /// The answer it got.
-    pub code: String,
-    /// The held document it contradicts.
-    pub holder: Option<String>,
-    /// When it was first refused.
-    pub first_seen: String,
-    /// When it was last refused.
-    pub last_seen: String,
-    /// How many times it was sent.
-    pub attempts: i64,
-}
-
 /// A hole of a series, in a lane's detail.
 #[derive(Debug, Clone, Serialize)]
 pub struct SeriesHole {
@@ -200,7 +175,7 @@ pub struct LaneDetailView {
     /// Its holes, series by series, lowest first.
     pub holes: Vec<SeriesHole>,
     /// Its refused documents, latest first.
-    pub conflicts: Vec<ConflictView>,
+    pub conflicts: Vec<Conflict>,
     /// The lists were cut at this many rows.
     pub rows_limit: i64,
 }
@@ -454,24 +429,9 @@ impl Judge {
                     hole: hole_view(self.now, h),
                 })
                 .collect(),
-            conflicts: d.conflicts.iter().map(conflict_view).collect(),
+            conflicts: d.conflicts.clone(),
             rows_limit: super::store::marks::DETAIL_ROWS,
         }
-    }
-}
-
-fn conflict_view(c: &Conflict) -> ConflictView {
-    ConflictView {
-        transaction_id: c.transaction_id.clone(),
-        series: c.series.clone(),
-        numbered_by: c.numbered_by.clone(),
-        number: c.number,
-        hash: c.hash.clone(),
-        code: c.code.clone(),
-        holder: c.holder.clone(),
-        first_seen: c.first_seen.clone(),
-        last_seen: c.last_seen.clone(),
-        attempts: c.attempts,
     }
 }
 

@@ -69,7 +69,7 @@ struct LanePage {
     heard: String,
     series: Vec<SeriesView>,
     holes: Vec<HoleRow>,
-    conflicts: Vec<super::office::ConflictView>,
+    conflicts: Vec<super::store::marks::Conflict>,
     rows_limit: i64,
     refresh_seconds: u32,
 }

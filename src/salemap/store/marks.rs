@@ -25,14 +25,9 @@ pub struct Hole {
 }
 
 impl Hole {
-    /// How many numbers it spans.
-    pub fn len(&self) -> i64 {
+    /// How many numbers it spans (at least one).
+    pub fn numbers(&self) -> i64 {
         self.last_no - self.first_no + 1
-    }
-
-    /// Never: a hole spans at least one number.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -79,7 +74,7 @@ pub fn plan<E>(
                     last_no: n - 1,
                     opened_at: at.to_owned(),
                 };
-                p.missing += h.len();
+                p.missing += h.numbers();
                 open.insert(h.first_no, h);
             }
             p.highest = n;
@@ -256,8 +251,8 @@ pub struct LaneMarks {
     pub series: Vec<SeriesMarks>,
 }
 
-/// A refused document as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A refused document as recorded (and as `GET /v1/lanes/{lane}` shows it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Conflict {
     /// Its id.
     pub transaction_id: String,

@@ -97,3 +97,79 @@ async fn a_held_id_answers_in_flight_and_an_unreachable_database_answers_503() {
     assert_eq!(status, 201);
     sm.stop().await;
 }
+
+/// What one posting reads of the indexes does not grow with what the
+/// database holds. A fresh database plans its statements on empty tables;
+/// a plan kept from then (a prepared statement's generic plan) that looks
+/// a sale up by tenant alone reads every document held for each one
+/// posted: ingest slows with every batch. The posting connections'
+/// statistics are flushed by ending them (`pg_terminate_backend` waits for
+/// each to exit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_posting_reads_no_more_of_the_indexes_when_the_database_holds_more() {
+    const BATCHES: i64 = 30;
+    const PER_BATCH: i64 = 100;
+    let Some(pg) = common::pg::database().await else {
+        return;
+    };
+    let db = Database::Postgres {
+        url: pg.url.clone(),
+        lock_timeout: laned::salemap::DEFAULT_LOCK_TIMEOUT,
+    };
+    let sm = Salemap::start_on(db, Lanes::single("L03", TOKEN)).await;
+    let http = common::client();
+    for b in 0..BATCHES {
+        let envs: Vec<String> = (1..=PER_BATCH)
+            .map(|k| envelope(&Uuid::new_v4().to_string(), "L03", "L03", b * PER_BATCH + k))
+            .collect();
+        let body = format!("{{\"lane_id\":\"L03\",\"sales\":[{}]}}", envs.join(","));
+        let r = http
+            .post(format!("{}/v1/sales:batch", sm.url))
+            .bearer_auth(TOKEN)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("batch");
+        assert_eq!(r.status().as_u16(), 200);
+        let v: serde_json::Value = r.json().await.expect("JSON");
+        assert!(
+            v["results"]
+                .as_array()
+                .is_some_and(|r| r.iter().all(|x| x["status"] == 201)),
+            "{v}"
+        );
+    }
+    let (admin, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let ended: Option<bool> = admin
+        .query_one(
+            "SELECT bool_and(pg_terminate_backend(pid, 60000)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("end salemap's connections")
+        .get(0);
+    assert_eq!(ended, Some(true), "salemap's connections ended");
+    let rows = admin
+        .query(
+            "SELECT relname || '.' || indexrelname, idx_tup_read FROM pg_stat_user_indexes
+             ORDER BY idx_tup_read DESC",
+            &[],
+        )
+        .await
+        .expect("index statistics");
+    let read: i64 = rows.iter().map(|r| r.get::<_, i64>(1)).sum();
+    let per_sale = read / (BATCHES * PER_BATCH);
+    let detail: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    // A handful of entries per sale (its id, its chain link, its series'
+    // counter and marks); a scan of the documents held would be ~1,500.
+    assert!(
+        per_sale <= 10,
+        "{per_sale} index entries read per sale posted: {detail:?}"
+    );
+    sm.stop().await;
+}

@@ -56,6 +56,9 @@ const MIGRATIONS: &[Migration] = &[
 /// starting at once ("SMAP").
 const MIGRATION_LOCK: i64 = 0x534D_4150;
 
+/// The sessions' planner setting (see [`PgStore::open`]).
+const PLANNING: &str = "-c plan_cache_mode=force_custom_plan";
+
 /// Connections in the pool.
 const POOL_SIZE: usize = 16;
 
@@ -80,8 +83,18 @@ impl PgStore {
     /// migrates. `lock_timeout` bounds how long a duplicate waits for the
     /// transaction posting the same id before it answers `in_flight`.
     pub async fn open(url: &str, lock_timeout: Duration) -> Result<PgStore, StoreError> {
-        let cfg =
+        let mut cfg =
             tokio_postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        // Every statement is planned for its arguments and the tables as
+        // they are. A prepared statement's generic plan is kept for the
+        // connection's life: made on a fresh database's empty tables, it
+        // looked a sale up by tenant alone and read every document held
+        // for each one posted, slowing every batch (BENCHMARKS.md).
+        let options = match cfg.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} {PLANNING}"),
+            _ => PLANNING.to_owned(),
+        };
+        cfg.options(&options);
         let mgr = Manager::from_config(
             cfg,
             NoTls,

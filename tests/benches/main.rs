@@ -47,6 +47,13 @@ const BENCHMARKS: [(&str, Benchmark); 7] = [
 ];
 
 fn main() {
+    // RUST_LOG=warn (say) shows what the lane and salemap log meanwhile.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let full = args.iter().any(|a| a == "--bench");
     // The names asked for; under `cargo test` its filters are not ours.

@@ -205,14 +205,25 @@ pub fn main(full: bool) {
     if std::env::var_os("LANED_BENCH_PG_NO_FSYNC").is_none() {
         pg::durable();
     }
-    // LANED_BENCH_STORES=sqlite measures SQLite alone (repeated runs).
-    let only_sqlite = std::env::var("LANED_BENCH_STORES").is_ok_and(|v| v == "sqlite");
+    // LANED_BENCH_STORES=sqlite (or postgres) measures that store alone.
+    let only = std::env::var("LANED_BENCH_STORES").unwrap_or_default();
+    let only_sqlite = only == "sqlite";
+    let only_pg = only == "postgres";
+    // LANED_BENCH_ROUNDS=k drains with and without signatures k times
+    // each, alternating which goes first (the machine's swing from run to
+    // run is larger than the difference), and reports the medians.
+    let rounds: usize = std::env::var("LANED_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|k| *k > 0)
+        .unwrap_or(1);
+    let fresh = 2 + 2 * rounds;
     let pg = rt.block_on(async {
         if only_sqlite {
             return None;
         }
         let mut dbs = vec![];
-        for _ in 0..4 {
+        for _ in 0..fresh {
             match pg::database().await {
                 Some(d) => dbs.push(d),
                 None => return None,
@@ -222,13 +233,16 @@ pub fn main(full: bool) {
     });
     println!("| {n} sales, batches of {BATCH} | store | seconds | sales/s |");
     println!("|---|---|---:|---:|");
-    let mut stores: Vec<(&str, MakeDb<'_>)> = vec![(
-        "SQLite",
-        Box::new(|_| {
-            let dir = tempfile::tempdir_in(&base).expect("temp dir");
-            (Database::Sqlite(dir.path().join("salemap.db")), dir)
-        }),
-    )];
+    let mut stores: Vec<(&str, MakeDb<'_>)> = vec![];
+    if !only_pg {
+        stores.push((
+            "SQLite",
+            Box::new(|_| {
+                let dir = tempfile::tempdir_in(&base).expect("temp dir");
+                (Database::Sqlite(dir.path().join("salemap.db")), dir)
+            }),
+        ));
+    }
     if let Some(dbs) = &pg {
         let urls: Vec<String> = dbs.iter().map(|d| d.url.clone()).collect();
         let base = base.clone();
@@ -246,12 +260,13 @@ pub fn main(full: bool) {
             }),
         ));
     }
+    let rate = |took: Duration| n as f64 / took.as_secs_f64();
     for (name, make) in &stores {
         let row = |what: &str, took: Duration| {
             println!(
                 "| {what} | {name} | {:.1} | {:.0} |",
                 took.as_secs_f64(),
-                n as f64 / took.as_secs_f64()
+                rate(took)
             );
         };
         let (db, _d1) = make(0);
@@ -260,22 +275,56 @@ pub fn main(full: bool) {
         let (db, _d2) = make(1);
         let own4 = rt.block_on(ingest(db, n, 4));
         row("salemap's own ingest, 4 clients", own4);
-        let (db, lane_dir) = make(2);
-        let drained = rt.block_on(drain(lane_dir.path(), db, n, false));
-        row("lane drain into salemap", drained);
+        // The same drain into a back-end that signs and into one that
+        // does not: what the signatures (salemap's, and the lane's checks)
+        // cost the drain.
+        let mut signed = vec![];
+        let mut unsigned = vec![];
+        for r in 0..rounds {
+            let order = if r % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for without in order {
+                let (db, lane_dir) = make(2 + 2 * r + usize::from(without));
+                let took = rt.block_on(drain(lane_dir.path(), db, n, without));
+                if without {
+                    row("lane drain, back-end not signing", took);
+                    unsigned.push(took);
+                } else {
+                    row("lane drain into salemap", took);
+                    signed.push(took);
+                }
+            }
+        }
+        let (signed, unsigned) = (median(&mut signed), median(&mut unsigned));
+        if rounds > 1 {
+            row(
+                &format!("lane drain into salemap, median of {rounds}"),
+                signed,
+            );
+            row(
+                &format!("lane drain, back-end not signing, median of {rounds}"),
+                unsigned,
+            );
+        }
         println!(
             "| drain / own ingest (1 client) | {name} | | {:.0}% |",
-            100.0 * own1.as_secs_f64() / drained.as_secs_f64()
+            100.0 * own1.as_secs_f64() / signed.as_secs_f64()
         );
-        // The same drain from a back-end that does not sign: what the
-        // signatures (salemap's, and the lane's checks) cost the drain.
-        let (db, lane_dir) = make(3);
-        let unsigned = rt.block_on(drain(lane_dir.path(), db, n, true));
-        row("lane drain, back-end not signing", unsigned);
         println!(
             "| signatures' cost to the drain rate | {name} | | {:.1}% |",
-            100.0 * (1.0 - unsigned.as_secs_f64() / drained.as_secs_f64())
+            100.0 * (1.0 - rate(signed) / rate(unsigned))
         );
     }
     drop(pg);
+}
+
+/// The median of some timings (the lower middle of an even count).
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v.get(v.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or_default()
 }

@@ -132,8 +132,10 @@ fn start(c: &Cluster) {
         .arg("-o")
         .arg(format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
-             -c fsync={fsync} -c max_connections=200",
-            c.port
+             -c fsync={fsync} -c max_connections=200 {}",
+            c.port,
+            // More server settings, to look into a slow run (auto_explain).
+            std::env::var("LANED_TEST_PG_SETTINGS").unwrap_or_default()
         ))
         .args(["-w", "start"])
         .output()

@@ -99,12 +99,14 @@ async fn a_held_id_answers_in_flight_and_an_unreachable_database_answers_503() {
 }
 
 /// What one posting reads of the indexes does not grow with what the
-/// database holds. A fresh database plans its statements on empty tables;
-/// a plan kept from then (a prepared statement's generic plan) that looks
-/// a sale up by tenant alone reads every document held for each one
-/// posted: ingest slows with every batch. The posting connections'
-/// statistics are flushed by ending them (`pg_terminate_backend` waits for
-/// each to exit).
+/// database holds. A fresh database has no statistics: the planner's
+/// guesses tie between an index that finds the one row and one that
+/// reads the whole series, and the wrong one, kept (a prepared
+/// statement's generic plan made on empty tables) or chosen until
+/// autovacuum first analyses the tables, reads every document held for
+/// each one posted: ingest slows with every batch. The posting
+/// connections' statistics are flushed by ending them
+/// (`pg_terminate_backend` waits for each to exit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_posting_reads_no_more_of_the_indexes_when_the_database_holds_more() {
     const BATCHES: i64 = 30;
@@ -118,10 +120,27 @@ async fn a_posting_reads_no_more_of_the_indexes_when_the_database_holds_more() {
     };
     let sm = Salemap::start_on(db, Lanes::single("L03", TOKEN)).await;
     let http = common::client();
-    for b in 0..BATCHES {
-        let envs: Vec<String> = (1..=PER_BATCH)
-            .map(|k| envelope(&Uuid::new_v4().to_string(), "L03", "L03", b * PER_BATCH + k))
-            .collect();
+    let (admin, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    // No statistics for the whole run, as on a fresh or restored database
+    // before autovacuum first gets to it (which, left on, could come at
+    // any moment of the test).
+    admin
+        .batch_execute(
+            "DO $$ DECLARE t text; BEGIN
+                 FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+                     EXECUTE format('ALTER TABLE %I SET (autovacuum_enabled = false)', t);
+                 END LOOP;
+             END $$",
+        )
+        .await
+        .expect("autovacuum off");
+    // A lane's journal: each document checked against its chain.
+    let mut journal = super::chains::Journal::new("L03");
+    for _ in 0..BATCHES {
+        let envs: Vec<String> = (0..PER_BATCH).map(|_| journal.next().env).collect();
         let body = format!("{{\"lane_id\":\"L03\",\"sales\":[{}]}}", envs.join(","));
         let r = http
             .post(format!("{}/v1/sales:batch", sm.url))
@@ -140,10 +159,6 @@ async fn a_posting_reads_no_more_of_the_indexes_when_the_database_holds_more() {
             "{v}"
         );
     }
-    let (admin, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
     let ended: Option<bool> = admin
         .query_one(
             "SELECT bool_and(pg_terminate_backend(pid, 60000)) FROM pg_stat_activity
@@ -165,10 +180,12 @@ async fn a_posting_reads_no_more_of_the_indexes_when_the_database_holds_more() {
     let read: i64 = rows.iter().map(|r| r.get::<_, i64>(1)).sum();
     let per_sale = read / (BATCHES * PER_BATCH);
     let detail: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    // A handful of entries per sale (its id, its chain link, its series'
-    // counter and marks); a scan of the documents held would be ~1,500.
+    eprintln!("{per_sale} index entries read per sale posted: {detail:?}");
+    // A handful of entries per sale (its id, its chain's neighbours, its
+    // series' counter and marks: 8 when this was written); a scan of what
+    // is held reads thousands.
     assert!(
-        per_sale <= 10,
+        per_sale <= 12,
         "{per_sale} index entries read per sale posted: {detail:?}"
     );
     sm.stop().await;

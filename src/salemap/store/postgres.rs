@@ -50,14 +50,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "0005_watermarks",
         sql: include_str!("../../../schema/salemap/postgres/0005_watermarks.sql"),
     },
+    Migration {
+        name: "0006_links_by_prev",
+        sql: include_str!("../../../schema/salemap/postgres/0006_links_by_prev.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations between salemaps
 /// starting at once ("SMAP").
 const MIGRATION_LOCK: i64 = 0x534D_4150;
-
-/// The sessions' planner setting (see [`PgStore::open`]).
-const PLANNING: &str = "-c plan_cache_mode=force_custom_plan";
 
 /// Connections in the pool.
 const POOL_SIZE: usize = 16;
@@ -83,18 +84,8 @@ impl PgStore {
     /// migrates. `lock_timeout` bounds how long a duplicate waits for the
     /// transaction posting the same id before it answers `in_flight`.
     pub async fn open(url: &str, lock_timeout: Duration) -> Result<PgStore, StoreError> {
-        let mut cfg =
+        let cfg =
             tokio_postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
-        // Every statement is planned for its arguments and the tables as
-        // they are. A prepared statement's generic plan is kept for the
-        // connection's life: made on a fresh database's empty tables, it
-        // looked a sale up by tenant alone and read every document held
-        // for each one posted, slowing every batch (BENCHMARKS.md).
-        let options = match cfg.get_options() {
-            Some(o) if !o.trim().is_empty() => format!("{o} {PLANNING}"),
-            _ => PLANNING.to_owned(),
-        };
-        cfg.options(&options);
         let mgr = Manager::from_config(
             cfg,
             NoTls,
@@ -135,13 +126,22 @@ impl PgStore {
 
     /// A posting transaction: READ COMMITTED, with the lock timeout that
     /// turns a wait on a duplicate into `in_flight`.
+    ///
+    /// Its statements are planned for their arguments and the tables as
+    /// they are, every time (`plan_cache_mode`): a prepared statement's
+    /// generic plan is kept for the connection's life, and one made on a
+    /// fresh database's empty tables looked a sale up by tenant alone,
+    /// reading every document held for each one posted (BENCHMARKS.md).
+    /// Set here, not at connect, so that it holds through a connection
+    /// pooler too.
     async fn begin<'a>(
         &self,
         client: &'a mut deadpool_postgres::Object,
     ) -> Result<deadpool_postgres::Transaction<'a>, StoreError> {
         let tx = client.transaction().await.map_err(pg("begin"))?;
         tx.batch_execute(&format!(
-            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {}",
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {};
+             SET LOCAL plan_cache_mode = force_custom_plan",
             self.lock_timeout_ms
         ))
         .await
@@ -879,17 +879,24 @@ async fn facts(
          ORDER BY lane_seq DESC LIMIT 4",
     )
     .await?;
+    // Found by the hash they name (`links_prev`); the lane and series are
+    // compared with IS NOT DISTINCT FROM (the same for these NOT NULL
+    // columns), which no index serves: the primary key, which leads with
+    // them, cannot be chosen to read the whole series instead
+    // (schema/salemap/postgres/0006_links_by_prev.sql).
     let siblings_st = statement(
         tx,
         "SELECT transaction_id FROM links
-         WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND prev_hash = $4
+         WHERE tenant = $1 AND prev_hash = $4
+           AND lane_id IS NOT DISTINCT FROM $2 AND series IS NOT DISTINCT FROM $3
            AND transaction_id <> $5 LIMIT 1",
     )
     .await?;
     let successors_st = statement(
         tx,
         "SELECT transaction_id, hash, lane_seq, grand_total, currency, effect FROM links
-         WHERE tenant = $1 AND lane_id = $2 AND series = $3 AND prev_hash = $4",
+         WHERE tenant = $1 AND prev_hash = $4
+           AND lane_id IS NOT DISTINCT FROM $2 AND series IS NOT DISTINCT FROM $3",
     )
     .await?;
     let highest_st = statement(tx, highest_sql).await?;
@@ -993,10 +1000,13 @@ async fn advance(
                     .query_opt(
                         &statement(
                             tx,
+                            // By `links_prev`, as in `facts`.
                             "SELECT transaction_id, hash, lane_seq, numbered_by = 'closing'
                              FROM links
-                             WHERE tenant = $1 AND lane_id = $2 AND series = $3
-                               AND prev_hash = $4 AND NOT forked AND problem IS NULL
+                             WHERE tenant = $1 AND prev_hash = $4
+                               AND lane_id IS NOT DISTINCT FROM $2
+                               AND series IS NOT DISTINCT FROM $3
+                               AND NOT forked AND problem IS NULL
                              ORDER BY lane_seq LIMIT 1",
                         )
                         .await?,

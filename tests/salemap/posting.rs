@@ -12,7 +12,7 @@ use laned::salemap::{Database, Lanes};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const TOKEN: &str = "lane-L03-token";
+pub(super) const TOKEN: &str = "lane-L03-token";
 
 /// The database a scenario runs on, kept alive for the scenario.
 pub(super) struct Backing {
@@ -104,7 +104,13 @@ async fn put(http: &reqwest::Client, base: &str, id: &str, env: &str, token: &st
     }
 }
 
-async fn batch(http: &reqwest::Client, base: &str, lane: &str, envs: &[String]) -> (u16, Value) {
+/// Posts `envs` as one batch of `lane`, with lane L03's token.
+pub(super) async fn batch(
+    http: &reqwest::Client,
+    base: &str,
+    lane: &str,
+    envs: &[String],
+) -> (u16, Value) {
     let body = format!("{{\"lane_id\":\"{lane}\",\"sales\":[{}]}}", envs.join(","));
     let r = http
         .post(format!("{base}/v1/sales:batch"))

@@ -118,7 +118,7 @@ async fn a_posting_reads_no_more_of_the_indexes_when_the_database_holds_more() {
         url: pg.url.clone(),
         lock_timeout: laned::salemap::DEFAULT_LOCK_TIMEOUT,
     };
-    let sm = Salemap::start_on(db, Lanes::single("L03", TOKEN)).await;
+    let sm = Salemap::start_on(db, Lanes::single("L03", super::posting::TOKEN)).await;
     let http = common::client();
     let (admin, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
         .await
@@ -141,17 +141,8 @@ async fn a_posting_reads_no_more_of_the_indexes_when_the_database_holds_more() {
     let mut journal = super::chains::Journal::new("L03");
     for _ in 0..BATCHES {
         let envs: Vec<String> = (0..PER_BATCH).map(|_| journal.next().env).collect();
-        let body = format!("{{\"lane_id\":\"L03\",\"sales\":[{}]}}", envs.join(","));
-        let r = http
-            .post(format!("{}/v1/sales:batch", sm.url))
-            .bearer_auth(TOKEN)
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("batch");
-        assert_eq!(r.status().as_u16(), 200);
-        let v: serde_json::Value = r.json().await.expect("JSON");
+        let (status, v) = super::posting::batch(&http, &sm.url, "L03", &envs).await;
+        assert_eq!(status, 200);
         assert!(
             v["results"]
                 .as_array()

@@ -133,14 +133,7 @@ fn from_file(path: &std::path::Path) -> anyhow::Result<VerifyOutcome> {
         Ok(!line.trim_ascii().is_empty())
     });
     let outcome = journal::verify_stream(next, envelope_of, fetch, 0)?;
-    if let Some(bad) = outcome.not_a_record {
-        return Err(NotAnExport {
-            path: path.display().to_string(),
-            line: line_at(path, bad.locator)?,
-            why: bad.why,
-        }
-        .into());
-    }
+    refuse_not_a_record(path, outcome.not_a_record)?;
     Ok(VerifyOutcome {
         series: outcome.series,
         unreadable: outcome.unreadable,
@@ -187,6 +180,23 @@ fn chunks_of<'a>(
             }
         }
         Ok(chunk)
+    }
+}
+
+/// A line that is not a record of the file's kind ends the check: its
+/// line number and why.
+fn refuse_not_a_record(
+    path: &std::path::Path,
+    bad: Option<journal::NotARecord>,
+) -> anyhow::Result<()> {
+    match bad {
+        Some(bad) => Err(NotAnExport {
+            path: path.display().to_string(),
+            line: line_at(path, bad.locator)?,
+            why: bad.why,
+        }
+        .into()),
+        None => Ok(()),
     }
 }
 
@@ -500,14 +510,7 @@ fn from_bundle(path: &std::path::Path) -> anyhow::Result<(VerifyOutcome, BundleR
         });
         journal::verify_stream(next, envelope_of, fetch, 0)?
     };
-    if let Some(bad) = outcome.not_a_record {
-        return Err(NotAnExport {
-            path: path.display().to_string(),
-            line: line_at(path, bad.locator)?,
-            why: bad.why,
-        }
-        .into());
-    }
+    refuse_not_a_record(path, outcome.not_a_record)?;
     Ok((
         VerifyOutcome {
             series: outcome.series,

@@ -125,6 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             connections: salemap::Config::default_connections(),
             refused_skus: vec![args.refuse_sku.clone()],
             lane_ceiling: salemap::office::DEFAULT_CEILING,
+            admission: salemap::admission::Limits::with_in_flight(4),
             unsigned: false,
             signing_key: salemap::keys::KeySource::File(files.salemap.join("salemap.key")),
         };

@@ -17,6 +17,12 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod time;
 
+/// A uniformly random `u64` from the operating system's generator (the one
+/// that mints v4 transaction ids), so jitter needs no extra dependency.
+pub fn os_random() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
+}
+
 /// What the crate's unit tests share.
 #[cfg(test)]
 pub(crate) mod testing {

@@ -107,6 +107,9 @@ pub mod codes {
     /// The document's `grand_total` is not its predecessor's plus its own
     /// effect.
     pub const GRAND_TOTAL_MISMATCH: &str = "grand_total_mismatch";
+    /// The back-end is working on as many requests as it takes; nothing of
+    /// this one was posted; retry after `Retry-After` (`429`).
+    pub const BUSY: &str = "busy";
 }
 
 /// `201`/`200` answer to a posted sale: the back-end's document for it.

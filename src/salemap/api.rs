@@ -70,45 +70,36 @@ struct Shared {
     signing: Signing,
     lane_ceiling: std::time::Duration,
     unsigned: bool,
+    /// The gate of the posting routes (back-pressure).
+    admission: Arc<super::admission::Admission>,
 }
 
 impl AppState {
-    /// Builds the state; sales with a SKU in `refused_skus` are refused
-    /// (`422 unknown_sku`).
+    /// Builds the state of a salemap configured as `config` (who may post
+    /// for which lane, its tenant, the SKUs it refuses with `422
+    /// unknown_sku`, the lanes' ceiling, its admission limits), posting
+    /// into `store` and signing with `signing`.
     pub fn new(
         store: Store,
-        lanes: Lanes,
-        tenant: String,
+        config: &super::Config,
         clock: Arc<dyn Clock>,
-        refused_skus: Vec<String>,
         signing: Signing,
-        lane_ceiling: std::time::Duration,
     ) -> Self {
         AppState {
             inner: Arc::new(Shared {
                 store,
-                lanes,
-                tenant,
+                lanes: config.lanes.clone(),
+                tenant: config.tenant.clone(),
+                admission: Arc::new(super::admission::Admission::new(
+                    config.admission,
+                    clock.clone(),
+                )),
                 clock,
-                refused_skus,
+                refused_skus: config.refused_skus.clone(),
                 signing,
-                lane_ceiling,
-                unsigned: false,
+                lane_ceiling: config.lane_ceiling,
+                unsigned: config.unsigned,
             }),
-        }
-    }
-
-    /// The benchmark seam of `Config::unsigned`: answers without
-    /// signatures.
-    pub fn unsigned(self, unsigned: bool) -> Self {
-        match Arc::try_unwrap(self.inner) {
-            Ok(mut shared) => {
-                shared.unsigned = unsigned;
-                AppState {
-                    inner: Arc::new(shared),
-                }
-            }
-            Err(inner) => AppState { inner },
         }
     }
 
@@ -263,24 +254,36 @@ fn token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, password)| password.to_owned())
 }
 
-/// The router.
+/// The router. The routes that post or beat pass the admission gate
+/// first (back-pressure: `429 busy` beyond its limits), before their body
+/// is read.
 pub fn router(state: AppState) -> Router {
+    let gate =
+        axum::middleware::from_fn_with_state(state.inner.admission.clone(), super::admission::gate);
     Router::new()
         .route(
             "/v1/sales/{id}",
             put(put_sale)
+                .layer::<_, std::convert::Infallible>(gate.clone())
                 .get(get_sale)
                 .layer(DefaultBodyLimit::max(MAX_SALE_BYTES)),
         )
         .route(
             "/v1/sales:batch",
-            post(batch).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
+            post(batch)
+                .layer::<_, std::convert::Infallible>(gate.clone())
+                .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
         )
         .route(
             "/v1/closings/{id}",
-            put(put_closing).layer(DefaultBodyLimit::max(MAX_SALE_BYTES)),
+            put(put_closing)
+                .layer::<_, std::convert::Infallible>(gate.clone())
+                .layer(DefaultBodyLimit::max(MAX_SALE_BYTES)),
         )
-        .route("/v1/heartbeat", get(heartbeat))
+        .route(
+            "/v1/heartbeat",
+            get(heartbeat).layer::<_, std::convert::Infallible>(gate),
+        )
         .route("/v1/keys", get(keys))
         .route("/v1/lanes", get(lanes))
         .route("/v1/lanes/{lane}", get(lane_detail))
@@ -309,6 +312,10 @@ pub fn router(state: AppState) -> Router {
 /// `Retry-After` of a `409 in_flight`: the request holding the id should
 /// be done by then.
 const IN_FLIGHT_RETRY_AFTER: u32 = 2;
+
+/// `Retry-After` of a `429 busy` when no database connection came free:
+/// the admission gate keeps this rare (reads share the pool).
+const BUSY_POOL_RETRY_AFTER: u32 = 2;
 
 /// A head-office page that cannot be drawn.
 pub(super) fn page_error() -> HttpError {
@@ -436,6 +443,20 @@ impl From<StoreError> for HttpError {
                     ),
                 )
                 .with_details(json!({"series": series, "owner": owner}));
+            }
+            // Every connection is taken: the database is up but busy, so
+            // this is back-pressure, never an outage.
+            StoreError::Pool(deadpool_postgres::PoolError::Timeout(
+                deadpool_postgres::TimeoutType::Wait,
+            )) => {
+                tracing::warn!("no database connection came free in time; answered 429 busy");
+                return HttpError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    codes::BUSY,
+                    "salemap is busy with other lanes' requests right now; nothing of this \
+                     request was posted. Send it again after Retry-After seconds.",
+                )
+                .with_retry_after(BUSY_POOL_RETRY_AFTER);
             }
             _ => {}
         }
@@ -1003,7 +1024,7 @@ pub(super) async fn lane_marks(
 async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, HttpError> {
     s.office(&headers)?;
     let marks = s.inner.store.marks(s.tenant(), None).await?;
-    let text = super::office::metrics(&s.judge().overview(&marks));
+    let text = super::office::metrics(&s.judge().overview(&marks), &s.inner.admission.gauges());
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -1145,5 +1166,28 @@ async fn get_sale(
             "not_found",
             format!("No sale {id} is posted for this lane."),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deadpool_postgres::{PoolError, TimeoutType};
+
+    #[test]
+    fn a_pool_with_every_connection_taken_is_busy_and_an_unreachable_database_unavailable() {
+        let busy = HttpError::from(StoreError::Pool(PoolError::Timeout(TimeoutType::Wait)));
+        assert_eq!(
+            (busy.status(), busy.code()),
+            (StatusCode::TOO_MANY_REQUESTS, super::super::admission::BUSY)
+        );
+        let answer = busy.into_response();
+        assert_eq!(answer.headers()["retry-after"], "2");
+        // Connecting (or checking a connection) too slowly is the database's
+        // trouble, not load: an outage, retried as such.
+        for t in [TimeoutType::Create, TimeoutType::Recycle] {
+            let e = HttpError::from(StoreError::Pool(PoolError::Timeout(t)));
+            assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! [`Server`] ties them together for the `salemap` binary and for embedding
 //! (`laned demo`, tests).
 
+pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod conformance;
@@ -78,6 +79,9 @@ pub struct Config {
     /// The lanes' sync ceiling: a lane not heard from for longer is shown
     /// to head office as silent.
     pub lane_ceiling: std::time::Duration,
+    /// How many posting requests are worked on at once, and how many may
+    /// wait (back-pressure: beyond them, `429 busy`).
+    pub admission: admission::Limits,
     /// Benchmark seam: answer as a back-end that does not sign (no `ack`,
     /// no key in the heartbeat, no certificates), to measure what the
     /// signatures cost. Never set in the product.
@@ -185,16 +189,7 @@ impl Server {
                  For local demos only; never expose this salemap to a network"
             );
         }
-        let state = api::AppState::new(
-            store.clone(),
-            config.lanes.clone(),
-            config.tenant.clone(),
-            clock.clone(),
-            config.refused_skus.clone(),
-            signing,
-            config.lane_ceiling,
-        )
-        .unsigned(config.unsigned);
+        let state = api::AppState::new(store.clone(), config, clock.clone(), signing);
         Ok(Server {
             listener,
             addr,

@@ -456,7 +456,7 @@ struct StatusLabel {
 
 /// `/metrics` in the OpenMetrics text format: the figures of
 /// [`Overview`], per lane and series, read fresh at each scrape.
-pub fn metrics(o: &Overview) -> String {
+pub fn metrics(o: &Overview, gate: &super::admission::Gauges) -> String {
     let mut registry = Registry::with_prefix("salemap");
     let by_status = Family::<StatusLabel, Gauge>::default();
     let watermark = Family::<SeriesLabel, Gauge>::default();
@@ -547,6 +547,33 @@ pub fn metrics(o: &Overview) -> String {
         "lane_silent_seconds",
         "Seconds since the lane's last heartbeat or posting",
         silent,
+    );
+    let gauge = |v: usize| {
+        let g = Gauge::<i64>::default();
+        g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        g
+    };
+    registry.register(
+        "in_flight_requests",
+        "Posting requests worked on now",
+        gauge(gate.in_flight),
+    );
+    registry.register(
+        "in_flight_limit",
+        "Posting requests worked on at once, at most",
+        gauge(gate.limits.in_flight),
+    );
+    registry.register(
+        "waiting_requests",
+        "Posting requests waiting for a place now",
+        gauge(gate.waiting),
+    );
+    let busy = prometheus_client::metrics::counter::Counter::<u64>::default();
+    busy.inc_by(gate.refused_total);
+    registry.register(
+        "busy_refusals",
+        "Requests answered 429 busy (back-pressure) since start",
+        busy,
     );
     let mut out = String::new();
     // Writing into a String cannot fail.
@@ -642,7 +669,21 @@ mod tests {
             "{:?}",
             d.trouble
         );
-        let text = metrics(&o);
+        let gate = crate::salemap::admission::Gauges {
+            in_flight: 3,
+            waiting: 7,
+            refused_total: 41,
+            limits: crate::salemap::admission::Limits::with_in_flight(4),
+        };
+        let text = metrics(&o, &gate);
+        for line in [
+            "salemap_in_flight_requests 3",
+            "salemap_in_flight_limit 4",
+            "salemap_waiting_requests 7",
+            "salemap_busy_refusals_total 41",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         assert!(
             text.contains("salemap_lanes{status=\"old_hole\"} 2"),
             "{text}"

@@ -4,7 +4,7 @@
 //!
 //! `cargo bench` runs every benchmark in full, one after another;
 //! `cargo bench -- ingest` (or `drain`, `salemap`, `export`, `startup`,
-//! `status`, `journal`, or several) runs only those named. cargo adds
+//! `status`, `journal`, `fleet`, or several) runs only those named. cargo adds
 //! `--bench` to the arguments: without it (under `cargo test`) each
 //! benchmark makes a short run, so that the benchmarks themselves stay
 //! working, whatever the arguments.
@@ -26,6 +26,7 @@ mod support;
 
 mod drain;
 mod export;
+mod fleet;
 mod ingest;
 mod journal;
 mod salemap;
@@ -36,7 +37,7 @@ mod status;
 type Benchmark = fn(bool);
 
 /// Each benchmark by name, in the order a full run takes them.
-const BENCHMARKS: [(&str, Benchmark); 7] = [
+const BENCHMARKS: [(&str, Benchmark); 8] = [
     ("ingest", ingest::main),
     ("drain", drain::main),
     ("salemap", salemap::main),
@@ -44,6 +45,7 @@ const BENCHMARKS: [(&str, Benchmark); 7] = [
     ("startup", startup::main),
     ("status", status::main),
     ("journal", journal::main),
+    ("fleet", fleet::main),
 ];
 
 fn main() {

@@ -31,6 +31,7 @@ struct Running {
 }
 
 async fn salemap(db: Database, unsigned: bool) -> Running {
+    let admission = laned::salemap::admission::Limits::for_database(&db);
     let cfg = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         database: db,
@@ -39,6 +40,7 @@ async fn salemap(db: Database, unsigned: bool) -> Running {
         connections: laned::salemap::Config::default_connections(),
         refused_skus: vec![],
         lane_ceiling: laned::salemap::office::DEFAULT_CEILING,
+        admission,
         unsigned,
         signing_key: laned::salemap::keys::KeySource::Key(Box::new(
             laned::contract::ack::Signing::from_seed(&[42; 32]),

@@ -24,7 +24,7 @@ mod unix {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use crate::support;
+    use crate::support::{self, rss_kib};
 
     const ROUNDS: usize = 5;
 
@@ -191,17 +191,6 @@ mod unix {
         stop(&mut lane);
         let _ = salemap.kill();
         let _ = salemap.wait();
-    }
-
-    fn rss_kib(pid: u32) -> u64 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            })
-            .unwrap_or(0)
     }
 
     /// utime + stime of `pid`, in clock ticks.

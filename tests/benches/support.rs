@@ -94,3 +94,16 @@ pub fn listening_url(child: &mut std::process::Child) -> String {
         .map(|(_, u)| u.to_owned())
         .unwrap_or_else(|| panic!("no readiness line, got {line:?}"))
 }
+
+/// Resident memory of process `pid`, in KiB (0 where it cannot be read).
+#[allow(dead_code)] // export_load.rs includes this file and reads no memory
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

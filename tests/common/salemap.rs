@@ -47,12 +47,32 @@ impl Salemap {
     }
 
     /// Starts on `addr` with `clock`, judging lanes silent after `ceiling`.
+    /// It works on as many requests at once as the product does on `db`,
+    /// but lets any number wait: the scenarios that send fifty requests at
+    /// once test posting, not back-pressure (`busy.rs` does).
     pub async fn start_with(
         db: Database,
         lanes: Lanes,
         addr: SocketAddr,
         clock: Arc<dyn laned::common::clock::Clock>,
         ceiling: std::time::Duration,
+    ) -> Salemap {
+        let admission = laned::salemap::admission::Limits {
+            waiting: 4096,
+            ..laned::salemap::admission::Limits::for_database(&db)
+        };
+        Self::start_limited(db, lanes, addr, clock, ceiling, admission).await
+    }
+
+    /// Starts as [`Salemap::start_with`], admitting requests as `admission`
+    /// says.
+    pub async fn start_limited(
+        db: Database,
+        lanes: Lanes,
+        addr: SocketAddr,
+        clock: Arc<dyn laned::common::clock::Clock>,
+        ceiling: std::time::Duration,
+        admission: laned::salemap::admission::Limits,
     ) -> Salemap {
         let cfg = Config {
             listen: addr,
@@ -62,6 +82,7 @@ impl Salemap {
             connections: Config::default_connections(),
             refused_skus: vec![],
             lane_ceiling: ceiling,
+            admission,
             unsigned: false,
             signing_key: key_source(&db),
         };

@@ -4,6 +4,7 @@
 //! delivering to it end to end.
 
 mod audit;
+mod busy;
 mod chains;
 mod conformance;
 mod end_to_end;

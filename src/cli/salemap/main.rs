@@ -16,6 +16,12 @@ use laned::common::telemetry::LogFormat;
 use laned::salemap::keys::KeySource;
 use laned::salemap::{Config, DEFAULT_TENANT, Database, Lanes, Server};
 
+/// The allocator: one that gives memory freed after a reconnection storm
+/// back to the system (glibc's malloc kept it in its arenas).
+#[cfg(unix)]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// salemap: the reference back-end for laned (a posted sale map).
 #[derive(Debug, Parser)]
 #[command(name = "salemap", version = laned::VERSION, about, long_about = None)]
@@ -130,6 +136,17 @@ struct ServeArgs {
           default_value_t = laned::salemap::DEFAULT_MAX_CONNECTIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
+    /// Posting requests (sales, batches, closings, heartbeats) worked on at
+    /// once; up to eight times as many more wait (at most --max-wait), and
+    /// the rest are answered 429 busy with a spread Retry-After [default: 4
+    /// on SQLite, 16 on PostgreSQL, the connection pool's size].
+    #[arg(long, env = "SALEMAP_MAX_IN_FLIGHT", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_in_flight: Option<u64>,
+    /// How long a posting request waits for a place before it is answered
+    /// 429 busy [default: 5s].
+    #[arg(long, env = "SALEMAP_MAX_WAIT", value_name = "DURATION")]
+    max_wait: Option<Interval>,
     /// Time to send a complete request head; idle connections close after it too [default: 15s].
     #[arg(long, env = "SALEMAP_HEADER_READ_TIMEOUT", value_name = "DURATION")]
     header_read_timeout: Option<Interval>,
@@ -341,6 +358,20 @@ fn signing_key(a: &StoreArgs, db: &Database) -> anyhow::Result<KeySource> {
     Ok(KeySource::File(dir.join("salemap.key")))
 }
 
+/// The admission limits: the database's defaults, or the flags'.
+fn admission(a: &ServeArgs, db: &Database) -> laned::salemap::admission::Limits {
+    let mut limits = match a.max_in_flight {
+        Some(n) => laned::salemap::admission::Limits::with_in_flight(
+            usize::try_from(n).unwrap_or(usize::MAX),
+        ),
+        None => laned::salemap::admission::Limits::for_database(db),
+    };
+    if let Some(w) = a.max_wait {
+        limits.wait = w.0;
+    }
+    limits
+}
+
 fn database(a: &StoreArgs) -> anyhow::Result<Database> {
     let from_credential = match &a.database {
         Some(_) => None,
@@ -401,7 +432,6 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let config = Config {
         listen: a.listen,
         signing_key: signing_key(&a.store, &database)?,
-        database,
         lanes,
         tenant: a.store.tenant.clone(),
         connections: laned::common::serve::Limits {
@@ -414,6 +444,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         lane_ceiling: a
             .lane_ceiling
             .map_or(laned::salemap::office::DEFAULT_CEILING, |i| i.0),
+        admission: admission(&a, &database),
+        database,
         unsigned: false,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -48,12 +48,6 @@ impl Backoff {
     }
 }
 
-/// A uniformly random `u64` from the operating system's generator (the one
-/// that mints v4 transaction ids), so jitter needs no extra dependency.
-pub fn os_random() -> u64 {
-    uuid::Uuid::new_v4().as_u64_pair().0
-}
-
 /// Parses a `Retry-After` value: delay-seconds, or an HTTP date relative to
 /// `now`. A date in the past means "now".
 pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {

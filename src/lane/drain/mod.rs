@@ -813,7 +813,7 @@ impl Drain {
         };
         let failures = u32::try_from(state.consecutive_failures).unwrap_or(u32::MAX);
         self.backoff
-            .delay(failures, retry_after, backoff::os_random)
+            .delay(failures, retry_after, crate::common::os_random)
     }
 }
 

@@ -61,7 +61,7 @@ const MIGRATIONS: &[Migration] = &[
 const MIGRATION_LOCK: i64 = 0x534D_4150;
 
 /// Connections in the pool.
-const POOL_SIZE: usize = 16;
+pub const POOL_SIZE: usize = 16;
 
 /// How long a request waits for a connection, or for one to be made.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);

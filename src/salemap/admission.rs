@@ -341,9 +341,14 @@ mod tests {
         Arc::new(ManualClock::new(jiff::Timestamp::UNIX_EPOCH))
     }
 
-    #[tokio::test]
-    async fn beyond_the_places_and_the_queue_a_request_is_refused_busy_with_a_retry_after() {
-        let a = Arc::new(Admission::new(limits(1, 1), clock()));
+    /// A request that holds its place until released (answering 200),
+    /// once it is inside.
+    async fn held(
+        a: &Arc<Admission>,
+    ) -> (
+        tokio::task::JoinHandle<Response>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
         let (release, held) = tokio::sync::oneshot::channel::<()>();
         let (entered, inside) = tokio::sync::oneshot::channel::<()>();
         let first = tokio::spawn({
@@ -358,7 +363,11 @@ mod tests {
             }
         });
         inside.await.expect("the first is in");
-        // The second waits for the place.
+        (first, release)
+    }
+
+    /// A second request (answering 201 once in), spawned and seen waiting.
+    async fn waiting(a: &Arc<Admission>) -> tokio::task::JoinHandle<Response> {
         let second = tokio::spawn({
             let a = a.clone();
             async move {
@@ -366,15 +375,23 @@ mod tests {
                     .await
             }
         });
-        let mut waited = false;
+        // The spawned task runs up to its wait at the next yields.
         for _ in 0..1000 {
             if a.gauges().waiting == 1 {
-                waited = true;
                 break;
             }
             tokio::task::yield_now().await;
         }
-        assert!(waited, "the second request waits: {:?}", a.gauges());
+        assert_eq!(a.gauges().waiting, 1, "the second request waits");
+        second
+    }
+
+    #[tokio::test]
+    async fn beyond_the_places_and_the_queue_a_request_is_refused_busy_with_a_retry_after() {
+        let a = Arc::new(Admission::new(limits(1, 1), clock()));
+        let (first, release) = held(&a).await;
+        // The second waits for the place.
+        let second = waiting(&a).await;
         // The third finds neither a place nor room to wait.
         let third = a.admit(|| async { StatusCode::OK.into_response() }).await;
         assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -396,34 +413,8 @@ mod tests {
     async fn a_request_that_waits_past_the_wait_is_refused_busy() {
         let c = clock();
         let a = Arc::new(Admission::new(limits(1, 4), c.clone()));
-        let (release, held) = tokio::sync::oneshot::channel::<()>();
-        let (entered, inside) = tokio::sync::oneshot::channel::<()>();
-        let first = tokio::spawn({
-            let a = a.clone();
-            async move {
-                a.admit(|| async move {
-                    let _ = entered.send(());
-                    let _ = held.await;
-                    StatusCode::OK.into_response()
-                })
-                .await
-            }
-        });
-        inside.await.expect("the first is in");
-        let second = tokio::spawn({
-            let a = a.clone();
-            async move {
-                a.admit(|| async { StatusCode::CREATED.into_response() })
-                    .await
-            }
-        });
-        for _ in 0..1000 {
-            if a.gauges().waiting == 1 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(a.gauges().waiting, 1);
+        let (first, release) = held(&a).await;
+        let second = waiting(&a).await;
         c.advance(Duration::from_secs(6));
         let answer = second.await.expect("join");
         assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use laned::contract::journal::{GENESIS, hash};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::pg;
@@ -43,20 +43,9 @@ fn backlog(lane: &str, n: usize) -> Backlog {
     let mut grand = 0i64;
     let mut envs = Vec::with_capacity(n);
     for i in 0..n {
-        let price = 100 + (i % 900) as i64;
         let id = Uuid::new_v4();
-        let doc = json!({"kind": "sale", "references": null,
-            "business_date": "2026-11-22", "occurred_at": "2026-11-22T14:03:11+03:00",
-            "currency": "KES", "cashier": "E042",
-            "lines": [{"sku": format!("SKU{i}"), "name": "Milk 1L", "quantity": "2",
-                       "unit_price": price, "discount": 0, "tax_code": "A", "amount": 2 * price}],
-            "payments": [{"payment_id": Uuid::new_v4(), "method": "cash", "amount": 2 * price}],
-            "total": 2 * price, "change": 0,
-            "till": {"invoice_no": format!("{i}"), "register": "R3"}, "extra": {}});
-        let sale = laned::contract::sale::validate(&doc, Some(id))
-            .expect("a valid sale")
-            .canonical_json();
-        grand += 2 * price;
+        let (sale, total) = crate::support::sale(i, id);
+        grand += total;
         let env = format!(
             "{{\"transaction_id\":\"{id}\",\"lane_id\":\"{lane}\",\"series\":\"{lane}\",\
              \"receipt_no\":{no},\"lane_seq\":{no},\"recorded_at\":\"2026-11-22T11:03:11.482Z\",\

@@ -13,7 +13,6 @@ use crate::support::{backlog, config};
 use laned::common::clock::SystemClock;
 use laned::lane::daemon::Daemon;
 use laned::salemap::{Config, DEFAULT_TENANT, Database, Lanes, Server, Store};
-use serde_json::json;
 use uuid::Uuid;
 
 const TOKEN: &str = "bench";
@@ -89,18 +88,7 @@ async fn ingest(db: Database, n: usize, clients: usize) -> Duration {
                         .iter()
                         .map(|&i| {
                             let id = Uuid::new_v4();
-                            let price = 100 + (i % 900) as i64;
-                            let doc = json!({"kind": "sale", "references": null,
-                                "business_date": "2026-11-22", "occurred_at": "2026-11-22T14:03:11+03:00",
-                                "currency": "KES", "cashier": "E042",
-                                "lines": [{"sku": format!("SKU{i}"), "name": "Milk 1L", "quantity": "2",
-                                           "unit_price": price, "discount": 0, "tax_code": "A", "amount": 2 * price}],
-                                "payments": [{"payment_id": Uuid::new_v4(), "method": "cash", "amount": 2 * price}],
-                                "total": 2 * price, "change": 0,
-                                "till": {"invoice_no": format!("{i}"), "register": "R3"}, "extra": {}});
-                            let sale = laned::contract::sale::validate(&doc, Some(id))
-                                .expect("valid")
-                                .canonical_json();
+                            let (sale, _) = crate::support::sale(i, id);
                             format!(
                                 "{{\"transaction_id\":\"{id}\",\"lane_id\":\"BENCH\",\"series\":\"S{c}\",\
                                  \"receipt_no\":{},\"lane_seq\":{},\"recorded_at\":\"2026-11-22T11:03:11.482Z\",\

@@ -36,21 +36,8 @@ pub async fn backlog(dir: &std::path::Path, n: usize) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in (c..n).step_by(callers) {
-                let price = 100 + (i % 900) as i64;
-                // A valid sale in canonical form, as the till API would
-                // store it (salemap checks it again).
-                let doc = serde_json::json!({"kind": "sale", "references": null,
-                    "business_date": "2026-11-22", "occurred_at": "2026-11-22T14:03:11+03:00",
-                    "currency": "KES", "cashier": "E042",
-                    "lines": [{"sku": format!("SKU{i}"), "name": "Milk 1L", "quantity": "2",
-                               "unit_price": price, "discount": 0, "tax_code": "A", "amount": 2 * price}],
-                    "payments": [{"payment_id": Uuid::new_v4(), "method": "cash", "amount": 2 * price}],
-                    "total": 2 * price, "change": 0,
-                    "till": {"invoice_no": format!("{i}"), "register": "R3"}, "extra": {}});
                 let id = Uuid::new_v4();
-                let sale_json = laned::contract::sale::validate(&doc, Some(id))
-                    .expect("a valid sale")
-                    .canonical_json();
+                let (sale_json, total) = sale(i, id);
                 store
                     .insert_sale(NewSale {
                         transaction_id: id,
@@ -60,7 +47,7 @@ pub async fn backlog(dir: &std::path::Path, n: usize) {
                         sale_sha256: sha256_hex(sale_json.as_bytes()),
                         sale_json,
                         currency: "KES".into(),
-                        total: 2 * price,
+                        total,
                         business_date: "2026-11-22".into(),
                         replay_only: false,
                     })
@@ -78,6 +65,24 @@ pub async fn backlog(dir: &std::path::Path, n: usize) {
     }));
     let _ = stop.send(());
     run.await.expect("join").expect("stop");
+}
+
+/// The `i`-th sale of a benchmark, with id `id`: its canonical JSON, as
+/// the till API would store it (salemap checks it again), and its total.
+pub fn sale(i: usize, id: Uuid) -> (String, i64) {
+    let price = 100 + (i % 900) as i64;
+    let doc = serde_json::json!({"kind": "sale", "references": null,
+        "business_date": "2026-11-22", "occurred_at": "2026-11-22T14:03:11+03:00",
+        "currency": "KES", "cashier": "E042",
+        "lines": [{"sku": format!("SKU{i}"), "name": "Milk 1L", "quantity": "2",
+                   "unit_price": price, "discount": 0, "tax_code": "A", "amount": 2 * price}],
+        "payments": [{"payment_id": Uuid::new_v4(), "method": "cash", "amount": 2 * price}],
+        "total": 2 * price, "change": 0,
+        "till": {"invoice_no": format!("{i}"), "register": "R3"}, "extra": {}});
+    let json = laned::contract::sale::validate(&doc, Some(id))
+        .expect("a valid sale")
+        .canonical_json();
+    (json, 2 * price)
 }
 
 /// Reads a started binary's readiness line (`laned: listening on URL`, or

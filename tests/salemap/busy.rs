@@ -89,15 +89,9 @@ fn hold_first_post(sm: &Salemap) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
     (inside, release)
 }
 
-async fn wait_inside(inside: mpsc::Receiver<()>) {
-    tokio::task::spawn_blocking(move || inside.recv())
-        .await
-        .expect("join")
-        .expect("the held post is inside");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn beyond_its_places_salemap_answers_busy_and_posts_nothing_of_the_refused_request() {
+/// salemap on SQLite, any lane, working on one request at a time and
+/// letting `waiting` more wait.
+async fn start(waiting: usize) -> (tempfile::TempDir, Salemap) {
     let dir = tempfile::tempdir().unwrap();
     let sm = Salemap::start_limited(
         Database::Sqlite(dir.path().join("salemap.db")),
@@ -107,11 +101,24 @@ async fn beyond_its_places_salemap_answers_busy_and_posts_nothing_of_the_refused
         laned::salemap::office::DEFAULT_CEILING,
         Limits {
             in_flight: 1,
-            waiting: 0,
+            waiting,
             wait: std::time::Duration::from_secs(30),
         },
     )
     .await;
+    (dir, sm)
+}
+
+async fn wait_inside(inside: mpsc::Receiver<()>) {
+    tokio::task::spawn_blocking(move || inside.recv())
+        .await
+        .expect("join")
+        .expect("the held post is inside");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_its_places_salemap_answers_busy_and_posts_nothing_of_the_refused_request() {
+    let (_dir, sm) = start(0).await;
     let http = common::client();
     let (inside, release) = hold_first_post(&sm);
     let first = tokio::spawn({
@@ -176,20 +183,7 @@ async fn beyond_its_places_salemap_answers_busy_and_posts_nothing_of_the_refused
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_of_lanes_ends_with_every_sale_posted_once_and_no_503() {
     const LANES: usize = 40;
-    let dir = tempfile::tempdir().unwrap();
-    let sm = Salemap::start_limited(
-        Database::Sqlite(dir.path().join("salemap.db")),
-        Lanes::AnyLane,
-        "127.0.0.1:0".parse().unwrap(),
-        Arc::new(SystemClock::new()),
-        laned::salemap::office::DEFAULT_CEILING,
-        Limits {
-            in_flight: 1,
-            waiting: 1,
-            wait: std::time::Duration::from_secs(30),
-        },
-    )
-    .await;
+    let (_dir, sm) = start(1).await;
     let http = common::client();
     let (inside, release) = hold_first_post(&sm);
     let bodies: Vec<String> = (0..LANES)
